@@ -1,0 +1,89 @@
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from rest_framework import serializers
+
+from bookings_project.datetimes import UtcDateTimeField
+
+from ..models import CORE_ROLE_NAMES, Role
+
+ROLE_CHOICES = Role.values
+CORE_ROLE_CHOICES = list(CORE_ROLE_NAMES.values())
+
+
+class UsernameField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=150, min_length=1, validators=[UnicodeUsernameValidator()], **kwargs)
+
+
+class UserRegisterSerializer(serializers.Serializer):
+    username = UsernameField()
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
+                                  max_length=4)
+
+
+class UserUpdateSerializer(serializers.Serializer):
+    username = UsernameField(required=False)
+    email = serializers.EmailField(max_length=254, required=False)
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
+                                  max_length=4)
+    password = serializers.CharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
+    currentPassword = serializers.CharField(max_length=128, required=False, write_only=True,
+                                            trim_whitespace=False)
+
+
+class UserResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), source="role_set")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["roles"] = sorted(data["roles"])
+        return data
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=254, help_text="Username or email")
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    refreshToken = serializers.CharField()
+
+
+class RefreshSerializer(serializers.Serializer):
+    refreshToken = serializers.CharField(max_length=4096)
+
+
+# --- Core API (seed 000) ---------------------------------------------------------------------
+
+
+class CoreRegisterSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    role = serializers.ChoiceField(choices=CORE_ROLE_CHOICES, required=False, default="customer")
+
+
+class CoreUserSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    email = serializers.EmailField()
+    role = serializers.CharField(source="core_role")
+
+
+class CoreRegisteredSerializer(CoreUserSerializer):
+    createdAt = UtcDateTimeField(source="date_joined")
+
+
+class CoreLoginSerializer(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class CoreLoginResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    refreshToken = serializers.CharField()
+    expiresIn = serializers.IntegerField()
+    user = CoreUserSerializer()

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+user_collection = views.UserViewSet.as_view({"get": "list", "post": "create"})
+user_detail = views.UserViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
+user_me = views.UserViewSet.as_view({"get": "me"})
+
+booking_api = [
+    path("auth/login", views.LoginView.as_view(), name="auth-login"),
+    path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
+    path("user", user_collection, name="user-list"),
+    path("user/me", user_me, name="user-me"),
+    path("user/<str:pk>", user_detail, name="user-detail"),
+]
+
+core_api = [
+    path("auth/register", views.CoreRegisterView.as_view(), name="core-register"),
+    path("auth/login", views.CoreLoginView.as_view(), name="core-login"),
+]

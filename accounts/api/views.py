@@ -1,0 +1,160 @@
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bookings_project.errors import Forbidden, NotFound
+from bookings_project.openapi import error_responses
+from bookings_project.pagination import array_response
+from bookings_project.ratelimit import rate_limit
+
+from .. import selectors, services
+from ..models import ROLE_FROM_CORE
+from ..permissions import IsAdmin
+from ..tokens import token_pair_rotate
+from .serializers import (
+    CoreLoginResponseSerializer,
+    CoreLoginSerializer,
+    CoreRegisteredSerializer,
+    CoreRegisterSerializer,
+    LoginSerializer,
+    RefreshSerializer,
+    TokenPairSerializer,
+    UserRegisterSerializer,
+    UserResponseSerializer,
+    UserUpdateSerializer,
+)
+
+
+def _valid(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _users(users) -> list[dict]:
+    return UserResponseSerializer(users, many=True).data
+
+
+class PublicView(APIView):
+    """Public endpoints ignore any Authorization header (a stale token must not block login)."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+
+class LoginView(PublicView):
+    @extend_schema(tags=["auth"], request=LoginSerializer,
+                   responses={200: TokenPairSerializer, **error_responses(400, 401, 429)})
+    @rate_limit(group="login", rate_setting="RATE_LIMIT_LOGIN")
+    def post(self, request):
+        data = _valid(LoginSerializer, request)
+        _, access, refresh = services.auth_login(identifier=data["username"], password=data["password"],
+                                                 request=request)
+        return Response({"token": access, "refreshToken": refresh})
+
+
+class RefreshView(PublicView):
+    @extend_schema(tags=["auth"], request=RefreshSerializer,
+                   responses={200: TokenPairSerializer, **error_responses(400, 401, 429)})
+    @rate_limit(group="refresh", rate_setting="RATE_LIMIT_REFRESH")
+    def post(self, request):
+        data = _valid(RefreshSerializer, request)
+        access, refresh = token_pair_rotate(refresh_token=data["refreshToken"])
+        return Response({"token": access, "refreshToken": refresh})
+
+
+class UserViewSet(viewsets.ViewSet):
+    """/api/v1/user: registration (public), list (ADMIN), get/update (self or ADMIN), delete (ADMIN)."""
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [AllowAny()]
+        if self.action in {"list", "destroy"}:
+            return [IsAdmin()]
+        return [IsAuthenticated()]
+
+    def get_authenticators(self):
+        if getattr(getattr(self, "request", None), "method", None) == "POST":
+            return []  # registration is public; a stale token must not block it
+        return super().get_authenticators()
+
+    def _target(self, request, pk):
+        """Self or, for ADMIN, any active user; others are refused before any lookup."""
+        if str(request.user.pk) != str(pk) and not request.user.is_admin:
+            raise Forbidden()
+        user = selectors.user_get(user_id=pk) if str(pk).isdigit() else None
+        if user is None:
+            raise NotFound("User not found")
+        return user
+
+    @extend_schema(tags=["users"], request=UserRegisterSerializer,
+                   responses={201: UserResponseSerializer, **error_responses(400, 403, 409, 429)})
+    @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
+    def create(self, request):
+        data = _valid(UserRegisterSerializer, request)
+        user = services.user_register(username=data["username"], email=data["email"],
+                                      password=data["password"], roles=data.get("roles"), request=request)
+        return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["users"], responses={200: UserResponseSerializer(many=True),
+                                              **error_responses(400, 401, 403)})
+    def list(self, request):
+        return array_response(request, selectors.user_list(), _users)
+
+    @extend_schema(tags=["users"], responses={200: UserResponseSerializer, **error_responses(401, 403, 404)})
+    def retrieve(self, request, pk=None):
+        return Response(UserResponseSerializer(self._target(request, pk)).data)
+
+    @extend_schema(tags=["users"], request=UserUpdateSerializer,
+                   responses={200: UserResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
+    def update(self, request, pk=None):
+        user = self._target(request, pk)
+        data = _valid(UserUpdateSerializer, request)
+        user = services.user_update(
+            actor=request.user, user=user, username=data.get("username"), email=data.get("email"),
+            roles=data.get("roles"), password=data.get("password"),
+            current_password=data.get("currentPassword"), request=request,
+        )
+        return Response(UserResponseSerializer(user).data)
+
+    @extend_schema(tags=["users"], responses={204: None, **error_responses(401, 403, 404, 409)})
+    def destroy(self, request, pk=None):
+        services.user_deactivate(actor=request.user, user=self._target(request, pk), request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(tags=["users"], responses={200: UserResponseSerializer, **error_responses(401)})
+    def me(self, request):
+        return Response(UserResponseSerializer(request.user).data)
+
+
+# --- Core API (seed 000): /auth/register, /auth/login ----------------------------------------
+
+
+class CoreRegisterView(PublicView):
+    @extend_schema(tags=["core: auth"], request=CoreRegisterSerializer,
+                   responses={201: CoreRegisteredSerializer, **error_responses(400, 403, 409, 429)})
+    @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
+    def post(self, request):
+        data = _valid(CoreRegisterSerializer, request)
+        user = services.user_register(username=data["email"].lower(), email=data["email"],
+                                      password=data["password"], roles=[ROLE_FROM_CORE[data["role"]]],
+                                      request=request)
+        return Response(CoreRegisteredSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class CoreLoginView(PublicView):
+    @extend_schema(tags=["core: auth"], request=CoreLoginSerializer,
+                   responses={200: CoreLoginResponseSerializer, **error_responses(400, 401, 429)})
+    @rate_limit(group="login", rate_setting="RATE_LIMIT_LOGIN")
+    def post(self, request):
+        data = _valid(CoreLoginSerializer, request)
+        user, access, refresh = services.auth_login(identifier=data["email"], password=data["password"],
+                                                    request=request)
+        expires_in = int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
+        return Response(CoreLoginResponseSerializer(
+            {"token": access, "refreshToken": refresh, "expiresIn": expires_in, "user": user}
+        ).data)
+

@@ -1,0 +1,15 @@
+from rest_framework_simplejwt import authentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+
+from .tokens import PASSWORD_CLAIM, password_fingerprint
+
+
+class JWTAuthentication(authentication.JWTAuthentication):
+    """simplejwt's bearer auth, plus: inactive users and tokens from before a password
+    change are refused (simplejwt already refuses inactive users; we keep that)."""
+
+    def get_user(self, validated_token):
+        user = super().get_user(validated_token)
+        if validated_token.get(PASSWORD_CLAIM) != password_fingerprint(user):
+            raise AuthenticationFailed("Token is no longer valid", code="token_not_valid")
+        return user

@@ -1,0 +1,167 @@
+"""Writes on accounts: registration, login, profile updates, role changes, deactivation."""
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+
+from bookings_project.errors import Conflict, Forbidden, ValidationFailed
+from ops.models import Severity
+from ops.services import log_event
+
+from .backends import UsernameOrEmailBackend
+from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed
+from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
+from .selectors import user_find_for_login
+from .tokens import token_pair_for_user
+
+
+def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:
+    others = User.objects.exclude(pk=exclude_pk)
+    if others.filter(username__iexact=username).exists():
+        raise DuplicateUser("A user with this username already exists")
+    if others.filter(email__iexact=email).exists():
+        raise DuplicateUser("A user with this email already exists")
+
+
+def _validate_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("Password is too weak", fields={"password": list(exc.messages)}) from exc
+
+
+def user_register(*, username: str, email: str, password: str, roles=None, request=None) -> User:
+    """Self-registration: only USER/EVENT_ORGANIZER may be asked for (else 403)."""
+    wanted = set(roles or [Role.USER])
+    if wanted - SELF_SERVICE_ROLES:
+        raise RoleNotAllowed()
+    email = User.objects.normalize_email(email).lower()
+    user = User(username=username, email=email, roles=sorted(wanted))
+    _validate_password(password, user)
+    user.set_password(password)
+    _ensure_unique(username=username, email=email)
+    try:
+        with transaction.atomic():
+            user.save()
+            from ops.outbox import outbox_enqueue_user_registered
+
+            outbox_enqueue_user_registered(user=user)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise DuplicateUser() from exc
+    log_event(event_type="USER", severity=Severity.INFO, message="User registered",
+              user_id=user.pk, request=request, additional_data={"roles": user.roles})
+    return user
+
+
+def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, str, str]:
+    """Check credentials; every failure is logged and answered with the same 401."""
+    user = user_find_for_login(identifier=identifier)
+    if user is None:
+        UsernameOrEmailBackend.user_class_dummy_hash(password or "")
+        reason = "Unknown user"
+    elif not user.check_password(password or ""):
+        reason = "Invalid password"
+    elif not user.is_active:
+        reason = "Account inactive"
+    else:
+        access, refresh = token_pair_for_user(user)
+        return user, access, refresh
+    log_event(
+        event_type="AUTH",
+        severity=Severity.ERROR,
+        message="Failed login attempt",
+        user_id=user.pk if user is not None else None,
+        request=request,
+        additional_data={"reason": reason},
+    )
+    raise InvalidCredentials()
+
+
+def user_update(
+    *,
+    actor: User,
+    user: User,
+    username: str | None = None,
+    email: str | None = None,
+    roles=None,
+    password: str | None = None,
+    current_password: str | None = None,
+    request=None,
+) -> User:
+    """Profile update. Only an ADMIN changes roles; anyone else's `roles` is ignored."""
+    if actor.pk != user.pk and not actor.is_admin:
+        raise Forbidden()
+    changed = []
+    if username is not None and username != user.username:
+        user.username, changed = username, changed + ["username"]
+    if email is not None:
+        email = User.objects.normalize_email(email).lower()
+        if email != user.email:
+            user.email, changed = email, changed + ["email"]
+    old_roles = list(user.role_set)
+    if roles is not None and actor.is_admin:
+        new_roles = normalize_roles(roles, superuser=user.is_superuser)
+        if actor.pk == user.pk and Role.ADMIN not in new_roles:
+            raise Conflict("You cannot remove your own ADMIN role")
+        if new_roles != sorted(old_roles):
+            user.roles, changed = new_roles, changed + ["roles"]
+    if password is not None:
+        if not actor.is_admin or actor.pk == user.pk:
+            if not user.check_password(current_password or ""):
+                raise ValidationFailed("Current password is wrong",
+                                       fields={"currentPassword": ["Current password is wrong"]})
+        _validate_password(password, user)
+        user.set_password(password)
+        changed.append("password")
+    if not changed:
+        return user
+    _ensure_unique(username=user.username, email=user.email, exclude_pk=user.pk)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise DuplicateUser() from exc
+    if "roles" in changed:
+        log_event(event_type="USER", severity=Severity.WARNING, message="User roles changed",
+                  user_id=user.pk, request=request, reported_by=actor,
+                  additional_data={"from": sorted(old_roles), "to": user.roles, "by": actor.pk})
+    if "password" in changed:
+        log_event(event_type="AUTH", severity=Severity.INFO, message="Password changed",
+                  user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
+    return user
+
+
+def user_grant_role(*, actor: User, user: User, role: str, request=None) -> User:
+    """Admin action: add one role to a user."""
+    return user_update(actor=actor, user=user, roles=[*user.role_set, role], request=request)
+
+
+def user_deactivate(*, actor: User, user: User, request=None) -> User:
+    """DELETE /user/{id}: the account stops working at once; its history stays.
+    Future bookings are cancelled (with notifications) by the reservations service."""
+    if not actor.is_admin:
+        raise Forbidden()
+    if actor.pk == user.pk:
+        raise Conflict("You cannot delete your own account")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if not user.is_active:
+            return user
+        user.is_active = False
+        # A new password fingerprint kills every token already issued, even if reactivated.
+        user.set_unusable_password()
+        user.save(update_fields=["is_active", "password"])
+    log_event(event_type="USER", severity=Severity.WARNING, message="User deleted",
+              user_id=user.pk, request=request, reported_by=actor,
+              additional_data={"by": actor.pk})
+    return user
+
+
+def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User, bool]:
+    """Create the admin from DJANGO_SUPERUSER_* once; later runs leave it untouched."""
+    existing = User.objects.filter(username__iexact=username).first()
+    if existing is not None:
+        return existing, False
+    user = User.objects.create_superuser(username=username, email=email.lower(), password=password)
+    log_event(event_type="USER", severity=Severity.INFO, message="Superuser created", user_id=user.pk)
+    return user, True

@@ -1,0 +1,26 @@
+"""Celery application: configured for at-least-once delivery of small, idempotent tasks."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bookings_project.settings")
+
+app = Celery("bookings_project")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    # A task is acknowledged only after it ran, so a killed worker's task is redelivered.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_time_limit=300,
+    task_soft_time_limit=240,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    timezone=os.environ.get("TIME_ZONE", "UTC"),
+)
+app.autodiscover_tasks()

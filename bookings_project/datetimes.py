@@ -1,0 +1,46 @@
+"""Datetime wire formats. Booking API: local time in TIME_ZONE without offset, as the seed
+shows ("2025-09-15T10:00:00"); input without offset is read in TIME_ZONE, so a value
+round-trips unchanged. Core API: UTC with "Z"."""
+
+from datetime import datetime, timezone as dt_timezone
+
+from django.utils import timezone
+from rest_framework import serializers
+
+
+def to_local_naive_iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return local.replace(tzinfo=None).isoformat(timespec="seconds" if not local.microsecond else "microseconds")
+
+
+def to_utc_z(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_api_datetime(raw: str) -> datetime:
+    """ISO 8601; naive values are read in TIME_ZONE. Raises ValueError."""
+    text = raw.strip()
+    if "T" in text and " " in text:
+        text = text.replace(" ", "+")  # an unencoded "+02:00" in a query string arrives as " 02:00"
+    value = datetime.fromisoformat(text)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_current_timezone())
+    return value
+
+
+class LocalDateTimeField(serializers.DateTimeField):
+    """Booking API datetime."""
+
+    def to_representation(self, value):
+        return to_local_naive_iso(value)
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """Core API datetime."""
+
+    def to_representation(self, value):
+        return to_utc_z(value)

@@ -1,0 +1,194 @@
+"""One error type and one handler: every error leaves the API in the contract's JSON envelope.
+
+    {"status": 409, "error": "conflict", "message": "...", "path": "...", "timestamp": "...",
+     "fields": {"name": ["..."]}}   # fields only for validation errors
+"""
+
+import logging
+from http import HTTPStatus
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django.utils import timezone
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+ERROR_SLUGS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class ApplicationError(Exception):
+    """A business error with an HTTP status; apps subclass it in their exceptions.py."""
+
+    status = 400
+    default_message = "Bad request"
+
+    def __init__(self, message=None, *, status=None, fields=None, headers=None):
+        self.message = message or self.default_message
+        if status is not None:
+            self.status = status
+        self.fields = fields
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(ApplicationError):
+    status = 400
+    default_message = "Validation failed"
+
+
+class NotFound(ApplicationError):
+    status = 404
+    default_message = "Not found"
+
+
+class Forbidden(ApplicationError):
+    status = 403
+    default_message = "You do not have permission to perform this action"
+
+
+class Conflict(ApplicationError):
+    status = 409
+    default_message = "Conflict"
+
+
+class ServiceUnavailable(ApplicationError):
+    status = 503
+    default_message = "Service temporarily unavailable, retry shortly"
+
+    def __init__(self, message=None, *, retry_after=2, **kwargs):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))
+
+
+class RateLimited(ApplicationError):
+    status = 429
+    default_message = "Too many requests, retry later"
+
+    def __init__(self, message=None, *, retry_after=60, **kwargs):
+        super().__init__(message, **kwargs)
+        self.headers["Retry-After"] = str(max(1, int(retry_after)))
+
+
+def error_body(status: int, message: str, path: str, fields: dict | None = None) -> dict:
+    body = {
+        "status": status,
+        "error": ERROR_SLUGS.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_")),
+        "message": message,
+        "path": path,
+        "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+    }
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def _flatten_fields(detail, prefix="") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field": [...], "priceTiers.0.price": [...]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for k, v in _flatten_fields(value, name).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(detail, list):
+        if all(not isinstance(v, (dict, list)) for v in detail):
+            out[prefix or "nonFieldErrors"] = [str(v) for v in detail]
+        else:
+            for index, value in enumerate(detail):
+                if value:
+                    for k, v in _flatten_fields(value, f"{prefix}.{index}" if prefix else str(index)).items():
+                        out.setdefault(k, []).extend(v)
+    else:
+        out[prefix or "nonFieldErrors"] = [str(detail)]
+    return out
+
+
+def _describe(exc) -> tuple[int, str, dict | None, dict]:
+    """(status, message, fields, headers) for any exception, or raise it back if unknown."""
+    if isinstance(exc, ApplicationError):
+        return exc.status, exc.message, exc.fields, exc.headers
+    if isinstance(exc, drf.ValidationError):
+        fields = _flatten_fields(exc.detail)
+        non_field = fields.pop("nonFieldErrors", None)
+        if not fields and non_field:
+            return 400, non_field[0], None, {}
+        message = non_field[0] if non_field else "Validation failed"
+        return 400, message, fields or None, {}
+    if isinstance(exc, drf.ParseError):
+        return 400, f"Malformed request body: {exc.detail}", None, {}
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        message = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token"
+        if isinstance(exc.detail, dict):
+            message = "Invalid or expired token"
+        return 401, str(message), None, {"WWW-Authenticate": 'Bearer realm="api"'}
+    if isinstance(exc, drf.Throttled):
+        return 429, "Too many requests, retry later", None, {"Retry-After": str(exc.wait or 60)}
+    if isinstance(exc, drf.APIException):
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        return exc.status_code, str(detail), None, {}
+    if isinstance(exc, Http404):
+        return 404, "Not found", None, {}
+    if isinstance(exc, PermissionDenied):
+        return 403, ApplicationError.default_message if not str(exc) else str(exc), None, {}
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "Request body too large", None, {}
+    if isinstance(exc, SuspiciousOperation):
+        return 400, "Bad request", None, {}
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("Database unavailable: %s", exc)
+        return 503, "Database temporarily unavailable, retry shortly", None, {"Retry-After": "2"}
+    raise exc
+
+
+def exception_handler(exc, context):
+    request = context.get("request")
+    path = request.path if request is not None else ""
+    try:
+        status, message, fields, headers = _describe(exc)
+    except Exception:
+        if settings.DEBUG:
+            return None  # Django's debug page shows the traceback in development.
+        logger.exception("Unhandled error on %s", path)
+        status, message, fields, headers = 500, "Internal server error", None, {}
+    return Response(error_body(status, str(message), path, fields), status=status, headers=headers)
+
+
+def json_error_response(request, status: int, message: str, headers: dict | None = None) -> JsonResponse:
+    response = JsonResponse(error_body(status, message, request.path), status=status)
+    for key, value in (headers or {}).items():
+        response[key] = value
+    return response
+
+
+# Django-level handlers (outside DRF views): unknown routes, CSRF, crashes.
+def handler400(request, exception=None):
+    return json_error_response(request, 400, "Bad request")
+
+
+def handler403(request, exception=None):
+    return json_error_response(request, 403, ApplicationError.default_message)
+
+
+def handler404(request, exception=None):
+    return json_error_response(request, 404, "Not found")
+
+
+def handler500(request):
+    return json_error_response(request, 500, "Internal server error")

@@ -1,0 +1,20 @@
+"""Small request helpers shared by every app."""
+
+import ipaddress
+
+from django.conf import settings
+
+
+def client_ip(request) -> str | None:
+    """The caller's IP: REMOTE_ADDR, or the X-Forwarded-For entry added by the outermost
+    trusted proxy when TRUSTED_PROXY_COUNT proxies sit in front of the app."""
+    ip = request.META.get("REMOTE_ADDR") or None
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops > 0:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            ip = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None

@@ -1,0 +1,33 @@
+"""Shared OpenAPI pieces: every documented endpoint lists its error statuses with the envelope."""
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    error = serializers.CharField()
+    message = serializers.CharField()
+    path = serializers.CharField()
+    timestamp = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input",
+    401: "Missing, invalid or expired credentials",
+    403: "Not allowed for the caller's role",
+    404: "Not found (or not visible to the caller)",
+    405: "Method not allowed",
+    409: "Conflict with the current state",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Rate limited (see Retry-After)",
+    503: "A backing service is unavailable; retry",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error responses for `codes`, plus the ones any JSON endpoint may return."""
+    every = {*codes, 405, 503}
+    return {code: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]) for code in sorted(every)}

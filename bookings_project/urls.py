@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from accounts.api import urls as accounts_urls
+from ops import health
+from ops.api import urls as ops_urls
+
+from . import errors
+
+booking_api = [
+    *accounts_urls.booking_api,
+    path("", include("catalog.api.urls")),
+    path("", include("reservations.api.urls")),
+    path("", include("reporting.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/v1/", include(booking_api)),
+    path("admin/", admin.site.urls),
+    path("admin", RedirectView.as_view(url="/admin/")),
+    *accounts_urls.core_api,
+    *ops_urls.core_api,
+    # Anything else is a JSON 404, in DEBUG too.
+    re_path(r"^.*$", errors.handler404),
+]
+
+handler400 = "bookings_project.errors.handler400"
+handler403 = "bookings_project.errors.handler403"
+handler404 = "bookings_project.errors.handler404"
+handler500 = "bookings_project.errors.handler500"

@@ -1,0 +1,93 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Severity(models.TextChoices):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class SystemLog(models.Model):
+    """A significant system event (seed 000, story 3). Append-only."""
+
+    timestamp = models.DateTimeField(db_index=True)
+    event_type = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    message = models.TextField()
+    # The subject user as reported (string, may name a user of another system); not a FK so
+    # entries survive anything that happens to accounts.
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    additional_data = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        indexes = [
+            models.Index(fields=["event_type", "-timestamp"], name="log_type_ts"),
+            models.Index(fields=["severity", "-timestamp"], name="log_severity_ts"),
+            models.Index(fields=["user_id", "-timestamp"], name="log_user_ts"),
+        ]
+
+    def __str__(self):
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.severity} {self.event_type}: {self.message[:60]}"
+
+
+class Document(models.Model):
+    """The customer-facing document store (contract §7). Lives on the `documents` database;
+    its table is a public interface, so its name and columns are fixed."""
+
+    entity_type = models.TextField()
+    entity_id = models.TextField()
+    body = models.JSONField()
+    version = models.IntegerField(default=1)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "documents"
+        constraints = [
+            models.UniqueConstraint(fields=["entity_type", "entity_id"], name="documents_entity_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.entity_type}:{self.entity_id} v{self.version}"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    DEAD = "DEAD"
+
+
+class OutboxEvent(models.Model):
+    """A side effect (an email, a document refresh) written in the same transaction as the
+    change that caused it, and delivered at least once by the dispatcher."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_type = models.CharField(max_length=64, db_index=True)
+    recipient_email = models.EmailField(max_length=254, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    retry_count = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_due"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} → {self.recipient_email or '-'} ({self.status})"

@@ -1,0 +1,36 @@
+"""Outbox write side: called inside the transaction of the change that causes the event."""
+
+from django.db import transaction
+
+from .models import OutboxEvent
+
+
+class EventType:
+    USER_REGISTERED = "USER_REGISTERED"
+    BOOKING_CONFIRMED = "BOOKING_CONFIRMED"
+    BOOKING_CANCELLED = "BOOKING_CANCELLED"
+    NEW_BOOKING = "NEW_BOOKING"
+    GENERIC = "GENERIC"
+
+
+def outbox_enqueue(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:
+    event = OutboxEvent.objects.create(
+        event_type=event_type, recipient_email=recipient_email, payload=payload or {}
+    )
+    transaction.on_commit(outbox_nudge)
+    return event
+
+
+def outbox_nudge() -> None:
+    """Ask a worker to dispatch now; if the broker is down the periodic sweep delivers later."""
+    from .tasks import outbox_nudge_task
+
+    outbox_nudge_task()
+
+
+def outbox_enqueue_user_registered(*, user) -> OutboxEvent:
+    return outbox_enqueue(
+        event_type=EventType.USER_REGISTERED,
+        recipient_email=user.email,
+        payload={"userId": user.pk, "username": user.username, "email": user.email},
+    )

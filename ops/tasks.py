@@ -1,0 +1,20 @@
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="ops.outbox_dispatch_task", ignore_result=True)
+def outbox_dispatch_task():
+    from .dispatch import outbox_dispatch_batch
+
+    return outbox_dispatch_batch()
+
+
+def outbox_nudge_task() -> None:
+    """Enqueue a dispatch; never fails the caller (the beat sweep is the safety net)."""
+    try:
+        outbox_dispatch_task.apply_async(retry=False)
+    except Exception as exc:  # broker unreachable: events wait in the DB
+        logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
