@@ -34,3 +34,15 @@ def outbox_enqueue_user_registered(*, user) -> OutboxEvent:
         recipient_email=user.email,
         payload={"userId": user.pk, "username": user.username, "email": user.email},
     )
+
+
+DOCUMENT_SYNC = "DOCUMENT_SYNC"
+
+
+def outbox_enqueue_document_sync(*entities: tuple[str, object]) -> OutboxEvent:
+    """Bring the customer documents of `entities` ((entity_type, id) pairs, e.g.
+    ("booking", 7), ("item", 3)) up to date after this transaction commits."""
+    return outbox_enqueue(
+        event_type=DOCUMENT_SYNC,
+        payload={"entities": [[entity_type, str(entity_id)] for entity_type, entity_id in entities]},
+    )
