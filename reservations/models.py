@@ -1,0 +1,50 @@
+"""Bookings. `start_time`/`end_time` copy the item's times so PostgreSQL can refuse two
+overlapping CONFIRMED bookings of one user with an exclusion constraint (migration 0002)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class BookingStatus(models.TextChoices):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+
+
+# Bookings that hold a seat (contract §5: availableCapacity = capacity − PENDING − CONFIRMED).
+ACTIVE_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+
+
+class Booking(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    item = models.ForeignKey("catalog.BookableItem", on_delete=models.PROTECT, related_name="bookings")
+    tier = models.ForeignKey(
+        "catalog.PriceTier", null=True, blank=True, on_delete=models.SET_NULL, related_name="bookings"
+    )
+    price_paid = models.DecimalField(max_digits=10, decimal_places=2)
+    status = models.CharField(max_length=16, choices=BookingStatus.choices, default=BookingStatus.CONFIRMED)
+    booking_date = models.DateTimeField(auto_now_add=True, db_index=True)
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-booking_date", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=BookingStatus.values), name="booking_status_valid"),
+            models.CheckConstraint(condition=Q(end_time__gt=F("start_time")), name="booking_time_range_valid"),
+            models.CheckConstraint(condition=Q(price_paid__gte=0), name="booking_price_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "status", "start_time"], name="booking_user_status_start"),
+            models.Index(fields=["item", "status"], name="booking_item_status"),
+        ]
+
+    def __str__(self):
+        return f"Booking #{self.pk} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
