@@ -261,21 +261,50 @@ RATE_LIMIT_REFRESH = env_str("RATE_LIMIT_REFRESH", env_str("RATE_LIMIT_LOGIN", "
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    # Visibility timeout well above the longest task (hard limit 600 s): an unacked task of a
+    # dead worker is redelivered after it, never while it may still be running.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "socket_connect_timeout": 1,
+        "socket_timeout": 5,
+    }
 else:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
     (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Publishing a nudge must not stall a request for long when the broker is down.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 1)
+
+
+def _crontab(expression: str):
+    from celery.schedules import crontab
+
+    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+    return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                   month_of_year=month_of_year, day_of_week=day_of_week)
+
+
+CELERY_BEAT_SCHEDULE = {
+    # The safety net: delivers whatever a lost nudge or a dead worker left behind.
+    "outbox-sweep": {"task": "ops.outbox_dispatch_task", "schedule": float(env_int("OUTBOX_SWEEP_SECONDS", 5))},
+    # Full reconciliation of the document DB, nightly by default (cron syntax, in TIME_ZONE).
+    "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *"))},
+}
 
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10)
 OUTBOX_MAX_RETRIES = env_int("OUTBOX_MAX_RETRIES", 5)
+OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 600)
+JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 1800)
 
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

@@ -91,3 +91,73 @@ class OutboxEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_type} → {self.recipient_email or '-'} ({self.status})"
+
+
+class JobType(models.TextChoices):
+    NOTIFICATION = "NOTIFICATION"
+    RECONCILIATION = "RECONCILIATION"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Job(models.Model):
+    """A background job (core API /jobs). Runs on a worker soon after creation (through the
+    outbox), or at once through `PUT /jobs/{id}/execute`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=32, choices=JobType.choices)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    # NOTIFICATION: {template, recipientEmail, subject, message, data}
+    # RECONCILIATION: {entityType, entityId}  (entityType as sent: item/launch/booking)
+    params = models.JSONField(default=dict)
+    # RECONCILIATION: {changesLog, summary: {checked, created, updated, deleted, unchanged}}
+    result = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["type", "status", "-created_at"], name="job_type_status_ts"),
+            models.Index(fields=["status", "-created_at"], name="job_status_ts"),
+            models.Index(fields=["-created_at"], name="job_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.id} ({self.status})"
+
+
+class ReconciliationChange(models.Model):
+    """One repaired difference between a document and its relational row."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="changes")
+    entity_type = models.CharField(max_length=16)
+    entity_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    field = models.CharField(max_length=64, blank=True, default="")
+    document_value = models.JSONField(null=True, blank=True)
+    relational_value = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["entity_type", "entity_id"], name="recon_change_entity")]
+
+    def __str__(self):
+        return f"{self.entity_type}:{self.entity_id} {self.action} {self.field}"

@@ -37,6 +37,7 @@ def outbox_enqueue_user_registered(*, user) -> OutboxEvent:
 
 
 DOCUMENT_SYNC = "DOCUMENT_SYNC"
+JOB_RUN = "JOB_RUN"
 
 
 def outbox_enqueue_document_sync(*entities: tuple[str, object]) -> OutboxEvent:

@@ -1,3 +1,5 @@
+"""Thin Celery tasks: each calls one service and is safe to run twice."""
+
 import logging
 
 from celery import shared_task
@@ -7,9 +9,16 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="ops.outbox_dispatch_task", ignore_result=True)
 def outbox_dispatch_task():
-    from .dispatch import outbox_dispatch_batch
+    from .dispatch import outbox_dispatch_until_empty
 
-    return outbox_dispatch_batch()
+    return outbox_dispatch_until_empty(max_seconds=120)
+
+
+@shared_task(name="ops.reconcile_all_task", ignore_result=True)
+def reconcile_all_task():
+    from .jobs import reconciliation_schedule_all
+
+    reconciliation_schedule_all()
 
 
 def outbox_nudge_task() -> None:

@@ -2,7 +2,8 @@ from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField, parse_api_datetime
 
-from ..models import Severity
+from ..emails import EMAIL_TEMPLATES
+from ..models import JobStatus, JobType, Severity
 
 
 class CoreDateTimeField(serializers.DateTimeField):
@@ -70,6 +71,145 @@ class LogQuerySerializer(CoreListQuerySerializer):
 
 class LogListSerializer(serializers.Serializer):
     logs = LogSerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pageSize = serializers.IntegerField()
+
+
+# --- Jobs, notifications, reconciliation ------------------------------------------------------
+
+ENTITY_TYPE_CHOICES = ["item", "launch", "booking"]
+
+
+class NotificationRequestSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=EMAIL_TEMPLATES)
+    recipient = serializers.EmailField(max_length=254)
+    data = serializers.DictField(required=False, default=dict)
+
+
+class QueuedSerializer(serializers.Serializer):
+    jobId = serializers.CharField()
+    status = serializers.CharField()
+
+
+class NotificationParamsSerializer(serializers.Serializer):
+    recipientEmail = serializers.EmailField(max_length=254)
+    subject = serializers.CharField(max_length=200)
+    message = serializers.CharField(max_length=20_000)
+
+
+class ReconciliationParamsSerializer(serializers.Serializer):
+    entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
+    entityId = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+
+
+class JobCreateSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=JobType.values)
+    notification = NotificationParamsSerializer(required=False)
+    reconciliation = ReconciliationParamsSerializer(required=False)
+
+    def validate(self, attrs):
+        section = "notification" if attrs["type"] == JobType.NOTIFICATION else "reconciliation"
+        if not attrs.get(section):
+            raise serializers.ValidationError({section: [f"Required for {attrs['type']} jobs"]})
+        return attrs
+
+
+class ReconciliationEventSerializer(serializers.Serializer):
+    entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
+    entityId = serializers.CharField(max_length=64)
+    action = serializers.ChoiceField(choices=["create", "update", "delete"])
+
+
+class ReconciliationEventQueuedSerializer(serializers.Serializer):
+    eventId = serializers.CharField()
+    status = serializers.CharField()
+
+
+class ReconciliationChangeSerializer(serializers.Serializer):
+    entityType = serializers.CharField(source="entity_type")
+    entityId = serializers.CharField(source="entity_id")
+    action = serializers.CharField()
+    field = serializers.CharField(allow_blank=True)
+    documentValue = serializers.JSONField(source="document_value", allow_null=True)
+    relationalValue = serializers.JSONField(source="relational_value", allow_null=True)
+
+
+class ReconciliationSummarySerializer(serializers.Serializer):
+    checked = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class JobReconciliationSerializer(serializers.Serializer):
+    entityType = serializers.CharField()
+    entityId = serializers.CharField(allow_null=True)
+    changesLog = serializers.CharField(required=False)
+    summary = ReconciliationSummarySerializer(required=False)
+    changes = ReconciliationChangeSerializer(many=True, required=False)
+
+
+class JobNotificationSerializer(serializers.Serializer):
+    template = serializers.CharField()
+    recipientEmail = serializers.EmailField()
+    subject = serializers.CharField(allow_blank=True)
+    message = serializers.CharField(allow_blank=True)
+
+
+MAX_CHANGES_SHOWN = 100
+
+
+class JobSerializer(serializers.Serializer):
+    """A job as the core API shows it; `id` and `jobId` carry the same value (the seed uses both)."""
+
+    id = serializers.CharField()
+    jobId = serializers.CharField(source="id")
+    type = serializers.ChoiceField(choices=JobType.values)
+    status = serializers.ChoiceField(choices=JobStatus.values)
+    createdAt = UtcDateTimeField(source="created_at")
+    updatedAt = UtcDateTimeField(source="updated_at")
+    startedAt = UtcDateTimeField(source="started_at", allow_null=True)
+    completedAt = UtcDateTimeField(source="completed_at", allow_null=True)
+    error = serializers.SerializerMethodField()
+    notification = serializers.SerializerMethodField()
+    reconciliation = serializers.SerializerMethodField()
+
+    def get_error(self, job) -> str | None:
+        return job.error_message or None
+
+    def get_notification(self, job) -> JobNotificationSerializer | None:
+        if job.type != JobType.NOTIFICATION:
+            return None
+        p = job.params
+        return {"template": p.get("template", "GENERIC"), "recipientEmail": p.get("recipientEmail"),
+                "subject": p.get("subject", ""), "message": p.get("message", "")}
+
+    def get_reconciliation(self, job) -> JobReconciliationSerializer | None:
+        if job.type != JobType.RECONCILIATION:
+            return None
+        data = {"entityType": job.params.get("entityType"), "entityId": job.params.get("entityId")}
+        if job.status == JobStatus.COMPLETED:
+            data["changesLog"] = job.result.get("changesLog", "")
+            data["summary"] = job.result.get("summary")
+            if self.context.get("with_changes"):
+                changes = job.changes.all()[:MAX_CHANGES_SHOWN]
+                data["changes"] = ReconciliationChangeSerializer(changes, many=True).data
+        return data
+
+
+class JobQuerySerializer(CoreListQuerySerializer):
+    type = serializers.ChoiceField(choices=JobType.values, required=False)
+    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
+
+
+class ReconciliationJobQuerySerializer(CoreListQuerySerializer):
+    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
+
+
+class JobListSerializer(serializers.Serializer):
+    jobs = JobSerializer(many=True)
     total = serializers.IntegerField()
     page = serializers.IntegerField()
     pageSize = serializers.IntegerField()

@@ -6,8 +6,26 @@ from rest_framework.response import Response
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.openapi import error_responses
 
-from .. import selectors, services
-from .serializers import LogCreateSerializer, LogListSerializer, LogQuerySerializer, LogSerializer
+from bookings_project.errors import NotFound
+
+from .. import jobs, selectors, services
+from ..models import JobType
+from .serializers import (
+    JobCreateSerializer,
+    JobListSerializer,
+    JobQuerySerializer,
+    JobSerializer,
+    LogCreateSerializer,
+    LogListSerializer,
+    LogQuerySerializer,
+    LogSerializer,
+    NotificationRequestSerializer,
+    QueuedSerializer,
+    ReconciliationEventQueuedSerializer,
+    ReconciliationEventSerializer,
+    ReconciliationJobQuerySerializer,
+    ReconciliationParamsSerializer,
+)
 
 
 def core_page(queryset, query: dict, serializer_class, *, key: str) -> Response:
@@ -46,3 +64,101 @@ class LogViewSet(viewsets.ViewSet):
         logs = selectors.log_list(date_from=q.get("from"), date_to=q.get("to"), event_type=q.get("eventType"),
                                   severity=q.get("severity"), user_id=q.get("userId"))
         return core_page(logs, q, LogSerializer, key="logs")
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _job_body(job, *, with_changes: bool = False) -> dict:
+    return JobSerializer(job, context={"with_changes": with_changes}).data
+
+
+class NotificationView(viewsets.ViewSet):
+    permission_classes = [IsAdminOrOperator]
+
+    @extend_schema(tags=["core: notifications"], request=NotificationRequestSerializer,
+                   responses={202: QueuedSerializer, **error_responses(400, 401, 403)})
+    def create(self, request):
+        data = _valid(NotificationRequestSerializer, request.data)
+        job = jobs.job_create_notification(template=data["type"], recipient_email=data["recipient"],
+                                           subject=data["data"].get("subject", ""),
+                                           message=data["data"].get("message", ""),
+                                           data=data["data"], actor=request.user)
+        return Response({"jobId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class JobViewSet(viewsets.ViewSet):
+    """/jobs: ADMIN and IT_OPERATOR."""
+
+    permission_classes = [IsAdminOrOperator]
+
+    def _get(self, pk):
+        job = selectors.job_get(job_id=pk)
+        if job is None:
+            raise NotFound("Job not found")
+        return job
+
+    @extend_schema(tags=["core: jobs"], request=JobCreateSerializer,
+                   responses={202: JobSerializer, **error_responses(400, 401, 403)})
+    def create(self, request):
+        data = _valid(JobCreateSerializer, request.data)
+        if data["type"] == JobType.NOTIFICATION:
+            n = data["notification"]
+            job = jobs.job_create_notification(recipient_email=n["recipientEmail"], subject=n["subject"],
+                                               message=n["message"], actor=request.user)
+        else:
+            r = data["reconciliation"]
+            job = jobs.job_create_reconciliation(entity_type=r["entityType"], entity_id=r.get("entityId"),
+                                                 actor=request.user)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(tags=["core: jobs"], parameters=[JobQuerySerializer],
+                   responses={200: JobListSerializer, **error_responses(400, 401, 403)})
+    def list(self, request):
+        q = _valid(JobQuerySerializer, request.query_params)
+        found = selectors.job_list(type=q.get("type"), status=q.get("status"),
+                                   date_from=q.get("from"), date_to=q.get("to"))
+        return core_page(found, q, JobSerializer, key="jobs")
+
+    @extend_schema(tags=["core: jobs"], responses={200: JobSerializer, **error_responses(401, 403, 404)})
+    def retrieve(self, request, pk=None):
+        return Response(_job_body(self._get(pk), with_changes=True))
+
+    @extend_schema(tags=["core: jobs"], request=None,
+                   responses={200: JobSerializer, **error_responses(401, 403, 404, 409)})
+    def execute(self, request, pk=None):
+        job = jobs.job_execute(job_id=self._get(pk).pk)
+        return Response(_job_body(job, with_changes=True))
+
+
+class ReconciliationViewSet(viewsets.ViewSet):
+    """/reconciliation: ADMIN and IT_OPERATOR."""
+
+    permission_classes = [IsAdminOrOperator]
+
+    @extend_schema(tags=["core: reconciliation"], request=ReconciliationParamsSerializer,
+                   responses={202: JobSerializer, **error_responses(400, 401, 403)})
+    def create(self, request):
+        data = _valid(ReconciliationParamsSerializer, request.data)
+        job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data.get("entityId"),
+                                             actor=request.user)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(tags=["core: reconciliation"], request=ReconciliationEventSerializer,
+                   responses={202: ReconciliationEventQueuedSerializer, **error_responses(400, 401, 403)})
+    def event(self, request):
+        data = _valid(ReconciliationEventSerializer, request.data)
+        job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data["entityId"],
+                                             actor=request.user, trigger=f"event:{data['action']}")
+        return Response({"eventId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(tags=["core: reconciliation"], parameters=[ReconciliationJobQuerySerializer],
+                   responses={200: JobListSerializer, **error_responses(400, 401, 403)})
+    def jobs(self, request):
+        q = _valid(ReconciliationJobQuerySerializer, request.query_params)
+        found = selectors.job_list(type=JobType.RECONCILIATION, status=q.get("status"),
+                                   date_from=q.get("from"), date_to=q.get("to"))
+        return core_page(found, q, JobSerializer, key="jobs")

@@ -1,0 +1,167 @@
+"""Outbox dispatcher: claims due events, runs each event's handler, records the outcome.
+
+Claiming is a short transaction that pushes the claimed events' `next_attempt_at` one lease
+into the future (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent dispatchers
+never claim the same event; SQLite serialises writers). No lock is held while an email is
+sent. A dispatcher that dies mid-batch loses nothing: its unfinished events become due again
+when the lease runs out. A failed event is retried with exponential backoff and becomes DEAD
+after OUTBOX_MAX_RETRIES failures; `outbox_retry` revives DEAD events.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .emails import EMAIL_TEMPLATES, email_send
+from .models import OutboxEvent, OutboxStatus
+from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_CAP = timedelta(hours=1)
+
+
+@dataclass
+class BatchContext:
+    """Per-batch resources shared by handlers (one SMTP connection per batch)."""
+
+    email_connection: object = None
+
+    def smtp(self):
+        if self.email_connection is None:
+            self.email_connection = get_connection(fail_silently=False)
+        return self.email_connection
+
+    def close(self):
+        if self.email_connection is not None:
+            try:
+                self.email_connection.close()
+            except Exception:  # closing a broken connection must not mask the batch result
+                logger.debug("closing the email connection failed", exc_info=True)
+
+
+def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
+    if not event.recipient_email:
+        raise ValueError("event has no recipient")
+    context = {**event.payload, "reference": str(event.id), "data": event.payload.get("data", {})}
+    email_send(template=event.event_type, recipient=event.recipient_email, context=context,
+               stable_id=str(event.id), connection=ctx.smtp())
+
+
+def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
+    from .documents import document_sync
+
+    for entity_type, entity_id in event.payload.get("entities", []):
+        document_sync(entity_type=entity_type, entity_id=entity_id)
+
+
+def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
+    from .jobs import job_run
+
+    job_run(job_id=event.payload["jobId"])
+
+
+def handler_for(event_type: str):
+    if event_type in EMAIL_TEMPLATES:
+        return _send_email
+    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job}.get(event_type)
+
+
+def backoff(retry_count: int) -> timedelta:
+    seconds = settings.OUTBOX_RETRY_BASE_SECONDS * 2 ** max(0, retry_count - 1)
+    return min(timedelta(seconds=seconds), BACKOFF_CAP)
+
+
+def outbox_claim(*, batch_size: int, now: datetime | None = None) -> list[OutboxEvent]:
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = OutboxEvent.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+        due = due.order_by("next_attempt_at", "created_at")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        events = list(due[:batch_size])
+        if events:
+            OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+                next_attempt_at=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS))
+    return events
+
+
+def _record_success(event: OutboxEvent) -> None:
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        status=OutboxStatus.SENT, processed_at=timezone.now(), error_message=""
+    )
+
+
+def _record_failure(event: OutboxEvent, error: str) -> str:
+    retry_count = event.retry_count + 1
+    dead = retry_count >= settings.OUTBOX_MAX_RETRIES
+    status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        status=status, retry_count=retry_count, error_message=error[:2000],
+        next_attempt_at=timezone.now() + backoff(retry_count),
+    )
+    log = logger.error if dead else logger.warning
+    log("outbox event %s (%s) failed, attempt %s/%s: %s", event.pk, event.event_type, retry_count,
+        settings.OUTBOX_MAX_RETRIES, error)
+    return status
+
+
+def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
+    """Run one claimed event; returns its new status."""
+    handler = handler_for(event.event_type)
+    if handler is None:
+        OutboxEvent.objects.filter(pk=event.pk).update(
+            status=OutboxStatus.DEAD, error_message=f"No handler for event type {event.event_type}")
+        return OutboxStatus.DEAD
+    try:
+        handler(event, ctx)
+    except Exception as exc:  # any failure is recorded on the event and retried later
+        if ctx.email_connection is not None:
+            ctx.close()
+            ctx.email_connection = None  # the next email gets a fresh connection
+        return _record_failure(event, f"{exc.__class__.__name__}: {exc}")
+    _record_success(event)
+    return OutboxStatus.SENT
+
+
+def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
+    """Claim and process one batch. Returns counts by outcome."""
+    events = outbox_claim(batch_size=batch_size or settings.OUTBOX_BATCH_SIZE)
+    stats = {"claimed": len(events), "sent": 0, "retry": 0, "dead": 0}
+    ctx = BatchContext()
+    try:
+        for event in events:
+            outcome = outbox_process(event, ctx)
+            stats[{"SENT": "sent", "PENDING": "retry", "DEAD": "dead"}[outcome]] += 1
+    finally:
+        ctx.close()
+    return stats
+
+
+def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | None = None) -> dict:
+    """Dispatch batches until nothing is due or the time budget is used up."""
+    totals = {"claimed": 0, "sent": 0, "retry": 0, "dead": 0, "batches": 0}
+    deadline = timezone.now() + timedelta(seconds=max_seconds)
+    while timezone.now() < deadline:
+        stats = outbox_dispatch_batch(batch_size=batch_size)
+        if not stats["claimed"]:
+            break
+        totals["batches"] += 1
+        for key in ("claimed", "sent", "retry", "dead"):
+            totals[key] += stats[key]
+    return totals
+
+
+def outbox_retry(*, event_ids) -> int:
+    """Admin action: give DEAD (or stuck) events a fresh set of attempts, now."""
+    count = OutboxEvent.objects.filter(pk__in=list(event_ids)).exclude(status=OutboxStatus.SENT).update(
+        status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=timezone.now(), error_message=""
+    )
+    if count:
+        transaction.on_commit(outbox_nudge)
+    return count
