@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from bookings_project.errors import Conflict, Forbidden, ValidationFailed
 from ops.models import Severity
 from ops.services import log_event
+from reservations.services import booking_cancel_future_for_user
 
 from .backends import UsernameOrEmailBackend
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed
@@ -151,6 +152,7 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
         # A new password fingerprint kills every token already issued, even if reactivated.
         user.set_unusable_password()
         user.save(update_fields=["is_active", "password"])
+        booking_cancel_future_for_user(user=user, actor=actor)
     log_event(event_type="USER", severity=Severity.WARNING, message="User deleted",
               user_id=user.pk, request=request, reported_by=actor,
               additional_data={"by": actor.pk})

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("items", views.ItemCollectionView.as_view(), name="item-list"),
+    path("items/<int:item_id>", views.ItemDetailView.as_view(), name="item-detail"),
+    path("items/<int:item_id>/availability", views.ItemAvailabilityView.as_view(), name="item-availability"),
+]

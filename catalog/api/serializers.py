@@ -1,0 +1,91 @@
+"""Booking API shapes for items (seed 004 §6, plus optional `category` and `tags`).
+Input fields carry `source=` so validated data maps straight onto service arguments."""
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from bookings_project.datetimes import LocalDateTimeField
+
+MAX_CAPACITY = 1_000_000
+MAX_PRICE = Decimal("99999999.99")
+MONEY = {"max_digits": 10, "decimal_places": 2}
+
+
+class PriceTierSerializer(serializers.Serializer):
+    tier = serializers.CharField(source="name", max_length=100)
+    price = serializers.DecimalField(**MONEY, min_value=Decimal("0"), max_value=MAX_PRICE)
+    maxCapacity = serializers.IntegerField(source="max_capacity", min_value=1, max_value=MAX_CAPACITY)
+
+
+class ItemRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="")
+    startTime = LocalDateTimeField(source="start_time")
+    endTime = LocalDateTimeField(source="end_time")
+    location = serializers.CharField(max_length=255, allow_blank=True, required=False, default="")
+    capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
+    isPrivate = serializers.BooleanField(source="is_private", required=False, default=False)
+    priceTiers = PriceTierSerializer(source="price_tiers", many=True, required=False, allow_null=True,
+                                     max_length=50,
+                                     help_text="Sold in the listed order; omitted or [] = a free item. "
+                                               "On update, omitted keeps the current tiers.")
+    category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=30)
+
+
+class ItemUpdateSerializer(ItemRequestSerializer):
+    """PUT: every top-level field optional (left out = unchanged); a tier list, when sent, is
+    complete. (Not DRF's partial mode, which would also relax the nested tier fields.)"""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            field.required, field.default = False, serializers.empty
+        return fields
+
+
+class ItemResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    startTime = LocalDateTimeField(source="start_time")
+    endTime = LocalDateTimeField(source="end_time")
+    location = serializers.CharField()
+    capacity = serializers.IntegerField()
+    organizerId = serializers.IntegerField(source="organizer_id")
+    organizerUsername = serializers.CharField(source="organizer.username")
+    isPrivate = serializers.BooleanField(source="is_private")
+    priceTiers = PriceTierSerializer(source="tiers.all", many=True)
+    currentPrice = serializers.DecimalField(source="current_price", **MONEY)
+    availableCapacity = serializers.IntegerField(source="available_capacity")
+    category = serializers.CharField(allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField())
+    createdAt = LocalDateTimeField(source="created_at")
+    updatedAt = LocalDateTimeField(source="updated_at")
+
+
+class ItemFilterSerializer(serializers.Serializer):
+    organizerId = serializers.IntegerField(source="organizer_id", required=False, min_value=1,
+                                           max_value=2**63 - 1)
+    onlyMyItems = serializers.BooleanField(source="only_mine", required=False, default=False,
+                                           help_text="true: only the caller's items (needs a token)")
+    location = serializers.CharField(required=False, max_length=255)
+    category = serializers.CharField(required=False, max_length=100)
+    q = serializers.CharField(required=False, max_length=200, help_text="Words in name or description")
+
+    def get_fields(self):
+        fields = super().get_fields()  # `from` is a Python keyword, so these two are added here
+        fields["from"] = LocalDateTimeField(source="start_from", required=False,
+                                            help_text="Items that end after this time")
+        fields["to"] = LocalDateTimeField(source="start_to", required=False,
+                                          help_text="Items that start before this time")
+        return fields
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    itemId = serializers.IntegerField(source="id")
+    itemName = serializers.CharField(source="name")
+    totalCapacity = serializers.IntegerField(source="capacity")
+    bookedSlots = serializers.IntegerField(source="sold")
+    availableSlots = serializers.IntegerField(source="available_capacity")

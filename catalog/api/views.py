@@ -1,0 +1,84 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsOrganizerOrAdmin
+from bookings_project.openapi import error_responses
+from bookings_project.pagination import array_response
+
+from .. import selectors, services
+from .serializers import (AvailabilitySerializer, ItemFilterSerializer, ItemRequestSerializer, ItemResponseSerializer,
+                          ItemUpdateSerializer)
+
+
+def valid_data(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def items_json(items) -> list[dict]:
+    return ItemResponseSerializer(items, many=True).data
+
+
+def item_json(request, item_id) -> dict:
+    return ItemResponseSerializer(selectors.item_get_visible(actor=request.user, item_id=item_id)).data
+
+
+class ItemCollectionView(APIView):
+    """GET /items (public), POST /items (EVENT_ORGANIZER or ADMIN)."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else [IsOrganizerOrAdmin()]
+
+    @extend_schema(tags=["items"], parameters=[ItemFilterSerializer],
+                   responses={200: ItemResponseSerializer(many=True), **error_responses(400, 401)})
+    def get(self, request):
+        params = valid_data(ItemFilterSerializer, request.query_params)
+        if params.get("only_mine") and not request.user.is_authenticated:
+            raise NotAuthenticated("onlyMyItems=true needs a token")
+        filters = selectors.ItemFilters(**params)
+        return array_response(request, selectors.item_list(actor=request.user, filters=filters), items_json)
+
+    @extend_schema(tags=["items"], request=ItemRequestSerializer,
+                   responses={201: ItemResponseSerializer, **error_responses(400, 401, 403)})
+    def post(self, request):
+        item = services.item_create(organizer=request.user, **valid_data(ItemRequestSerializer, request.data))
+        return Response(item_json(request, item.pk), status=status.HTTP_201_CREATED)
+
+
+class ItemDetailView(APIView):
+    """GET (public; private items only for organizer/ADMIN), PUT and DELETE (organizer or ADMIN)."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else [IsOrganizerOrAdmin()]
+
+    @extend_schema(tags=["items"], responses={200: ItemResponseSerializer, **error_responses(404)})
+    def get(self, request, item_id):
+        return Response(item_json(request, item_id))
+
+    @extend_schema(tags=["items"], request=ItemUpdateSerializer,
+                   responses={200: ItemResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
+    def put(self, request, item_id):
+        selectors.item_get_visible(actor=request.user, item_id=item_id)
+        data = valid_data(ItemUpdateSerializer, request.data)
+        services.item_update(actor=request.user, item_id=item_id, **data)
+        return Response(item_json(request, item_id))
+
+    @extend_schema(tags=["items"], responses={204: None, **error_responses(401, 403, 404)})
+    def delete(self, request, item_id):
+        selectors.item_get_visible(actor=request.user, item_id=item_id)
+        services.item_delete(actor=request.user, item_id=item_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ItemAvailabilityView(APIView):
+    permission_classes = (AllowAny,)
+
+    @extend_schema(tags=["availability"], responses={200: AvailabilitySerializer, **error_responses(404)})
+    def get(self, request, item_id):
+        item = selectors.item_get_visible(actor=request.user, item_id=item_id)
+        return Response(AvailabilitySerializer(item).data)

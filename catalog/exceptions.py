@@ -1,0 +1,28 @@
+from bookings_project.errors import ApplicationError, NotFound, ServiceUnavailable
+
+
+class ItemNotFound(NotFound):
+    default_message = "Item not found"
+
+
+class CapacityExceeded(ApplicationError):
+    status = 400
+    default_message = "Capacity exceeded"
+
+
+class TierSoldOut(ApplicationError):
+    status = 400
+
+    def __init__(self, tier_name: str):
+        super().__init__(f'Price tier "{tier_name}" is sold out', fields={"priceTier": ["This price tier is sold out"]})
+
+
+class UnknownTier(ApplicationError):
+    status = 400
+
+    def __init__(self, tier_name: str):
+        super().__init__(f'Unknown price tier "{tier_name}"', fields={"priceTier": [f'No price tier named "{tier_name}"']})
+
+
+class ItemBusy(ServiceUnavailable):
+    default_message = "The item is busy, retry shortly"

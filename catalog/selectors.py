@@ -1,0 +1,86 @@
+"""Reads on items. Visibility lives here: private items exist only for their organizer and ADMINs;
+deleted items exist for nobody."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import DecimalField, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from .exceptions import ItemNotFound
+from .models import BookableItem, PriceTier
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    organizer_id: int | None = None
+    only_mine: bool = False
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+    location: str | None = None
+    category: str | None = None
+    q: str | None = None
+
+
+def item_queryset() -> QuerySet[BookableItem]:
+    """Live items with `current_price` and `available_capacity` computed in SQL and tiers
+    prefetched in order: a list costs the same few queries whatever its length."""
+    first_open = PriceTier.objects.filter(item=OuterRef("pk"), sold__lt=F("max_capacity")).order_by("position")
+    last_tier = PriceTier.objects.filter(item=OuterRef("pk")).order_by("-position")
+    money = DecimalField(max_digits=10, decimal_places=2)
+    return (
+        BookableItem.objects.filter(deleted_at__isnull=True)
+        .select_related("organizer")
+        .prefetch_related(Prefetch("tiers", queryset=PriceTier.objects.order_by("position")))
+        .annotate(
+            # The first listed tier with a free seat; a sold-out item shows its last tier's price.
+            current_price=Coalesce(
+                Subquery(first_open.values("price")[:1]),
+                Subquery(last_tier.values("price")[:1]),
+                Value(Decimal("0.00")),
+                output_field=money,
+            ),
+            available_capacity=F("capacity") - F("sold"),
+        )
+    )
+
+
+def visible_to(actor) -> Q:
+    if actor is None or not actor.is_authenticated:
+        return Q(is_private=False)
+    if actor.is_admin:
+        return Q()
+    return Q(is_private=False) | Q(organizer_id=actor.pk)
+
+
+def item_list(*, actor, filters: ItemFilters = ItemFilters()) -> QuerySet[BookableItem]:
+    qs = item_queryset().filter(visible_to(actor))
+    if filters.only_mine:
+        qs = qs.filter(organizer_id=actor.pk)
+    if filters.organizer_id is not None:
+        qs = qs.filter(organizer_id=filters.organizer_id)
+    # from/to select items that overlap the window [from, to).
+    if filters.start_from is not None:
+        qs = qs.filter(end_time__gt=filters.start_from)
+    if filters.start_to is not None:
+        qs = qs.filter(start_time__lt=filters.start_to)
+    if filters.location:
+        qs = qs.filter(location__icontains=filters.location)
+    if filters.category:
+        qs = qs.filter(category__iexact=filters.category)
+    if filters.q:
+        qs = qs.filter(Q(name__icontains=filters.q) | Q(description__icontains=filters.q))
+    return qs.order_by("start_time", "id")
+
+
+def item_get_visible(*, actor, item_id) -> BookableItem:
+    """The annotated item, or 404 when it does not exist, is deleted, or the actor may not see it."""
+    item = item_queryset().filter(visible_to(actor)).filter(pk=item_id).first()
+    if item is None:
+        raise ItemNotFound()
+    return item
+
+
+def item_can_manage(*, actor, item: BookableItem) -> bool:
+    return bool(actor and actor.is_authenticated and (actor.is_admin or item.organizer_id == actor.pk))

@@ -1,0 +1,202 @@
+"""Writes on items: create, update, soft delete, and the seat counters bookings claim and release.
+
+Lock order across the project (deadlock avoidance): user row → item row → booking rows → tier rows.
+Every change of a tier counter happens while its item row is locked by the same transaction.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bookings_project.errors import Forbidden, ValidationFailed
+from ops.outbox import outbox_enqueue_document_sync
+
+from .exceptions import CapacityExceeded, ItemNotFound, TierSoldOut, UnknownTier
+from .locking import contention_guard
+from .models import BookableItem, PriceTier
+from .selectors import item_can_manage
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    name: str
+    price: Decimal
+    max_capacity: int
+
+
+def _tier_specs(price_tiers) -> list[TierSpec]:
+    return [t if isinstance(t, TierSpec) else TierSpec(**t) for t in (price_tiers or [])]
+
+
+def item_validate(*, name: str, start_time: datetime, end_time: datetime, capacity: int,
+                  tiers: list[TierSpec]) -> None:
+    """Contract §5 rules on a whole item; every broken rule is reported at once."""
+    fields: dict[str, list[str]] = {}
+    if not (name or "").strip():
+        fields["name"] = ["This field may not be blank."]
+    if start_time >= end_time:
+        fields["endTime"] = ["Must be after startTime"]
+    if capacity < 1:
+        fields["capacity"] = ["Must be at least 1"]
+    if tiers:
+        names = [t.name for t in tiers]
+        if len(set(names)) != len(names):
+            fields.setdefault("priceTiers", []).append("Tier names must be unique")
+        if any(t.price < 0 for t in tiers):
+            fields.setdefault("priceTiers", []).append("Prices must be at least 0")
+        if sum(t.max_capacity for t in tiers) != capacity:
+            fields.setdefault("priceTiers", []).append(
+                f"The tiers' maxCapacity values must sum to capacity ({capacity})")
+    if fields:
+        raise ValidationFailed(fields=fields)
+
+
+def item_create(*, organizer, name: str, start_time: datetime, end_time: datetime, capacity: int,
+                description: str = "", location: str = "", is_private: bool = False,
+                price_tiers=None, category: str | None = None, tags=None) -> BookableItem:
+    tiers = _tier_specs(price_tiers)
+    item_validate(name=name, start_time=start_time, end_time=end_time, capacity=capacity, tiers=tiers)
+    with transaction.atomic():
+        item = BookableItem.objects.create(
+            organizer=organizer, name=name, description=description or "", start_time=start_time,
+            end_time=end_time, location=location or "", capacity=capacity, is_private=is_private,
+            category=category or None, tags=list(tags or []),
+        )
+        PriceTier.objects.bulk_create(
+            PriceTier(item=item, position=i, name=t.name, price=t.price, max_capacity=t.max_capacity)
+            for i, t in enumerate(tiers)
+        )
+        outbox_enqueue_document_sync(("item", item.pk))
+    return item
+
+
+def _lock_item_for_change(*, actor, item_id) -> BookableItem:
+    item = BookableItem.objects.select_for_update().filter(pk=item_id, deleted_at__isnull=True).first()
+    if item is None:
+        raise ItemNotFound()
+    if not item_can_manage(actor=actor, item=item):
+        raise Forbidden("Only the item's organizer or an ADMIN may change it")
+    return item
+
+
+def _check_booked_seats(*, item: BookableItem, capacity: int, current: list[PriceTier],
+                        wanted: list[TierSpec] | None) -> None:
+    """An update may not leave fewer seats than are already booked (400)."""
+    fields: dict[str, list[str]] = {}
+    if capacity < item.sold:
+        fields["capacity"] = [f"Cannot be below the {item.sold} seats already booked"]
+    if wanted is not None:
+        by_name = {t.name: t for t in wanted}
+        for tier in current:
+            spec = by_name.get(tier.name)
+            if spec is None and tier.sold:
+                fields.setdefault("priceTiers", []).append(
+                    f'Tier "{tier.name}" has {tier.sold} booked seats and cannot be removed')
+            elif spec is not None and spec.max_capacity < tier.sold:
+                fields.setdefault("priceTiers", []).append(
+                    f'Tier "{tier.name}" maxCapacity cannot be below its {tier.sold} booked seats')
+    if fields:
+        raise ValidationFailed("The update would cut seats that are already booked", fields=fields)
+
+
+def _replace_tiers(*, item: BookableItem, current: list[PriceTier], wanted: list[TierSpec]) -> None:
+    """Tiers are matched by name, so booked tiers keep their identity and counters."""
+    by_name = {t.name: t for t in current}
+    keep = {t.name for t in wanted}
+    PriceTier.objects.filter(pk__in=[t.pk for t in current if t.name not in keep]).delete()
+    for position, spec in enumerate(wanted):
+        tier = by_name.get(spec.name)
+        if tier is None:
+            PriceTier.objects.create(item=item, position=position, name=spec.name, price=spec.price,
+                                     max_capacity=spec.max_capacity)
+        else:
+            tier.position, tier.price, tier.max_capacity = position, spec.price, spec.max_capacity
+            tier.save(update_fields=["position", "price", "max_capacity"])
+
+
+UPDATABLE = ("name", "description", "start_time", "end_time", "location", "capacity", "is_private",
+             "category", "tags")
+
+
+def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
+    """PUT /items/{id}: fields left out keep their value; `price_tiers=[]` makes the item free."""
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise TypeError(f"item_update() got unexpected fields {sorted(unknown)}")
+    with contention_guard(), transaction.atomic():
+        item = _lock_item_for_change(actor=actor, item_id=item_id)
+        current = list(item.tiers.order_by("position"))
+        wanted = None if price_tiers is None else _tier_specs(price_tiers)
+        merged = {field: changes.get(field, getattr(item, field)) for field in UPDATABLE}
+        effective = wanted if wanted is not None else [
+            TierSpec(t.name, t.price, t.max_capacity) for t in current]
+        item_validate(name=merged["name"], start_time=merged["start_time"], end_time=merged["end_time"],
+                      capacity=merged["capacity"], tiers=effective)
+        _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
+        times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
+        for field, value in merged.items():
+            setattr(item, field, value)
+        item.category = item.category or None
+        item.tags = list(item.tags or [])
+        item.save()
+        if wanted is not None:
+            _replace_tiers(item=item, current=current, wanted=wanted)
+        if times_changed:
+            from reservations.services import booking_times_follow_item  # reservations builds on catalog
+
+            booking_times_follow_item(item=item)
+        outbox_enqueue_document_sync(("item", item.pk))
+    return item
+
+
+def item_delete(*, actor, item_id) -> BookableItem:
+    """Soft delete: the item leaves the API; bookings of an item that has not started yet are
+    cancelled with notifications; bookings of past items stay as history (revenue)."""
+    with contention_guard(), transaction.atomic():
+        item = _lock_item_for_change(actor=actor, item_id=item_id)
+        item.deleted_at = timezone.now()
+        item.save(update_fields=["deleted_at", "updated_at"])
+        if item.start_time > item.deleted_at:
+            from reservations.services import booking_cancel_for_item  # reservations builds on catalog
+
+            booking_cancel_for_item(item=item, actor=actor)
+        outbox_enqueue_document_sync(("item", item.pk))
+    return item
+
+
+def item_seat_claim(*, item_id, tier_name: str | None = None) -> PriceTier | None:
+    """Take one seat inside the caller's transaction; returns the tier sold (None: free item).
+    Conditional UPDATEs: the row count says whether a seat was free, and the item row stays
+    locked until commit, so tier counters of this item cannot move under us."""
+    claimed = BookableItem.objects.filter(pk=item_id, deleted_at__isnull=True, sold__lt=F("capacity")) \
+        .update(sold=F("sold") + 1)
+    if not claimed:
+        raise CapacityExceeded()
+    tiers = list(PriceTier.objects.filter(item_id=item_id).order_by("position"))
+    if not tiers:
+        return None
+    if tier_name is not None:
+        tiers = [t for t in tiers if t.name == tier_name]
+        if not tiers:
+            raise UnknownTier(tier_name)
+    for tier in tiers:
+        if PriceTier.objects.filter(pk=tier.pk, sold__lt=F("max_capacity")).update(sold=F("sold") + 1):
+            tier.sold += 1
+            return tier
+    raise TierSoldOut(tier_name) if tier_name is not None else CapacityExceeded()
+
+
+def item_seat_release(*, item_id, tier_id=None) -> None:
+    """Give one seat back (cancellation); the caller's transaction holds the item row lock."""
+    BookableItem.objects.filter(pk=item_id, sold__gt=0).update(sold=F("sold") - 1)
+    if tier_id is not None:
+        PriceTier.objects.filter(pk=tier_id, sold__gt=0).update(sold=F("sold") - 1)
+
+
+def item_lock(*, item_id) -> None:
+    """Take the item row lock first, so cancellations follow the project's lock order."""
+    list(BookableItem.objects.select_for_update().filter(pk=item_id).values_list("pk", flat=True))

@@ -1,0 +1,48 @@
+from rest_framework import serializers
+
+from bookings_project.datetimes import LocalDateTimeField
+
+from ..models import BookingStatus
+
+
+class BookingRequestSerializer(serializers.Serializer):
+    priceTier = serializers.CharField(source="tier_name", max_length=100, required=False, allow_null=True,
+                                      help_text="Optional: a tier by name; omitted = the current tier")
+
+
+class BookingResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    userId = serializers.IntegerField(source="user_id")
+    username = serializers.CharField(source="user.username")
+    itemId = serializers.IntegerField(source="item_id")
+    itemName = serializers.CharField(source="item.name")
+    bookingDate = LocalDateTimeField(source="booking_date")
+    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    pricePaid = serializers.DecimalField(source="price_paid", max_digits=10, decimal_places=2)
+
+
+class BookingStatusUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=BookingStatus.choices)
+
+
+class ConflictQuerySerializer(serializers.Serializer):
+    startTime = LocalDateTimeField(source="start")
+    endTime = LocalDateTimeField(source="end")
+
+    def validate(self, attrs):
+        if attrs["start"] >= attrs["end"]:
+            raise serializers.ValidationError({"endTime": ["Must be after startTime"]})
+        return attrs
+
+
+class ConflictingBookingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    itemName = serializers.CharField(source="item.name")
+    startTime = LocalDateTimeField(source="start_time")
+    endTime = LocalDateTimeField(source="end_time")
+
+
+class ConflictCheckResponseSerializer(serializers.Serializer):
+    userId = serializers.IntegerField()
+    hasConflict = serializers.BooleanField()
+    conflictingBookings = ConflictingBookingSerializer(many=True)

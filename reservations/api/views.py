@@ -1,0 +1,91 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsOrganizerOrAdmin
+from bookings_project.errors import Forbidden
+from bookings_project.openapi import error_responses
+from bookings_project.pagination import array_response
+from catalog.api.views import valid_data
+from catalog.selectors import item_can_manage, item_get_visible
+
+from .. import selectors, services
+from ..permissions import CanBook
+from .serializers import (
+    BookingRequestSerializer,
+    BookingResponseSerializer,
+    BookingStatusUpdateSerializer,
+    ConflictCheckResponseSerializer,
+    ConflictQuerySerializer,
+)
+
+
+def bookings_json(bookings) -> list[dict]:
+    return BookingResponseSerializer(bookings, many=True).data
+
+
+class ItemBookingsView(APIView):
+    """POST: book the item (USER, EVENT_ORGANIZER, ADMIN). GET: its bookings (ADMIN or its organizer)."""
+
+    def get_permissions(self):
+        return [CanBook()] if self.request.method == "POST" else [IsOrganizerOrAdmin()]
+
+    @extend_schema(tags=["bookings"], request=BookingRequestSerializer,
+                   responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
+    def post(self, request, item_id):
+        data = valid_data(BookingRequestSerializer, request.data if request.data else {})
+        booking = services.booking_create(user=request.user, item_id=item_id, tier_name=data.get("tier_name"))
+        return Response(BookingResponseSerializer(booking).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["bookings"], responses={200: BookingResponseSerializer(many=True),
+                                                 **error_responses(400, 401, 403, 404)})
+    def get(self, request, item_id):
+        item = item_get_visible(actor=request.user, item_id=item_id)
+        if not item_can_manage(actor=request.user, item=item):
+            raise Forbidden("Only an ADMIN or the item's organizer may list its bookings")
+        return array_response(request, selectors.booking_list_for_item(item=item), bookings_json)
+
+
+class MyBookingsView(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(tags=["bookings"], responses={200: BookingResponseSerializer(many=True),
+                                                 **error_responses(400, 401)})
+    def get(self, request):
+        return array_response(request, selectors.booking_list_for_user(user=request.user), bookings_json)
+
+
+class BookingCancelView(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(tags=["bookings"], request=None,
+                   responses={200: BookingResponseSerializer, **error_responses(401, 403, 404, 409)})
+    def put(self, request, booking_id):
+        booking = services.booking_cancel(actor=request.user, booking_id=booking_id)
+        return Response(BookingResponseSerializer(booking).data)
+
+
+class BookingStatusView(APIView):
+    permission_classes = (IsOrganizerOrAdmin,)
+
+    @extend_schema(tags=["bookings"], request=BookingStatusUpdateSerializer,
+                   responses={200: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
+    def put(self, request, booking_id):
+        data = valid_data(BookingStatusUpdateSerializer, request.data)
+        booking = services.booking_set_status(actor=request.user, booking_id=booking_id, status=data["status"])
+        return Response(BookingResponseSerializer(booking).data)
+
+
+class MyConflictsView(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(tags=["availability"], parameters=[ConflictQuerySerializer],
+                   responses={200: ConflictCheckResponseSerializer, **error_responses(400, 401)})
+    def get(self, request):
+        window = valid_data(ConflictQuerySerializer, request.query_params)
+        conflicts = list(selectors.booking_conflicts(user=request.user, **window))
+        return Response(ConflictCheckResponseSerializer(
+            {"userId": request.user.pk, "hasConflict": bool(conflicts), "conflictingBookings": conflicts}
+        ).data)

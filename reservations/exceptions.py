@@ -1,0 +1,18 @@
+from bookings_project.errors import ApplicationError, Conflict, NotFound
+
+
+class BookingNotFound(NotFound):
+    default_message = "Booking not found"
+
+
+class ItemAlreadyStarted(ApplicationError):
+    status = 400
+    default_message = "The item has already started and can no longer be booked"
+
+
+class BookingTimeConflict(Conflict):
+    default_message = "Time conflict: you already hold a confirmed booking that overlaps this item"
+
+
+class InvalidStatusTransition(Conflict):
+    default_message = "This status change is not allowed"

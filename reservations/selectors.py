@@ -1,0 +1,34 @@
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from .conflicts import overlap_q
+from .exceptions import BookingNotFound
+from .models import Booking, BookingStatus
+
+
+def booking_queryset() -> QuerySet[Booking]:
+    return Booking.objects.select_related("user", "item", "tier")
+
+
+def booking_list_for_user(*, user) -> QuerySet[Booking]:
+    return booking_queryset().filter(user=user).order_by("-booking_date", "-id")
+
+
+def booking_list_for_item(*, item) -> QuerySet[Booking]:
+    return booking_queryset().filter(item=item).order_by("booking_date", "id")
+
+
+def booking_get(*, booking_id) -> Booking:
+    booking = booking_queryset().filter(pk=booking_id).first()
+    if booking is None:
+        raise BookingNotFound()
+    return booking
+
+
+def booking_conflicts(*, user, start: datetime, end: datetime, exclude_id=None) -> QuerySet[Booking]:
+    """The user's CONFIRMED bookings overlapping [start, end)."""
+    qs = booking_queryset().filter(overlap_q(start, end), user=user, status=BookingStatus.CONFIRMED)
+    if exclude_id is not None:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.order_by("start_time", "id")
