@@ -62,3 +62,51 @@ def client_for(token_for):
         return client
 
     return build
+
+
+class LoopbackSMTP:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that records what it receives and can be
+    stopped and restarted on the same port to simulate an outage."""
+
+    def __init__(self):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.messages = []
+        self._controller = None
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        self.messages.append({"to": list(envelope.rcpt_tos), "from": envelope.mail_from, "message": message})
+        return "250 Message accepted for delivery"
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self):
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def message_ids(self):
+        return [m["message"]["Message-ID"] for m in self.messages]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A running loopback SMTP server; Django's email backend points at it."""
+    server = LoopbackSMTP()
+    server.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_TIMEOUT = 5
+    yield server
+    server.stop()

@@ -65,6 +65,13 @@ class User(AbstractUser):
     def is_admin(self) -> bool:
         return self.has_role(Role.ADMIN)
 
+    # The ADMIN role sees everything in the Django admin, as a superuser would.
+    def has_perm(self, perm, obj=None):
+        return (self.is_active and self.is_admin) or super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label):
+        return (self.is_active and self.is_admin) or super().has_module_perms(app_label)
+
     @property
     def core_role(self) -> str:
         for role, name in CORE_ROLE_NAMES.items():

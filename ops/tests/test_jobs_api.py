@@ -1,0 +1,148 @@
+"""Core API /notifications and /jobs: statuses, role rules, execute semantics."""
+
+import pytest
+
+from ops.dispatch import outbox_dispatch_until_empty
+from ops.models import Job, JobStatus
+
+pytestmark = pytest.mark.django_db
+
+NOTIFICATION_JOB = {"type": "NOTIFICATION", "notification": {
+    "recipientEmail": "customer@example.com", "subject": "Booking Confirmation",
+    "message": "Your booking has been confirmed."}}
+
+
+@pytest.fixture
+def operator(make_user):
+    return make_user(roles=["IT_OPERATOR"])
+
+
+@pytest.fixture
+def op_client(client_for, operator):
+    return client_for(operator)
+
+
+def test_post_notification_queues_a_job_that_the_outbox_delivers(op_client, smtp_server):
+    response = op_client.post("/notifications", {"type": "NEW_BOOKING", "recipient": "supplier@example.com",
+                                                 "data": {"bookingId": "booking123", "launchId": "launch456",
+                                                          "seats": 2}}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and set(body) == {"jobId", "status"}
+
+    outbox_dispatch_until_empty()
+
+    job = Job.objects.get(pk=body["jobId"])
+    assert job.status == JobStatus.COMPLETED
+    [mail] = smtp_server.messages
+    assert mail["to"] == ["supplier@example.com"]
+    text = mail["message"].get_body(preferencelist=("plain",)).get_content()
+    assert "launch456" in text and "seats: 2" in text
+
+
+@pytest.mark.parametrize("payload", [
+    {"type": "NOPE", "recipient": "a@example.com"},
+    {"type": "GENERIC", "recipient": "not-an-email"},
+    {"type": "GENERIC"},
+])
+def test_bad_notification_requests_are_400(op_client, payload):
+    response = op_client.post("/notifications", payload, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"]
+
+
+def test_create_job_then_execute_returns_final_state_and_sends_once(op_client, smtp_server):
+    created = op_client.post("/jobs", NOTIFICATION_JOB, format="json")
+    assert created.status_code == 202
+    job = created.json()
+    assert job["type"] == "NOTIFICATION" and job["status"] == "queued"
+    assert job["id"] == job["jobId"] and job["createdAt"].endswith("Z") and job["updatedAt"].endswith("Z")
+
+    executed = op_client.put(f"/jobs/{job['id']}/execute", {"jobId": job["id"]}, format="json")
+    assert executed.status_code == 200
+    assert executed.json()["status"] == "completed"
+    assert executed.json()["startedAt"] and executed.json()["completedAt"]
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0]["message"]["Subject"] == "Booking Confirmation"
+
+    again = op_client.put(f"/jobs/{job['id']}/execute", format="json")
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+    # The job's own outbox event later finds it done and sends nothing more.
+    outbox_dispatch_until_empty()
+    assert len(smtp_server.messages) == 1
+
+
+def test_execute_failing_job_reports_failed_and_can_be_executed_again(op_client, smtp_server):
+    smtp_server.stop()
+    job_id = op_client.post("/jobs", NOTIFICATION_JOB, format="json").json()["id"]
+    failed = op_client.put(f"/jobs/{job_id}/execute")
+    assert failed.status_code == 200
+    assert failed.json()["status"] == "failed" and failed.json()["error"]
+
+    smtp_server.start()
+    retried = op_client.put(f"/jobs/{job_id}/execute")
+    assert retried.json()["status"] == "completed" and retried.json()["error"] is None
+    assert len(smtp_server.messages) == 1
+
+
+def test_running_job_cannot_be_executed(op_client):
+    job_id = op_client.post("/jobs", NOTIFICATION_JOB, format="json").json()["id"]
+    Job.objects.filter(pk=job_id).update(status=JobStatus.RUNNING)
+    assert op_client.put(f"/jobs/{job_id}/execute").status_code == 409
+
+
+@pytest.mark.parametrize("job_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "1"])
+def test_unknown_job_is_404(op_client, job_id):
+    assert op_client.get(f"/jobs/{job_id}").status_code == 404
+    assert op_client.put(f"/jobs/{job_id}/execute").status_code == 404
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"type": "NOTIFICATION"}, "notification"),
+    ({"type": "RECONCILIATION"}, "reconciliation"),
+    ({"type": "NOTIFICATION", "notification": {"recipientEmail": "x"}}, "notification.recipientEmail"),
+    ({"type": "CLEANUP"}, "type"),
+    ({"type": "RECONCILIATION", "reconciliation": {"entityType": "planet"}}, "reconciliation.entityType"),
+])
+def test_invalid_jobs_are_400_with_fields(op_client, payload, field):
+    response = op_client.post("/jobs", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+
+
+def test_list_jobs_filters_and_pages(op_client):
+    for _ in range(3):
+        op_client.post("/jobs", NOTIFICATION_JOB, format="json")
+    op_client.post("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "launch",
+                                                                          "entityId": "7"}}, format="json")
+    everything = op_client.get("/jobs").json()
+    assert everything["total"] == 4 and everything["page"] == 1 and everything["pageSize"] == 10
+    assert op_client.get("/jobs?type=NOTIFICATION").json()["total"] == 3
+    recon = op_client.get("/jobs?type=RECONCILIATION").json()["jobs"][0]
+    assert recon["reconciliation"] == {"entityType": "launch", "entityId": "7"}
+    assert op_client.get("/jobs?status=completed").json()["total"] == 0
+    page = op_client.get("/jobs?page=2&pageSize=3").json()
+    assert page["total"] == 4 and len(page["jobs"]) == 1
+    assert op_client.get("/jobs?from=2999-01-01T00:00:00Z").json()["total"] == 0
+    assert op_client.get("/jobs?status=weird").status_code == 400
+    assert op_client.get("/jobs?from=yesterday").status_code == 400
+    assert op_client.get("/jobs?pageSize=101").status_code == 400
+
+
+@pytest.mark.parametrize("roles, expected", [
+    (None, 401), (["USER"], 403), (["EVENT_ORGANIZER"], 403), (["IT_OPERATOR"], 200), (["ADMIN"], 200),
+])
+def test_job_endpoints_role_matrix(client_for, make_user, roles, expected):
+    client = client_for(make_user(roles=roles) if roles else None)
+    created_status = 202 if expected == 200 else expected
+    assert client.post("/jobs", NOTIFICATION_JOB, format="json").status_code == created_status
+    assert client.get("/jobs").status_code == expected
+    assert client.post("/notifications", {"type": "GENERIC", "recipient": "a@example.com"},
+                       format="json").status_code == created_status
+    assert client.get("/reconciliation/jobs").status_code == expected
+    assert client.post("/reconciliation", {"entityType": "item"}, format="json").status_code == created_status
+    assert client.post("/reconciliation/events", {"entityType": "booking", "entityId": "1", "action": "update"},
+                       format="json").status_code == created_status
+    job = Job.objects.first()
+    if job is not None:
+        assert client.get(f"/jobs/{job.pk}").status_code == expected

@@ -1,0 +1,127 @@
+"""Outbox delivery through a real SMTP server on loopback."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ops.dispatch import backoff, outbox_dispatch_batch, outbox_dispatch_until_empty, outbox_retry
+from ops.models import OutboxEvent, OutboxStatus
+from ops.outbox import EventType, outbox_enqueue
+
+pytestmark = pytest.mark.django_db
+
+
+def register(api_client, name):
+    response = api_client.post("/api/v1/user", {"username": name, "email": f"{name}@example.com",
+                                                "password": "S3cure-pass!"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def make_due():
+    OutboxEvent.objects.filter(status=OutboxStatus.PENDING).update(next_attempt_at=timezone.now())
+
+
+def test_registration_writes_one_event_and_delivers_one_welcome_email(api_client, smtp_server):
+    register(api_client, "alice")
+    event = OutboxEvent.objects.get()
+    assert (event.event_type, event.status, event.recipient_email) == (
+        EventType.USER_REGISTERED, OutboxStatus.PENDING, "alice@example.com")
+
+    stats = outbox_dispatch_batch()
+
+    assert stats == {"claimed": 1, "sent": 1, "retry": 0, "dead": 0}
+    [mail] = smtp_server.messages
+    assert mail["to"] == ["alice@example.com"]
+    assert "Welcome" in mail["message"]["Subject"]
+    assert mail["message"]["Message-ID"] == f"<{event.pk}@bookings.local>"
+    body = mail["message"].get_body(preferencelist=("plain",)).get_content()
+    assert "alice@example.com" in body
+    assert mail["message"].get_body(preferencelist=("html",)) is not None
+    event.refresh_from_db()
+    assert event.status == OutboxStatus.SENT and event.processed_at is not None
+    # Dispatching again sends nothing more.
+    assert outbox_dispatch_batch()["claimed"] == 0
+    assert len(smtp_server.messages) == 1
+
+
+def test_smtp_down_events_retry_with_backoff_then_all_delivered(api_client, smtp_server):
+    smtp_server.stop()
+    for name in ("ann", "ben", "cat"):
+        register(api_client, name)
+
+    before = timezone.now()
+    stats = outbox_dispatch_batch()
+
+    assert stats["retry"] == 3 and stats["sent"] == 0
+    for event in OutboxEvent.objects.all():
+        assert event.status == OutboxStatus.PENDING
+        assert event.retry_count == 1
+        assert event.error_message  # why it failed is recorded
+        assert event.next_attempt_at >= before + backoff(1) - timedelta(seconds=1)
+    # Not due yet: nothing is claimed before the backoff has passed.
+    assert outbox_dispatch_batch()["claimed"] == 0
+
+    smtp_server.start()
+    make_due()
+    totals = outbox_dispatch_until_empty()
+
+    assert totals["sent"] == 3
+    assert sorted(m["to"][0] for m in smtp_server.messages) == ["ann@example.com", "ben@example.com",
+                                                                 "cat@example.com"]
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {OutboxStatus.SENT}
+
+
+def test_backoff_grows_exponentially_and_is_capped(settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 5
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert backoff(30) == timedelta(hours=1)
+
+
+def test_after_max_retries_event_is_dead_and_retry_sends_it(api_client, smtp_server, settings):
+    settings.OUTBOX_MAX_RETRIES = 3
+    smtp_server.stop()
+    register(api_client, "dora")
+    for attempt in range(3):
+        make_due()
+        outbox_dispatch_batch()
+    event = OutboxEvent.objects.get()
+    assert event.status == OutboxStatus.DEAD and event.retry_count == 3
+    make_due()
+    assert outbox_dispatch_batch()["claimed"] == 0  # DEAD events are not retried on their own
+
+    smtp_server.start()
+    assert outbox_retry(event_ids=[event.pk]) == 1
+    outbox_dispatch_batch()
+
+    event.refresh_from_db()
+    assert event.status == OutboxStatus.SENT
+    assert [m["to"] for m in smtp_server.messages] == [["dora@example.com"]]
+
+
+def test_dispatcher_that_dies_after_claiming_loses_nothing(smtp_server, settings):
+    from ops.dispatch import outbox_claim
+
+    settings.OUTBOX_LEASE_SECONDS = 60
+    for n in range(5):
+        outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"r{n}@example.com",
+                       payload={"subject": "Hello", "message": f"message {n}"})
+    claimed = outbox_claim(batch_size=3)  # ... and the worker is killed before sending
+    assert len(claimed) == 3
+
+    outbox_dispatch_until_empty()
+    assert len(smtp_server.messages) == 2  # the leased events wait for the lease to run out
+
+    OutboxEvent.objects.filter(status=OutboxStatus.PENDING).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1))
+    outbox_dispatch_until_empty()
+    assert sorted(m["to"][0] for m in smtp_server.messages) == [f"r{n}@example.com" for n in range(5)]
+    assert len(set(smtp_server.message_ids())) == 5
+
+
+def test_event_without_handler_goes_dead_with_reason():
+    event = OutboxEvent.objects.create(event_type="SOMETHING_UNKNOWN", payload={})
+    outbox_dispatch_batch()
+    event.refresh_from_db()
+    assert event.status == OutboxStatus.DEAD and "No handler" in event.error_message
