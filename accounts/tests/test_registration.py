@@ -1,0 +1,162 @@
+"""Both registration forms: POST /api/v1/user (booking API) and POST /auth/register (core API)."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from accounts.models import User
+from ops.models import OutboxEvent, SystemLog
+from bookings_project.tests.helpers import assert_error, assert_no_secrets
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "S3cure-pass!word"
+
+
+def register_booking(client, **overrides):
+    body = {"username": "newuser", "email": "newuser@example.com", "password": PASSWORD, "roles": ["USER"]}
+    body.update(overrides)
+    body = {k: v for k, v in body.items() if v is not None}
+    return client.post("/api/v1/user", body, format="json")
+
+
+def register_core(client, **overrides):
+    body = {"email": "newuser@example.com", "password": PASSWORD, "role": "customer"}
+    body.update(overrides)
+    body = {k: v for k, v in body.items() if v is not None}
+    return client.post("/auth/register", body, format="json")
+
+
+# --- success ----------------------------------------------------------------------------------
+
+
+def test_booking_register_returns_user_response(api_client):
+    response = register_booking(api_client, username="NewUser", email="New.User@Example.COM")
+    assert response.status_code == 201
+    body = response.json()
+    user = User.objects.get(pk=body["id"])
+    assert body == {"id": user.pk, "username": "NewUser", "email": "new.user@example.com", "roles": ["USER"]}
+    assert user.check_password(PASSWORD) and user.is_active and not user.is_staff
+    assert_no_secrets(response, PASSWORD)
+
+
+@pytest.mark.parametrize("roles, expected", [
+    (None, ["USER"]),
+    ([], ["USER"]),
+    (["EVENT_ORGANIZER"], ["EVENT_ORGANIZER"]),
+    (["USER", "EVENT_ORGANIZER"], ["EVENT_ORGANIZER", "USER"]),
+])
+def test_booking_register_self_service_roles(api_client, roles, expected):
+    response = register_booking(api_client, roles=roles)
+    assert response.status_code == 201
+    assert response.json()["roles"] == expected
+
+
+@pytest.mark.parametrize("role, stored", [(None, ["USER"]), ("customer", ["USER"]),
+                                          ("supplier", ["EVENT_ORGANIZER"])])
+def test_core_register_returns_seed_shape(api_client, role, stored):
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    response = register_core(api_client, email="NewUser@Example.com", role=role)
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "email", "role", "createdAt"}
+    assert body["email"] == "newuser@example.com"
+    assert body["role"] == (role or "customer")
+    assert isinstance(body["id"], str)
+    assert body["createdAt"].endswith("Z")
+    assert datetime.fromisoformat(body["createdAt"]) >= before
+    user = User.objects.get(pk=int(body["id"]))
+    assert user.roles == stored and user.check_password(PASSWORD)
+    assert_no_secrets(response, PASSWORD)
+
+
+def test_core_registered_user_can_log_in_on_both_surfaces(api_client):
+    assert register_core(api_client).status_code == 201
+    core = api_client.post("/auth/login", {"email": "newuser@example.com", "password": PASSWORD}, format="json")
+    booking = api_client.post("/api/v1/auth/login", {"username": "newuser@example.com", "password": PASSWORD},
+                              format="json")
+    assert core.status_code == 200 and booking.status_code == 200
+
+
+def test_registration_is_logged_and_queues_welcome_email(api_client):
+    response = register_booking(api_client)
+    user_id = str(response.json()["id"])
+    assert SystemLog.objects.filter(event_type="USER", message="User registered", user_id=user_id).exists()
+    event = OutboxEvent.objects.get(event_type="USER_REGISTERED")
+    assert event.recipient_email == "newuser@example.com"
+    assert "password" not in str(event.payload).lower()
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", [
+    {"username": "NEWUSER", "email": "other@example.com"},
+    {"username": "other", "email": "NewUser@EXAMPLE.com"},
+])
+def test_booking_register_duplicate_is_409_case_insensitive(api_client, second):
+    assert register_booking(api_client).status_code == 201
+    response = register_booking(api_client, **second)
+    assert_error(response, 409, path="/api/v1/user")
+    assert User.objects.count() == 1
+
+
+def test_core_register_duplicate_email_is_409(api_client):
+    assert register_booking(api_client).status_code == 201
+    assert_error(register_core(api_client, email="NEWUSER@example.com"), 409, path="/auth/register")
+    assert register_core(api_client, email="fresh@example.com").status_code == 201
+    assert_error(register_core(api_client, email="Fresh@Example.com"), 409)
+    assert User.objects.count() == 2
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["short1!", "password123", "12345678901234", "newuser-example"])
+def test_weak_password_is_400_with_fields(api_client, password):
+    assert_error(register_booking(api_client, password=password), 400, fields=["password"])
+    assert_error(register_core(api_client, password=password), 400, fields=["password"])
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@", "@example.com", ""])
+def test_bad_email_is_400_with_fields(api_client, email):
+    assert_error(register_booking(api_client, email=email), 400, fields=["email"])
+    assert_error(register_core(api_client, email=email), 400, fields=["email"])
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": "a@example.com", "password": PASSWORD}, "username"),
+    ({"username": "bad user!", "email": "a@example.com", "password": PASSWORD}, "username"),
+    ({"username": "abc", "email": "a@example.com"}, "password"),
+    ({"username": "abc", "email": "a@example.com", "password": PASSWORD, "roles": ["KING"]}, "roles.0"),
+    ({"username": "abc", "email": "a@example.com", "password": PASSWORD, "roles": "USER"}, "roles"),
+])
+def test_booking_register_invalid_body_is_400(api_client, body, field):
+    assert_error(api_client.post("/api/v1/user", body, format="json"), 400, fields=[field])
+
+
+def test_core_register_unknown_role_is_400(api_client):
+    assert_error(register_core(api_client, role="USER"), 400, fields=["role"])
+
+
+# --- privileged self-registration ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("roles", [["ADMIN"], ["IT_OPERATOR"], ["USER", "ADMIN"], ["EVENT_ORGANIZER", "IT_OPERATOR"]])
+def test_booking_register_privileged_role_is_403(api_client, roles):
+    assert_error(register_booking(api_client, roles=roles), 403, path="/api/v1/user")
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["admin", "operator"])
+def test_core_register_privileged_role_is_403(api_client, role):
+    assert_error(register_core(api_client, role=role), 403, path="/auth/register")
+    assert not User.objects.exists()
+
+
+def test_register_with_stale_token_still_works(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+    assert register_booking(api_client).status_code == 201
+    assert register_core(api_client, email="second@example.com").status_code == 201

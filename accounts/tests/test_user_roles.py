@@ -1,0 +1,214 @@
+"""Who may do what on /api/v1/user…, role changes, and deleting (deactivating) users."""
+
+import pytest
+
+from accounts.models import User
+from accounts.tests.factories import DEFAULT_PASSWORD
+from accounts.tokens import token_pair_for_user
+from ops.models import SystemLog
+from bookings_project.tests.helpers import assert_error, assert_no_secrets
+
+pytestmark = pytest.mark.django_db
+
+ACTORS = ["anonymous", "USER", "EVENT_ORGANIZER", "IT_OPERATOR", "ADMIN"]
+ANON, USER, ORG, OP, ADMIN = ACTORS
+
+
+def expect(**by_actor):
+    """Expected status per actor; `rest` covers the actors not named."""
+    rest = by_actor.pop("rest", None)
+    return {actor: by_actor.get(actor, rest) for actor in ACTORS}
+
+
+# (method, path template, body, expected status per actor). {self} is the caller, {other} a
+# plain USER; an anonymous caller's {self} is that other user.
+MATRIX = [
+    ("get", "/api/v1/user", None, expect(anonymous=401, ADMIN=200, rest=403)),
+    ("post", "/api/v1/user", {"username": "fresh", "email": "fresh@example.com", "password": "S3cure-pass!word"},
+     expect(rest=201)),
+    ("get", "/api/v1/user/me", None, expect(anonymous=401, rest=200)),
+    ("get", "/api/v1/user/{self}", None, expect(anonymous=401, rest=200)),
+    ("get", "/api/v1/user/{other}", None, expect(anonymous=401, ADMIN=200, rest=403)),
+    ("put", "/api/v1/user/{self}", {"username": "renamed"}, expect(anonymous=401, rest=200)),
+    ("put", "/api/v1/user/{other}", {"username": "renamed"}, expect(anonymous=401, ADMIN=200, rest=403)),
+    ("delete", "/api/v1/user/{self}", None, expect(anonymous=401, ADMIN=409, rest=403)),
+    ("delete", "/api/v1/user/{other}", None, expect(anonymous=401, ADMIN=204, rest=403)),
+]
+CASES = [(method, path, body, actor, statuses[actor])
+         for method, path, body, statuses in MATRIX for actor in ACTORS]
+
+
+@pytest.mark.parametrize("method, path, body, actor, status", CASES,
+                         ids=[f"{m.upper()} {p} as {a} -> {s}" for m, p, _, a, s in CASES])
+def test_role_matrix(make_user, client_for, method, path, body, actor, status):
+    other = make_user(username="other", email="other@example.com")
+    caller = None if actor == ANON else make_user(roles=[actor], username="caller", email="caller@example.com")
+    url = path.format(self=(caller or other).pk, other=other.pk)
+    response = getattr(client_for(caller), method)(url, body, format="json")
+    if status >= 400:
+        assert_error(response, status, path=url)
+    else:
+        assert response.status_code == status, response.content
+        assert_no_secrets(response, DEFAULT_PASSWORD)
+    if url == f"/api/v1/user/{other.pk}" and method in {"put", "delete"}:
+        other.refresh_from_db()
+        assert (other.username == "renamed") == (method == "put" and status == 200)
+        assert other.is_active == (method != "delete" or status != 204)
+
+
+@pytest.mark.parametrize("actor", [USER, ORG, OP, ADMIN])
+def test_me_and_self_return_the_callers_profile(make_user, client_for, actor):
+    caller = make_user(roles=[actor], username="caller", email="caller@example.com")
+    expected = {"id": caller.pk, "username": "caller", "email": "caller@example.com", "roles": [actor]}
+    client = client_for(caller)
+    assert client.get("/api/v1/user/me").json() == expected
+    assert client.get(f"/api/v1/user/{caller.pk}").json() == expected
+
+
+def test_admin_lists_active_users_only(make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    active = make_user()
+    make_user(is_active=False)
+    response = client_for(admin).get("/api/v1/user")
+    assert response.status_code == 200
+    assert [u["id"] for u in response.json()] == [admin.pk, active.pk]
+    assert_no_secrets(response, DEFAULT_PASSWORD)
+
+
+def test_admin_user_list_pages_on_request(make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    make_user(), make_user()
+    response = client_for(admin).get("/api/v1/user", {"page": 2, "pageSize": 2})
+    assert response.status_code == 200 and len(response.json()) == 1
+    assert response["X-Total-Count"] == "3"
+    assert 'rel="prev"' in response["Link"] and 'rel="next"' not in response["Link"]
+    assert_error(client_for(admin).get("/api/v1/user", {"pageSize": 101}), 400, fields=["pageSize"])
+
+
+@pytest.mark.parametrize("pk", ["999999", "abc"])
+def test_admin_gets_404_for_unknown_user(make_user, client_for, pk):
+    admin = make_user(roles=[ADMIN])
+    for method in ("get", "put", "delete"):
+        assert_error(getattr(client_for(admin), method)(f"/api/v1/user/{pk}", {}, format="json"), 404)
+
+
+def test_non_admin_is_refused_before_any_lookup(make_user, client_for):
+    """A non-admin cannot tell an existing id from a missing one."""
+    client = client_for(make_user())
+    assert_error(client.get("/api/v1/user/999999"), 403)
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("actor", [USER, ORG, OP])
+def test_non_admin_sending_roles_for_themselves_gets_200_unchanged(make_user, client_for, actor):
+    """The seed's sample: asks for ADMIN, gets the profile update but keeps its roles."""
+    caller = make_user(roles=[actor], username="testuser", email="test@example.com")
+    response = client_for(caller).put(
+        f"/api/v1/user/{caller.pk}",
+        {"username": "updated_testuser", "email": "updated_test@example.com",
+         "roles": ["USER", "EVENT_ORGANIZER", "ADMIN", "IT_OPERATOR"]},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json() == {"id": caller.pk, "username": "updated_testuser",
+                               "email": "updated_test@example.com", "roles": [actor]}
+    caller.refresh_from_db()
+    assert caller.roles == [actor] and not caller.is_superuser
+    assert not SystemLog.objects.filter(message="User roles changed").exists()
+
+
+@pytest.mark.parametrize("roles", [["ADMIN"], ["IT_OPERATOR"], ["EVENT_ORGANIZER", "IT_OPERATOR"]])
+def test_only_admin_grants_privileged_roles(make_user, client_for, roles):
+    admin = make_user(roles=[ADMIN])
+    target = make_user()
+    response = client_for(admin).put(f"/api/v1/user/{target.pk}", {"roles": roles}, format="json")
+    assert response.status_code == 200
+    assert response.json()["roles"] == sorted(roles)
+    target.refresh_from_db()
+    assert target.is_staff  # ADMIN and IT_OPERATOR reach the admin site
+    # the new role takes effect for the target's own requests
+    assert client_for(target).get("/logs").status_code == 200
+    entry = SystemLog.objects.get(message="User roles changed")
+    assert entry.user_id == str(target.pk) and entry.additional_data["to"] == sorted(roles)
+
+
+def test_admin_can_take_a_role_away(make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    target = make_user(roles=[OP])
+    response = client_for(admin).put(f"/api/v1/user/{target.pk}", {"roles": ["USER"]}, format="json")
+    assert response.json()["roles"] == ["USER"]
+    target.refresh_from_db()
+    assert not target.is_staff
+    assert_error(client_for(target).get("/logs"), 403)
+
+
+def test_admin_cannot_drop_own_admin_role(make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    assert_error(client_for(admin).put(f"/api/v1/user/{admin.pk}", {"roles": ["USER"]}, format="json"), 409)
+    admin.refresh_from_db()
+    assert admin.roles == ["ADMIN"]
+
+
+def test_superuser_is_always_admin(make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    root = User.objects.create_superuser("root", "root@example.com", DEFAULT_PASSWORD, roles=[])
+    assert client_for(root).get("/api/v1/user/me").json()["roles"] == ["ADMIN"]
+    response = client_for(admin).put(f"/api/v1/user/{root.pk}", {"roles": ["USER"]}, format="json")
+    assert response.status_code == 200
+    assert "ADMIN" in response.json()["roles"]
+    root.refresh_from_db()
+    assert "ADMIN" in root.roles and root.is_staff
+    assert client_for(root).get("/api/v1/user").status_code == 200
+    login = client_for().post("/auth/login", {"email": "root@example.com", "password": DEFAULT_PASSWORD},
+                              format="json")
+    assert login.json()["user"]["role"] == "admin"
+
+
+@pytest.mark.parametrize("body, field", [({"roles": ["KING"]}, "roles.0"), ({"email": "nope"}, "email"),
+                                         ({"username": "has space"}, "username")])
+def test_invalid_update_is_400(make_user, client_for, body, field):
+    admin = make_user(roles=[ADMIN])
+    target = make_user()
+    assert_error(client_for(admin).put(f"/api/v1/user/{target.pk}", body, format="json"), 400, fields=[field])
+
+
+@pytest.mark.parametrize("body", [{"username": "TAKEN"}, {"email": "Taken@Example.com"}])
+def test_update_to_a_taken_name_is_409(make_user, client_for, body):
+    make_user(username="taken", email="taken@example.com")
+    caller = make_user()
+    assert_error(client_for(caller).put(f"/api/v1/user/{caller.pk}", body, format="json"), 409)
+
+
+# --- delete = deactivate ------------------------------------------------------------------------
+
+
+def test_deleted_user_is_locked_out_but_kept(api_client, make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    victim = make_user(username="victim", email="victim@example.com")
+    access, refresh = token_pair_for_user(victim)
+    assert client_for(admin).delete(f"/api/v1/user/{victim.pk}").status_code == 204
+
+    assert_error(api_client.get("/api/v1/user/me", HTTP_AUTHORIZATION=f"Bearer {access}"), 401)
+    assert_error(api_client.post("/api/v1/auth/refresh", {"refreshToken": refresh}, format="json"), 401)
+    assert_error(api_client.post("/api/v1/auth/login", {"username": "victim", "password": DEFAULT_PASSWORD},
+                                 format="json"), 401)
+    assert_error(api_client.post("/auth/login", {"email": "victim@example.com", "password": DEFAULT_PASSWORD},
+                                 format="json"), 401)
+
+    victim.refresh_from_db()  # history kept: the row stays, inactive
+    assert not victim.is_active
+    assert_error(client_for(admin).get(f"/api/v1/user/{victim.pk}"), 404)
+    assert victim.pk not in [u["id"] for u in client_for(admin).get("/api/v1/user").json()]
+    entry = SystemLog.objects.get(message="User deleted")
+    assert entry.user_id == str(victim.pk) and entry.reported_by_id == admin.pk
+
+
+def test_deleted_user_cannot_register_again_with_same_name(api_client, make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    victim = make_user(username="victim", email="victim@example.com")
+    client_for(admin).delete(f"/api/v1/user/{victim.pk}")
+    response = api_client.post("/api/v1/user", {"username": "victim", "email": "victim@example.com",
+                                                "password": "S3cure-pass!word"}, format="json")
+    assert_error(response, 409)

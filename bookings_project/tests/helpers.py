@@ -1,0 +1,37 @@
+"""Assertions shared by the API test suites (error envelope, secrets never leaked)."""
+
+import json
+from datetime import datetime
+
+ENVELOPE_KEYS = {"status", "error", "message", "path", "timestamp"}
+
+
+def assert_error(response, status: int, *, path: str | None = None, fields=()) -> dict:
+    """The response is the contract's JSON error envelope with `status` (and these `fields`)."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"].startswith("application/json")
+    body = json.loads(response.content)
+    assert ENVELOPE_KEYS <= set(body), body
+    assert set(body) - ENVELOPE_KEYS <= {"fields"}, body
+    assert body["status"] == status
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["timestamp"].endswith("Z")
+    datetime.fromisoformat(body["timestamp"])
+    if path is not None:
+        assert body["path"] == path
+    for name in fields:
+        assert body.get("fields", {}).get(name), body
+    return body
+
+
+def assert_no_secrets(response, *passwords: str) -> None:
+    """No password, password field or password hash anywhere in the body."""
+    text = response.content.decode()
+    lowered = text.lower()
+    assert '"password"' not in lowered
+    for marker in ("md5$", "pbkdf2_", "argon2", "bcrypt"):
+        assert marker not in lowered
+    assert '"!' not in text  # an unusable password's hash starts with "!"
+    for password in passwords:
+        assert password not in text
