@@ -1,0 +1,143 @@
+"""Per-client-IP limits on login, refresh and both registrations; the cache's Redis-down mode."""
+
+import logging
+
+import pytest
+from django.test import override_settings
+from freezegun import freeze_time
+
+from accounts.tests.factories import DEFAULT_PASSWORD
+from accounts.tokens import token_pair_for_user
+from bookings_project.cache import FailoverRedisCache
+from bookings_project.tests.helpers import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(client, n):
+    return client.post("/api/v1/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD}, format="json")
+
+
+def _core_login(client, n):
+    return client.post("/auth/login", {"email": "alice@example.com", "password": DEFAULT_PASSWORD}, format="json")
+
+
+def _register(client, n):
+    return client.post("/api/v1/user", {"username": f"new{n}", "email": f"new{n}@example.com",
+                                        "password": "S3cure-pass!word"}, format="json")
+
+
+def _core_register(client, n):
+    return client.post("/auth/register", {"email": f"core{n}@example.com", "password": "S3cure-pass!word"},
+                       format="json")
+
+
+ENDPOINTS = [
+    ("RATE_LIMIT_LOGIN", _login, 200),
+    ("RATE_LIMIT_LOGIN", _core_login, 200),
+    ("RATE_LIMIT_REGISTER", _register, 201),
+    ("RATE_LIMIT_REGISTER", _core_register, 201),
+]
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user(username="alice", email="alice@example.com")
+
+
+@pytest.fixture(autouse=True)
+def _one_window():
+    """Limits count per fixed window: a frozen clock keeps a test from straddling two."""
+    with freeze_time():
+        yield
+
+
+@pytest.mark.parametrize("setting, send, ok", ENDPOINTS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_over_the_limit_is_429_with_retry_after(api_client, alice, setting, send, ok):
+    with override_settings(**{setting: "3/m"}):
+        assert [send(api_client, n).status_code for n in range(3)] == [ok] * 3
+        response = send(api_client, 3)
+    body = assert_error(response, 429)
+    assert body["error"] == "too_many_requests"
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_refresh_over_the_limit_is_429(api_client, alice):
+    with override_settings(RATE_LIMIT_REFRESH="3/m"):
+        token = token_pair_for_user(alice)[1]
+        for _ in range(3):
+            response = api_client.post("/api/v1/auth/refresh", {"refreshToken": token}, format="json")
+            assert response.status_code == 200
+            token = response.json()["refreshToken"]
+        response = api_client.post("/api/v1/auth/refresh", {"refreshToken": token}, format="json")
+    assert_error(response, 429, path="/api/v1/auth/refresh")
+    assert int(response["Retry-After"]) >= 1
+
+
+@override_settings(RATE_LIMIT_LOGIN="3/m")
+def test_failed_attempts_count_and_the_limit_is_per_client_ip(api_client, alice):
+    for _ in range(3):
+        wrong = api_client.post("/api/v1/auth/login", {"username": "alice", "password": "nope-nope-1"},
+                                format="json")
+        assert wrong.status_code == 401
+    # even the right password is refused now: brute force cannot continue
+    assert_error(_login(api_client, 0), 429)
+    other_ip = api_client.post("/api/v1/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD},
+                               format="json", REMOTE_ADDR="10.0.0.7")
+    assert other_ip.status_code == 200
+
+
+@override_settings(RATE_LIMIT_REGISTER="2/m")
+def test_both_registration_forms_share_one_budget(api_client):
+    assert _register(api_client, 1).status_code == 201
+    assert _core_register(api_client, 2).status_code == 201
+    assert_error(_register(api_client, 3), 429)
+    assert_error(_core_register(api_client, 4), 429)
+
+
+@pytest.mark.parametrize("setting, send, ok", ENDPOINTS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_rate_limit_enabled_0_disables_limits(api_client, alice, setting, send, ok):
+    with override_settings(RATELIMIT_ENABLE=False, **{setting: "1/m"}):
+        assert [send(api_client, n).status_code for n in range(4)] == [ok] * 4
+
+
+# --- the shared cache when Redis is down (bookings_project/cache.py) ---------------------------
+
+
+@pytest.fixture
+def unreachable_cache():
+    return FailoverRedisCache("redis://127.0.0.1:1/0", {
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient",
+                    "SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        "KEY_PREFIX": "ha-failover-test",
+    })
+
+
+def test_failover_cache_falls_back_instead_of_raising(unreachable_cache, caplog):
+    cache = unreachable_cache
+    with caplog.at_level(logging.WARNING, logger="bookings_project.cache"):
+        assert cache.add("counter", 1, 60) is True
+        assert cache.add("counter", 1, 60) is False  # the fallback really remembers
+        assert cache.incr("counter") == 2
+        assert cache.incr("counter") == 3
+        assert cache.get("counter") == 3
+        cache.set("other", "value", 60)
+        assert cache.get("other") == "value"
+        cache.delete("other")
+        assert cache.get("other", "gone") == "gone"
+    unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(unreachable) == 1  # warned once per outage, not once per call
+
+
+def test_rate_limit_keeps_holding_while_redis_is_down(api_client, alice, unreachable_cache, monkeypatch):
+    """The limiter reads the cache through django.core.cache.caches: point it at the dead Redis."""
+    from django_ratelimit import core
+
+    class Caches(dict):
+        def __getitem__(self, name):
+            return unreachable_cache
+
+    monkeypatch.setattr(core, "caches", Caches())
+    with override_settings(RATE_LIMIT_LOGIN="2/m"):
+        assert [_login(api_client, n).status_code for n in range(2)] == [200, 200]
+        assert_error(_login(api_client, 2), 429)

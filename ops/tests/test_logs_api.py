@@ -1,0 +1,182 @@
+"""/logs (seed 000 stories 3 and 4): record, filter, page, and who may do which."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ops.models import SystemLog
+from bookings_project.tests.helpers import assert_error
+
+pytestmark = pytest.mark.django_db
+
+SEED_ENTRY = {
+    "eventType": "AUTH",
+    "severity": "error",
+    "message": "Failed login attempt",
+    "userId": "507f1f77bcf86cd799439011",
+    "ipAddress": "192.168.1.1",
+    "additionalData": {"reason": "Invalid password"},
+}
+T0 = datetime(2024, 8, 12, 10, 0, tzinfo=timezone.utc)
+
+
+def add_log(minutes=0, **fields):
+    values = {"timestamp": T0 + timedelta(minutes=minutes), "event_type": "APP", "severity": "info",
+              "message": f"event at +{minutes}m"}
+    values.update(fields)
+    return SystemLog.objects.create(**values)
+
+
+@pytest.fixture
+def operator(make_user, client_for):
+    return client_for(make_user(roles=["IT_OPERATOR"]))
+
+
+# --- POST ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["USER", "EVENT_ORGANIZER", "IT_OPERATOR", "ADMIN"])
+def test_any_authenticated_user_records_an_event(make_user, client_for, role):
+    user = make_user(roles=[role])
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    response = client_for(user).post("/logs", SEED_ENTRY, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {**SEED_ENTRY, "id": body["id"], "timestamp": body["timestamp"]}
+    assert isinstance(body["id"], str) and body["id"]
+    assert body["timestamp"].endswith("Z")
+    assert before <= datetime.fromisoformat(body["timestamp"]) <= datetime.now(timezone.utc)
+    stored = SystemLog.objects.get(pk=body["id"])
+    assert stored.reported_by_id == user.pk and stored.user_id == SEED_ENTRY["userId"]
+
+
+def test_minimal_event_has_null_optionals(make_user, client_for):
+    response = client_for(make_user()).post("/logs", {"eventType": "APP", "severity": "debug", "message": "m"},
+                                            format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["userId"] is None and body["ipAddress"] is None and body["additionalData"] == {}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"severity": "fatal"}, "severity"),
+    ({"severity": "ERROR"}, "severity"),
+    ({"severity": None}, "severity"),
+    ({"eventType": ""}, "eventType"),
+    ({"message": ""}, "message"),
+    ({"ipAddress": "999.1.1.1"}, "ipAddress"),
+    ({"additionalData": ["not", "an", "object"]}, "additionalData"),
+])
+def test_invalid_event_is_400(make_user, client_for, change, field):
+    body = {k: v for k, v in {**SEED_ENTRY, **change}.items() if v is not None}
+    response = client_for(make_user()).post("/logs", body, format="json")
+    assert_error(response, 400, path="/logs", fields=[field])
+    assert not SystemLog.objects.exists()
+
+
+def test_anonymous_cannot_post_or_read_logs(api_client):
+    assert_error(api_client.post("/logs", SEED_ENTRY, format="json"), 401, path="/logs")
+    assert_error(api_client.get("/logs"), 401, path="/logs")
+    assert not SystemLog.objects.exists()
+
+
+@pytest.mark.parametrize("role, status", [("USER", 403), ("EVENT_ORGANIZER", 403),
+                                          ("IT_OPERATOR", 200), ("ADMIN", 200)])
+def test_only_admin_or_operator_reads_logs(make_user, client_for, role, status):
+    response = client_for(make_user(roles=[role])).get("/logs")
+    if status == 200:
+        assert response.status_code == 200
+        assert set(response.json()) == {"logs", "total", "page", "pageSize"}
+    else:
+        assert_error(response, status, path="/logs")
+
+
+# --- GET: filters, order, paging ------------------------------------------------------------------
+
+
+def test_list_is_newest_first_with_seed_body(operator):
+    old, new, middle = add_log(0), add_log(20), add_log(10)
+    body = operator.get("/logs").json()
+    assert [e["id"] for e in body["logs"]] == [str(new.pk), str(middle.pk), str(old.pk)]
+    assert body["total"] == 3 and body["page"] == 1 and body["pageSize"] == 10
+    assert body["logs"][0]["timestamp"] == "2024-08-12T10:20:00Z"
+
+
+def test_seed_query_filters_by_time_type_and_severity(operator):
+    wanted = add_log(15, event_type="AUTH", severity="error", user_id="u1")
+    add_log(15, event_type="AUTH", severity="info")
+    add_log(15, event_type="PAYMENT", severity="error")
+    add_log(-60 * 11, event_type="AUTH", severity="error")  # the day before, 23:00
+    add_log(60 * 14, event_type="AUTH", severity="error")  # the next day
+    response = operator.get("/logs", {"from": "2024-08-12T00:00:00Z", "to": "2024-08-12T23:59:59Z",
+                                      "eventType": "AUTH", "severity": "error"})
+    assert response.status_code == 200
+    body = response.json()
+    assert [e["id"] for e in body["logs"]] == [str(wanted.pk)] and body["total"] == 1
+
+
+def test_from_and_to_are_inclusive_and_accept_offsets(operator):
+    first, second, third = add_log(0), add_log(10), add_log(20)
+    ids = lambda **q: [e["id"] for e in operator.get("/logs", q).json()["logs"]]  # noqa: E731
+    assert ids(**{"from": "2024-08-12T10:10:00Z"}) == [str(third.pk), str(second.pk)]
+    assert ids(to="2024-08-12T10:10:00Z") == [str(second.pk), str(first.pk)]
+    assert ids(**{"from": "2024-08-12T12:10:00+02:00", "to": "2024-08-12T12:10:00+02:00"}) == [str(second.pk)]
+
+
+def test_filter_by_user_id(operator):
+    mine = add_log(0, user_id="42")
+    add_log(1, user_id="43")
+    add_log(2)
+    body = operator.get("/logs", {"userId": "42"}).json()
+    assert [e["id"] for e in body["logs"]] == [str(mine.pk)]
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"from": "yesterday"}, "from"),
+    ({"to": "2024-13-01T00:00:00Z"}, "to"),
+    ({"from": "2024-08-12T12:00:00Z", "to": "2024-08-12T11:00:00Z"}, "to"),
+    ({"severity": "fatal"}, "severity"),
+    ({"page": "0"}, "page"),
+    ({"page": "abc"}, "page"),
+    ({"pageSize": "0"}, "pageSize"),
+    ({"pageSize": "101"}, "pageSize"),
+    ({"pageSize": "abc"}, "pageSize"),
+])
+def test_invalid_query_is_400(operator, query, field):
+    assert_error(operator.get("/logs", query), 400, path="/logs", fields=[field])
+
+
+def test_paging(operator):
+    entries = [add_log(minute) for minute in range(25)]
+    newest_first = [str(e.pk) for e in reversed(entries)]
+
+    default = operator.get("/logs").json()
+    assert (default["total"], default["page"], default["pageSize"]) == (25, 1, 10)
+    assert [e["id"] for e in default["logs"]] == newest_first[:10]
+
+    third = operator.get("/logs", {"page": 3}).json()
+    assert [e["id"] for e in third["logs"]] == newest_first[20:]
+
+    beyond = operator.get("/logs", {"page": 4}).json()
+    assert beyond["logs"] == [] and beyond["total"] == 25 and beyond["page"] == 4
+
+    largest = operator.get("/logs", {"pageSize": 100}).json()
+    assert len(largest["logs"]) == 25 and largest["pageSize"] == 100
+
+    second_of_7 = operator.get("/logs", {"page": 2, "pageSize": 7}).json()
+    assert [e["id"] for e in second_of_7["logs"]] == newest_first[7:14]
+
+
+def test_list_runs_a_fixed_number_of_queries(operator, django_assert_max_num_queries):
+    for minute in range(30):
+        add_log(minute)
+    with django_assert_max_num_queries(6):
+        assert len(operator.get("/logs", {"pageSize": 30}).json()["logs"]) == 30
+
+
+def test_posted_event_is_found_by_its_filters(make_user, client_for, operator):
+    client_for(make_user()).post("/logs", SEED_ENTRY, format="json")
+    body = operator.get("/logs", {"eventType": "AUTH", "severity": "error",
+                                  "userId": SEED_ENTRY["userId"]}).json()
+    assert body["total"] == 1
+    assert {k: body["logs"][0][k] for k in SEED_ENTRY} == SEED_ENTRY
