@@ -1,0 +1,116 @@
+"""The JSON error envelope everywhere, and request ids."""
+
+import re
+
+import pytest
+
+from accounts import services as account_services
+from ops.models import SystemLog
+from bookings_project.tests.helpers import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/auth/login", "/api/v1/user", "/auth/register",
+                                  "/api/v1/auth/refresh"])
+@pytest.mark.parametrize("payload", ['{"username": "a", ', "not json at all", "[1, 2", "\xff\xfe"])
+def test_malformed_json_is_400_envelope(api_client, path, payload):
+    response = api_client.post(path, payload.encode("latin-1"), content_type="application/json")
+    body = assert_error(response, 400, path=path)
+    assert "Traceback" not in body["message"]
+
+
+def test_malformed_json_on_an_authenticated_endpoint(make_user, client_for):
+    response = client_for(make_user()).post("/logs", b"{oops", content_type="application/json")
+    assert_error(response, 400, path="/logs")
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "delete", "patch"])
+@pytest.mark.parametrize("path", ["/no/such/route", "/api/v1/nothing", "/api/v1/user/1/extra", "/logs/1"])
+def test_unknown_route_is_json_404(api_client, method, path):
+    body = assert_error(getattr(api_client, method)(path), 404, path=path)
+    assert body["error"] == "not_found"
+
+
+def test_wrong_method_is_405_envelope(make_user, client_for):
+    client = client_for(make_user(roles=["ADMIN"]))
+    assert_error(client.patch("/logs", {}, format="json"), 405, path="/logs")
+    assert_error(client_for().get("/api/v1/auth/login"), 405, path="/api/v1/auth/login")
+
+
+def test_non_json_body_is_415_envelope(api_client):
+    response = api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"})  # multipart
+    assert_error(response, 415, path="/api/v1/auth/login")
+
+
+def test_oversized_body_is_a_json_error(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api_client.post("/api/v1/auth/login", b'{"username": "' + b"a" * 2000 + b'", "password": "x"}',
+                               content_type="application/json")
+    assert response.status_code in {400, 413}
+    assert_error(response, response.status_code, path="/api/v1/auth/login")
+
+
+def test_unhandled_error_is_500_envelope_without_trace(api_client, monkeypatch):
+    def explode(**kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(account_services, "auth_login", explode)
+    api_client.raise_request_exception = False
+    response = api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}, format="json")
+    body = assert_error(response, 500, path="/api/v1/auth/login")
+    assert body["error"] == "internal_error"
+    assert "secret internal detail" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+
+
+# Every kind of error a client can meet, from one request each.
+ERROR_CASES = [
+    ("post", "/api/v1/user", {"username": "x"}, None, 400),
+    ("get", "/api/v1/user/me", None, None, 401),
+    ("get", "/api/v1/user", None, "USER", 403),
+    ("get", "/api/v1/user/999999", None, "ADMIN", 404),
+    ("put", "/api/v1/user/{admin}", {"roles": ["USER"]}, "ADMIN", 409),
+    ("delete", "/logs", None, "ADMIN", 405),
+]
+
+
+@pytest.mark.parametrize("method, path, body, role, status", ERROR_CASES)
+def test_every_error_has_the_envelope(make_user, client_for, method, path, body, role, status):
+    user = make_user(roles=[role]) if role else None
+    url = path.format(admin=user.pk if user else "")
+    response = getattr(client_for(user), method)(url, body, format="json")
+    assert_error(response, status, path=url)
+
+
+def test_401_names_the_bearer_scheme(api_client):
+    response = api_client.get("/api/v1/user/me")
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+# --- request ids ------------------------------------------------------------------------------
+
+
+def test_request_id_is_echoed_when_sent(api_client):
+    response = api_client.get("/healthz", HTTP_X_REQUEST_ID="abc-123.req:7")
+    assert response["X-Request-ID"] == "abc-123.req:7"
+
+
+def test_request_id_is_echoed_on_errors_too(api_client):
+    response = api_client.get("/no/such/route", HTTP_X_REQUEST_ID="trace-404")
+    assert response.status_code == 404 and response["X-Request-ID"] == "trace-404"
+
+
+@pytest.mark.parametrize("sent", [None, "", "has spaces", "x" * 129, "<script>", "ünïcode"])
+def test_request_id_is_generated_when_absent_or_malformed(api_client, sent):
+    extra = {} if sent is None else {"HTTP_X_REQUEST_ID": sent}
+    first = api_client.get("/healthz", **extra)["X-Request-ID"]
+    second = api_client.get("/healthz", **extra)["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first != second
+
+
+def test_request_id_is_recorded_with_system_log_entries(api_client):
+    api_client.post("/api/v1/auth/login", {"username": "ghost", "password": "whatever1"}, format="json",
+                    HTTP_X_REQUEST_ID="req-failed-login")
+    assert SystemLog.objects.get(message="Failed login attempt").request_id == "req-failed-login"

@@ -1,0 +1,66 @@
+"""Liveness and readiness probes (contract §1)."""
+
+import pytest
+from django.db import OperationalError
+
+from ops import health
+
+pytestmark = pytest.mark.django_db(databases=["default", "documents"])
+
+
+def test_healthz_is_ok(api_client):
+    response = api_client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_every_check(api_client):
+    response = api_client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {"status": "ok",
+                               "checks": {"database": "ok", "documents": "ok", "broker": "ok"}}
+
+
+@pytest.fixture
+def broken_database(monkeypatch):
+    """broken_database("documents"): that alias's check raises like an unreachable server."""
+    real = health._check_database
+
+    def install(dead_alias):
+        def check(alias):
+            if alias == dead_alias:
+                raise OperationalError("connection refused")
+            real(alias)
+
+        monkeypatch.setattr(health, "_check_database", check)
+
+    return install
+
+
+@pytest.mark.parametrize("alias, check", [("default", "database"), ("documents", "documents")])
+def test_readyz_is_503_naming_the_unreachable_database(api_client, broken_database, alias, check):
+    broken_database(alias)
+    response = api_client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["failed"] == [check]
+    assert body["checks"][check].startswith("unavailable")
+    assert all(state == "ok" for name, state in body["checks"].items() if name != check)
+    assert "connection refused" not in response.content.decode()  # no server details leak
+
+
+def test_readyz_is_503_when_the_broker_is_down(api_client, monkeypatch):
+    def unreachable():
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(health, "_check_broker", unreachable)
+    response = api_client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["broker"]
+
+
+def test_probes_need_no_token(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer garbage")
+    assert api_client.get("/healthz").status_code == 200
+    assert api_client.get("/readyz").status_code == 200

@@ -1,0 +1,75 @@
+"""OpenAPI 3 schema and the offline (no CDN) documentation pages."""
+
+import re
+
+import pytest
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+FOUNDATION_OPERATIONS = {
+    "/api/v1/auth/login": {"post"},
+    "/api/v1/auth/refresh": {"post"},
+    "/api/v1/user": {"get", "post"},
+    "/api/v1/user/me": {"get"},
+    "/api/v1/user/{id}": {"get", "put", "delete"},
+    "/auth/register": {"post"},
+    "/auth/login": {"post"},
+    "/logs": {"get", "post"},
+}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_schema_is_a_valid_openapi_3_document(schema):
+    assert schema["openapi"].startswith("3.")
+    validate_schema(schema)  # raises on an invalid document
+
+
+@pytest.mark.parametrize("path, methods", FOUNDATION_OPERATIONS.items())
+def test_schema_documents_every_foundation_operation(schema, path, methods):
+    assert path in schema["paths"], sorted(schema["paths"])
+    assert methods <= set(schema["paths"][path])
+
+
+def test_schema_documents_the_error_envelope_and_bearer_auth(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert {"status", "error", "message", "path", "timestamp"} <= set(error["required"])
+    login = schema["paths"]["/auth/login"]["post"]
+    assert {"200", "401", "429"} <= set(login["responses"])
+    assert schema["components"]["securitySchemes"]["jwtAuth"]["scheme"] == "bearer"
+    assert {"jwtAuth": []} in schema["paths"]["/logs"]["get"]["security"]
+
+
+def test_schema_shows_no_password_in_responses(schema):
+    for path in ("/api/v1/user", "/api/v1/user/{id}", "/auth/register"):
+        for operation in schema["paths"][path].values():
+            for response in operation.get("responses", {}).values():
+                assert "password" not in str(response.get("content", {})).lower()
+    user = schema["components"]["schemas"]["UserResponse"]
+    assert set(user["properties"]) == {"id", "username", "email", "roles"}
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_use_only_local_static_files(api_client, path):
+    response = api_client.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" in html.lower()
+    assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    scripts_and_styles = [a for a in assets if a.endswith((".js", ".css")) or "static" in a]
+    assert scripts_and_styles, html
+    for asset in assets:
+        assert not re.match(r"(https?:)?//", asset), f"CDN reference {asset} in {path}"
+    assert not re.search(r"""["'](https?:)?//[^"']*\.(js|css)\b""", html)
+    for asset in scripts_and_styles:
+        assert asset.startswith("/static/"), asset
+        assert api_client.get(asset).status_code == 200, asset  # served by the app itself

@@ -1,0 +1,60 @@
+"""Production mode refuses to start with development secrets (contract §1)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bookings_project import settings as project_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_SECRET = "prod-secret-" + "k" * 40
+REAL_JWT_KEY = "prod-jwt-signing-key-" + "j" * 32
+
+
+def import_settings(tmp_path, **env) -> subprocess.CompletedProcess:
+    """Import the settings module in a fresh interpreter with a production-like environment."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"SECRET_KEY", "JWT_SIGNING_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    clean.update(VAR_DIR=str(tmp_path), **env)
+    return subprocess.run([sys.executable, "-c", "import bookings_project.settings as s; print(s.DEBUG)"],
+                          cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_production_refuses_the_dev_secret_key(tmp_path):
+    result = import_settings(tmp_path, DEBUG="0", JWT_SIGNING_KEY=REAL_JWT_KEY)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_an_explicit_dev_secret_key(tmp_path):
+    result = import_settings(tmp_path, DEBUG="0", SECRET_KEY=project_settings.DEV_SECRET_KEY,
+                             JWT_SIGNING_KEY=REAL_JWT_KEY)
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_production_requires_a_jwt_signing_key(tmp_path):
+    result = import_settings(tmp_path, DEBUG="0", SECRET_KEY=REAL_SECRET)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "JWT_SIGNING_KEY" in result.stderr
+
+
+def test_production_starts_with_real_keys(tmp_path):
+    result = import_settings(tmp_path, DEBUG="0", SECRET_KEY=REAL_SECRET, JWT_SIGNING_KEY=REAL_JWT_KEY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_short_jwt_signing_key_is_refused(tmp_path, debug):
+    result = import_settings(tmp_path, DEBUG=debug, SECRET_KEY=REAL_SECRET, JWT_SIGNING_KEY="x" * 31)
+    assert result.returncode != 0
+    assert "JWT_SIGNING_KEY must be at least 32 bytes" in result.stderr
+
+
+def test_development_defaults_import(tmp_path):
+    result = import_settings(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
