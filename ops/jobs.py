@@ -52,7 +52,8 @@ def reconciliation_schedule_all() -> list[Job]:
     return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in ("item", "booking")]
 
 
-def _claim(job_id) -> bool:
+def claim(job_id) -> bool:
+    """Atomically move a queued/failed (or stale running) job to running; False if not claimable."""
     now = timezone.now()
     claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(
         status=JobStatus.RUNNING, started_at__lt=now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS))
@@ -72,8 +73,21 @@ def _perform(job: Job) -> dict:
     if job.type == JobType.RECONCILIATION:
         from .reconciliation import reconcile
 
-        return reconcile(job=job, entity_type=ENTITY_TYPES[params["entityType"]], entity_id=params.get("entityId"))
+        return reconcile(job=job, entity_type=ENTITY_TYPES[params["entityType"]], entity_id=params.get("entityId"),
+                         label=params["entityType"])
     raise JobFailed(f"Unknown job type {job.type}")
+
+
+def job_finish(job: Job, *, result: dict | None = None, error: Exception | None = None) -> Job:
+    """Record a claimed job's outcome: completed with its result, or failed with the error."""
+    now = timezone.now()
+    if error is not None:
+        changes = {"status": JobStatus.FAILED, "error_message": f"{error.__class__.__name__}: {error}"[:2000]}
+    else:
+        changes = {"status": JobStatus.COMPLETED, "result": result or {}, "error_message": ""}
+    Job.objects.filter(pk=job.pk).update(completed_at=now, updated_at=now, **changes)
+    job.refresh_from_db()
+    return job
 
 
 def _run_claimed(job_id) -> Job:
@@ -81,22 +95,14 @@ def _run_claimed(job_id) -> Job:
     try:
         result = _perform(job)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
-        now = timezone.now()
-        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error_message=f"{exc.__class__.__name__}: {exc}"[:2000],
-                                             completed_at=now, updated_at=now)
-        job.refresh_from_db()
-        return job
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED, result=result, error_message="",
-                                         completed_at=now, updated_at=now)
-    job.refresh_from_db()
-    return job
+        return job_finish(job, error=exc)
+    return job_finish(job, result=result)
 
 
 def job_run(*, job_id) -> Job | None:
     """Outbox handler: run the job unless it already ran or is running; a failure raises so
     the outbox retries it with backoff."""
-    if not _claim(job_id):
+    if not claim(job_id):
         return None
     job = _run_claimed(job_id)
     if job.status == JobStatus.FAILED:
@@ -109,7 +115,7 @@ def job_execute(*, job_id) -> Job:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound("Job not found")
-    if not _claim(job_id):
+    if not claim(job_id):
         job.refresh_from_db()
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
     return _run_claimed(job_id)

@@ -44,8 +44,10 @@ class SystemLog(models.Model):
 
 class Document(models.Model):
     """The customer-facing document store (contract §7). Lives on the `documents` database;
-    its table is a public interface, so its name and columns are fixed."""
+    its table is a public interface, so its name and columns are fixed: exactly entity_type,
+    entity_id, body, version, updated_at, with (entity_type, entity_id) as the unique key."""
 
+    pk = models.CompositePrimaryKey("entity_type", "entity_id")
     entity_type = models.TextField()
     entity_id = models.TextField()
     body = models.JSONField()
@@ -54,9 +56,6 @@ class Document(models.Model):
 
     class Meta:
         db_table = "documents"
-        constraints = [
-            models.UniqueConstraint(fields=["entity_type", "entity_id"], name="documents_entity_unique"),
-        ]
 
     def __str__(self):
         return f"{self.entity_type}:{self.entity_id} v{self.version}"

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Document',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('pk', models.CompositePrimaryKey('entity_type', 'entity_id', blank=True, editable=False, primary_key=True, serialize=False)),
                 ('entity_type', models.TextField()),
                 ('entity_id', models.TextField()),
                 ('body', models.JSONField()),
@@ -28,7 +28,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'documents',
-                'constraints': [models.UniqueConstraint(fields=('entity_type', 'entity_id'), name='documents_entity_unique')],
             },
         ),
         migrations.CreateModel(

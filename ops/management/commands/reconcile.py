@@ -1,0 +1,46 @@
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from ops import jobs
+from ops.documents import entity_sources
+from ops.models import Document, JobStatus
+from ops.reconciliation import reconcile
+from ops.routers import DOCUMENTS_DB
+
+
+class Command(BaseCommand):
+    help = "Reconcile customer documents with the relational DB (one entity or a whole type)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--entity-type", required=True, choices=sorted(jobs.ENTITY_TYPES))
+        parser.add_argument("--entity-id", default=None)
+        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, entity_type, entity_id, batch_size, no_progress, **options):
+        kind = jobs.ENTITY_TYPES[entity_type]
+        # Recorded as a job, so the run and its changes are readable in the admin like any other.
+        job = jobs.job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli")
+        if not jobs.claim(job.pk):
+            raise CommandError(f"Job {job.pk} was taken by a worker; see the admin")
+        queryset, _ = entity_sources()[kind]
+        total = 1 if entity_id else queryset().count() + Document.objects.using(DOCUMENTS_DB).filter(
+            entity_type=kind).count() // batch_size
+        bar = tqdm(total=total, unit=kind, disable=no_progress, file=self.stderr._out)
+        try:
+            result = reconcile(job=job, entity_type=kind, entity_id=entity_id, label=entity_type,
+                               batch_size=batch_size, progress=lambda n: bar.update(n or 1))
+        except Exception as exc:
+            jobs.job_finish(job, error=exc)
+            raise CommandError(f"Reconciliation failed: {exc}") from exc
+        finally:
+            bar.close()
+        job = jobs.job_finish(job, result=result)
+        summary = result["summary"]
+        self.stdout.write(f"job {job.pk} {job.status}")
+        self.stdout.write(f"{'checked':>10} {'created':>8} {'updated':>8} {'deleted':>8} {'unchanged':>10}")
+        self.stdout.write(f"{summary['checked']:>10} {summary['created']:>8} {summary['updated']:>8} "
+                          f"{summary['deleted']:>8} {summary['unchanged']:>10}")
+        self.stdout.write(result["changesLog"])
+        if job.status != JobStatus.COMPLETED:
+            raise CommandError(job.error_message)

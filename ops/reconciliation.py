@@ -1,0 +1,146 @@
+"""Reconciliation: repair customer documents from the relational rows (the source of truth).
+
+Missing document → created; differing fields → overwritten; orphan document (no live row) →
+deleted. Every repair is recorded as ReconciliationChange rows ({field, documentValue,
+relationalValue}) and summarised in a human changesLog. A whole-type run makes two batched,
+keyset-paged passes — rows → documents (create/update/unchanged), then documents → rows
+(orphans) — so memory stays flat and queries grow with N / batch size, never with N.
+Runs are idempotent: a second run finds nothing to change.
+"""
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .documents import (
+    entity_sources,
+    document_batches,
+    document_delete,
+    document_write,
+    documents_get,
+    relational_batches,
+    relational_body,
+)
+from .models import Job, ReconciliationChange
+
+BATCH_SIZE = 500
+Action = ReconciliationChange.Action
+
+
+def diff_fields(document_body: dict, relational_body: dict) -> list[tuple[str, object, object]]:
+    """(field, documentValue, relationalValue) for every top-level field that differs."""
+    keys = sorted(set(document_body) | set(relational_body))
+    missing = object()
+    changed = []
+    for key in keys:
+        doc_value, rel_value = document_body.get(key, missing), relational_body.get(key, missing)
+        if doc_value != rel_value or (doc_value is missing) != (rel_value is missing):
+            changed.append((key, None if doc_value is missing else doc_value,
+                            None if rel_value is missing else rel_value))
+    return changed
+
+
+@dataclass
+class Recorder:
+    """Counts outcomes and buffers change rows, written once per batch."""
+
+    job: Job | None
+    entity_type: str
+    counts: Counter = field(default_factory=Counter)
+    fields_updated: Counter = field(default_factory=Counter)
+    pending: list = field(default_factory=list)
+    last_fields: list = field(default_factory=list)
+
+    def record(self, entity_id: str, action: str, changes=()) -> None:
+        self.counts[action] += 1
+        self.counts["checked"] += 1
+        if action == Action.UPDATED:
+            self.last_fields = [name for name, _, _ in changes]
+            self.fields_updated.update(self.last_fields)
+        if action == "unchanged" or self.job is None:
+            return
+        for name, doc_value, rel_value in changes:
+            self.pending.append(ReconciliationChange(
+                job=self.job, entity_type=self.entity_type, entity_id=entity_id, action=action,
+                field=name, document_value=doc_value, relational_value=rel_value))
+
+    def flush(self) -> None:
+        if self.pending:
+            ReconciliationChange.objects.bulk_create(self.pending, batch_size=500)
+            self.pending = []
+
+    def summary(self) -> dict:
+        return {key: self.counts[key] for key in ("checked", "created", "updated", "deleted", "unchanged")}
+
+
+def _compare_and_repair(rec: Recorder, entity_id: str, body: dict | None, existing) -> None:
+    if body is None:
+        if existing is not None:
+            document_delete(rec.entity_type, [entity_id])
+            rec.record(entity_id, Action.DELETED, [("", existing.body, None)])
+        return
+    if existing is None:
+        document_write(rec.entity_type, entity_id, body, None)
+        rec.record(entity_id, Action.CREATED, [("", None, body)])
+        return
+    changes = diff_fields(existing.body if isinstance(existing.body, dict) else {}, body)
+    if not changes:
+        rec.record(entity_id, "unchanged")
+        return
+    document_write(rec.entity_type, entity_id, body, existing)
+    rec.record(entity_id, Action.UPDATED, changes)
+
+
+def _single_log(rec: Recorder) -> str:
+    if rec.counts[Action.CREATED]:
+        return "Created missing document"
+    if rec.counts[Action.DELETED]:
+        return "Deleted orphan document"
+    if rec.counts[Action.UPDATED]:
+        return f"Updated {len(rec.last_fields)} fields: {', '.join(rec.last_fields)}"
+    return "No changes"
+
+
+def _bulk_log(rec: Recorder, label: str) -> str:
+    s = rec.summary()
+    text = (f"Checked {s['checked']} {label}s: {s['created']} created, {s['updated']} updated, "
+            f"{s['deleted']} deleted, {s['unchanged']} unchanged")
+    if rec.fields_updated:
+        text += f". Updated fields: {', '.join(sorted(rec.fields_updated))}"
+    return text
+
+
+def _live_ids(entity_type: str, entity_ids: list[str]) -> set[str]:
+    queryset, _ = entity_sources()[entity_type]
+    numeric = [int(i) for i in entity_ids if i.isdigit() and len(i) < 19]
+    return {str(pk) for pk in queryset().filter(pk__in=numeric).values_list("pk", flat=True)}
+
+
+def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str | None = None,
+              batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None) -> dict:
+    """Reconcile one entity (entity_id) or every entity of a type; returns the job result."""
+    rec = Recorder(job=job, entity_type=entity_type)
+    if entity_id is not None:
+        entity_id = str(entity_id)
+        existing = documents_get(entity_type, [entity_id]).get(entity_id)
+        _compare_and_repair(rec, entity_id, relational_body(entity_type, entity_id), existing)
+        rec.flush()
+        return {"changesLog": _single_log(rec), "summary": rec.summary()}
+
+    for bodies in relational_batches(entity_type, batch_size=batch_size):
+        documents = documents_get(entity_type, bodies.keys())
+        for key, body in bodies.items():
+            _compare_and_repair(rec, key, body, documents.get(key))
+        rec.flush()
+        if progress:
+            progress(len(bodies))
+    for ids in document_batches(entity_type, batch_size=batch_size):
+        orphans = documents_get(entity_type, sorted(set(ids) - _live_ids(entity_type, ids)))
+        if orphans:
+            document_delete(entity_type, orphans.keys())
+            for key, doc in orphans.items():
+                rec.record(key, Action.DELETED, [("", doc.body, None)])
+            rec.flush()
+        if progress:
+            progress(0)
+    return {"changesLog": _bulk_log(rec, label or entity_type), "summary": rec.summary()}

@@ -1,0 +1,158 @@
+"""Document projection through the outbox, and reconciliation of tampered/missing/orphan documents."""
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from catalog.tests.factories import make_item
+from ops.dispatch import outbox_dispatch_until_empty
+from ops.documents import relational_body
+from ops.models import Document, Job, JobStatus, ReconciliationChange
+from ops.reconciliation import reconcile
+from reservations.services import booking_create
+
+pytestmark = pytest.mark.django_db(databases=["default", "documents"])
+
+
+def doc(entity_type, entity_id):
+    return Document.objects.using("documents").filter(entity_type=entity_type, entity_id=str(entity_id)).first()
+
+
+def tamper(entity_type, entity_id, **fields):
+    document = doc(entity_type, entity_id)
+    Document.objects.using("documents").filter(entity_type=entity_type, entity_id=str(entity_id)).update(
+        body={**document.body, **fields})
+
+
+def orphan(entity_type, entity_id):
+    Document.objects.using("documents").create(entity_type=entity_type, entity_id=str(entity_id),
+                                               body={"id": entity_id}, version=1, updated_at=timezone.now())
+
+
+@pytest.fixture
+def organizer(make_user):
+    return make_user(roles=["EVENT_ORGANIZER"])
+
+
+@pytest.fixture
+def op_client(client_for, make_user):
+    return client_for(make_user(roles=["IT_OPERATOR"]))
+
+
+@pytest.fixture
+def synced_item(organizer):
+    item = make_item(organizer, name="Workshop", capacity=10, tiers=[("Early", "49.99", 4), ("Late", "59.99", 6)])
+    outbox_dispatch_until_empty()
+    return item
+
+
+def test_changes_are_projected_through_the_outbox(synced_item, make_user, api_client):
+    document = doc("item", synced_item.pk)
+    assert document.body == api_client.get(f"/api/v1/items/{synced_item.pk}").json()
+    assert document.body["availableCapacity"] == 10 and document.version == 1
+
+    booking = booking_create(user=make_user(), item_id=synced_item.pk)
+    outbox_dispatch_until_empty()
+
+    assert doc("item", synced_item.pk).body["availableCapacity"] == 9
+    assert doc("item", synced_item.pk).version == 2
+    assert doc("booking", booking.pk).body == relational_body("booking", booking.pk)
+    assert doc("booking", booking.pk).body["pricePaid"] == 49.99
+
+
+def test_tampered_document_is_repaired_with_changes_log(synced_item, op_client):
+    good = dict(doc("item", synced_item.pk).body)
+    tamper("item", synced_item.pk, capacity=999, name="Hacked", startTime="2001-01-01T00:00:00")
+
+    job = op_client.post("/reconciliation", {"entityType": "item", "entityId": str(synced_item.pk)},
+                         format="json").json()
+    assert job["status"] == "queued" and job["type"] == "RECONCILIATION"
+    done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
+
+    assert done["status"] == "completed"
+    assert done["reconciliation"]["changesLog"] == "Updated 3 fields: capacity, name, startTime"
+    assert {c["field"]: (c["documentValue"], c["relationalValue"]) for c in done["reconciliation"]["changes"]} == {
+        "capacity": (999, 10), "name": ("Hacked", "Workshop"), "startTime": ("2001-01-01T00:00:00", good["startTime"])}
+    repaired = doc("item", synced_item.pk)
+    assert repaired.body == good and repaired.version == 2
+
+
+def test_deleted_document_is_recreated_and_orphan_deleted(synced_item, op_client):
+    Document.objects.using("documents").filter(entity_type="item").delete()
+    orphan("item", 424242)
+
+    created = op_client.put(f"/jobs/{op_client.post('/reconciliation', {'entityType': 'item', 'entityId': str(synced_item.pk)}, format='json').json()['jobId']}/execute").json()
+    deleted = op_client.put(f"/jobs/{op_client.post('/reconciliation', {'entityType': 'item', 'entityId': '424242'}, format='json').json()['jobId']}/execute").json()
+
+    assert created["reconciliation"]["changesLog"] == "Created missing document"
+    assert doc("item", synced_item.pk).body == relational_body("item", synced_item.pk)
+    assert deleted["reconciliation"]["changesLog"] == "Deleted orphan document"
+    assert doc("item", 424242) is None
+
+
+def test_launch_is_accepted_as_item_and_echoed(synced_item, op_client):
+    tamper("item", synced_item.pk, location="Mars")
+    job = op_client.post("/reconciliation", {"entityType": "launch", "entityId": str(synced_item.pk)},
+                         format="json").json()
+    done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
+    assert done["reconciliation"]["entityType"] == "launch"
+    assert done["reconciliation"]["changesLog"] == "Updated 1 fields: location"
+    assert doc("item", synced_item.pk).body["location"] == relational_body("item", synced_item.pk)["location"]
+
+
+def test_event_triggers_reconciliation_without_execute(synced_item, op_client):
+    tamper("item", synced_item.pk, capacity=1)
+    response = op_client.post("/reconciliation/events", {"entityType": "item", "entityId": str(synced_item.pk),
+                                                          "action": "update"}, format="json")
+    assert response.status_code == 202
+    event = response.json()
+    assert event["status"] == "queued" and set(event) == {"eventId", "status"}
+
+    outbox_dispatch_until_empty()  # what the worker does on its own, soon after
+
+    job = Job.objects.get(pk=event["eventId"])
+    assert job.status == JobStatus.COMPLETED and job.result["changesLog"] == "Updated 1 fields: capacity"
+    assert doc("item", synced_item.pk).body["capacity"] == 10
+    listed = op_client.get("/reconciliation/jobs?status=completed").json()
+    assert listed["total"] == 1 and listed["jobs"][0]["jobId"] == event["eventId"]
+
+
+def test_whole_type_run_in_small_batches_repairs_everything_and_second_run_is_noop(organizer):
+    items = [make_item(organizer, name=f"Item {n}", capacity=5) for n in range(7)]
+    outbox_dispatch_until_empty()
+    tamper("item", items[0].pk, name="Wrong")
+    tamper("item", items[3].pk, capacity=50, description="x")
+    Document.objects.using("documents").filter(entity_type="item", entity_id=str(items[5].pk)).delete()
+    orphan("item", 999999)
+    orphan("item", "not-a-number")
+
+    job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+    first = reconcile(job=job, entity_type="item", batch_size=2)
+
+    assert first["summary"] == {"checked": 9, "created": 1, "updated": 2, "deleted": 2, "unchanged": 4}
+    assert first["changesLog"].startswith("Checked 9 items: 1 created, 2 updated, 2 deleted, 4 unchanged")
+    assert ReconciliationChange.objects.filter(job=job, action="updated").count() == 3
+    for item in items:
+        assert doc("item", item.pk).body == relational_body("item", item.pk)
+    assert Document.objects.using("documents").filter(entity_type="item").count() == 7
+
+    second = reconcile(job=None, entity_type="item", batch_size=2)
+    assert second["summary"] == {"checked": 7, "created": 0, "updated": 0, "deleted": 0, "unchanged": 7}
+
+
+def test_booking_documents_reconcile_too(synced_item, make_user):
+    booking = booking_create(user=make_user(), item_id=synced_item.pk)
+    outbox_dispatch_until_empty()
+    tamper("booking", booking.pk, status="CANCELLED", pricePaid=0)
+    result = reconcile(job=None, entity_type="booking", entity_id=booking.pk)
+    assert result["changesLog"] == "Updated 2 fields: pricePaid, status"
+    assert doc("booking", booking.pk).body["status"] == "CONFIRMED"
+
+
+def test_reconcile_command_prints_summary_and_records_a_job(synced_item, capsys):
+    tamper("item", synced_item.pk, name="Wrong")
+    call_command("reconcile", "--entity-type", "item", "--no-progress")
+    out = capsys.readouterr().out
+    assert "checked" in out and "Checked 1 items: 0 created, 1 updated, 0 deleted, 0 unchanged" in out
+    job = Job.objects.get(params__trigger="cli")
+    assert job.status == JobStatus.COMPLETED and job.changes.count() == 1
