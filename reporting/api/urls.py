@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("reports/revenue", views.RevenueReportView.as_view(), name="revenue-report"),
+    path("recommendations/users/me", views.MyRecommendationsView.as_view(), name="my-recommendations"),
+]

@@ -1,0 +1,48 @@
+"""`?format=csv` (or `Accept: text/csv`) for the revenue report: DRF picks this renderer by its
+`format`, so the URL override works without touching settings."""
+
+import csv
+import io
+from decimal import Decimal
+
+from rest_framework.renderers import BaseRenderer
+
+CSV_HEADER = ("itemId", "itemName", "itemRevenue", "numberOfBookings")
+TOTAL_LABEL = "TOTAL"
+# A cell starting with one of these is read as a formula by spreadsheets (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_text(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def _money(value) -> str:
+    return f"{Decimal(str(value)):.2f}"
+
+
+def revenue_csv(report: dict) -> str:
+    """Rows of a serialized RevenueReport, then a total row: empty itemId, itemName "TOTAL",
+    the total revenue and the total number of bookings."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    count = 0
+    for row in report["reportDetails"]:
+        writer.writerow((row["itemId"], _safe_text(row["itemName"]), _money(row["itemRevenue"]),
+                         row["numberOfBookings"]))
+        count += row["numberOfBookings"]
+    writer.writerow(("", TOTAL_LABEL, _money(report["totalRevenue"]), count))
+    return out.getvalue()
+
+
+class RevenueCSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Disposition"] = 'attachment; filename="revenue-report.csv"'
+        return revenue_csv(data).encode(self.charset)

@@ -1,0 +1,58 @@
+"""Booking API shapes for reports and recommendations (seed 004 §4, §6)."""
+
+from rest_framework import serializers
+
+from catalog.api.serializers import ItemResponseSerializer
+
+from ..selectors import CANDIDATE_CAP, PROFILE_CAP
+
+MAX_LIMIT = 50
+DATE_FORMATS = ["%Y-%m-%d"]
+
+
+class RevenueQuerySerializer(serializers.Serializer):
+    startDate = serializers.DateField(source="start_date", required=False, input_formats=DATE_FORMATS,
+                                      help_text="First booking day counted (YYYY-MM-DD, in TIME_ZONE), inclusive")
+    endDate = serializers.DateField(source="end_date", required=False, input_formats=DATE_FORMATS,
+                                    help_text="Last booking day counted (YYYY-MM-DD, in TIME_ZONE), inclusive")
+    itemId = serializers.IntegerField(source="item_id", required=False, min_value=1, max_value=2**63 - 1,
+                                      help_text="Only this item (deleted items keep their revenue)")
+
+    def validate(self, attrs):
+        start, end = attrs.get("start_date"), attrs.get("end_date")
+        if start and end and start > end:
+            raise serializers.ValidationError({"endDate": ["Must not be before startDate"]})
+        return attrs
+
+
+class ItemRevenueDetailSerializer(serializers.Serializer):
+    itemId = serializers.IntegerField(source="item_id")
+    itemName = serializers.CharField(source="item_name")
+    itemRevenue = serializers.DecimalField(source="revenue", max_digits=20, decimal_places=2)
+    numberOfBookings = serializers.IntegerField(source="bookings")
+
+
+class RevenueReportSerializer(serializers.Serializer):
+    totalRevenue = serializers.DecimalField(source="total", max_digits=20, decimal_places=2)
+    reportDetails = ItemRevenueDetailSerializer(source="details", many=True)
+
+
+class RecommendationQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, default=5, min_value=1, max_value=MAX_LIMIT,
+                                     help_text=f"How many items (1–{MAX_LIMIT}, default 5)")
+
+
+class RecommendedItemSerializer(ItemResponseSerializer):
+    reason = serializers.CharField(help_text="Why this item was recommended")
+
+    class Meta:
+        ref_name = "RecommendedItemResponse"
+
+
+RECOMMENDATION_DESCRIPTION = (
+    "Content-based: a profile of the caller's last "
+    f"{PROFILE_CAP} CONFIRMED/COMPLETED bookings (organizer, category, tags, location, TF-IDF words of "
+    f"name/description, recent bookings weigh more) scores the next {CANDIDATE_CAP} upcoming public items "
+    "with a free seat that the caller has not booked; highest score first, ties by start time. "
+    "No history: the most-booked upcoming items. `reason` explains each item."
+)

@@ -1,0 +1,69 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsAdmin
+from bookings_project.errors import ValidationFailed
+from bookings_project.openapi import error_responses
+from catalog.api.views import valid_data
+
+from .. import selectors
+from .renderers import CSV_HEADER, RevenueCSVRenderer
+from .serializers import (RECOMMENDATION_DESCRIPTION, RecommendationQuerySerializer, RecommendedItemSerializer,
+                          RevenueQuerySerializer, RevenueReportSerializer)
+
+CSV_EXAMPLE = ",".join(CSV_HEADER) + "\r\n101,Spring Boot Workshop,149.97,3\r\n,TOTAL,149.97,3\r\n"
+
+
+class RevenueReportView(APIView):
+    """GET /reports/revenue (ADMIN): JSON, or CSV with ?format=csv / Accept: text/csv."""
+
+    permission_classes = (IsAdmin,)
+    renderer_classes = (JSONRenderer, RevenueCSVRenderer)
+
+    def perform_content_negotiation(self, request, force=False):
+        requested = request.query_params.get("format")
+        formats = [renderer.format for renderer in self.get_renderers()]
+        if not force and requested is not None and requested not in formats:
+            raise ValidationFailed("Unknown format", fields={"format": [f"Must be one of: {', '.join(formats)}"]})
+        return super().perform_content_negotiation(request, force=force)
+
+    def handle_exception(self, exc):
+        # Errors stay JSON (the contract's envelope) even when CSV was asked for.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        tags=["reports"], parameters=[RevenueQuerySerializer],
+        description="Sum of `pricePaid` over CONFIRMED and COMPLETED bookings, by item, revenue descending "
+                    "(ties by item id). `startDate`/`endDate` are inclusive days of the booking date in "
+                    "TIME_ZONE. `?format=csv` returns the same rows as text/csv with a final total row "
+                    "(empty itemId, itemName `TOTAL`). Errors are always JSON.",
+        responses={
+            (200, "application/json"): RevenueReportSerializer,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="Header itemId,itemName,itemRevenue,numberOfBookings; one row "
+                                              "per item; a final total row",
+                examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")]),
+            **error_responses(400, 401, 403),
+        },
+    )
+    def get(self, request):
+        filters = selectors.RevenueFilters(**valid_data(RevenueQuerySerializer, request.query_params))
+        return Response(RevenueReportSerializer(selectors.revenue_by_item(filters=filters)).data)
+
+
+class MyRecommendationsView(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(tags=["recommendations"], parameters=[RecommendationQuerySerializer],
+                   description=RECOMMENDATION_DESCRIPTION,
+                   responses={200: RecommendedItemSerializer(many=True), **error_responses(400, 401)})
+    def get(self, request):
+        limit = valid_data(RecommendationQuerySerializer, request.query_params)["limit"]
+        items = selectors.recommended_items(user=request.user, limit=limit)
+        return Response(RecommendedItemSerializer(items, many=True).data)

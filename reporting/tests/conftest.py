@@ -1,0 +1,1 @@
+from catalog.tests.fixtures import *  # noqa: F401,F403

@@ -1,0 +1,209 @@
+"""GET /api/v1/reports/revenue through HTTP: exact sums, statuses, inclusive local dates,
+filters, order, CSV, errors, roles and a constant number of queries."""
+
+import csv
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.services import item_delete
+from reservations.services import booking_cancel
+
+from .factories import book, item_at, local
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/reports/revenue"
+
+
+@pytest.fixture
+def admin_client(admin, client_for):
+    return client_for(admin)
+
+
+@pytest.fixture
+def buyers(make_user):
+    return [make_user(username=f"buyer{n}") for n in range(6)]
+
+
+def priced_item(organizer, day, price, name="Item", capacity=10):
+    return item_at(organizer, day, name=name, capacity=capacity, tiers=[("Standard", price, capacity)])
+
+
+def get_report(client, **params):
+    response = client.get(URL, params)
+    assert response.status_code == 200, response.content
+    return response
+
+
+def test_three_bookings_at_49_99_sum_to_149_97_as_a_json_number(admin_client, organizer, buyers):
+    item = priced_item(organizer, 1, "49.99", name="Spring Boot Workshop")
+    for buyer in buyers[:3]:
+        book(buyer, item)
+
+    response = get_report(admin_client)
+
+    assert b'"totalRevenue":149.97' in response.content.replace(b" ", b"")
+    body = json.loads(response.content, parse_float=Decimal)
+    assert body == {"totalRevenue": Decimal("149.97"), "reportDetails": [
+        {"itemId": item.pk, "itemName": "Spring Boot Workshop", "itemRevenue": Decimal("149.97"),
+         "numberOfBookings": 3}]}
+
+
+def test_cancelled_bookings_excluded_completed_included(admin_client, organizer, buyers):
+    item = priced_item(organizer, 1, "20.00")
+    book(buyers[0], item)
+    book(buyers[1], item, status="COMPLETED")
+    cancelled = book(buyers[2], item)
+    booking_cancel(actor=buyers[2], booking_id=cancelled.pk)
+
+    body = get_report(admin_client).json()
+
+    assert body["totalRevenue"] == 40.0
+    assert body["reportDetails"][0]["numberOfBookings"] == 2
+
+
+def test_deleted_item_keeps_its_revenue_history(admin_client, organizer, admin, buyers):
+    item = priced_item(organizer, 1, "15.50", name="Gone Workshop")
+    book(buyers[0], item, status="COMPLETED")
+    item_delete(actor=admin, item_id=item.pk)
+
+    body = get_report(admin_client).json()
+
+    assert body["reportDetails"] == [{"itemId": item.pk, "itemName": "Gone Workshop", "itemRevenue": 15.5,
+                                      "numberOfBookings": 1}]
+
+
+def test_date_bounds_are_inclusive_local_days(admin_client, organizer, buyers, settings):
+    settings.TIME_ZONE = "America/New_York"  # 23:30 local is the next day in UTC
+    item = priced_item(organizer, 1, "10.00")
+    book(buyers[0], item, booked_at=local(2030, 2, 28, 23, 59))  # day before: out
+    book(buyers[1], item, booked_at=local(2030, 3, 1, 0, 0))     # on startDate: in
+    book(buyers[2], item, booked_at=local(2030, 3, 31, 23, 30))  # late on endDate: in
+    book(buyers[3], item, booked_at=local(2030, 4, 1, 0, 0))     # day after: out
+
+    body = get_report(admin_client, startDate="2030-03-01", endDate="2030-03-31").json()
+    assert body["totalRevenue"] == 20.0 and body["reportDetails"][0]["numberOfBookings"] == 2
+
+    one_day = get_report(admin_client, startDate="2030-03-31", endDate="2030-03-31").json()
+    assert one_day["reportDetails"][0]["numberOfBookings"] == 1
+    open_start = get_report(admin_client, endDate="2030-03-01").json()
+    assert open_start["reportDetails"][0]["numberOfBookings"] == 2
+    open_end = get_report(admin_client, startDate="2030-04-01").json()
+    assert open_end["reportDetails"][0]["numberOfBookings"] == 1
+
+
+def test_item_filter(admin_client, organizer, buyers):
+    first, second = priced_item(organizer, 1, "10.00"), priced_item(organizer, 2, "25.00")
+    book(buyers[0], first)
+    book(buyers[0], second)
+    book(buyers[1], second)
+
+    body = get_report(admin_client, itemId=second.pk).json()
+
+    assert body["totalRevenue"] == 50.0
+    assert [d["itemId"] for d in body["reportDetails"]] == [second.pk]
+    assert get_report(admin_client, itemId=999999).json() == {"totalRevenue": 0.0, "reportDetails": []}
+
+
+def test_details_sorted_by_revenue_descending_ties_by_item_id(admin_client, organizer, buyers):
+    low_a = priced_item(organizer, 1, "10.00", name="A")
+    top = priced_item(organizer, 2, "30.00", name="Top")
+    low_b = priced_item(organizer, 3, "5.00", name="B")
+    free = priced_item(organizer, 4, "0.00", name="Free")
+    book(buyers[0], low_a)
+    book(buyers[0], top)
+    book(buyers[0], low_b)
+    book(buyers[1], low_b)
+    book(buyers[0], free)
+
+    details = get_report(admin_client).json()["reportDetails"]
+
+    assert [(d["itemName"], d["itemRevenue"]) for d in details] == [
+        ("Top", 30.0), ("A", 10.0), ("B", 10.0), ("Free", 0.0)]
+
+
+def test_csv_has_the_same_rows_and_total_as_json(admin_client, organizer, buyers):
+    workshop = priced_item(organizer, 1, "49.99", name='Workshop, "advanced"')
+    formula = priced_item(organizer, 2, "12.00", name="=HYPERLINK(1)")
+    for buyer in buyers[:3]:
+        book(buyer, workshop)
+    book(buyers[0], formula)
+
+    body = get_report(admin_client).json()
+    response = get_report(admin_client, format="csv")
+
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["itemId", "itemName", "itemRevenue", "numberOfBookings"]
+    expected = [[str(d["itemId"]), d["itemName"], f"{Decimal(str(d['itemRevenue'])):.2f}",
+                 str(d["numberOfBookings"])] for d in body["reportDetails"]]
+    expected[1][1] = "'=HYPERLINK(1)"  # a formula-looking name is neutralised for spreadsheets
+    assert rows[1:-1] == expected
+    assert rows[-1] == ["", "TOTAL", "161.97", "4"]
+    assert body["totalRevenue"] == 161.97
+
+    by_accept = admin_client.get(URL, HTTP_ACCEPT="text/csv")
+    assert by_accept.status_code == 200 and by_accept.content == response.content
+
+
+def test_csv_of_an_empty_report_has_header_and_zero_total(admin_client):
+    response = get_report(admin_client, format="csv")
+    assert response.content.decode().splitlines() == ["itemId,itemName,itemRevenue,numberOfBookings",
+                                                      ",TOTAL,0.00,0"]
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"startDate": "2030-13-01"}, "startDate"),
+    ({"startDate": "01/03/2030"}, "startDate"),
+    ({"endDate": "yesterday"}, "endDate"),
+    ({"startDate": "2030-03-02", "endDate": "2030-03-01"}, "endDate"),
+    ({"itemId": "abc"}, "itemId"),
+    ({"itemId": "0"}, "itemId"),
+    ({"itemId": "99999999999999999999999"}, "itemId"),
+    ({"format": "xml"}, "format"),
+    ({"format": "csv", "itemId": "1.5"}, "itemId"),
+])
+def test_bad_parameters_are_400_json_with_fields(admin_client, params, field):
+    response = admin_client.get(URL, params)
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == 400 and field in body["fields"]
+
+
+@pytest.mark.parametrize("roles, status", [
+    (None, 401), (["USER"], 403), (["EVENT_ORGANIZER"], 403), (["IT_OPERATOR"], 403), (["ADMIN"], 200),
+])
+def test_only_admins_see_revenue(make_user, client_for, roles, status):
+    client = client_for(make_user(roles=roles) if roles else None)
+    for params in ({}, {"format": "csv"}):
+        response = client.get(URL, params)
+        assert response.status_code == status
+        if status != 200:
+            assert response.json()["status"] == status
+
+
+def _queries_for_report(client, organizer, buyers, *, items: int, bookings_per_item: int, first_day: int) -> int:
+    for n in range(items):
+        item = priced_item(organizer, first_day + n, "9.99", capacity=bookings_per_item)
+        for buyer in buyers[:bookings_per_item]:
+            book(buyer, item)
+    with CaptureQueriesContext(connection) as ctx:
+        for params in ({}, {"format": "csv"}):
+            response = client.get(URL, params)
+            assert response.status_code == 200
+    body = client.get(URL).json()
+    assert len(body["reportDetails"]) >= items
+    return len(ctx.captured_queries)
+
+
+def test_query_count_does_not_grow_with_items_or_bookings(admin_client, organizer, other_organizer, buyers):
+    small = _queries_for_report(admin_client, organizer, buyers, items=3, bookings_per_item=2, first_day=100)
+    large = _queries_for_report(admin_client, other_organizer, buyers, items=30, bookings_per_item=5, first_day=200)
+    assert small == large
