@@ -69,17 +69,17 @@ class LoopbackSMTP:
     stopped and restarted on the same port to simulate an outage."""
 
     def __init__(self):
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.messages = []
+        self.delay = 0.0  # seconds to wait before accepting each message (a slow server)
         self._controller = None
 
     async def handle_DATA(self, server, session, envelope):
+        import asyncio
         from email import message_from_bytes, policy
 
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         self.messages.append({"to": list(envelope.rcpt_tos), "from": envelope.mail_from, "message": message})
         return "250 Message accepted for delivery"
@@ -110,3 +110,36 @@ def smtp_server(settings):
     settings.EMAIL_TIMEOUT = 5
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`postgres`/`redis` tests run only where DATABASE_URL/REDIS_URL point at those services."""
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    skip_pg = pytest.mark.skip(reason="needs DATABASE_URL pointing at PostgreSQL")
+    skip_redis = pytest.mark.skip(reason="needs REDIS_URL pointing at Redis")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not settings.REDIS_URL:
+            item.add_marker(skip_redis)
+
+
+def database_url(alias: str) -> str:
+    """A URL for the (test) database behind `alias`, for subprocesses of a test."""
+    from django.db import connections
+
+    s = connections[alias].settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
