@@ -1,0 +1,77 @@
+"""`make run` end to end: the real command, embedded defaults (SQLite, filesystem broker, no
+Redis), production web server; a registration's welcome email reaches SMTP within seconds,
+and SIGTERM stops every process it started."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from django.conf import settings
+
+from conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def http(method, url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp_server):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "DOCUMENTS_DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    env.update(VAR_DIR=str(tmp_path / "var"), PORT=str(port), HOST="127.0.0.1", DEMO_DATA="0", DEBUG="0",
+               SECRET_KEY="test-secret-key-for-the-runstack-test-0123456789",
+               JWT_SIGNING_KEY="test-jwt-signing-key-for-the-runstack-test-0123456789",
+               EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp_server.port), OUTBOX_SWEEP_SECONDS="2",
+               DJANGO_SUPERUSER_USERNAME="root", DJANGO_SUPERUSER_EMAIL="root@example.com",
+               DJANGO_SUPERUSER_PASSWORD="Root-pass-123!")
+    stack = subprocess.Popen([sys.executable, "manage.py", "runstack"], cwd=settings.BASE_DIR, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: http("GET", f"{base}/healthz") == (200, {"status": "ok"}), timeout=60)
+        assert wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=20)
+        status, body = http("POST", f"{base}/api/v1/user",
+                            {"username": "newbie", "email": "newbie@example.com", "password": "S3cure-pass!"})
+        assert status == 201, body
+        registered = time.monotonic()
+        assert wait_for(lambda: any(m["to"] == ["newbie@example.com"] for m in smtp_server.messages), timeout=20)
+        assert time.monotonic() - registered < 20
+        status, tokens = http("POST", f"{base}/api/v1/auth/login", {"username": "root", "password": "Root-pass-123!"})
+        assert status == 200 and tokens["token"]
+    finally:
+        stack.send_signal(signal.SIGTERM)
+        try:
+            output = stack.communicate(timeout=40)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            output = stack.communicate()[0].decode(errors="replace")
+            pytest.fail(f"runstack did not stop on SIGTERM:\n{output[-3000:]}")
+    assert "All processes stopped." in output, output[-3000:]
+    # Nothing it started is left listening.
+    assert not wait_for(lambda: http("GET", f"{base}/healthz")[0] == 200, timeout=1)
