@@ -21,3 +21,10 @@ def admin(make_user):
 @pytest.fixture
 def customer(make_user):
     return make_user(roles=["USER"], username="testuser")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """These tests create many users; PBKDF2 would spend ~0.4 s on each. (The root conftest's
+    PASSWORD_HASHERS default arrives after pytest-django has already read the settings.)"""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

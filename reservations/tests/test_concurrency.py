@@ -1,0 +1,132 @@
+"""Races on PostgreSQL with real threads, each on its own connection (SQLite cannot show a race)."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from catalog.exceptions import CapacityExceeded
+from catalog.models import BookableItem
+from catalog.tests.factories import make_item
+from reservations.exceptions import BookingTimeConflict
+from reservations.models import Booking, BookingStatus
+from reservations.services import booking_create
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+
+
+def race(calls) -> list:
+    """Run the zero-argument `calls` at the same moment in threads; their results or exceptions."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait(timeout=30)
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each racer got
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a racer hung"
+    return results
+
+
+def test_forty_users_race_for_ten_seats_in_two_tiers(make_user, organizer):
+    item = make_item(organizer, capacity=10, tiers=[("Early", "10.00", 4), ("Late", "25.50", 6)])
+    users = [make_user() for _ in range(40)]
+
+    results = race([lambda u=u: booking_create(user=u, item_id=item.pk) for u in users])
+
+    made = [r for r in results if isinstance(r, Booking)]
+    refused = [r for r in results if not isinstance(r, Booking)]
+    assert len(made) == 10
+    assert all(isinstance(r, CapacityExceeded) for r in refused), refused
+    rows = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED)
+    assert rows.count() == 10 and len({b.user_id for b in rows}) == 10
+    assert Counter(b.tier.name for b in rows) == {"Early": 4, "Late": 6}
+    assert Counter(b.price_paid for b in rows) == {Decimal("10.00"): 4, Decimal("25.50"): 6}
+    item = BookableItem.objects.get(pk=item.pk)
+    assert item.sold == 10 and [t.sold for t in item.tiers.order_by("position")] == [4, 6]
+
+
+def test_named_tier_race_never_oversells_the_tier(make_user, organizer):
+    item = make_item(organizer, capacity=10, tiers=[("Early", "10.00", 3), ("Late", "20.00", 7)])
+    users = [make_user() for _ in range(12)]
+
+    results = race([lambda u=u: booking_create(user=u, item_id=item.pk, tier_name="Early") for u in users])
+
+    assert sum(isinstance(r, Booking) for r in results) == 3
+    assert Booking.objects.filter(item=item, tier__name="Early").count() == 3
+    assert BookableItem.objects.get(pk=item.pk).sold == 3
+
+
+def test_one_user_racing_for_six_overlapping_items_gets_exactly_one(customer, organizer):
+    start = make_item(organizer).start_time
+    items = [make_item(organizer, start=start + timedelta(minutes=10 * i), name=f"Slot {i}") for i in range(6)]
+
+    results = race([lambda i=i: booking_create(user=customer, item_id=i.pk) for i in items])
+
+    assert sum(isinstance(r, Booking) for r in results) == 1
+    assert all(isinstance(r, (Booking, BookingTimeConflict)) for r in results), results
+    assert Booking.objects.filter(user=customer, status=BookingStatus.CONFIRMED).count() == 1
+    assert sum(BookableItem.objects.filter(pk__in=[i.pk for i in items]).values_list("sold", flat=True)) == 1
+
+
+def test_exclusion_constraint_refuses_overlap_written_behind_the_service(customer, organizer):
+    first, second = make_item(organizer, name="A"), make_item(organizer, name="B")
+    booking_create(user=customer, item_id=first.pk)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.create(user=customer, item=second, price_paid=0, status=BookingStatus.CONFIRMED,
+                               start_time=second.start_time, end_time=second.end_time)
+    # Cancelled rows and back-to-back ranges are outside the constraint.
+    Booking.objects.create(user=customer, item=second, price_paid=0, status=BookingStatus.CANCELLED,
+                           start_time=second.start_time, end_time=second.end_time)
+    Booking.objects.create(user=customer, item=second, price_paid=0, status=BookingStatus.CONFIRMED,
+                           start_time=first.end_time, end_time=first.end_time + timedelta(hours=1))
+
+
+def test_lock_timeout_becomes_503_json_not_a_hang(client_for, customer, organizer):
+    item = make_item(organizer)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_item_lock():
+        try:
+            with transaction.atomic():
+                list(BookableItem.objects.select_for_update().filter(pk=item.pk))
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_item_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert response.status_code == 503
+    assert response.json()["error"] == "service_unavailable" and response["Retry-After"]
+    assert not Booking.objects.filter(item=item).exists()
+    assert BookableItem.objects.get(pk=item.pk).sold == 0
