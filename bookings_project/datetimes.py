@@ -21,6 +21,16 @@ def to_utc_z(value: datetime | None) -> str | None:
     return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def ensure_storable(value: datetime) -> datetime:
+    """The database stores UTC: a value near year 1 or 9999 may not survive the conversion
+    (e.g. 9999-12-31T23:00-05:00). Raises ValueError instead of letting the query crash."""
+    try:
+        value.astimezone(dt_timezone.utc)
+    except OverflowError as exc:
+        raise ValueError("Datetime out of range") from exc
+    return value
+
+
 def parse_api_datetime(raw: str) -> datetime:
     """ISO 8601; naive values are read in TIME_ZONE. Raises ValueError."""
     text = raw.strip()
@@ -29,11 +39,18 @@ def parse_api_datetime(raw: str) -> datetime:
     value = datetime.fromisoformat(text)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_current_timezone())
-    return value
+    return ensure_storable(value)
 
 
 class LocalDateTimeField(serializers.DateTimeField):
     """Booking API datetime."""
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        try:
+            return ensure_storable(parsed)
+        except ValueError:
+            self.fail("overflow")
 
     def to_representation(self, value):
         return to_local_naive_iso(value)

@@ -14,6 +14,7 @@ from django.http import Http404, JsonResponse
 from django.utils import timezone
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +101,15 @@ def error_body(status: int, message: str, path: str, fields: dict | None = None)
 
 
 def _flatten_fields(detail, prefix="") -> dict[str, list[str]]:
-    """DRF's nested error detail as {"field": [...], "priceTiers.0.price": [...]}."""
+    """DRF's nested error detail as {"field": [...], "priceTiers.0.price": [...]}; errors of a
+    whole (nested) object, DRF's `non_field_errors`, go under the object's own name."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == api_settings.NON_FIELD_ERRORS_KEY:
+                name = prefix or "nonFieldErrors"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             for k, v in _flatten_fields(value, name).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):

@@ -1,7 +1,8 @@
 """Paging for both API surfaces.
 
 Booking API lists are plain JSON arrays; `?page=&pageSize=` opts in to paging, reported in
-`X-Total-Count` and `Link` headers. Core API lists always page: `{<items>, total, page, pageSize}`.
+`X-Total-Count` and `Link` headers. Core API lists always page, `{<items>, total, page, pageSize}`
+(ops.api.views.core_page, with the page read by a list-query serializer).
 """
 
 from urllib.parse import urlencode
@@ -35,6 +36,14 @@ def parse_page_params(request, *, default_size: int = 10, max_size: int = MAX_PA
     return values["page"], values["pageSize"]
 
 
+def page_rows(queryset, page: int, size: int) -> tuple[int, list]:
+    """(total, rows of page `page`). A page past the end is empty without asking the database,
+    whose OFFSET would overflow for an absurd page number."""
+    total = queryset.count()
+    offset = (page - 1) * size
+    return total, (list(queryset[offset: offset + size]) if offset < total else [])
+
+
 def wants_paging(request) -> bool:
     return "page" in request.query_params or "pageSize" in request.query_params
 
@@ -44,8 +53,7 @@ def array_response(request, queryset, serialize, *, default_size: int = 20) -> R
     if not wants_paging(request):
         return Response(serialize(list(queryset)))
     page, size = parse_page_params(request, default_size=default_size)
-    total = queryset.count()
-    rows = list(queryset[(page - 1) * size: page * size])
+    total, rows = page_rows(queryset, page, size)
     response = Response(serialize(rows))
     response["X-Total-Count"] = str(total)
     last = max(1, -(-total // size))
@@ -60,10 +68,3 @@ def array_response(request, queryset, serialize, *, default_size: int = 20) -> R
         response["Link"] = ", ".join(links)
     return response
 
-
-def envelope_response(request, queryset, serialize, *, key: str) -> Response:
-    """Core API list: {key: [...], total, page, pageSize}."""
-    page, size = parse_page_params(request)
-    total = queryset.count()
-    rows = list(queryset[(page - 1) * size: page * size])
-    return Response({key: serialize(rows), "total": total, "page": page, "pageSize": size})

@@ -11,7 +11,7 @@ booking_api = [
     path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
     path("user", user_collection, name="user-list"),
     path("user/me", user_me, name="user-me"),
-    path("user/<str:pk>", user_detail, name="user-detail"),
+    path("user/<int:pk>", user_detail, name="user-detail"),
 ]
 
 core_api = [

@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -26,6 +26,9 @@ from .serializers import (
     UserResponseSerializer,
     UserUpdateSerializer,
 )
+
+
+USER_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="User id")
 
 
 def _valid(serializer_class, request) -> dict:
@@ -77,15 +80,17 @@ class UserViewSet(viewsets.ViewSet):
         return [IsAuthenticated()]
 
     def get_authenticators(self):
-        if getattr(getattr(self, "request", None), "method", None) == "POST":
+        # Runs before self.action is set: read the route's own method map.
+        method = getattr(getattr(self, "request", None), "method", "") or ""
+        if self.action_map.get(method.lower()) == "create":
             return []  # registration is public; a stale token must not block it
         return super().get_authenticators()
 
-    def _target(self, request, pk):
+    def _target(self, request, pk: int):
         """Self or, for ADMIN, any active user; others are refused before any lookup."""
-        if str(request.user.pk) != str(pk) and not request.user.is_admin:
+        if request.user.pk != pk and not request.user.is_admin:
             raise Forbidden()
-        user = selectors.user_get(user_id=pk) if str(pk).isdigit() else None
+        user = selectors.user_get(user_id=pk)
         if user is None:
             raise NotFound("User not found")
         return user
@@ -104,11 +109,12 @@ class UserViewSet(viewsets.ViewSet):
     def list(self, request):
         return array_response(request, selectors.user_list(), _users)
 
-    @extend_schema(tags=["users"], responses={200: UserResponseSerializer, **error_responses(401, 403, 404)})
+    @extend_schema(tags=["users"], parameters=[USER_ID],
+                   responses={200: UserResponseSerializer, **error_responses(401, 403, 404)})
     def retrieve(self, request, pk=None):
         return Response(UserResponseSerializer(self._target(request, pk)).data)
 
-    @extend_schema(tags=["users"], request=UserUpdateSerializer,
+    @extend_schema(tags=["users"], parameters=[USER_ID], request=UserUpdateSerializer,
                    responses={200: UserResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def update(self, request, pk=None):
         user = self._target(request, pk)
@@ -120,7 +126,8 @@ class UserViewSet(viewsets.ViewSet):
         )
         return Response(UserResponseSerializer(user).data)
 
-    @extend_schema(tags=["users"], responses={204: None, **error_responses(401, 403, 404, 409)})
+    @extend_schema(tags=["users"], parameters=[USER_ID],
+                   responses={204: None, **error_responses(401, 403, 404, 409)})
     def destroy(self, request, pk=None):
         services.user_deactivate(actor=request.user, user=self._target(request, pk), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -92,6 +92,20 @@ def test_admin_gets_404_for_unknown_user(make_user, client_for, pk):
         assert_error(getattr(client_for(admin), method)(f"/api/v1/user/{pk}", {}, format="json"), 404)
 
 
+def test_absurd_page_of_users_is_empty(make_user, client_for):
+    admin = make_user(roles=[ADMIN])
+    response = client_for(admin).get("/api/v1/user", {"page": "99999999999999999999", "pageSize": 100})
+    assert response.status_code == 200 and response.json() == []
+    assert response["X-Total-Count"] == "1"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/user/{id}", "/api/v1/user/me"])
+def test_post_on_a_user_resource_is_405_not_403(make_user, client_for, path):
+    admin = make_user(roles=[ADMIN])
+    url = path.format(id=admin.pk)
+    assert_error(client_for(admin).post(url, {}, format="json"), 405, path=url)
+
+
 def test_non_admin_is_refused_before_any_lookup(make_user, client_for):
     """A non-admin cannot tell an existing id from a missing one."""
     client = client_for(make_user())

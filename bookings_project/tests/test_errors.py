@@ -114,3 +114,19 @@ def test_request_id_is_recorded_with_system_log_entries(api_client):
     api_client.post("/api/v1/auth/login", {"username": "ghost", "password": "whatever1"}, format="json",
                     HTTP_X_REQUEST_ID="req-failed-login")
     assert SystemLog.objects.get(message="Failed login attempt").request_id == "req-failed-login"
+
+
+@pytest.mark.parametrize("payload", ["null", "[1, 2]", '"text"', "42"])
+def test_body_that_is_not_an_object_is_400_without_snake_case_keys(api_client, payload):
+    response = api_client.post("/auth/login", payload, content_type="application/json")
+    body = assert_error(response, 400, path="/auth/login")
+    assert "fields" not in body and "non_field_errors" not in response.content.decode()
+    assert body["message"] != "Validation failed"  # the reason itself is the message
+
+
+@pytest.mark.parametrize("path", ["/api/v1/user/%C2%B2", "/api/v1/user/1.0", "/api/v1/user/-1",
+                                  "/api/v1/user/99999999999999999999999"])
+def test_odd_user_ids_are_404_not_500(make_user, client_for, path):
+    client = client_for(make_user(roles=["ADMIN"]))
+    client.raise_request_exception = False
+    assert_error(client.get(path), 404)

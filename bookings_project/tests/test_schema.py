@@ -73,3 +73,9 @@ def test_docs_pages_use_only_local_static_files(api_client, path):
     for asset in scripts_and_styles:
         assert asset.startswith("/static/"), asset
         assert api_client.get(asset).status_code == 200, asset  # served by the app itself
+
+
+def test_user_id_path_parameter_is_an_integer(schema):
+    for operation in schema["paths"]["/api/v1/user/{id}"].values():
+        (param,) = [p for p in operation["parameters"] if p["name"] == "id"]
+        assert param["in"] == "path" and param["schema"]["type"] == "integer"

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.openapi import error_responses
+from bookings_project.pagination import page_rows
 
 from bookings_project.errors import NotFound
 
@@ -31,8 +32,7 @@ from .serializers import (
 def core_page(queryset, query: dict, serializer_class, *, key: str) -> Response:
     """Core API list body {key: [...], total, page, pageSize} from a validated list query."""
     page, size = query["page"], query["pageSize"]
-    total = queryset.count()
-    rows = queryset[(page - 1) * size: page * size]
+    total, rows = page_rows(queryset, page, size)
     return Response({key: serializer_class(rows, many=True).data, "total": total, "page": page, "pageSize": size})
 
 

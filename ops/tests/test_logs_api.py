@@ -180,3 +180,17 @@ def test_posted_event_is_found_by_its_filters(make_user, client_for, operator):
                                   "userId": SEED_ENTRY["userId"]}).json()
     assert body["total"] == 1
     assert {k: body["logs"][0][k] for k in SEED_ENTRY} == SEED_ENTRY
+
+
+@pytest.mark.parametrize("bound", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_datetime_beyond_the_storable_range_is_400(operator, bound):
+    operator.raise_request_exception = False
+    assert_error(operator.get("/logs", {"from": bound}), 400, fields=["from"])
+
+
+def test_absurd_page_number_is_an_empty_page(operator):
+    add_log(0)
+    operator.raise_request_exception = False
+    response = operator.get("/logs", {"page": "99999999999999999999"})
+    assert response.status_code == 200
+    assert response.json()["logs"] == [] and response.json()["total"] == 1
