@@ -2,6 +2,8 @@
 
 from datetime import datetime, timedelta
 
+from django.db import connection, reset_queries
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.tests.factories import FUTURE, make_item
@@ -34,3 +36,12 @@ def book(user, item, *, booked_at: datetime | None = None, status: str | None = 
 def local(*args) -> datetime:
     """An aware datetime in TIME_ZONE: local(2031, 3, 1, 23, 30)."""
     return timezone.make_aware(datetime(*args), timezone.get_current_timezone())
+
+
+def queries_during(call) -> int:
+    """Database queries run by `call()`. The query log is cleared first: it is a bounded deque,
+    and once full its length no longer moves, so a count taken after heavy setup would read 0."""
+    reset_queries()
+    with CaptureQueriesContext(connection) as ctx:
+        call()
+    return len(ctx.captured_queries)

@@ -1,0 +1,161 @@
+"""GET /api/v1/recommendations/users/me through HTTP: the seed's scenario, what is never
+recommended, limit, cold start, reasons and a constant number of queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from catalog.services import item_delete
+from catalog.tests.factories import make_item
+from reservations.services import booking_cancel
+
+from .factories import book, item_at, queries_during
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/recommendations/users/me"
+
+
+def names(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [item["name"] for item in response.json()]
+
+
+@pytest.fixture
+def seed_items(organizer, other_organizer):
+    """The seed's scenario: two tech workshops by organizer1, a fitness class by organizer2."""
+    tech = dict(category="Tech", tags=["python", "programming"], location="Room 1")
+    return {
+        "tech": item_at(organizer, 1, name="Tech Workshop",
+                        description="Hands-on Python programming workshop.", **tech),
+        "fitness": item_at(other_organizer, 2, name="Fitness Class",
+                           description="Cardio and strength training.", category="Sport", tags=["fitness"],
+                           location="Gym"),
+        "another": item_at(organizer, 3, name="Another Tech Workshop",
+                           description="More Python programming, advanced topics.", **tech),
+    }
+
+
+def test_seed_scenario_ranks_same_organizer_and_category_first(customer, client_for, seed_items):
+    book(customer, seed_items["tech"])
+
+    response = client_for(customer).get(URL)
+
+    assert names(response) == ["Another Tech Workshop", "Fitness Class"]
+    top = response.json()[0]
+    assert top["id"] == seed_items["another"].pk
+    assert "Same organizer as 'Tech Workshop'" in top["reason"]
+    assert "shares tags: programming, python" in top["reason"]
+    assert "Same category: Tech".lower() in top["reason"].lower()
+    assert response.json()[1]["reason"]
+    # The item shape is BookableItemResponse plus reason.
+    assert {"currentPrice", "availableCapacity", "priceTiers", "organizerUsername", "tags"} <= set(top)
+
+
+def test_history_changes_the_ranking(customer, client_for, seed_items, other_organizer):
+    later_gym = item_at(other_organizer, 4, name="Evening Fitness", description="Strength training.",
+                        category="Sport", tags=["fitness"], location="Gym")
+    book(customer, seed_items["fitness"])
+
+    assert names(client_for(customer).get(URL))[0] == later_gym.name
+
+
+def test_completed_bookings_count_and_cancelled_do_not(customer, client_for, seed_items, admin):
+    tech = book(customer, seed_items["tech"])
+    booking_cancel(actor=customer, booking_id=tech.pk)
+    cold = names(client_for(customer).get(URL))
+    assert "Tech Workshop" in cold  # a cancelled booking neither profiles nor excludes
+
+    book(customer, seed_items["fitness"], status="COMPLETED", actor=admin)
+    ranked = names(client_for(customer).get(URL))
+    assert "Fitness Class" not in ranked
+
+
+def test_never_recommends_booked_private_past_deleted_or_full_items(
+        customer, make_user, client_for, seed_items, organizer, admin):
+    book(customer, seed_items["tech"])
+    make_item(organizer, name="Private Tech Workshop", start=timezone.now() + timedelta(days=400),
+              is_private=True, category="Tech", tags=["python"])
+    make_item(organizer, name="Past Tech Workshop", start=timezone.now() - timedelta(days=3),
+              category="Tech", tags=["python"])
+    deleted = item_at(organizer, 5, name="Deleted Tech Workshop", category="Tech", tags=["python"])
+    item_delete(actor=admin, item_id=deleted.pk)
+    full = item_at(organizer, 6, name="Full Tech Workshop", capacity=1, category="Tech", tags=["python"])
+    book(make_user(), full)
+    item_at(customer, 7, name="My Own Tech Workshop", category="Tech", tags=["python"])
+
+    ranked = names(client_for(customer).get(URL, {"limit": 50}))
+
+    assert ranked == ["Another Tech Workshop", "Fitness Class"]
+
+
+def test_limit_is_respected(customer, client_for, organizer):
+    for day in range(8):
+        item_at(organizer, day, name=f"Item {day}")
+    client = client_for(customer)
+
+    assert len(names(client.get(URL))) == 5
+    assert len(names(client.get(URL, {"limit": 2}))) == 2
+    assert len(names(client.get(URL, {"limit": 50}))) == 8
+
+
+@pytest.mark.parametrize("limit", ["0", "51", "abc", "-1", "2.5"])
+def test_invalid_limit_is_400(customer, client_for, limit):
+    response = client_for(customer).get(URL, {"limit": limit})
+    assert response.status_code == 400
+    assert "limit" in response.json()["fields"]
+
+
+def test_anonymous_is_401(api_client):
+    response = api_client.get(URL)
+    assert response.status_code == 401 and response.json()["status"] == 401
+
+
+def test_cold_start_returns_most_booked_upcoming_items(customer, make_user, client_for, organizer):
+    quiet = item_at(organizer, 1, name="Quiet")
+    busy = item_at(organizer, 2, name="Busy")
+    medium = item_at(organizer, 3, name="Medium")
+    also_medium = item_at(organizer, 4, name="Also Medium")
+    fans = [make_user() for _ in range(3)]
+    for fan in fans:
+        book(fan, busy)
+    for fan in fans[:2]:
+        book(fan, also_medium)
+        book(fan, medium)
+
+    response = client_for(customer).get(URL)
+
+    assert names(response) == ["Busy", "Medium", "Also Medium", "Quiet"]  # ties by start time
+    assert response.json()[0]["reason"] == "Popular: 3 bookings"
+    assert quiet.pk == response.json()[3]["id"]
+
+
+def test_ties_are_broken_by_start_time(customer, client_for, organizer, other_organizer):
+    booked = item_at(organizer, 1, name="Booked", category="Tech")
+    later = item_at(other_organizer, 9, name="Later")
+    sooner = item_at(other_organizer, 8, name="Sooner")
+    book(customer, booked)
+
+    assert names(client_for(customer).get(URL)) == [sooner.name, later.name]
+
+
+def _queries_for_recommendations(client_for, user, organizer, *, items: int, bookings: int, first_day: int) -> int:
+    for n in range(bookings):
+        book(user, item_at(organizer, first_day + n, name=f"Python workshop {n}", category="Tech",
+                           tags=["python"]))
+    for n in range(items):
+        item_at(organizer, first_day + bookings + n, name=f"Data workshop {n}", description="Python and data",
+                category="Tech", tags=["python", "data"])
+    client = client_for(user)
+    responses = []
+    count = queries_during(lambda: responses.append(client.get(URL, {"limit": 50})))
+    assert responses[0].status_code == 200 and len(responses[0].json()) >= 3
+    return count
+
+
+def test_query_count_does_not_grow_with_items_or_bookings(make_user, client_for, organizer):
+    small = _queries_for_recommendations(client_for, make_user(), organizer, items=3, bookings=5, first_day=0)
+    large = _queries_for_recommendations(client_for, make_user(), organizer, items=30, bookings=50,
+                                         first_day=100)
+    cold = _queries_for_recommendations(client_for, make_user(), organizer, items=30, bookings=0, first_day=300)
+    assert small == large == cold <= 6  # caller, history, candidates, items, tiers
