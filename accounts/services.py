@@ -1,6 +1,7 @@
 """Writes on accounts: registration, login, profile updates, role changes, deactivation."""
 
 from django.contrib.auth import password_validation
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
@@ -14,6 +15,32 @@ from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
 from .selectors import user_find_for_login
 from .tokens import token_pair_for_user
+
+
+# Staff access of IT operators (contract §3): the ops admin pages only. Mirrored, frozen, in
+# migration accounts.0002, which creates the group; the change permissions run admin actions.
+IT_OPERATORS_GROUP = "IT operators"
+IT_OPERATORS_PERMISSIONS = (
+    "view_systemlog", "view_job", "change_job", "view_outboxevent", "change_outboxevent",
+    "view_reconciliationchange",
+)
+
+
+def it_operators_group_get() -> Group:
+    """The group, (re)created with its permissions if a flush or a hand removed it."""
+    group, created = Group.objects.get_or_create(name=IT_OPERATORS_GROUP)
+    if created:
+        group.permissions.set(Permission.objects.filter(content_type__app_label="ops",
+                                                        codename__in=IT_OPERATORS_PERMISSIONS))
+    return group
+
+
+def _operator_group_sync(user: User) -> None:
+    """Group membership follows the IT_OPERATOR role, whichever path changed the roles."""
+    if user.has_role(Role.IT_OPERATOR):
+        user.groups.add(it_operators_group_get())
+    else:
+        user.groups.remove(*user.groups.filter(name=IT_OPERATORS_GROUP))
 
 
 def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:
@@ -120,6 +147,8 @@ def user_update(
     try:
         with transaction.atomic():
             user.save()
+            if "roles" in changed:
+                _operator_group_sync(user)
     except IntegrityError as exc:
         raise DuplicateUser() from exc
     if "roles" in changed:

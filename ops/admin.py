@@ -6,6 +6,22 @@ from . import dispatch, jobs
 from .models import Job, JobStatus, OutboxEvent, OutboxStatus, ReconciliationChange, SystemLog
 
 
+def action_run_each(model_admin, request, objects, *, done: str, change, label=str) -> int:
+    """Run `change(obj)` (a service call) for each object; every ApplicationError becomes an
+    error message naming the object, the successes one summary message. Returns the successes."""
+    succeeded = 0
+    for obj in objects:
+        try:
+            change(obj)
+        except ApplicationError as exc:
+            model_admin.message_user(request, f"{label(obj)}: {exc.message}", messages.ERROR)
+        else:
+            succeeded += 1
+    if succeeded:
+        model_admin.message_user(request, f"{succeeded} {done}.", messages.SUCCESS)
+    return succeeded
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Operational records are written by the system only."""
 
@@ -17,6 +33,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_operate_permission(self, request):
+        """Actions (retry, execute) run services, never edit a record: they need the model's
+        change permission, which the "IT operators" group holds, while the forms stay read-only."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
 
 
 @admin.register(SystemLog)
@@ -44,7 +66,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     def short_error(self, obj):
         return (obj.error_message or "")[:80]
 
-    @admin.action(description="Retry selected events now (DEAD or pending)")
+    @admin.action(description="Retry selected events now (DEAD or pending)", permissions=["operate"])
     def retry_events(self, request, queryset):
         count = dispatch.outbox_retry(event_ids=queryset.exclude(status=OutboxStatus.SENT).values_list("pk", flat=True))
         self.message_user(request, f"{count} event(s) queued for delivery.", messages.SUCCESS)
@@ -60,6 +82,15 @@ class ReconciliationChangeInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ReconciliationChange)
+class ReconciliationChangeAdmin(ReadOnlyAdmin):
+    list_display = ("job", "entity_type", "entity_id", "action", "field")
+    list_filter = ("action", "entity_type")
+    search_fields = ("entity_id", "job__id")
+    list_select_related = ("job",)
+    list_per_page = 50
 
 
 @admin.register(Job)
@@ -85,7 +116,7 @@ class JobAdmin(ReadOnlyAdmin):
     def summary(self, obj):
         return obj.result.get("changesLog", "") if obj.result else (obj.error_message or "")[:80]
 
-    @admin.action(description="Execute selected jobs now")
+    @admin.action(description="Execute selected jobs now", permissions=["operate"])
     def execute_jobs(self, request, queryset):
         done = []
         for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.FAILED]):

@@ -1,0 +1,96 @@
+"""Users in the Django admin (ADMIN only). Roles, activation and group membership change only
+through the admin actions, which call accounts.services like the API does; no page shows a
+password or its hash."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import connections
+
+from ops.admin import action_run_each
+
+from . import services
+from .models import Role, User
+
+
+class RoleListFilter(admin.SimpleListFilter):
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request, model_admin):
+        return Role.choices
+
+    def queryset(self, request, queryset):
+        role = self.value()
+        if role not in Role.values:
+            return queryset
+        if connections[queryset.db].features.supports_json_field_contains:
+            return queryset.filter(roles__contains=[role])
+        # SQLite has no JSON containment; roles are stored as a JSON list of quoted names, and no
+        # role name is a part of another once quoted.
+        return queryset.filter(roles__icontains=f'"{role}"')
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "email", "role_list", "is_active", "date_joined")
+    list_filter = (RoleListFilter, "is_active")
+    search_fields = ("username", "email")
+    ordering = ("username",)
+    date_hierarchy = "date_joined"
+    list_per_page = 50
+    fieldsets = (
+        (None, {"fields": ("username", "email")}),
+        ("Personal info", {"fields": ("first_name", "last_name")}),
+        ("Access (change with the actions on the user list)",
+         {"fields": ("roles", "is_active", "is_staff", "is_superuser", "groups")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    readonly_fields = ("roles", "is_active", "is_staff", "is_superuser", "groups", "last_login",
+                       "date_joined")
+    actions = ["grant_event_organizer", "grant_it_operator", "grant_admin", "deactivate"]
+
+    @admin.display(description="roles", ordering="roles")
+    def role_list(self, obj):
+        return ", ".join(obj.roles)
+
+    def has_add_permission(self, request):
+        return False  # accounts come from registration (API); ADMINs then grant roles here
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: history and revenue stay
+
+    def get_urls(self):
+        # No admin-side password setting: passwords change through the API (checked and logged).
+        return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
+
+    def save_model(self, request, obj, form, change):
+        """Username/email go through the service (normalisation, uniqueness, logging)."""
+        stored = User.objects.get(pk=obj.pk)
+        services.user_update(actor=request.user, user=stored, username=obj.username, email=obj.email,
+                             request=request)
+        User.objects.filter(pk=obj.pk).update(first_name=obj.first_name, last_name=obj.last_name)
+
+    def _apply(self, request, queryset, done: str, change) -> None:
+        action_run_each(self, request, queryset.order_by("pk"), done=f"user(s) {done}", change=change,
+                        label=lambda user: user.username)
+
+    def _grant(self, request, queryset, role: str) -> None:
+        self._apply(request, queryset, f"now hold {role}", lambda user: services.user_grant_role(
+            actor=request.user, user=user, role=role, request=request))
+
+    @admin.action(description="Grant EVENT_ORGANIZER", permissions=["change"])
+    def grant_event_organizer(self, request, queryset):
+        self._grant(request, queryset, Role.EVENT_ORGANIZER)
+
+    @admin.action(description="Grant IT_OPERATOR", permissions=["change"])
+    def grant_it_operator(self, request, queryset):
+        self._grant(request, queryset, Role.IT_OPERATOR)
+
+    @admin.action(description="Grant ADMIN", permissions=["change"])
+    def grant_admin(self, request, queryset):
+        self._grant(request, queryset, Role.ADMIN)
+
+    @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
+    def deactivate(self, request, queryset):
+        self._apply(request, queryset, "deactivated", lambda user: services.user_deactivate(
+            actor=request.user, user=user, request=request))
