@@ -39,7 +39,7 @@ class DeletedListFilter(admin.SimpleListFilter):
 @admin.register(BookableItem)
 class BookableItemAdmin(ReadOnlyAdmin):
     list_display = ("name", "organizer", "start_time", "end_time", "location", "category", "capacity",
-                    "sold", "is_private", "deleted_at")
+                    "booked", "available", "is_private", "deleted_at")
     list_filter = (("organizer", admin.RelatedOnlyFieldListFilter), ("start_time", admin.DateFieldListFilter),
                    "is_private", "category", DeletedListFilter)
     search_fields = ("name", "location", "description", "organizer__username")
@@ -47,3 +47,11 @@ class BookableItemAdmin(ReadOnlyAdmin):
     list_select_related = ("organizer",)
     inlines = [PriceTierInline]
     list_per_page = 50
+
+    @admin.display(description="booked", ordering="sold")
+    def booked(self, obj):
+        return obj.sold
+
+    @admin.display(description="available")
+    def available(self, obj):
+        return obj.capacity - obj.sold

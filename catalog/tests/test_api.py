@@ -1,0 +1,213 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from catalog.models import BookableItem
+from catalog.tests.factories import FUTURE, item_payload, local_iso, make_item
+from ops.models import OutboxEvent
+from reservations.services import booking_create
+
+pytestmark = pytest.mark.django_db
+
+
+def create(client, **overrides):
+    return client.post("/api/v1/items", item_payload(**overrides), format="json")
+
+
+class TestCreateAndRead:
+    def test_seed_sample_round_trips(self, client_for, organizer):
+        response = create(client_for(organizer), category="tech", tags=["java", "spring"])
+        assert response.status_code == 201
+        body = response.json()
+        assert body == {
+            **{k: v for k, v in item_payload().items()},
+            "id": body["id"], "organizerId": organizer.pk, "organizerUsername": "event_organizer",
+            "currentPrice": 49.99, "availableCapacity": 50, "category": "tech", "tags": ["java", "spring"],
+            "createdAt": body["createdAt"], "updatedAt": body["updatedAt"],
+        }
+        assert client_for().get(f"/api/v1/items/{body['id']}").json() == body
+        events = OutboxEvent.objects.filter(event_type="DOCUMENT_SYNC")
+        assert [e.payload for e in events] == [{"entities": [["item", str(body["id"])]]}]
+
+    def test_offset_datetimes_are_written_back_in_local_time(self, client_for, organizer, settings):
+        settings.TIME_ZONE = "Europe/Berlin"
+        body = create(client_for(organizer), startTime="2031-09-15T08:00:00Z",
+                      endTime="2031-09-15T12:00:00+02:00").json()
+        assert (body["startTime"], body["endTime"]) == ("2031-09-15T10:00:00", "2031-09-15T12:00:00")
+
+    def test_no_tiers_is_a_free_item(self, client_for, organizer):
+        body = create(client_for(organizer), priceTiers=[]).json()
+        assert (body["priceTiers"], body["currentPrice"], body["availableCapacity"]) == ([], 0, 50)
+        assert create(client_for(organizer), priceTiers=None).json()["currentPrice"] == 0
+        no_key = item_payload()
+        del no_key["priceTiers"]
+        assert client_for(organizer).post("/api/v1/items", no_key, format="json").json()["currentPrice"] == 0
+
+    def test_past_items_may_be_created_as_history(self, client_for, organizer):
+        past = timezone.localtime() - timedelta(days=30)
+        response = create(client_for(organizer), startTime=local_iso(past),
+                          endTime=local_iso(past + timedelta(hours=1)))
+        assert response.status_code == 201
+
+
+class TestValidation:
+    @pytest.mark.parametrize(("overrides", "field"), [
+        ({"name": ""}, "name"),
+        ({"name": None}, "name"),
+        ({"endTime": local_iso(FUTURE)}, "endTime"),
+        ({"endTime": local_iso(FUTURE - timedelta(hours=1))}, "endTime"),
+        ({"capacity": 0}, "capacity"),
+        ({"capacity": -5}, "capacity"),
+        ({"capacity": "fifty"}, "capacity"),
+        ({"capacity": 10.5}, "capacity"),
+        ({"capacity": True}, "capacity"),
+        ({"capacity": 10**30}, "capacity"),
+        ({"startTime": "2031-13-45T99:00:00"}, "startTime"),
+        ({"startTime": "tomorrow"}, "startTime"),
+        ({"startTime": 12345}, "startTime"),
+        ({"isPrivate": "maybe"}, "isPrivate"),
+        ({"tags": "java"}, "tags"),
+        ({"priceTiers": "cheap"}, "priceTiers"),
+        ({"priceTiers": [{"tier": "A", "price": -1, "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": 1e20, "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": "abc", "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": 1.999, "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": 1, "maxCapacity": 10**12}]}, "priceTiers.0.maxCapacity"),
+        ({"priceTiers": [{"price": 1, "maxCapacity": 50}]}, "priceTiers.0.tier"),
+        ({"priceTiers": [{"tier": "A", "price": 1, "maxCapacity": 20}]}, "priceTiers"),
+        ({"priceTiers": [{"tier": "A", "price": 1, "maxCapacity": 25},
+                         {"tier": "A", "price": 2, "maxCapacity": 25}]}, "priceTiers"),
+    ])
+    def test_bad_item_is_400_with_fields(self, client_for, organizer, overrides, field):
+        response = create(client_for(organizer), **overrides)
+        assert response.status_code == 400, response.content
+        assert field in response.json()["fields"], response.json()
+        assert not BookableItem.objects.exists()
+
+    @pytest.mark.parametrize("raw", [b"{not json", b'{"name": "x",}', b"[1, 2]", b'"text"', b"null"])
+    def test_malformed_or_non_object_body_is_400(self, client_for, organizer, raw):
+        response = client_for(organizer).post("/api/v1/items", raw, content_type="application/json")
+        assert response.status_code == 400 and response.json()["error"] == "bad_request"
+
+    @pytest.mark.parametrize("query", ["organizerId=abc", "organizerId=-1", "from=yesterday", "to=2031-02-30",
+                                       "onlyMyItems=perhaps", "page=0", "pageSize=1000",
+                                       "organizerId=999999999999999999999999"])
+    def test_bad_filters_are_400(self, client_for, query):
+        response = client_for().get(f"/api/v1/items?{query}")
+        assert response.status_code == 400 and response.json()["fields"]
+
+    def test_huge_or_unknown_ids_are_404(self, client_for):
+        assert client_for().get("/api/v1/items/999999999999999999999999").status_code == 404
+        assert client_for().get("/api/v1/items/abc").status_code == 404
+
+
+class TestFilters:
+    def test_list_filters(self, client_for, organizer, other_organizer):
+        start = timezone.make_aware(FUTURE)
+        a = make_item(organizer, name="Python basics", location="Berlin", category="Tech", start=start)
+        b = make_item(other_organizer, name="Yoga", location="Paris", category="fitness",
+                      start=start + timedelta(days=10), description="Morning python stretch")
+        c = make_item(organizer, name="Private", is_private=True, start=start + timedelta(days=20))
+
+        def ids(query="", user=None):
+            response = client_for(user).get(f"/api/v1/items{query}")
+            assert response.status_code == 200
+            return [i["id"] for i in response.json()]
+
+        assert ids() == [a.pk, b.pk]
+        assert ids(f"?organizerId={organizer.pk}") == [a.pk]
+        assert ids(f"?organizerId={organizer.pk}", organizer) == [a.pk, c.pk]
+        assert ids("?onlyMyItems=true", other_organizer) == [b.pk]
+        assert ids("?location=berl") == [a.pk]
+        assert ids("?category=tech") == [a.pk]
+        assert ids("?q=PYTHON") == [a.pk, b.pk]
+        assert ids(f"?from={local_iso(FUTURE + timedelta(days=5))}") == [b.pk]
+        assert ids(f"?to={local_iso(FUTURE + timedelta(days=5))}") == [a.pk]
+
+    def test_opt_in_pagination(self, client_for, organizer):
+        for i in range(5):
+            make_item(organizer, name=f"I{i}", start=timezone.make_aware(FUTURE) + timedelta(days=i))
+        response = client_for().get("/api/v1/items?page=2&pageSize=2")
+        assert [i["name"] for i in response.json()] == ["I2", "I3"]
+        assert response["X-Total-Count"] == "5" and 'rel="next"' in response["Link"]
+        assert len(client_for().get("/api/v1/items").json()) == 5
+
+
+class TestUpdateAndDelete:
+    def test_update_keeps_omitted_fields_and_replaces_tiers(self, client_for, organizer):
+        item_id = create(client_for(organizer)).json()["id"]
+        seed_update = {"name": "Updated Spring Boot Workshop", "startTime": "2031-09-20T14:00:00",
+                       "endTime": "2031-09-20T16:00:00", "location": "Hybrid - Online & Venue",
+                       "capacity": 60, "isPrivate": True,
+                       "priceTiers": [{"tier": "Standard", "price": 65.00, "maxCapacity": 60}]}
+        body = client_for(organizer).put(f"/api/v1/items/{item_id}", seed_update, format="json").json()
+        assert body["description"] == "An interactive workshop on Spring Boot basics."
+        assert {k: body[k] for k in seed_update} == {**seed_update, "priceTiers": [
+            {"tier": "Standard", "price": 65.0, "maxCapacity": 60}]}
+        assert body["currentPrice"] == 65.0
+        assert client_for().get(f"/api/v1/items/{item_id}").status_code == 404  # now private
+
+    def test_update_may_not_cut_below_booked(self, make_user, client_for, organizer):
+        item = make_item(organizer, capacity=4, tiers=[("A", "5.00", 2), ("B", "9.00", 2)])
+        for _ in range(3):
+            booking_create(user=make_user(), item_id=item.pk)
+        put = client_for(organizer).put
+        too_small = put(f"/api/v1/items/{item.pk}", {"capacity": 2, "priceTiers": [
+            {"tier": "A", "price": 5, "maxCapacity": 2}]}, format="json")
+        assert too_small.status_code == 400 and set(too_small.json()["fields"]) == {"capacity", "priceTiers"}
+        tier_cut = put(f"/api/v1/items/{item.pk}", {"priceTiers": [
+            {"tier": "A", "price": 5, "maxCapacity": 1}, {"tier": "B", "price": 9, "maxCapacity": 3}]}, format="json")
+        assert tier_cut.status_code == 400 and "priceTiers" in tier_cut.json()["fields"]
+        sum_wrong = put(f"/api/v1/items/{item.pk}", {"capacity": 6}, format="json")
+        assert sum_wrong.status_code == 400 and "priceTiers" in sum_wrong.json()["fields"]
+        grown = put(f"/api/v1/items/{item.pk}", {"capacity": 6, "priceTiers": [
+            {"tier": "A", "price": 5, "maxCapacity": 2}, {"tier": "B", "price": 12.5, "maxCapacity": 4}]},
+            format="json")
+        assert grown.status_code == 200
+        assert (grown.json()["availableCapacity"], grown.json()["currentPrice"]) == (3, 12.5)
+
+    def test_moving_an_item_onto_a_bookers_other_booking_is_409(self, make_user, client_for, organizer):
+        first = make_item(organizer, name="First")
+        second = make_item(organizer, name="Second", start=first.end_time)
+        booker = make_user()
+        booking_create(user=booker, item_id=first.pk)
+        booking_create(user=booker, item_id=second.pk)
+        moved = client_for(organizer).put(f"/api/v1/items/{second.pk}",
+                                          {"startTime": local_iso(FUTURE + timedelta(hours=1))}, format="json")
+        assert moved.status_code == 409
+
+    def test_delete_is_soft_and_cancels_bookings(self, make_user, client_for, organizer):
+        item = make_item(organizer, capacity=3)
+        bookings = [booking_create(user=make_user(), item_id=item.pk) for _ in range(2)]
+        assert client_for(organizer).delete(f"/api/v1/items/{item.pk}").status_code == 204
+        assert client_for(organizer).get(f"/api/v1/items/{item.pk}").status_code == 404
+        assert client_for(organizer).delete(f"/api/v1/items/{item.pk}").status_code == 404
+        item.refresh_from_db()
+        assert item.deleted_at is not None and item.sold == 0
+        assert {b.__class__.objects.get(pk=b.pk).status for b in bookings} == {"CANCELLED"}
+        assert OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count() == 2
+
+
+class TestQueryCounts:
+    @staticmethod
+    def count_list(client, query=""):
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"/api/v1/items{query}")
+        assert response.status_code == 200
+        return len(ctx.captured_queries), len(response.json())
+
+    def test_item_list_costs_the_same_for_1_and_100_items(self, make_user, client_for, organizer):
+        make_item(organizer, tiers=[("A", "1.00", 5), ("B", "2.00", 5)])
+        client = client_for(organizer)
+        one = self.count_list(client)
+        one_paged = self.count_list(client, "?page=1&pageSize=100")
+        for i in range(99):
+            item = make_item(organizer, name=f"I{i}", tiers=[("A", "1.00", 5), ("B", "2.00", 5)])
+            if i % 10 == 0:
+                booking_create(user=make_user(), item_id=item.pk)
+        assert self.count_list(client) == (one[0], 100)
+        assert self.count_list(client, "?page=1&pageSize=100") == (one_paged[0], 100)
+        assert one[0] <= 3  # auth user + items + tiers

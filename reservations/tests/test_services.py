@@ -1,0 +1,175 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.services import user_deactivate
+from catalog.models import BookableItem, PriceTier
+from catalog.tests.factories import make_item
+from ops.models import OutboxEvent
+from reservations.exceptions import InvalidStatusTransition, ItemAlreadyStarted
+from reservations.models import Booking, BookingStatus
+from reservations.services import booking_cancel_future_for_user, booking_create, booking_set_status
+
+pytestmark = pytest.mark.django_db
+
+
+def counters(item):
+    item = BookableItem.objects.get(pk=item.pk)
+    return item.sold, [t.sold for t in PriceTier.objects.filter(item=item).order_by("position")]
+
+
+class TestOutbox:
+    def test_confirmed_and_cancelled_events_carry_the_template_payload(self, client_for, customer, organizer,
+                                                                      settings):
+        settings.TIME_ZONE = "Europe/Berlin"
+        item = make_item(organizer, name="Workshop", location="Room 1", tiers=[("Early Bird", "49.99", 10)])
+        created = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").json()
+        client_for(customer).put(f"/api/v1/bookings/{created['id']}/cancel")
+        confirmed, cancelled = (OutboxEvent.objects.get(event_type=t) for t in
+                                ("BOOKING_CONFIRMED", "BOOKING_CANCELLED"))
+        expected = {"bookingId": created["id"], "userId": customer.pk, "username": "testuser",
+                    "itemId": item.pk, "itemName": "Workshop", "location": "Room 1",
+                    "startTime": "2031-09-15T10:00:00+02:00", "endTime": "2031-09-15T12:00:00+02:00",
+                    "tier": "Early Bird", "pricePaid": "49.99"}
+        assert confirmed.payload == {**expected, "status": "CONFIRMED"}
+        assert cancelled.payload == {**expected, "status": "CANCELLED"}
+        assert confirmed.recipient_email == cancelled.recipient_email == customer.email
+        syncs = [e.payload["entities"] for e in OutboxEvent.objects.filter(event_type="DOCUMENT_SYNC")]
+        booking_sync = [["booking", str(created["id"])], ["item", str(item.pk)]]
+        assert syncs.count(booking_sync) == 2
+
+    def test_free_item_booking_pays_zero(self, customer, organizer):
+        booking = booking_create(user=customer, item_id=make_item(organizer).pk)
+        assert booking.price_paid == Decimal("0.00") and booking.tier is None
+        assert OutboxEvent.objects.get(event_type="BOOKING_CONFIRMED").payload["pricePaid"] == "0.00"
+
+
+class TestStatusMachine:
+    @pytest.mark.parametrize(("start", "target", "allowed"), [
+        ("PENDING", "CONFIRMED", True), ("PENDING", "CANCELLED", True), ("PENDING", "COMPLETED", False),
+        ("CONFIRMED", "COMPLETED", True), ("CONFIRMED", "CANCELLED", True), ("CONFIRMED", "PENDING", False),
+        ("CONFIRMED", "CONFIRMED", False), ("CANCELLED", "CONFIRMED", False), ("CANCELLED", "CANCELLED", False),
+        ("COMPLETED", "CANCELLED", False), ("COMPLETED", "CONFIRMED", False),
+    ])
+    def test_transitions(self, customer, organizer, start, target, allowed):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        booking = booking_create(user=customer, item_id=item.pk)
+        Booking.objects.filter(pk=booking.pk).update(status=start)
+        if start not in ("PENDING", "CONFIRMED"):
+            BookableItem.objects.filter(pk=item.pk).update(sold=0)
+            PriceTier.objects.filter(item=item).update(sold=0)
+        if allowed:
+            assert booking_set_status(actor=organizer, booking_id=booking.pk, status=target).status == target
+        else:
+            with pytest.raises(InvalidStatusTransition):
+                booking_set_status(actor=organizer, booking_id=booking.pk, status=target)
+        assert Booking.objects.get(pk=booking.pk).status == (target if allowed else start)
+        active = Booking.objects.get(pk=booking.pk).status in ("PENDING", "CONFIRMED")
+        assert counters(item) == ((1, [1]) if active else (0, [0]))
+
+    def test_invalid_move_over_http_is_409_and_unknown_status_400(self, client_for, customer, organizer):
+        booking = booking_create(user=customer, item_id=make_item(organizer).pk)
+        put = client_for(organizer).put
+        assert put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"}, format="json").status_code == 200
+        again = put(f"/api/v1/bookings/{booking.pk}/status", {"status": "CANCELLED"}, format="json")
+        assert again.status_code == 409 and again.json()["error"] == "conflict"
+        bad = put(f"/api/v1/bookings/{booking.pk}/status", {"status": "DONE"}, format="json")
+        assert bad.status_code == 400 and "status" in bad.json()["fields"]
+        assert client_for(customer).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 409
+        assert put("/api/v1/bookings/999999/status", {"status": "CANCELLED"}, format="json").status_code == 404
+
+    def test_confirming_a_pending_booking_checks_overlap(self, customer, organizer):
+        first, second = make_item(organizer, name="A"), make_item(organizer, name="B")
+        booking_create(user=customer, item_id=first.pk)
+        pending = Booking.objects.create(user=customer, item=second, price_paid=0, status=BookingStatus.PENDING,
+                                         start_time=second.start_time, end_time=second.end_time)
+        with pytest.raises(Exception) as raised:
+            booking_set_status(actor=organizer, booking_id=pending.pk, status="CONFIRMED")
+        assert raised.value.status == 409
+
+
+class TestRefusals:
+    def test_started_item_is_400(self, client_for, customer, organizer):
+        item = make_item(organizer, start=timezone.now() - timedelta(minutes=5))
+        with pytest.raises(ItemAlreadyStarted):
+            booking_create(user=customer, item_id=item.pk)
+        response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+        assert response.status_code == 400 and "started" in response.json()["message"]
+        assert counters(item)[0] == 0
+
+    @pytest.mark.parametrize(("raw", "field"), [
+        (b'{"priceTier": 5}', None), (b'{"priceTier": ["A"]}', "priceTier"), (b"{broken", None),
+        (b'{"priceTier": "Nope"}', "priceTier"), (b'"A"', None), (b'{"priceTier": "' + b"x" * 500 + b'"}', "priceTier"),
+    ])
+    def test_hostile_booking_bodies_are_400(self, client_for, customer, organizer, raw, field):
+        item = make_item(organizer, tiers=[("A", "1.00", 10)])
+        response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", raw,
+                                             content_type="application/json")
+        assert response.status_code in (400, 201)
+        if raw == b'{"priceTier": 5}':  # DRF reads a number as the string "5": an unknown tier
+            assert response.status_code == 400 and "priceTier" in response.json()["fields"]
+        else:
+            assert response.status_code == 400
+            if field:
+                assert field in response.json()["fields"]
+        assert counters(item) == (0, [0])
+
+    @pytest.mark.parametrize("query", ["", "startTime=2031-09-15T09:00:00", "startTime=x&endTime=y",
+                                       "startTime=2031-09-15T11:00:00&endTime=2031-09-15T09:00:00"])
+    def test_conflict_check_needs_a_valid_window(self, client_for, customer, query):
+        response = client_for(customer).get(f"/api/v1/users/me/conflicts?{query}")
+        assert response.status_code == 400 and response.json()["fields"]
+
+    def test_unknown_item_is_404(self, client_for, customer):
+        assert client_for(customer).post("/api/v1/bookings/items/424242", {}, format="json").status_code == 404
+
+
+class TestDeactivation:
+    def test_deactivating_a_user_cancels_future_bookings_only(self, make_user, admin, organizer):
+        user = make_user()
+        future = make_item(organizer, tiers=[("A", "5.00", 10)])
+        booking = booking_create(user=user, item_id=future.pk)
+        past = make_item(organizer, start=timezone.now() - timedelta(days=3), name="Past")
+        old = Booking.objects.create(user=user, item=past, price_paid=0, status=BookingStatus.CONFIRMED,
+                                     start_time=past.start_time, end_time=past.end_time)
+        user_deactivate(actor=admin, user=user)
+        assert Booking.objects.get(pk=booking.pk).status == "CANCELLED"
+        assert Booking.objects.get(pk=old.pk).status == "CONFIRMED"
+        assert counters(future) == (0, [0])
+        assert OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count() == 1
+        assert booking_cancel_future_for_user(user=user, actor=admin) == 0
+
+    def test_deactivated_user_cannot_book(self, make_user, organizer):
+        user = make_user(is_active=False)
+        with pytest.raises(Exception) as raised:
+            booking_create(user=user, item_id=make_item(organizer).pk)
+        assert raised.value.status == 403
+
+
+class TestQueryCounts:
+    @staticmethod
+    def count(client, path):
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(path)
+        assert response.status_code == 200
+        return len(ctx.captured_queries), len(response.json())
+
+    def test_my_bookings_and_item_bookings_cost_the_same_for_1_and_many(self, make_user, client_for, customer,
+                                                                        organizer):
+        start = make_item(organizer).start_time
+        items = [make_item(organizer, name=f"I{i}", start=start + timedelta(days=i + 1),
+                           capacity=30, tiers=[("A", "3.50", 30)]) for i in range(30)]
+        booking_create(user=customer, item_id=items[0].pk)
+        me, item_path = client_for(customer), f"/api/v1/bookings/items/{items[0].pk}"
+        one_me, one_item = self.count(me, "/api/v1/bookings/me"), self.count(client_for(organizer), item_path)
+        for item in items[1:]:
+            booking_create(user=customer, item_id=item.pk)
+        for _ in range(20):
+            booking_create(user=make_user(), item_id=items[0].pk)
+        assert self.count(me, "/api/v1/bookings/me") == (one_me[0], 30)
+        assert self.count(client_for(organizer), item_path) == (one_item[0], 21)
+        assert one_me[0] <= 2
