@@ -9,6 +9,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from ops.admin import ReadOnlyAdmin
+
 from .api.serializers import RevenueQuerySerializer
 from .charts import CHART_HEIGHT, CHART_WIDTH, daily_bars, item_bars
 from .models import Revenue
@@ -36,7 +38,7 @@ def revenue_filters_from(params) -> tuple[RevenueFilters, dict]:
 
 
 @admin.register(Revenue)
-class RevenueAdmin(admin.ModelAdmin):
+class RevenueAdmin(ReadOnlyAdmin):
     """Only the report page: no list of bookings, no add/change/delete."""
 
     def has_module_permission(self, request):
@@ -44,15 +46,6 @@ class RevenueAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name

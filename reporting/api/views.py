@@ -49,7 +49,8 @@ class RevenueReportView(APIView):
                 OpenApiTypes.STR, description="Header itemId,itemName,itemRevenue,numberOfBookings; one row "
                                               "per item; a final total row",
                 examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")]),
-            **error_responses(400, 401, 403),
+            # Errors are JSON even for ?format=csv (see handle_exception).
+            **{(code, JSONRenderer.media_type): error for code, error in error_responses(400, 401, 403).items()},
         },
     )
     def get(self, request):
