@@ -1,0 +1,188 @@
+"""The users admin: role filter (SQLite and PostgreSQL), grant/deactivate actions through the
+services, no password hashes, and the "IT operators" group following the IT_OPERATOR role
+whether roles change through the API or the admin."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import IT_OPERATORS_GROUP, IT_OPERATORS_PERMISSIONS, user_grant_role
+from catalog.services import item_create
+from ops.models import SystemLog
+from reservations.models import BookingStatus
+from reservations.services import booking_create
+
+pytestmark = pytest.mark.django_db
+
+USERS_URL = "/admin/accounts/user/"
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    admin_user = make_user(roles=["ADMIN"], username="boss")
+    client.force_login(admin_user)
+    client.admin_user = admin_user
+    return client
+
+
+def run_action(client, action, users):
+    response = client.post(USERS_URL, {"action": action, "_selected_action": [u.pk for u in users]}, follow=True)
+    assert response.status_code == 200
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def in_operator_group(user) -> bool:
+    return user.groups.filter(name=IT_OPERATORS_GROUP).exists()
+
+
+@pytest.mark.parametrize("role, expected", [
+    ("IT_OPERATOR", {"op1", "op_and_org"}),
+    ("EVENT_ORGANIZER", {"org1", "op_and_org"}),
+    ("USER", {"plain"}),
+    ("ADMIN", {"boss"}),
+])
+def test_role_filter_matches_members_of_the_json_roles_list(admin_client, make_user, role, expected):
+    make_user(roles=["IT_OPERATOR"], username="op1")
+    make_user(roles=["EVENT_ORGANIZER"], username="org1")
+    make_user(roles=["IT_OPERATOR", "EVENT_ORGANIZER"], username="op_and_org")
+    make_user(roles=["USER"], username="plain")
+
+    response = admin_client.get(USERS_URL, {"role": role})
+
+    assert response.status_code == 200
+    assert {u.username for u in response.context["cl"].queryset} == expected
+
+
+def test_unknown_role_in_filter_lists_everyone(admin_client, make_user):
+    make_user(username="plain")
+    response = admin_client.get(USERS_URL, {"role": "NOPE"})
+    assert {u.username for u in response.context["cl"].queryset} == {"boss", "plain"}
+
+
+def test_user_list_and_change_page_never_show_password_hashes(admin_client, make_user):
+    user = make_user(username="someone")
+    listing = admin_client.get(USERS_URL, {"q": "someone"})
+    page = admin_client.get(f"{USERS_URL}{user.pk}/change/")
+
+    assert listing.status_code == 200 and "someone@example.com" in listing.content.decode()
+    assert page.status_code == 200
+    body = page.content.decode()
+    hash_parts = user.password.split("$")
+    assert user.password not in body and hash_parts[-1] not in body
+    assert "id_password" not in body and "/password/" not in body
+    # Roles are shown, not editable.
+    assert 'name="roles"' not in body and "USER" in body
+
+
+def test_admin_password_form_is_not_served(admin_client, make_user):
+    user = make_user()
+    response = admin_client.get(f"{USERS_URL}{user.pk}/password/", follow=True)
+    assert b'name="password1"' not in response.content
+
+
+def test_change_form_saves_username_and_email_through_the_service(admin_client, make_user):
+    user = make_user(username="before")
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {
+        "username": "after", "email": "After@Example.COM", "first_name": "Ann", "last_name": "Lee",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user.refresh_from_db()
+    assert (user.username, user.email, user.first_name, user.last_name) == (
+        "after", "after@example.com", "Ann", "Lee")
+    assert user.roles == ["USER"]  # roles are not part of the form
+
+
+@pytest.mark.parametrize("action, role, staff", [
+    ("grant_event_organizer", "EVENT_ORGANIZER", False),
+    ("grant_it_operator", "IT_OPERATOR", True),
+    ("grant_admin", "ADMIN", True),
+])
+def test_grant_actions_add_the_role_through_the_service(admin_client, make_user, action, role, staff):
+    first, second = make_user(), make_user()
+
+    messages = run_action(admin_client, action, [first, second])
+
+    assert "2 user(s) now hold %s." % role in messages
+    for user in (first, second):
+        user.refresh_from_db()
+        assert user.roles == sorted({"USER", role})
+        assert user.is_staff is staff
+        assert in_operator_group(user) is (role == "IT_OPERATOR")
+    log = SystemLog.objects.filter(message="User roles changed", user_id=str(first.pk)).get()
+    assert log.reported_by == admin_client.admin_user and log.additional_data["to"] == first.roles
+
+
+def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_client, make_user):
+    customer = make_user(username="leaving")
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    start = timezone.now() + timedelta(days=3)
+    item = item_create(organizer=organizer, name="Gig", start_time=start, end_time=start + timedelta(hours=2),
+                       capacity=5)
+    booking = booking_create(user=customer, item_id=item.pk)
+
+    messages = run_action(admin_client, "deactivate", [customer, admin_client.admin_user])
+
+    customer.refresh_from_db()
+    booking.refresh_from_db()
+    item.refresh_from_db()
+    assert customer.is_active is False and not customer.has_usable_password()
+    assert booking.status == BookingStatus.CANCELLED and item.sold == 0
+    assert "1 user(s) deactivated." in messages
+    assert "boss: You cannot delete your own account" in messages
+    admin_client.admin_user.refresh_from_db()
+    assert admin_client.admin_user.is_active
+
+
+def test_group_follows_role_changes_through_the_api(make_user, client_for):
+    admin_user = make_user(roles=["ADMIN"])
+    user = make_user()
+    api = client_for(admin_user)
+
+    granted = api.put(f"/api/v1/user/{user.pk}", {"roles": ["USER", "IT_OPERATOR"]}, format="json")
+    assert granted.status_code == 200, granted.content
+    user.refresh_from_db()
+    assert in_operator_group(user) and user.is_staff
+    assert user.has_perm("ops.view_systemlog") and not user.has_perm("accounts.view_user")
+
+    revoked = api.put(f"/api/v1/user/{user.pk}", {"roles": ["USER"]}, format="json")
+    assert revoked.status_code == 200, revoked.content
+    user = User.objects.get(pk=user.pk)  # fresh permission cache
+    assert not in_operator_group(user) and not user.is_staff
+    assert not user.has_perm("ops.view_systemlog")
+
+
+def test_group_follows_role_granted_in_the_admin_then_removed_through_the_api(admin_client, make_user,
+                                                                              client_for):
+    user = make_user()
+    run_action(admin_client, "grant_it_operator", [user])
+    assert in_operator_group(user)
+
+    response = client_for(admin_client.admin_user).put(f"/api/v1/user/{user.pk}", {"roles": ["EVENT_ORGANIZER"]},
+                                                       format="json")
+    assert response.status_code == 200
+    assert not in_operator_group(user)
+
+
+def test_migration_creates_the_group_with_exactly_the_ops_permissions():
+    group = Group.objects.get(name=IT_OPERATORS_GROUP)
+    perms = {(p.content_type.app_label, p.codename) for p in group.permissions.select_related("content_type")}
+    assert perms == {("ops", codename) for codename in IT_OPERATORS_PERMISSIONS}
+    assert {codename for _, codename in perms} == {
+        "view_systemlog", "view_job", "change_job", "view_outboxevent", "change_outboxevent",
+        "view_reconciliationchange"}
+
+
+def test_group_is_recreated_with_its_permissions_when_missing(make_user):
+    Group.objects.filter(name=IT_OPERATORS_GROUP).delete()
+    admin_user, user = make_user(roles=["ADMIN"]), make_user()
+
+    user_grant_role(actor=admin_user, user=user, role="IT_OPERATOR")
+
+    user = User.objects.get(pk=user.pk)
+    assert in_operator_group(user)
+    assert user.has_perm("ops.change_job") and user.has_perm("ops.view_reconciliationchange")
+    assert not user.has_perm("ops.delete_job") and not user.has_perm("reservations.view_booking")
