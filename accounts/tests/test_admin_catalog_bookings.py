@@ -1,0 +1,66 @@
+"""ADMIN pages for items and bookings: filters, read-only records, and booking actions that go
+through reservations.services (status machine refusals become admin error messages)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.messages import get_messages
+from django.utils import timezone
+
+from catalog.services import item_create
+from reservations.models import BookingStatus
+from reservations.services import booking_cancel, booking_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    client.force_login(make_user(roles=["ADMIN"]))
+    return client
+
+
+def make_item(organizer, name, *, days=3, private=False):
+    start = timezone.now() + timedelta(days=days)
+    return item_create(organizer=organizer, name=name, start_time=start, end_time=start + timedelta(hours=2),
+                       capacity=4, is_private=private,
+                       price_tiers=[{"name": "A", "price": Decimal("10.00"), "max_capacity": 4}])
+
+
+def listed(response):
+    assert response.status_code == 200
+    return {str(obj.name) for obj in response.context["cl"].queryset}
+
+
+def test_items_filter_by_organizer_private_and_date(admin_client, make_user):
+    anna, ben = make_user(roles=["EVENT_ORGANIZER"]), make_user(roles=["EVENT_ORGANIZER"])
+    make_item(anna, "Anna public")
+    make_item(anna, "Anna private", private=True)
+    make_item(ben, "Ben later", days=40)
+
+    url = "/admin/catalog/bookableitem/"
+    assert listed(admin_client.get(url, {"organizer__id__exact": anna.pk})) == {"Anna public", "Anna private"}
+    assert listed(admin_client.get(url, {"is_private__exact": "1"})) == {"Anna private"}
+    soon = str(timezone.now() + timedelta(days=10))
+    assert listed(admin_client.get(url, {"start_time__lt": soon})) == {"Anna public", "Anna private"}
+    page = admin_client.get(url).content.decode()
+    assert "Add bookable item" not in page
+
+
+def test_booking_actions_complete_and_report_refusals(admin_client, make_user):
+    organizer, customer = make_user(roles=["EVENT_ORGANIZER"]), make_user()
+    done = booking_create(user=customer, item_id=make_item(organizer, "One", days=3).pk)
+    gone = booking_create(user=customer, item_id=make_item(organizer, "Two", days=4).pk)
+    booking_cancel(actor=customer, booking_id=gone.pk)
+
+    response = admin_client.post("/admin/reservations/booking/", {
+        "action": "complete_bookings", "_selected_action": [done.pk, gone.pk]}, follow=True)
+
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "1 booking(s) completed." in messages
+    assert f"Booking #{gone.pk}: A CANCELLED booking cannot become COMPLETED" in messages
+    done.refresh_from_db()
+    gone.refresh_from_db()
+    assert (done.status, gone.status) == (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
+    assert admin_client.post(f"/admin/reservations/booking/{done.pk}/change/", {"status": "PENDING"}).status_code == 403
