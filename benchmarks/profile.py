@@ -32,7 +32,7 @@ def _frames(stack: str) -> list[tuple[str, str, int]]:
     for part in stack.split(";"):
         found = FRAME.match(part.strip())
         if found:
-            out.append((found["func"], found["file"], int(found["line"])))
+            out.append((found["func"].rsplit(".", 1)[-1], found["file"], int(found["line"])))
     return out
 
 

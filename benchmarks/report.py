@@ -135,7 +135,7 @@ def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[Load
                 out += ["```", prof, "```", ""]
                 continue
             out.append(f"py-spy on every gunicorn worker, {prof['request_samples']} samples of request-handling "
-                       f"threads (idle included): **{prof['sql_wait_pct']}% waiting on PostgreSQL**. Project lines "
+                       f"threads (idle included): **{prof['sql_wait_pct']}% inside psycopg calls** (PostgreSQL round trips and lock waits, plus getting the GIL back afterwards). Project lines "
                        "by share of request time (inclusive):")
             out += ["", "| line | % of request time |", "| --- | ---: |"]
             out += [f"| `{name}` | {pct} |" for name, pct in prof["project_lines"]]
