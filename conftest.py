@@ -1,12 +1,19 @@
-"""Test-wide settings and fixtures. Env defaults are set before Django reads its settings."""
+"""Test-wide settings and fixtures."""
 
 import os
 
-os.environ.setdefault("PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5PasswordHasher")
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-os.environ.setdefault("CACHE_KEY_PREFIX", f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+import pytest
 
-import pytest  # noqa: E402
+
+def pytest_configure(config):
+    """Test-only settings. pytest-django has already imported the settings module by now (so
+    environment variables set here would be too late); adjust the settings object instead."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if not settings.REDIS_URL:
+        settings.CELERY_BROKER_URL = "memory://"  # nudges go nowhere; tests dispatch explicitly
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(autouse=True)

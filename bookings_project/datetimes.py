@@ -5,6 +5,7 @@ round-trips unchanged. Core API: UTC with "Z"."""
 from datetime import datetime, timezone as dt_timezone
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -42,6 +43,17 @@ def parse_api_datetime(raw: str) -> datetime:
     return ensure_storable(value)
 
 
+LOCAL_DATETIME_SCHEMA = {
+    "type": "string",
+    # Written without offset (local time in TIME_ZONE); read with or without one.
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$",
+    "example": "2025-09-15T10:00:00",
+    "description": "ISO 8601 local date-time in the server's TIME_ZONE (no offset when written; "
+                   "an offset is accepted on input).",
+}
+
+
+@extend_schema_field(LOCAL_DATETIME_SCHEMA)
 class LocalDateTimeField(serializers.DateTimeField):
     """Booking API datetime."""
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.utils import timezone
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -197,3 +198,14 @@ def handler404(request, exception=None):
 
 def handler500(request):
     return json_error_response(request, 500, "Internal server error")
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: session-authenticated form posts (the admin) that fail CSRF."""
+    return json_error_response(request, 403, f"CSRF verification failed: {reason}" if reason else "CSRF verification failed")
+
+
+@csrf_exempt
+def unknown_route(request, *args, **kwargs):
+    """Catch-all route: a JSON 404 for any method (no CSRF check on a route that does nothing)."""
+    return json_error_response(request, 404, "Not found")

@@ -19,7 +19,7 @@ def parse_page_params(request, *, default_size: int = 10, max_size: int = MAX_PA
     values = {}
     for name, default, upper in (("page", 1, None), ("pageSize", default_size, max_size)):
         raw = request.query_params.get(name)
-        if raw in (None, ""):
+        if raw is None:
             values[name] = default
             continue
         try:

@@ -52,6 +52,7 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "bookings_project.errors.csrf_failure"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_TZ = True
 USE_I18N = True
@@ -221,6 +222,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "ops.models.JobStatus",
+        "JobTypeEnum": "ops.models.JobType",
+        "SeverityEnum": "ops.models.Severity",
+        "BookingStatusEnum": "reservations.models.BookingStatus",
+        "NotificationTypeEnum": "ops.emails.EMAIL_TEMPLATES",
+    },
 }
 
 # Largest accepted request body; bigger bodies get a 400/413 JSON error.

@@ -9,6 +9,7 @@ from bookings_project.errors import Forbidden, NotFound
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import array_response
 from bookings_project.ratelimit import rate_limit
+from bookings_project.validation import valid_data
 
 from .. import selectors, services
 from ..models import ROLE_FROM_CORE
@@ -31,12 +32,6 @@ from .serializers import (
 USER_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="User id")
 
 
-def _valid(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _users(users) -> list[dict]:
     return UserResponseSerializer(users, many=True).data
 
@@ -53,7 +48,7 @@ class LoginView(PublicView):
                    responses={200: TokenPairSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="login", rate_setting="RATE_LIMIT_LOGIN")
     def post(self, request):
-        data = _valid(LoginSerializer, request)
+        data = valid_data(LoginSerializer, request.data)
         _, access, refresh = services.auth_login(identifier=data["username"], password=data["password"],
                                                  request=request)
         return Response({"token": access, "refreshToken": refresh})
@@ -64,7 +59,7 @@ class RefreshView(PublicView):
                    responses={200: TokenPairSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="refresh", rate_setting="RATE_LIMIT_REFRESH")
     def post(self, request):
-        data = _valid(RefreshSerializer, request)
+        data = valid_data(RefreshSerializer, request.data)
         access, refresh = token_pair_rotate(refresh_token=data["refreshToken"])
         return Response({"token": access, "refreshToken": refresh})
 
@@ -99,7 +94,7 @@ class UserViewSet(viewsets.ViewSet):
                    responses={201: UserResponseSerializer, **error_responses(400, 403, 409, 429)})
     @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
     def create(self, request):
-        data = _valid(UserRegisterSerializer, request)
+        data = valid_data(UserRegisterSerializer, request.data)
         user = services.user_register(username=data["username"], email=data["email"],
                                       password=data["password"], roles=data.get("roles"), request=request)
         return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED)
@@ -118,7 +113,7 @@ class UserViewSet(viewsets.ViewSet):
                    responses={200: UserResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def update(self, request, pk=None):
         user = self._target(request, pk)
-        data = _valid(UserUpdateSerializer, request)
+        data = valid_data(UserUpdateSerializer, request.data)
         user = services.user_update(
             actor=request.user, user=user, username=data.get("username"), email=data.get("email"),
             roles=data.get("roles"), password=data.get("password"),
@@ -145,7 +140,7 @@ class CoreRegisterView(PublicView):
                    responses={201: CoreRegisteredSerializer, **error_responses(400, 403, 409, 429)})
     @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
     def post(self, request):
-        data = _valid(CoreRegisterSerializer, request)
+        data = valid_data(CoreRegisterSerializer, request.data)
         user = services.user_register(username=data["email"].lower(), email=data["email"],
                                       password=data["password"], roles=[ROLE_FROM_CORE[data["role"]]],
                                       request=request)
@@ -157,7 +152,7 @@ class CoreLoginView(PublicView):
                    responses={200: CoreLoginResponseSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="login", rate_setting="RATE_LIMIT_LOGIN")
     def post(self, request):
-        data = _valid(CoreLoginSerializer, request)
+        data = valid_data(CoreLoginSerializer, request.data)
         user, access, refresh = services.auth_login(identifier=data["email"], password=data["password"],
                                                     request=request)
         expires_in = int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())

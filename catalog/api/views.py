@@ -8,16 +8,11 @@ from rest_framework.views import APIView
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import array_response
+from bookings_project.validation import valid_data
 
 from .. import selectors, services
 from .serializers import (AvailabilitySerializer, ItemFilterSerializer, ItemRequestSerializer, ItemResponseSerializer,
                           ItemUpdateSerializer)
-
-
-def valid_data(serializer_class, data, **kwargs) -> dict:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def items_json(items) -> list[dict]:

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField, parse_api_datetime
@@ -23,7 +24,7 @@ class CoreDateTimeField(serializers.DateTimeField):
 
 class LogCreateSerializer(serializers.Serializer):
     eventType = serializers.RegexField(r"^[A-Za-z0-9_.:\-]{1,64}$", max_length=64)
-    severity = serializers.ChoiceField(choices=Severity.values)
+    severity = serializers.ChoiceField(choices=Severity.choices)
     message = serializers.CharField(max_length=10_000)
     userId = serializers.CharField(max_length=64, required=False, allow_blank=True)
     ipAddress = serializers.IPAddressField(required=False, allow_null=True)
@@ -65,7 +66,7 @@ class CoreListQuerySerializer(serializers.Serializer):
 
 class LogQuerySerializer(CoreListQuerySerializer):
     eventType = serializers.CharField(required=False, max_length=64)
-    severity = serializers.ChoiceField(choices=Severity.values, required=False)
+    severity = serializers.ChoiceField(choices=Severity.choices, required=False)
     userId = serializers.CharField(required=False, max_length=64)
 
 
@@ -104,7 +105,7 @@ class ReconciliationParamsSerializer(serializers.Serializer):
 
 
 class JobCreateSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=JobType.values)
+    type = serializers.ChoiceField(choices=JobType.choices)
     notification = NotificationParamsSerializer(required=False)
     reconciliation = ReconciliationParamsSerializer(required=False)
 
@@ -166,8 +167,8 @@ class JobSerializer(serializers.Serializer):
 
     id = serializers.CharField()
     jobId = serializers.CharField(source="id")
-    type = serializers.ChoiceField(choices=JobType.values)
-    status = serializers.ChoiceField(choices=JobStatus.values)
+    type = serializers.ChoiceField(choices=JobType.choices)
+    status = serializers.ChoiceField(choices=JobStatus.choices)
     createdAt = UtcDateTimeField(source="created_at")
     updatedAt = UtcDateTimeField(source="updated_at")
     startedAt = UtcDateTimeField(source="started_at", allow_null=True)
@@ -179,14 +180,16 @@ class JobSerializer(serializers.Serializer):
     def get_error(self, job) -> str | None:
         return job.error_message or None
 
-    def get_notification(self, job) -> JobNotificationSerializer | None:
+    @extend_schema_field(JobNotificationSerializer(allow_null=True))
+    def get_notification(self, job):
         if job.type != JobType.NOTIFICATION:
             return None
         p = job.params
         return {"template": p.get("template", "GENERIC"), "recipientEmail": p.get("recipientEmail"),
                 "subject": p.get("subject", ""), "message": p.get("message", "")}
 
-    def get_reconciliation(self, job) -> JobReconciliationSerializer | None:
+    @extend_schema_field(JobReconciliationSerializer(allow_null=True))
+    def get_reconciliation(self, job):
         if job.type != JobType.RECONCILIATION:
             return None
         data = {"entityType": job.params.get("entityType"), "entityId": job.params.get("entityId")}
@@ -200,12 +203,12 @@ class JobSerializer(serializers.Serializer):
 
 
 class JobQuerySerializer(CoreListQuerySerializer):
-    type = serializers.ChoiceField(choices=JobType.values, required=False)
-    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
+    type = serializers.ChoiceField(choices=JobType.choices, required=False)
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
 
 
 class ReconciliationJobQuerySerializer(CoreListQuerySerializer):
-    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
 
 
 class JobListSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.openapi import error_responses
+from bookings_project.validation import valid_data
 from bookings_project.pagination import page_rows
 
 from bookings_project.errors import NotFound
@@ -40,14 +41,12 @@ class LogViewSet(viewsets.ViewSet):
     """/logs: anyone authenticated records an event; ADMIN/IT_OPERATOR read them."""
 
     def get_permissions(self):
-        return [IsAdminOrOperator()] if self.action == "list" else [IsAuthenticated()]
+        return [IsAdminOrOperator()] if self.action == "search" else [IsAuthenticated()]
 
     @extend_schema(tags=["core: logs"], request=LogCreateSerializer,
                    responses={201: LogSerializer, **error_responses(400, 401)})
     def create(self, request):
-        serializer = LogCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = valid_data(LogCreateSerializer, request.data)
         entry = services.log_event(
             event_type=data["eventType"], severity=data["severity"], message=data["message"],
             user_id=data.get("userId") or None, ip_address=data.get("ipAddress"),
@@ -55,21 +54,13 @@ class LogViewSet(viewsets.ViewSet):
         )
         return Response(LogSerializer(entry).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["core: logs"], parameters=[LogQuerySerializer],
+    @extend_schema(tags=["core: logs"], parameters=[LogQuerySerializer], operation_id="logs_list",
                    responses={200: LogListSerializer, **error_responses(400, 401, 403)})
-    def list(self, request):
-        query = LogQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        q = query.validated_data
+    def search(self, request):  # not `list`: the core API answers an envelope, not an array
+        q = valid_data(LogQuerySerializer, request.query_params)
         logs = selectors.log_list(date_from=q.get("from"), date_to=q.get("to"), event_type=q.get("eventType"),
                                   severity=q.get("severity"), user_id=q.get("userId"))
         return core_page(logs, q, LogSerializer, key="logs")
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _job_body(job, *, with_changes: bool = False) -> dict:
@@ -82,7 +73,7 @@ class NotificationView(viewsets.ViewSet):
     @extend_schema(tags=["core: notifications"], request=NotificationRequestSerializer,
                    responses={202: QueuedSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
-        data = _valid(NotificationRequestSerializer, request.data)
+        data = valid_data(NotificationRequestSerializer, request.data)
         job = jobs.job_create_notification(template=data["type"], recipient_email=data["recipient"],
                                            subject=data["data"].get("subject", ""),
                                            message=data["data"].get("message", ""),
@@ -104,7 +95,7 @@ class JobViewSet(viewsets.ViewSet):
     @extend_schema(tags=["core: jobs"], request=JobCreateSerializer,
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
-        data = _valid(JobCreateSerializer, request.data)
+        data = valid_data(JobCreateSerializer, request.data)
         if data["type"] == JobType.NOTIFICATION:
             n = data["notification"]
             job = jobs.job_create_notification(recipient_email=n["recipientEmail"], subject=n["subject"],
@@ -115,10 +106,10 @@ class JobViewSet(viewsets.ViewSet):
                                                  actor=request.user)
         return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(tags=["core: jobs"], parameters=[JobQuerySerializer],
+    @extend_schema(tags=["core: jobs"], parameters=[JobQuerySerializer], operation_id="jobs_list",
                    responses={200: JobListSerializer, **error_responses(400, 401, 403)})
-    def list(self, request):
-        q = _valid(JobQuerySerializer, request.query_params)
+    def search(self, request):
+        q = valid_data(JobQuerySerializer, request.query_params)
         found = selectors.job_list(type=q.get("type"), status=q.get("status"),
                                    date_from=q.get("from"), date_to=q.get("to"))
         return core_page(found, q, JobSerializer, key="jobs")
@@ -142,7 +133,7 @@ class ReconciliationViewSet(viewsets.ViewSet):
     @extend_schema(tags=["core: reconciliation"], request=ReconciliationParamsSerializer,
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
-        data = _valid(ReconciliationParamsSerializer, request.data)
+        data = valid_data(ReconciliationParamsSerializer, request.data)
         job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data.get("entityId"),
                                              actor=request.user)
         return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
@@ -150,7 +141,7 @@ class ReconciliationViewSet(viewsets.ViewSet):
     @extend_schema(tags=["core: reconciliation"], request=ReconciliationEventSerializer,
                    responses={202: ReconciliationEventQueuedSerializer, **error_responses(400, 401, 403)})
     def event(self, request):
-        data = _valid(ReconciliationEventSerializer, request.data)
+        data = valid_data(ReconciliationEventSerializer, request.data)
         job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data["entityId"],
                                              actor=request.user, trigger=f"event:{data['action']}")
         return Response({"eventId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
@@ -158,7 +149,7 @@ class ReconciliationViewSet(viewsets.ViewSet):
     @extend_schema(tags=["core: reconciliation"], parameters=[ReconciliationJobQuerySerializer],
                    responses={200: JobListSerializer, **error_responses(400, 401, 403)})
     def jobs(self, request):
-        q = _valid(ReconciliationJobQuerySerializer, request.query_params)
+        q = valid_data(ReconciliationJobQuerySerializer, request.query_params)
         found = selectors.job_list(type=JobType.RECONCILIATION, status=q.get("status"),
                                    date_from=q.get("from"), date_to=q.get("to"))
         return core_page(found, q, JobSerializer, key="jobs")

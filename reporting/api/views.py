@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsAdmin
 from bookings_project.errors import ValidationFailed
 from bookings_project.openapi import error_responses
-from catalog.api.views import valid_data
+from bookings_project.validation import valid_data
 
 from .. import selectors
 from .renderers import CSV_HEADER, RevenueCSVRenderer

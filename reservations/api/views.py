@@ -8,7 +8,7 @@ from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.errors import Forbidden
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import array_response
-from catalog.api.views import valid_data
+from bookings_project.validation import valid_data
 from catalog.selectors import item_can_manage, item_get_visible
 
 from .. import selectors, services

@@ -1,0 +1,19 @@
+"""Request input validation shared by every view."""
+
+from django.http import QueryDict
+
+from .errors import ValidationFailed
+
+
+def valid_data(serializer_class, data, **kwargs) -> dict:
+    """Validate a request body or query string with a serializer; errors become the contract's
+    400 envelope. A declared query parameter sent empty (`?limit=`) is an error, not "omitted"
+    (DRF's form-style default), so a malformed value is never silently replaced by a default."""
+    serializer = serializer_class(data=data, **kwargs)
+    if isinstance(data, QueryDict):
+        blank = {name: ["Must not be empty"] for name, field in serializer.fields.items()
+                 if data.get(name) == "" and not getattr(field, "allow_blank", False)}
+        if blank:
+            raise ValidationFailed("Invalid query parameters", fields=blank)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
