@@ -308,6 +308,9 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *"))},
 }
 
+# Upcoming active bookings one account may hold at once (business-flow protection).
+MAX_ACTIVE_BOOKINGS_PER_USER = env_int("MAX_ACTIVE_BOOKINGS_PER_USER", 25)
+
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10)
 OUTBOX_MAX_RETRIES = env_int("OUTBOX_MAX_RETRIES", 5)
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)

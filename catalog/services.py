@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from bookings_project.errors import Forbidden, ValidationFailed
-from ops.outbox import outbox_enqueue_document_sync
+from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 
 from .exceptions import CapacityExceeded, ItemNotFound, TierSoldOut, UnknownTier
 from .locking import contention_guard
@@ -138,6 +138,7 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
                       capacity=merged["capacity"], tiers=effective)
         _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
         times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
+        renamed = merged["name"] != item.name
         for field, value in merged.items():
             setattr(item, field, value)
         item.category = item.category or None
@@ -149,7 +150,8 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
             from reservations.services import booking_times_follow_item  # reservations builds on catalog
 
             booking_times_follow_item(item=item)
-        outbox_enqueue_document_sync(("item", item.pk))
+        # Booking documents carry the item's name: re-project them when it changes.
+        outbox_enqueue_document_sync(("item", item.pk), *([(ITEM_BOOKINGS, item.pk)] if renamed else []))
     return item
 
 

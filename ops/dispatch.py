@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .emails import EMAIL_TEMPLATES, email_send
 from .models import OutboxEvent, OutboxStatus
-from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
+from .outbox import DOCUMENT_SYNC, ITEM_BOOKINGS, JOB_RUN, outbox_nudge
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,13 @@ def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
 
 
 def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
-    from .documents import document_sync
+    from .documents import document_sync, document_sync_item_bookings
 
     for entity_type, entity_id in event.payload.get("entities", []):
-        document_sync(entity_type=entity_type, entity_id=entity_id)
+        if entity_type == ITEM_BOOKINGS:
+            document_sync_item_bookings(item_id=entity_id)
+        else:
+            document_sync(entity_type=entity_type, entity_id=entity_id)
 
 
 def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:

@@ -105,6 +105,24 @@ def document_delete(entity_type: str, entity_ids: Iterable[str]) -> int:
     return deleted
 
 
+def document_sync_item_bookings(*, item_id, batch_size: int = 500) -> int:
+    """Re-project every booking document of an item (after the item's name changed), in
+    batches; returns how many documents were written."""
+    queryset, _ = entity_sources()["booking"]
+    written, last = 0, 0
+    while True:
+        rows = list(queryset().filter(item_id=item_id, pk__gt=last).order_by("pk")[:batch_size])
+        if not rows:
+            return written
+        last = rows[-1].pk
+        bodies = relational_bodies("booking", rows)
+        existing = documents_get("booking", bodies.keys())
+        for key, body in bodies.items():
+            if key not in existing or existing[key].body != body:
+                document_write("booking", key, body, existing.get(key))
+                written += 1
+
+
 def document_sync(*, entity_type: str, entity_id) -> str:
     """Make one document match its row: 'created', 'updated', 'deleted' or 'unchanged'."""
     if entity_type not in ENTITY_TYPES:

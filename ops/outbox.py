@@ -37,6 +37,8 @@ def outbox_enqueue_user_registered(*, user) -> OutboxEvent:
 
 
 DOCUMENT_SYNC = "DOCUMENT_SYNC"
+# Pseudo entity type of a DOCUMENT_SYNC: every booking document of the item with this id.
+ITEM_BOOKINGS = "item_bookings"
 JOB_RUN = "JOB_RUN"
 
 

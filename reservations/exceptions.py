@@ -14,5 +14,9 @@ class BookingTimeConflict(Conflict):
     default_message = "Time conflict: you already hold a confirmed booking that overlaps this item"
 
 
+class BookingLimitReached(Conflict):
+    default_message = "You hold the maximum number of upcoming bookings; cancel one to book another"
+
+
 class InvalidStatusTransition(Conflict):
     default_message = "This status change is not allowed"

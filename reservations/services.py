@@ -7,6 +7,7 @@ against overlapping CONFIRMED bookings. Outbox rows are written in the same tran
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -20,7 +21,8 @@ from catalog.services import item_lock, item_seat_claim, item_seat_release
 from ops.outbox import EventType, outbox_enqueue, outbox_enqueue_document_sync
 
 from .conflicts import overlap_q, transition_allowed
-from .exceptions import BookingNotFound, BookingTimeConflict, InvalidStatusTransition, ItemAlreadyStarted
+from .exceptions import (BookingLimitReached, BookingNotFound, BookingTimeConflict, InvalidStatusTransition,
+                         ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
 from .selectors import booking_conflicts
 
@@ -64,10 +66,19 @@ def _lock_user(user) -> None:
         raise Forbidden("This account is not active")
 
 
+def _check_booking_cap(user) -> None:
+    """Business-flow protection (OWASP API6): one account cannot hoard seats. Runs under the
+    user lock, so parallel requests cannot slip past the cap together."""
+    upcoming = Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES, end_time__gt=timezone.now())
+    if upcoming.count() >= settings.MAX_ACTIVE_BOOKINGS_PER_USER:
+        raise BookingLimitReached()
+
+
 def booking_create(*, user, item_id, tier_name: str | None = None) -> Booking:
     try:
         with contention_guard(), transaction.atomic():
             _lock_user(user)
+            _check_booking_cap(user)
             item = item_get_visible(actor=user, item_id=item_id)
             if item.start_time <= timezone.now():
                 raise ItemAlreadyStarted()

@@ -156,3 +156,15 @@ def test_reconcile_command_prints_summary_and_records_a_job(synced_item, capsys)
     assert "checked" in out and "Checked 1 items: 0 created, 1 updated, 0 deleted, 0 unchanged" in out
     job = Job.objects.get(params__trigger="cli")
     assert job.status == JobStatus.COMPLETED and job.changes.count() == 1
+
+
+def test_renaming_an_item_reprojects_its_booking_documents(synced_item, make_user):
+    from catalog.services import item_update
+
+    bookings = [booking_create(user=make_user(), item_id=synced_item.pk) for _ in range(3)]
+    outbox_dispatch_until_empty()
+    item_update(actor=synced_item.organizer, item_id=synced_item.pk, name="Renamed workshop")
+    outbox_dispatch_until_empty()
+    for booking in bookings:
+        assert doc("booking", booking.pk).body["itemName"] == "Renamed workshop"
+    assert doc("item", synced_item.pk).body["name"] == "Renamed workshop"
