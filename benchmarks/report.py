@@ -79,7 +79,8 @@ def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[Load
         label = f"{label} [{result.extra.get('connections', '?')} conn]"
         ratio = result.ok_per_second / floor
         met = "–" if goal is None else ("yes" if ratio >= goal else "**no**")
-        out.append(f"| {label} | {result.ok_per_second:.0f} req/s | {ratio:.2f} | "
+        out.append(f"| {label} | {result.ok_per_second:.1f} req/s | {ratio:.2f} | " if ratio >= 0.1 else
+                   f"| {label} | {result.ok_per_second:.1f} req/s | {ratio:.4f} | "
                    f"{'–' if goal is None else f'≥ {goal}'} | {met} | {_ms(result.p50_ms)} | {_ms(result.p99_ms)} | "
                    f"{queries.get(key, '?')} | {_other(result)} |")
     out.append(f"| outbox delivery, {outbox['events']:,} emails via Celery+Redis → SMTP | "
@@ -101,7 +102,7 @@ def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[Load
                    "flat | " + ("yes" if growth < 1.5 else "**no**") + " | | | | |")
     out += ["", "Ratios of the outbox and reconciliation rows divide their rate by the floor's req/s: a "
             "machine-speed yardstick to compare runs, not a goal. Latencies are wrk's, over every response "
-            "of the measured window (64 connections).", ""]
+            "of the measured window (wrk connections in brackets).", ""]
 
     out += ["## Goals", ""]
     for text, met in goals:
