@@ -75,7 +75,8 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
 
 
 def _lock_item_for_change(*, actor, item_id) -> BookableItem:
-    item = BookableItem.objects.select_for_update().filter(pk=item_id, deleted_at__isnull=True).first()
+    # NO KEY UPDATE: does not wait for the KEY SHARE lock a booking's INSERT takes on the item.
+    item = BookableItem.objects.select_for_update(no_key=True).filter(pk=item_id, deleted_at__isnull=True).first()
     if item is None:
         raise ItemNotFound()
     if not item_can_manage(actor=actor, item=item):
@@ -170,26 +171,47 @@ def item_delete(*, actor, item_id) -> BookableItem:
     return item
 
 
-def item_seat_claim(*, item_id, tier_name: str | None = None) -> PriceTier | None:
-    """Take one seat inside the caller's transaction; returns the tier sold (None: free item).
-    Conditional UPDATEs: the row count says whether a seat was free, and the item row stays
-    locked until commit, so tier counters of this item cannot move under us."""
-    claimed = BookableItem.objects.filter(pk=item_id, deleted_at__isnull=True, sold__lt=F("capacity")) \
-        .update(sold=F("sold") + 1)
-    if not claimed:
-        raise CapacityExceeded()
-    tiers = list(PriceTier.objects.filter(item_id=item_id).order_by("position"))
-    if not tiers:
-        return None
+def item_tier_offer(*, item: BookableItem, tier_name: str | None = None) -> PriceTier | None:
+    """The tier a booking would get now, from the item's tiers as read (no lock): the named tier,
+    or the first listed tier with a free seat. None: a free item. 400 for an unknown or sold-out
+    tier, or a full item."""
+    tiers = list(item.tiers.all())
     if tier_name is not None:
         tiers = [t for t in tiers if t.name == tier_name]
         if not tiers:
             raise UnknownTier(tier_name)
+    if item.sold >= item.capacity and tier_name is None:
+        raise CapacityExceeded()
     for tier in tiers:
-        if PriceTier.objects.filter(pk=tier.pk, sold__lt=F("max_capacity")).update(sold=F("sold") + 1):
-            tier.sold += 1
+        if tier.sold < tier.max_capacity:
             return tier
-    raise TierSoldOut(tier_name) if tier_name is not None else CapacityExceeded()
+    if tier_name is not None:
+        raise TierSoldOut(tier_name)
+    if tiers:
+        raise CapacityExceeded()
+    return None
+
+
+def item_seat_claim(*, item_id, offered: PriceTier | None, tier_name: str | None = None) -> PriceTier | None:
+    """Take one seat: the last writes of the booking transaction, so the hot item row is locked
+    only from here to COMMIT. Conditional UPDATEs (the row count says whether a seat was free):
+    item counter first (lock order item → tier), then the offered tier. If that tier filled since
+    it was read, the item lock now freezes every tier counter of this item, so the next open
+    tier is chosen under the lock. Returns the tier actually sold."""
+    claimed = BookableItem.objects.filter(pk=item_id, deleted_at__isnull=True, sold__lt=F("capacity")) \
+        .update(sold=F("sold") + 1)
+    if not claimed:
+        raise CapacityExceeded()
+    if offered is None:
+        return None
+    if PriceTier.objects.filter(pk=offered.pk, sold__lt=F("max_capacity")).update(sold=F("sold") + 1):
+        return offered
+    tiers = PriceTier.objects.filter(item_id=item_id, sold__lt=F("max_capacity")).order_by("position")
+    tier = (tiers.filter(name=tier_name) if tier_name is not None else tiers).first()
+    if tier is None:
+        raise TierSoldOut(tier_name) if tier_name is not None else CapacityExceeded()
+    PriceTier.objects.filter(pk=tier.pk).update(sold=F("sold") + 1)
+    return tier
 
 
 def item_seat_release(*, item_id, tier_id=None) -> None:
@@ -200,5 +222,7 @@ def item_seat_release(*, item_id, tier_id=None) -> None:
 
 
 def item_lock(*, item_id) -> None:
-    """Take the item row lock first, so cancellations follow the project's lock order."""
-    list(BookableItem.objects.select_for_update().filter(pk=item_id).values_list("pk", flat=True))
+    """Take the item row lock first, so cancellations follow the project's lock order. NO KEY
+    UPDATE: compatible with the KEY SHARE lock a concurrent booking's INSERT holds on the item
+    (a FOR UPDATE here could deadlock with that booking's counter UPDATE)."""
+    list(BookableItem.objects.select_for_update(no_key=True).filter(pk=item_id).values_list("pk", flat=True))

@@ -13,12 +13,30 @@ class EventType:
     GENERIC = "GENERIC"
 
 
+def outbox_event(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:
+    """An unsaved event, for outbox_enqueue_many."""
+    return OutboxEvent(event_type=event_type, recipient_email=recipient_email, payload=payload or {})
+
+
+def outbox_enqueue_many(events: list[OutboxEvent]) -> list[OutboxEvent]:
+    """Write several events in one INSERT (the change's transaction) and nudge once after commit."""
+    OutboxEvent.objects.bulk_create(events)
+    _nudge_after_commit()
+    return events
+
+
 def outbox_enqueue(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:
-    event = OutboxEvent.objects.create(
-        event_type=event_type, recipient_email=recipient_email, payload=payload or {}
-    )
+    return outbox_enqueue_many([outbox_event(event_type=event_type, recipient_email=recipient_email,
+                                             payload=payload)])[0]
+
+
+def _nudge_after_commit() -> None:
+    """One nudge per transaction, however many events it writes: a nudge wakes a dispatcher
+    that drains everything due, so more would only flood the broker."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(func is outbox_nudge for _, func, *_ in connection.run_on_commit):
+        return
     transaction.on_commit(outbox_nudge)
-    return event
 
 
 def outbox_nudge() -> None:
@@ -42,10 +60,13 @@ ITEM_BOOKINGS = "item_bookings"
 JOB_RUN = "JOB_RUN"
 
 
+def document_sync_event(*entities: tuple[str, object]) -> OutboxEvent:
+    """An unsaved DOCUMENT_SYNC event for `entities` ((entity_type, id) pairs)."""
+    return outbox_event(event_type=DOCUMENT_SYNC,
+                        payload={"entities": [[entity_type, str(entity_id)] for entity_type, entity_id in entities]})
+
+
 def outbox_enqueue_document_sync(*entities: tuple[str, object]) -> OutboxEvent:
     """Bring the customer documents of `entities` ((entity_type, id) pairs, e.g.
     ("booking", 7), ("item", 3)) up to date after this transaction commits."""
-    return outbox_enqueue(
-        event_type=DOCUMENT_SYNC,
-        payload={"entities": [[entity_type, str(entity_id)] for entity_type, entity_id in entities]},
-    )
+    return outbox_enqueue_many([document_sync_event(*entities)])[0]

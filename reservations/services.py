@@ -17,8 +17,9 @@ from bookings_project.errors import Forbidden
 from catalog.locking import contention_guard, sqlstate
 from catalog.models import BookableItem
 from catalog.selectors import item_can_manage, item_get_visible
-from catalog.services import item_lock, item_seat_claim, item_seat_release
-from ops.outbox import EventType, outbox_enqueue, outbox_enqueue_document_sync
+from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer
+from ops.models import OutboxEvent
+from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
 from .conflicts import overlap_q, transition_allowed
 from .exceptions import (BookingLimitReached, BookingNotFound, BookingTimeConflict, InvalidStatusTransition,
@@ -46,11 +47,13 @@ def booking_event_payload(booking: Booking) -> dict:
     }
 
 
-def _announce(booking: Booking, event_type: str | None) -> None:
+def _announce(booking: Booking, event_type: str | None) -> list[OutboxEvent]:
+    """The booking's email (if any) and document refresh, in one INSERT."""
+    events = [document_sync_event(("booking", booking.pk), ("item", booking.item_id))]
     if event_type is not None:
-        outbox_enqueue(event_type=event_type, recipient_email=booking.user.email,
-                       payload=booking_event_payload(booking))
-    outbox_enqueue_document_sync(("booking", booking.pk), ("item", booking.item_id))
+        events.insert(0, outbox_event(event_type=event_type, recipient_email=booking.user.email,
+                                      payload=booking_event_payload(booking)))
+    return outbox_enqueue_many(events)
 
 
 def _raise_overlap_as_conflict(exc: IntegrityError) -> None:
@@ -84,13 +87,19 @@ def booking_create(*, user, item_id, tier_name: str | None = None) -> Booking:
                 raise ItemAlreadyStarted()
             if booking_conflicts(user=user, start=item.start_time, end=item.end_time).exists():
                 raise BookingTimeConflict()
-            tier = item_seat_claim(item_id=item.pk, tier_name=tier_name)
+            offered = item_tier_offer(item=item, tier_name=tier_name)
             booking = Booking.objects.create(
-                user=user, item=item, tier=tier, status=BookingStatus.CONFIRMED,
-                price_paid=tier.price if tier is not None else Decimal("0.00"),
+                user=user, item=item, tier=offered, status=BookingStatus.CONFIRMED,
+                price_paid=offered.price if offered is not None else Decimal("0.00"),
                 start_time=item.start_time, end_time=item.end_time,
             )
-            _announce(booking, EventType.BOOKING_CONFIRMED)
+            [email, _] = _announce(booking, EventType.BOOKING_CONFIRMED)
+            # The seat is claimed last: the hot item row stays locked only until COMMIT.
+            sold = item_seat_claim(item_id=item.pk, offered=offered, tier_name=tier_name)
+            if sold is not None and sold.pk != offered.pk:  # that tier filled up meanwhile (rare)
+                booking.tier, booking.price_paid = sold, sold.price
+                booking.save(update_fields=["tier", "price_paid", "updated_at"])
+                OutboxEvent.objects.filter(pk=email.pk).update(payload=booking_event_payload(booking))
     except IntegrityError as exc:
         _raise_overlap_as_conflict(exc)
     return booking
