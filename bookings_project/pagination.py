@@ -54,7 +54,11 @@ def array_response(request, queryset, serialize, *, default_size: int = 20) -> R
         return Response(serialize(list(queryset)))
     page, size = parse_page_params(request, default_size=default_size)
     total, rows = page_rows(queryset, page, size)
-    response = Response(serialize(rows))
+    return add_paging_headers(Response(serialize(rows)), request, total=total, page=page, size=size)
+
+
+def add_paging_headers(response, request, *, total: int, page: int, size: int):
+    """X-Total-Count and Link (first/prev/next/last) for one page of a booking API list."""
     response["X-Total-Count"] = str(total)
     last = max(1, -(-total // size))
     links = []

@@ -308,6 +308,9 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *"))},
 }
 
+# Seconds a rendered item list may live in Redis (0 disables the cache); see catalog/cache.py.
+CATALOG_CACHE_TTL = env_int("CATALOG_CACHE_TTL", 300)
+
 # Upcoming active bookings one account may hold at once (business-flow protection).
 MAX_ACTIVE_BOOKINGS_PER_USER = env_int("MAX_ACTIVE_BOOKINGS_PER_USER", 25)
 

@@ -74,6 +74,21 @@ def item_list(*, actor, filters: ItemFilters = ItemFilters()) -> QuerySet[Bookab
     return qs.order_by("start_time", "id")
 
 
+def item_list_scope(*, actor, filters: ItemFilters) -> tuple[str, object]:
+    """(scope, actor to list as): callers who see exactly the public items share the scope
+    "public" and are listed as anonymous; anyone who may see private items (an ADMIN, or the
+    organizer of a live private item) or asks for their own items lists as themselves."""
+    if actor is None or not actor.is_authenticated:
+        return "public", None
+    if actor.is_admin:
+        return "admin", actor
+    owns_private = BookableItem.objects.filter(organizer_id=actor.pk, is_private=True,
+                                               deleted_at__isnull=True).exists()
+    if filters.only_mine or owns_private:
+        return f"user:{actor.pk}", actor
+    return "public", None
+
+
 def item_get_visible(*, actor, item_id) -> BookableItem:
     """The annotated item, or 404 when it does not exist, is deleted, or the actor may not see it."""
     item = item_queryset().filter(visible_to(actor)).filter(pk=item_id).first()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 
+from .cache import catalog_changed
 from .exceptions import CapacityExceeded, ItemNotFound, TierSoldOut, UnknownTier
 from .locking import contention_guard
 from .models import BookableItem, PriceTier
@@ -30,6 +31,13 @@ class TierSpec:
 
 def _tier_specs(price_tiers) -> list[TierSpec]:
     return [t if isinstance(t, TierSpec) else TierSpec(**t) for t in (price_tiers or [])]
+
+
+def _announce_item_change(item: BookableItem, *, with_bookings: bool = False) -> None:
+    """After an item changes: refresh its document (and its bookings' documents, which carry
+    its name) and invalidate cached item lists."""
+    outbox_enqueue_document_sync(("item", item.pk), *([(ITEM_BOOKINGS, item.pk)] if with_bookings else []))
+    catalog_changed()
 
 
 def item_validate(*, name: str, start_time: datetime, end_time: datetime, capacity: int,
@@ -70,7 +78,7 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
             PriceTier(item=item, position=i, name=t.name, price=t.price, max_capacity=t.max_capacity)
             for i, t in enumerate(tiers)
         )
-        outbox_enqueue_document_sync(("item", item.pk))
+        _announce_item_change(item)
     return item
 
 
@@ -152,7 +160,7 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
 
             booking_times_follow_item(item=item)
         # Booking documents carry the item's name: re-project them when it changes.
-        outbox_enqueue_document_sync(("item", item.pk), *([(ITEM_BOOKINGS, item.pk)] if renamed else []))
+        _announce_item_change(item, with_bookings=renamed)
     return item
 
 
@@ -167,7 +175,7 @@ def item_delete(*, actor, item_id) -> BookableItem:
             from reservations.services import booking_cancel_for_item  # reservations builds on catalog
 
             booking_cancel_for_item(item=item, actor=actor)
-        outbox_enqueue_document_sync(("item", item.pk))
+        _announce_item_change(item)
     return item
 
 
@@ -202,6 +210,7 @@ def item_seat_claim(*, item_id, offered: PriceTier | None, tier_name: str | None
         .update(sold=F("sold") + 1)
     if not claimed:
         raise CapacityExceeded()
+    catalog_changed()
     if offered is None:
         return None
     if PriceTier.objects.filter(pk=offered.pk, sold__lt=F("max_capacity")).update(sold=F("sold") + 1):
@@ -216,6 +225,7 @@ def item_seat_claim(*, item_id, offered: PriceTier | None, tier_name: str | None
 
 def item_seat_release(*, item_id, tier_id=None) -> None:
     """Give one seat back (cancellation); the caller's transaction holds the item row lock."""
+    catalog_changed()
     BookableItem.objects.filter(pk=item_id, sold__gt=0).update(sold=F("sold") - 1)
     if tier_id is not None:
         PriceTier.objects.filter(pk=tier_id, sold__gt=0).update(sold=F("sold") - 1)

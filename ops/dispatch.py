@@ -69,10 +69,19 @@ def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
     job_run(job_id=event.payload["jobId"])
 
 
+def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
+    from catalog.cache import catalog_version_bump
+
+    catalog_version_bump()
+
+
 def handler_for(event_type: str):
+    from catalog.cache import CACHE_BUMP_EVENT
+
     if event_type in EMAIL_TEMPLATES:
         return _send_email
-    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job}.get(event_type)
+    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job,
+            CACHE_BUMP_EVENT: _bump_catalog_version}.get(event_type)
 
 
 def backoff(retry_count: int) -> timedelta:

@@ -1,6 +1,6 @@
 """Outbox write side: called inside the transaction of the change that causes the event."""
 
-from django.db import transaction
+from bookings_project.transactions import on_commit_once
 
 from .models import OutboxEvent
 
@@ -21,22 +21,14 @@ def outbox_event(*, event_type: str, recipient_email: str = "", payload: dict | 
 def outbox_enqueue_many(events: list[OutboxEvent]) -> list[OutboxEvent]:
     """Write several events in one INSERT (the change's transaction) and nudge once after commit."""
     OutboxEvent.objects.bulk_create(events)
-    _nudge_after_commit()
+    # One nudge per transaction: it wakes a dispatcher that drains everything due.
+    on_commit_once(outbox_nudge)
     return events
 
 
 def outbox_enqueue(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:
     return outbox_enqueue_many([outbox_event(event_type=event_type, recipient_email=recipient_email,
                                              payload=payload)])[0]
-
-
-def _nudge_after_commit() -> None:
-    """One nudge per transaction, however many events it writes: a nudge wakes a dispatcher
-    that drains everything due, so more would only flood the broker."""
-    connection = transaction.get_connection()
-    if connection.in_atomic_block and any(func is outbox_nudge for _, func, *_ in connection.run_on_commit):
-        return
-    transaction.on_commit(outbox_nudge)
 
 
 def outbox_nudge() -> None:

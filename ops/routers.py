@@ -14,7 +14,8 @@ class DocumentsRouter:
     db_for_write = db_for_read
 
     def allow_relation(self, obj1, obj2, **hints):
-        return self.db_for_read(type(obj1)) == self.db_for_read(type(obj2))
+        # _meta, not type(): request.user is a lazy proxy whose type is not the model.
+        return self.db_for_read(obj1) == self.db_for_read(obj2)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         if model_name is None:

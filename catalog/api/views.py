@@ -1,16 +1,19 @@
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.openapi import error_responses
-from bookings_project.pagination import array_response
+from bookings_project.pagination import add_paging_headers, page_rows, parse_page_params, wants_paging
 from bookings_project.validation import valid_data
 
 from .. import selectors, services
+from ..cache import cached_list
 from .serializers import (AvailabilitySerializer, ItemFilterSerializer, ItemRequestSerializer, ItemResponseSerializer,
                           ItemUpdateSerializer)
 
@@ -36,7 +39,19 @@ class ItemCollectionView(APIView):
         if params.get("only_mine") and not request.user.is_authenticated:
             raise NotAuthenticated("onlyMyItems=true needs a token")
         filters = selectors.ItemFilters(**params)
-        return array_response(request, selectors.item_list(actor=request.user, filters=filters), items_json)
+        paging = parse_page_params(request, default_size=20) if wants_paging(request) else None
+        scope, lister = selectors.item_list_scope(actor=request.user, filters=filters)
+
+        def render() -> tuple[int, bytes]:
+            items = selectors.item_list(actor=lister, filters=filters)
+            total, rows = page_rows(items, *paging) if paging else (None, list(items))
+            return (len(rows) if total is None else total), JSONRenderer().render(items_json(rows))
+
+        total, body = cached_list((scope, filters, paging), render)
+        response = HttpResponse(body, content_type="application/json")
+        if paging:
+            add_paging_headers(response, request, total=total, page=paging[0], size=paging[1])
+        return response
 
     @extend_schema(tags=["items"], request=ItemRequestSerializer,
                    responses={201: ItemResponseSerializer, **error_responses(400, 401, 403)})

@@ -1,0 +1,82 @@
+"""The Redis-cached item list: served from cache, invalidated by every committed change,
+never mixing visibility scopes, computed fresh when Redis is unreachable."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog import cache as catalog_cache
+from catalog.services import item_update
+from catalog.tests.factories import make_item
+from ops.models import OutboxEvent
+from reservations.services import booking_cancel, booking_create
+
+# Real commits: the version bump runs on commit.
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _cache_on(settings):
+    settings.CATALOG_CACHE_TTL = 300
+
+
+def listing(client, query=""):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(f"/api/v1/items{query}")
+    assert response.status_code == 200
+    return response, len(ctx.captured_queries)
+
+
+@pytest.fixture
+def organizer(make_user):
+    return make_user(roles=["EVENT_ORGANIZER"])
+
+
+def test_second_request_is_served_from_cache_and_changes_invalidate_it(
+        api_client, organizer, make_user):
+    item = make_item(organizer, name="Cached", capacity=3, tiers=[("A", "10.00", 1), ("B", "20.00", 2)])
+    first, first_queries = listing(api_client)
+    second, second_queries = listing(api_client)
+    assert first.content == second.content and first_queries > 0 and second_queries == 0
+
+    booking = booking_create(user=make_user(), item_id=item.pk)
+    [after_booking] = listing(api_client)[0].json()
+    assert (after_booking["availableCapacity"], after_booking["currentPrice"]) == (2, 20.0)
+
+    booking_cancel(actor=booking.user, booking_id=booking.pk)
+    [after_cancel] = listing(api_client)[0].json()
+    assert (after_cancel["availableCapacity"], after_cancel["currentPrice"]) == (3, 10.0)
+
+    item_update(actor=organizer, item_id=item.pk, name="Renamed")
+    assert listing(api_client)[0].json()[0]["name"] == "Renamed"
+
+
+def test_private_items_never_leak_through_the_cache(api_client, client_for, organizer, make_user):
+    make_item(organizer, name="Public")
+    make_item(organizer, name="Secret", is_private=True)
+    own = client_for(organizer).get("/api/v1/items").json()
+    admin = client_for(make_user(roles=["ADMIN"])).get("/api/v1/items").json()
+    for client in (api_client, client_for(make_user()), client_for(make_user(roles=["EVENT_ORGANIZER"]))):
+        assert [i["name"] for i in client.get("/api/v1/items").json()] == ["Public"]
+    assert sorted(i["name"] for i in own) == sorted(i["name"] for i in admin) == ["Public", "Secret"]
+
+
+def test_paged_lists_are_cached_with_their_headers(api_client, organizer):
+    for n in range(5):
+        make_item(organizer, name=f"I{n}")
+    first, _ = listing(api_client, "?page=2&pageSize=2")
+    second, queries = listing(api_client, "?page=2&pageSize=2")
+    assert queries == 0 and second.json() == first.json() and len(second.json()) == 2
+    assert second["X-Total-Count"] == "5" and 'rel="next"' in second["Link"]
+
+
+def test_unreachable_redis_computes_fresh_and_a_failed_bump_goes_through_the_outbox(
+        api_client, organizer, monkeypatch):
+    import redis as redis_lib
+
+    broken = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    monkeypatch.setattr(catalog_cache, "_redis", lambda: broken)
+    make_item(organizer, name="While Redis is down")
+    response, queries = listing(api_client)
+    assert [i["name"] for i in response.json()] == ["While Redis is down"] and queries > 0
+    assert OutboxEvent.objects.filter(event_type=catalog_cache.CACHE_BUMP_EVENT).count() == 1
