@@ -27,6 +27,21 @@ EXCLUDED_CHECKS = {"positive_data_acceptance", "use_after_free", "ensure_resourc
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(databases=["default", "documents"])]
 
 
+@pytest.fixture(autouse=True)
+def _keep_connection_across_wsgi_requests():
+    """Schemathesis calls the WSGI app directly, so Django's request signals run
+    close_old_connections after every request, which on PostgreSQL closes the test's connection
+    inside its transaction. Django's own test client disconnects it the same way."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 def _checks():
     from schemathesis.checks import CHECKS
 

@@ -154,6 +154,14 @@ def private_redis():
         state["process"].wait(10)
 
 
+def point_celery_at(app, url) -> None:
+    """Publish to `url` from now on: drop the cached connection and producer pools (earlier
+    tests in this process may have published to the suite's own broker)."""
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 def _pings(redis, port):
     try:
         return redis.Redis(port=port, socket_connect_timeout=0.2).ping()
@@ -172,8 +180,7 @@ def test_bookings_succeed_while_redis_is_down_and_emails_go_out_after(
     from ops.tasks import outbox_dispatch_task
 
     original = app.conf.broker_url
-    app.close()
-    app.conf.broker_url = private_redis.url
+    point_celery_at(app, private_redis.url)
     try:
         organizer = make_user(roles=["EVENT_ORGANIZER"])
         item = make_item(organizer, name="Redis-proof", capacity=10)
@@ -189,7 +196,7 @@ def test_bookings_succeed_while_redis_is_down_and_emails_go_out_after(
         assert pending.count() == 3
 
         private_redis.start()
-        app.close()  # drop the broken connections; the next publish reconnects
+        point_celery_at(app, private_redis.url)  # drop the broken connections; the next publish reconnects
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
             outbox_dispatch_task.apply_async()  # what beat's periodic sweep sends
             assert wait_for(lambda: len(emails_of(smtp_server, "BOOKING_CONFIRMED")) == 3, timeout=30)
@@ -197,7 +204,6 @@ def test_bookings_succeed_while_redis_is_down_and_emails_go_out_after(
         assert not OutboxEvent.objects.filter(event_type=EventType.BOOKING_CONFIRMED,
                                               status=OutboxStatus.PENDING).exists()
     finally:
-        app.close()
-        app.conf.broker_url = original
+        point_celery_at(app, original)
         connection.close()
 
