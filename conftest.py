@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from bookings_project.testing import LoopbackSMTP, free_port  # noqa: F401  (tests import free_port from here)
+
 
 def pytest_configure(config):
     """Test-only settings. pytest-django has already imported the settings module by now (so
@@ -74,41 +76,6 @@ def client_for(token_for):
     return build
 
 
-class LoopbackSMTP:
-    """A real SMTP server on 127.0.0.1 (aiosmtpd) that records what it receives and can be
-    stopped and restarted on the same port to simulate an outage."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.messages = []
-        self.delay = 0.0  # seconds to wait before accepting each message (a slow server)
-        self._controller = None
-
-    async def handle_DATA(self, server, session, envelope):
-        import asyncio
-        from email import message_from_bytes, policy
-
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        self.messages.append({"to": list(envelope.rcpt_tos), "from": envelope.mail_from, "message": message})
-        return "250 Message accepted for delivery"
-
-    def start(self):
-        from aiosmtpd.controller import Controller
-
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self):
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def message_ids(self):
-        return [m["message"]["Message-ID"] for m in self.messages]
-
-
 @pytest.fixture
 def smtp_server(settings):
     """A running loopback SMTP server; Django's email backend points at it."""
@@ -145,11 +112,3 @@ def database_url(alias: str) -> str:
         return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

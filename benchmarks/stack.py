@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .smtp import LoopbackSMTP, free_port
+from bookings_project.testing import LoopbackSMTP, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]

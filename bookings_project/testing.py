@@ -1,8 +1,8 @@
-"""A loopback SMTP server (aiosmtpd) for runs that send real mail.
+"""Support for the test suite and `make bench` (never imported by the app itself).
 
-Same interface as conftest.LoopbackSMTP (port, messages, delay, start/stop, message_ids) so the
-tests can import this one; `keep_messages=False` only counts and records Message-IDs, which
-keeps a 10,000-email benchmark from parsing every message in the measuring process.
+LoopbackSMTP: a real SMTP server (aiosmtpd) on 127.0.0.1 for runs that send real mail.
+`keep_messages=False` only counts and records Message-IDs, which keeps a 10,000-email benchmark
+from parsing every message in the measuring process.
 """
 
 import asyncio
