@@ -140,6 +140,10 @@ def database_from_url(url: str) -> dict:
                 "timeout": env_int("DB_POOL_TIMEOUT", 10),
             }
             config["CONN_MAX_AGE"] = 0
+            # After a database restart every idle pooled connection is dead. With health
+            # checks the pool checks a connection (an empty round trip) before handing it out
+            # and replaces a dead one, instead of failing the request that gets it with a 503.
+            config["CONN_HEALTH_CHECKS"] = True
         config["OPTIONS"] = options
     config.setdefault("TEST", {})
     return config

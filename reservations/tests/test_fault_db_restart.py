@@ -34,7 +34,9 @@ from conftest import free_port
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CLIENT_TIMEOUT = 15.0   # a response slower than this is a hang
-RECOVERY_BOUND = 10.0   # seconds after the database is back by which bookings succeed again
+POOL_TIMEOUT = 3        # DB_POOL_TIMEOUT of the app: longest wait for a pooled connection
+RECOVERY_BOUND = 5.0    # seconds after the database is back by which bookings succeed again
+SETTLED = 2.0           # once the database has been back this long, no request fails for it
 USERS = 40
 ITEMS = 60              # one day apart, so a user's bookings never overlap
 CAPACITY, TIERS = 30, (("Early", "10.00", 10), ("Late", "25.50", 20))  # 40 users > 30 seats
@@ -139,7 +141,7 @@ def app_env(pg: PrivateCluster, var_dir: Path, **extra) -> dict:
         JWT_SIGNING_KEY="fault-test-jwt-signing-key-0123456789-abcdefghijkl",
         PASSWORD_HASHERS="django.contrib.auth.hashers.MD5PasswordHasher",  # fast logins (test only)
         MAX_ACTIVE_BOOKINGS_PER_USER="1000",
-        DB_POOL="1", DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="4", DB_POOL_TIMEOUT="10", DB_CONNECT_TIMEOUT="5",
+        DB_POOL="1", DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="4", DB_POOL_TIMEOUT=str(POOL_TIMEOUT), DB_CONNECT_TIMEOUT="5",
     )
     env.update(extra)
     return env
@@ -218,7 +220,7 @@ def web(cluster, tmp_path):
     log = open(tmp_path / "gunicorn.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "bookings_project.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--timeout", "60", "--graceful-timeout", "5"],
+         "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
         cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = Http(port)
     try:
@@ -261,36 +263,74 @@ class Outcome:
         self.user, self.item, self.started = user, item, started
         self.ended = self.status = self.headers = self.body = self.fault = None
 
+    @property
+    def db_unavailable(self) -> bool:
+        return self.status == 503 and b"Database temporarily unavailable" in self.body
 
-def drive(client: Http, tokens: dict[str, str], pairs: "queue.Queue", stop: threading.Event,
-          outcomes: list, threads=8) -> list[threading.Thread]:
-    def worker():
-        while not stop.is_set():
+
+class Load:
+    """Client threads booking (user, item) pairs, each pair asked for once; can be paused."""
+
+    def __init__(self, client: Http, tokens: dict[str, str], work: list, threads=8):
+        self.client, self.tokens = client, tokens
+        self.pairs: queue.Queue = queue.Queue()
+        for pair in work:
+            self.pairs.put(pair)
+        self.outcomes: list[Outcome] = []
+        self.stop, self.go = threading.Event(), threading.Event()
+        self.busy = 0
+        self.lock = threading.Lock()
+        self.go.set()
+        self.threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def worker(self):
+        while not self.stop.is_set():
+            if not self.go.wait(0.1):
+                continue
             try:
-                user, item = pairs.get_nowait()
+                user, item = self.pairs.get_nowait()
             except queue.Empty:
                 return
+            with self.lock:
+                self.busy += 1
             outcome = Outcome(user, item, time.monotonic())
             try:
-                outcome.status, outcome.headers, outcome.body = client.request(
-                    "POST", f"/api/v1/bookings/items/{item}", {}, token=tokens[user])
+                outcome.status, outcome.headers, outcome.body = self.client.request(
+                    "POST", f"/api/v1/bookings/items/{item}", {}, token=self.tokens[user])
             except (OSError, http.client.HTTPException) as exc:  # timeout, reset, refused
                 outcome.fault = repr(exc)
             outcome.ended = time.monotonic()
-            outcomes.append(outcome)
+            self.outcomes.append(outcome)
+            with self.lock:
+                self.busy -= 1
             if outcome.status != 201:
                 time.sleep(0.05)  # do not burn through the work list while the database is down
 
-    started = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    for t in started:
-        t.start()
-    return started
+    def pause(self):
+        self.go.clear()
+        assert wait_for(lambda: self.busy == 0, timeout=CLIENT_TIMEOUT + 5), "requests still in flight"
+
+    def resume(self):
+        self.go.set()
+
+    def first_201_from(self, moment: float) -> float | None:
+        """When the first booking asked for at or after `moment` was answered."""
+        return min((o.ended for o in list(self.outcomes) if o.status == 201 and o.started >= moment), default=None)
+
+    def finish(self):
+        self.stop.set()
+        self.go.set()
+        for t in self.threads:
+            t.join(CLIENT_TIMEOUT + 5)
+        assert not any(t.is_alive() for t in self.threads), "a client thread hung"
 
 
 def problems_with(outcome: Outcome) -> str | None:
     """Why this response breaks the contract, or None."""
     if outcome.fault is not None:
-        return f"transport fault {outcome.fault}"
+        return f"transport fault {outcome.fault}"  # a hang (client timeout) or a dropped connection
     try:
         body = json.loads(outcome.body)
     except ValueError:
@@ -308,14 +348,6 @@ def problems_with(outcome: Outcome) -> str | None:
     if "Traceback" in outcome.body.decode(errors="replace"):
         return "stack trace in the body"
     return None
-
-
-def restart(pg: PrivateCluster, mode: str, down_for: float) -> tuple[float, float]:
-    stopping = time.monotonic()
-    pg.stop(mode)
-    time.sleep(down_for)
-    pg.start()
-    return stopping, time.monotonic()
 
 
 def db_state(pg: PrivateCluster) -> dict:
@@ -342,63 +374,92 @@ def db_state(pg: PrivateCluster) -> dict:
         }
 
 
+# (name, pg_ctl stop mode, seconds down, load paused during the restart)
+PHASES = [
+    ("fast stop under load", "fast", 2.0, False),
+    ("immediate stop (crash) under load", "immediate", 2.0, False),
+    (f"outage longer than DB_POOL_TIMEOUT={POOL_TIMEOUT}s", "immediate", POOL_TIMEOUT + 2.5, False),
+    # Nobody is using the pool when the database restarts: its idle connections are all dead.
+    ("restart while idle", "fast", 1.0, True),
+]
+
+
 def test_database_restart_under_load_fails_cleanly_recovers_and_leaves_no_partial_booking(web):
     client, pg = web["client"], web["cluster"]
     tokens = login_all(client, web["users"])
-    work = [(u, i) for i in web["items"] for u in web["users"]]  # each (user, item) asked for once
+    work = [(u, i) for i in web["items"] for u in web["users"]]
     random.Random(8).shuffle(work)
     work.sort(key=lambda pair: pair[1])  # item by item, so items fill up (400 Capacity exceeded)
-    pairs: queue.Queue = queue.Queue()
-    for pair in work:
-        pairs.put(pair)
-    outcomes: list[Outcome] = []
-    stop = threading.Event()
-    threads = drive(client, tokens, pairs, stop, outcomes)
-    restarts = []
+    load = Load(client, tokens, work)
+    phases = []
     try:
-        for mode in ("fast", "immediate"):
+        for name, mode, down_for, idle in PHASES:
             time.sleep(1.5)  # load against a healthy database first
-            stopping, up = restart(pg, mode, down_for=2.0)
-            recovered = wait_for(lambda: any(o.status == 201 and o.started >= up for o in list(outcomes)),
-                                 timeout=RECOVERY_BOUND + 5, interval=0.05)
-            restarts.append({"mode": mode, "stopping": stopping, "up": up, "recovered": recovered})
+            if idle:
+                load.pause()
+            stopping = time.monotonic()
+            pg.stop(mode)
+            time.sleep(down_for)
+            pg.start()
+            up = time.monotonic()
+            if idle:
+                time.sleep(SETTLED + 0.5)  # the database is well up before anyone asks
+                load.resume()
+            wait_for(lambda: load.first_201_from(up) is not None, timeout=RECOVERY_BOUND + 5, interval=0.05)
+            phases.append({"name": name, "stopping": stopping, "up": up, "recovered": load.first_201_from(up)})
         time.sleep(1.5)  # and healthy again afterwards
     finally:
-        stop.set()
-        for t in threads:
-            t.join(CLIENT_TIMEOUT + 5)
-    assert not any(t.is_alive() for t in threads), "a client thread hung"
+        load.finish()
 
+    outcomes = load.outcomes
     counts = Counter(o.status if o.fault is None else "fault" for o in outcomes)
-    report = [f"{len(outcomes)} requests: {dict(counts)}"]
-    for r in restarts:
-        first = min((o.ended for o in outcomes if o.status == 201 and o.started >= r["up"]), default=None)
-        r["recovery"] = None if first is None else first - r["up"]
-        r["503s"] = sum(o.status == 503 for o in outcomes if o.started >= r["stopping"] - 0.5
-                        and o.started <= r["up"] + RECOVERY_BOUND)
-        report.append(f"restart -m {r['mode']}: down {r['up'] - r['stopping']:.1f}s, "
-                      f"503s {r['503s']}, first 201 {r['recovery'] if r['recovery'] is None else round(r['recovery'], 2)}s after up")
+    report = [f"{len(outcomes)} requests: {dict(counts)}, slowest {max(o.ended - o.started for o in outcomes):.1f}s"]
+    for n, phase in enumerate(phases):
+        until = phases[n + 1]["stopping"] if n + 1 < len(phases) else float("inf")
+        mine = [o for o in outcomes if phase["stopping"] <= o.started < until]
+        phase["503s"] = sum(o.status == 503 for o in mine)
+        # Asked for when the database had been back for SETTLED seconds, answered before the
+        # next stop: the pool must have recovered by then (no dead or backing-off pool).
+        # psycopg_pool retries a failed connect with a doubling delay (1, 2, 4, 8 … s): after an
+        # outage of T seconds a worker's pool may make its next attempt up to ~T after the
+        # database is back (a known limit, see the report of issue 8).
+        down = phase["up"] - phase["stopping"]
+        phase["settled"] = phase["up"] + (SETTLED if down < RECOVERY_BOUND else down + 1)
+        phase["late 503s"] = sum(o.db_unavailable for o in mine
+                                 if o.started >= phase["settled"] and o.ended < until)
+        recovery = None if phase["recovered"] is None else round(phase["recovered"] - phase["up"], 2)
+        report.append(f"{phase['name']}: down {phase['up'] - phase['stopping']:.1f}s, {phase['503s']} 503s, "
+                      f"first 201 {recovery}s after up, {phase['late 503s']} 503s {phase['settled'] - phase['up']:.1f}s after up")
     print("\n".join(report))
     if os.environ.get("FAULT_TEST_TIMELINE"):
-        for r in restarts:
-            for o in sorted(outcomes, key=lambda o: o.started):
-                if o.status != 201 and r["stopping"] - 1 <= o.started <= r["up"] + 5:
-                    print(f"{r['mode']} {o.started - r['up']:+.2f}..{o.ended - r['up']:+.2f} {o.status} {o.body[:120]!r}")
+        base = phases[0]["stopping"]
+        for phase in phases:
+            print(f"{phase['name']}: stop {phase['stopping'] - base:+.2f} up {phase['up'] - base:+.2f}"
+                  f" recovered {(phase['recovered'] or base) - base:+.2f}")
+        for o in sorted(outcomes, key=lambda o: o.started):
+            if o.status != 201:
+                print(f"{o.started - phases[0]['stopping']:+.2f}..{o.ended - phases[0]['stopping']:+.2f} "
+                      f"{o.status} {o.body[:100]!r}")
+    log = web["log"].read_text(errors="replace")
 
     # 1. Every response is a 201 or a clean JSON error; nothing hung, nothing crashed.
     bad = [(o.user, o.item, p) for o in outcomes if (p := problems_with(o))]
-    log = web["log"].read_text(errors="replace")
     assert not bad, f"{len(bad)} unclean responses, e.g. {bad[:5]}\n{report}\n{log[-3000:]}"
-    assert "Traceback" not in log or "Internal Server Error" not in log, log[-3000:]
-    # The faults were real: the outage was seen, and ordinary traffic around it too.
-    assert counts[201] > 100 and counts[503] > 0, report
+    assert "Internal Server Error" not in log and "Error handling request" not in log, log[-3000:]
+    # A request waits for a pooled connection at most DB_POOL_TIMEOUT (twice: once after its
+    # transaction broke, once more when Django resets autocommit on a fresh connection).
+    assert max(o.ended - o.started for o in outcomes) < 2 * POOL_TIMEOUT + 2, report
+    # The faults were real: the outage was seen, and ordinary traffic and full items around it.
+    assert counts[201] > 100 and counts[400] > 0, report
+    assert all(phase["503s"] > 0 for phase in phases[:3]), report
 
-    # 2. Bookings succeed again within a bounded time after each restart.
-    for r in restarts:
-        assert r["recovered"] and r["recovery"] is not None and r["recovery"] < RECOVERY_BOUND, report
-    last_up = restarts[-1]["up"]
-    late = [o for o in outcomes if o.started >= last_up + RECOVERY_BOUND / 2]
-    assert not any(o.status == 503 for o in late), f"503s long after the restart: {report}"
+    # 2. Bookings succeed again within a bounded time after each restart, and once the
+    # database has been back a moment, no pool hands out a dead connection or is still
+    # waiting out a reconnection backoff.
+    for phase in phases:
+        bound = max(RECOVERY_BOUND, phase["settled"] - phase["up"])  # see psycopg_pool's backoff above
+        assert phase["recovered"] is not None and phase["recovered"] - phase["up"] < bound, report
+        assert phase["late 503s"] == 0, report
 
     # 3. The database is consistent: counters, outbox events, and exactly the 201s booked.
     state = db_state(pg)
@@ -409,9 +470,9 @@ def test_database_restart_under_load_fails_cleanly_recovers_and_leaves_no_partia
     booking_ids = set(state["bookings"])
     assert Counter(state["confirmed_events"]) == Counter(booking_ids), "booking without its event, or vice versa"
     assert Counter(state["sync_events"]) == Counter(booking_ids), "booking without its document sync"
-
+    # Each (user, item) pair was asked for once: a 201 booked it, anything else left nothing.
     created = {json.loads(o.body)["id"]: (o.user, o.item) for o in outcomes if o.status == 201}
     assert len(created) == counts[201]
-    assert {b: pair for b, pair in state["bookings"].items()} == created, (
+    assert state["bookings"] == created, (
         "the bookings in the database are not exactly those answered 201 "
         f"({len(state['bookings'])} rows, {len(created)} 201s)")
