@@ -451,7 +451,11 @@ def test_database_restart_under_load_fails_cleanly_recovers_and_leaves_no_partia
     assert max(o.ended - o.started for o in outcomes) < 2 * POOL_TIMEOUT + 2, report
     # The faults were real: the outage was seen, and ordinary traffic and full items around it.
     assert counts[201] > 100 and counts[400] > 0, report
-    assert all(phase["503s"] > 0 for phase in phases[:3]), report
+    # Every outage met requests (a short one may be ridden out by requests waiting for the
+    # pool); one longer than DB_POOL_TIMEOUT must turn waiting requests into 503s.
+    for phase in phases[:3]:
+        assert any(o.started < phase["up"] and o.ended > phase["stopping"] + 0.5 for o in outcomes), report
+    assert phases[2]["503s"] > 0, report
 
     # 2. Bookings succeed again within a bounded time after each restart, and once the
     # database has been back a moment, no pool hands out a dead connection or is still
