@@ -1,0 +1,76 @@
+"""The production shape as files: docker-compose.yml describes the whole system consistently
+(no Docker engine on CI machines, so this checks the file itself), and beat schedules the
+periodic work with tasks that exist."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_describes_every_part_of_the_production_shape(compose):
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "worker", "beat", "mailpit"} <= set(services)
+    assert "gunicorn" in services["web"]["command"] and "bookings_project.wsgi" in services["web"]["command"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "bookings_project", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "bookings_project", "beat"]
+    assert services["postgres"]["image"].startswith("postgres") and services["redis"]["image"].startswith("redis")
+
+
+def test_compose_references_are_consistent(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in compose.get("volumes", {}), f"{name} uses undeclared volume {source}"
+    assert (ROOT / "Dockerfile").exists()
+
+
+def test_app_services_get_the_contract_configuration(compose):
+    for name in ("web", "worker", "beat", "migrate"):
+        env = compose["services"][name]["environment"]
+        for variable in ("DATABASE_URL", "DOCUMENTS_DATABASE_URL", "REDIS_URL", "EMAIL_HOST", "EMAIL_PORT",
+                         "SECRET_KEY", "JWT_SIGNING_KEY"):
+            assert variable in env, f"{name} lacks {variable}"
+        assert env["DEBUG"] == "0"
+        assert env["EMAIL_HOST"] == "mailpit" and env["REDIS_URL"].startswith("redis://redis:")
+        assert env["DATABASE_URL"] != env["DOCUMENTS_DATABASE_URL"]
+
+
+def test_beat_schedules_the_outbox_sweep_and_nightly_reconciliation():
+    from celery.schedules import crontab
+
+    from bookings_project.celery import app
+
+    app.loader.import_default_modules()
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    for entry in schedule.values():
+        assert entry["task"] in app.tasks, f"beat schedules unknown task {entry['task']}"
+    assert schedule["outbox-sweep"]["schedule"] <= 10
+    nightly = schedule["reconcile-all"]["schedule"]
+    assert isinstance(nightly, crontab) and nightly.hour == {3} and nightly.minute == {0}
+
+
+@pytest.mark.django_db
+def test_nightly_task_queues_a_full_reconciliation_of_both_types():
+    from ops.models import Job, OutboxEvent
+    from ops.tasks import reconcile_all_task
+
+    reconcile_all_task()
+    jobs = Job.objects.all()
+    assert sorted(j.params["entityType"] for j in jobs) == ["booking", "item"]
+    assert all(j.params["entityId"] is None and j.status == "queued" for j in jobs)
+    assert OutboxEvent.objects.filter(event_type="JOB_RUN").count() == 2  # they run on their own
