@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
 
-from ops.admin import action_actor, action_run_each
+from ops.admin import action_run_each
 
 from . import services
 from .models import Role, User
@@ -66,7 +66,7 @@ class UserAdmin(DjangoUserAdmin):
     def save_model(self, request, obj, form, change):
         """Username/email go through the service (normalisation, uniqueness, logging)."""
         stored = User.objects.get(pk=obj.pk)
-        services.user_update(actor=action_actor(request), user=stored, username=obj.username, email=obj.email,
+        services.user_update(actor=request.user, user=stored, username=obj.username, email=obj.email,
                              request=request)
         User.objects.filter(pk=obj.pk).update(first_name=obj.first_name, last_name=obj.last_name)
 
@@ -75,7 +75,7 @@ class UserAdmin(DjangoUserAdmin):
                         label=lambda user: user.username)
 
     def _grant(self, request, queryset, role: str) -> None:
-        actor = action_actor(request)
+        actor = request.user
         self._apply(request, queryset, f"now hold {role}", lambda user: services.user_grant_role(
             actor=actor, user=user, role=role, request=request))
 
@@ -93,6 +93,6 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):
-        actor = action_actor(request)
+        actor = request.user
         self._apply(request, queryset, "deactivated", lambda user: services.user_deactivate(
             actor=actor, user=user, request=request))

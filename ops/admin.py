@@ -6,13 +6,6 @@ from . import dispatch, jobs
 from .models import Job, JobStatus, OutboxEvent, OutboxStatus, ReconciliationChange, SystemLog
 
 
-def action_actor(request):
-    """The signed-in user as a plain model instance for service calls: services store the actor
-    in foreign keys, and the DB router (ops.routers) inspects type(obj), which the lazy
-    request.user would hide."""
-    return request.user.__class__.objects.get(pk=request.user.pk)
-
-
 def action_run_each(model_admin, request, objects, *, done: str, change, label=str) -> int:
     """Run `change(obj)` (a service call) for each object; every ApplicationError becomes an
     error message naming the object, the successes one summary message. Returns the successes."""
