@@ -51,12 +51,13 @@ def relational_body(entity_type: str, entity_id) -> dict | None:
     return None if row is None else relational_bodies(entity_type, [row])[str(row.pk)]
 
 
-def relational_batches(entity_type: str, *, batch_size: int) -> Iterator[dict[str, dict]]:
-    """Every live row's body, in primary-key order, one batch at a time (keyset paging)."""
+def relational_batches(entity_type: str, *, batch_size: int, **filters) -> Iterator[dict[str, dict]]:
+    """Every live row's body (optionally only rows matching `filters`), in primary-key order,
+    one batch at a time (keyset paging)."""
     queryset, _ = entity_sources()[entity_type]
     last = 0
     while True:
-        rows = list(queryset().filter(pk__gt=last).order_by("pk")[:batch_size])
+        rows = list(queryset().filter(pk__gt=last, **filters).order_by("pk")[:batch_size])
         if not rows:
             return
         last = rows[-1].pk
@@ -108,19 +109,14 @@ def document_delete(entity_type: str, entity_ids: Iterable[str]) -> int:
 def document_sync_item_bookings(*, item_id, batch_size: int = 500) -> int:
     """Re-project every booking document of an item (after the item's name changed), in
     batches; returns how many documents were written."""
-    queryset, _ = entity_sources()["booking"]
-    written, last = 0, 0
-    while True:
-        rows = list(queryset().filter(item_id=item_id, pk__gt=last).order_by("pk")[:batch_size])
-        if not rows:
-            return written
-        last = rows[-1].pk
-        bodies = relational_bodies("booking", rows)
+    written = 0
+    for bodies in relational_batches("booking", batch_size=batch_size, item_id=item_id):
         existing = documents_get("booking", bodies.keys())
         for key, body in bodies.items():
             if key not in existing or existing[key].body != body:
                 document_write("booking", key, body, existing.get(key))
                 written += 1
+    return written
 
 
 def document_sync(*, entity_type: str, entity_id) -> str:
