@@ -192,7 +192,9 @@ def handler403(request, exception=None):
     return json_error_response(request, 403, ApplicationError.default_message)
 
 
-def handler404(request, exception=None):
+@csrf_exempt
+def handler404(request, exception=None, **kwargs):
+    """Unknown routes (also the URL conf's catch-all, so no CSRF check on a route that does nothing)."""
     return json_error_response(request, 404, "Not found")
 
 
@@ -203,9 +205,3 @@ def handler500(request):
 def csrf_failure(request, reason=""):
     """CSRF_FAILURE_VIEW: session-authenticated form posts (the admin) that fail CSRF."""
     return json_error_response(request, 403, f"CSRF verification failed: {reason}" if reason else "CSRF verification failed")
-
-
-@csrf_exempt
-def unknown_route(request, *args, **kwargs):
-    """Catch-all route: a JSON 404 for any method (no CSRF check on a route that does nothing)."""
-    return json_error_response(request, 404, "Not found")

@@ -7,33 +7,25 @@ Booking API lists are plain JSON arrays; `?page=&pageSize=` opts in to paging, r
 
 from urllib.parse import urlencode
 
+from rest_framework import serializers
 from rest_framework.response import Response
 
-from .errors import ValidationFailed
+from .validation import valid_data
 
 MAX_PAGE_SIZE = 100
 
 
-def parse_page_params(request, *, default_size: int = 10, max_size: int = MAX_PAGE_SIZE) -> tuple[int, int]:
-    fields = {}
-    values = {}
-    for name, default, upper in (("page", 1, None), ("pageSize", default_size, max_size)):
-        raw = request.query_params.get(name)
-        if raw is None:
-            values[name] = default
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            fields[name] = ["Must be an integer"]
-            continue
-        if value < 1 or (upper is not None and value > upper):
-            fields[name] = [f"Must be between 1 and {upper}" if upper else "Must be at least 1"]
-            continue
-        values[name] = value
-    if fields:
-        raise ValidationFailed("Invalid paging parameters", fields=fields)
-    return values["page"], values["pageSize"]
+class PageQuerySerializer(serializers.Serializer):
+    """`page` (from 1) and `pageSize` (1–100): the paging query of every list, both APIs."""
+
+    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    pageSize = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=10)
+
+
+def parse_page_params(request, *, default_size: int = 10) -> tuple[int, int]:
+    """(page, pageSize) of a booking API list; pageSize defaults to `default_size`."""
+    query = valid_data(PageQuerySerializer, request.query_params)
+    return query["page"], query["pageSize"] if "pageSize" in request.query_params else default_size
 
 
 def page_rows(queryset, page: int, size: int) -> tuple[int, list]:

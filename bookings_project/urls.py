@@ -28,7 +28,7 @@ urlpatterns = [
     *accounts_urls.core_api,
     *ops_urls.core_api,
     # Anything else is a JSON 404, in DEBUG too.
-    re_path(r"^.*$", errors.unknown_route),
+    re_path(r"^.*$", errors.handler404),
 ]
 
 handler400 = "bookings_project.errors.handler400"

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from bookings_project.errors import Conflict, NotFound
 
+from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
 from .emails import email_send
 from .models import Job, JobStatus, JobType
 from .outbox import JOB_RUN, outbox_enqueue
@@ -49,7 +50,7 @@ def job_create_reconciliation(*, entity_type: str, entity_id=None, actor=None, t
 
 def reconciliation_schedule_all() -> list[Job]:
     """Beat: a full reconciliation of every entity type."""
-    return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in ("item", "booking")]
+    return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in DOCUMENT_ENTITY_TYPES]
 
 
 def claim(job_id) -> bool:

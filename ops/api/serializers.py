@@ -2,8 +2,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField, parse_api_datetime
+from bookings_project.pagination import PageQuerySerializer
 
 from ..emails import EMAIL_TEMPLATES
+from ..jobs import ENTITY_TYPES
 from ..models import JobStatus, JobType, Severity
 
 
@@ -45,13 +47,11 @@ class LogSerializer(serializers.Serializer):
         return obj.user_id or None
 
 
-class CoreListQuerySerializer(serializers.Serializer):
+class CoreListQuerySerializer(PageQuerySerializer):
     """Query of a core API list: `from`/`to` (ISO 8601, inclusive), `page`, `pageSize`."""
 
     from_ = CoreDateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601)")
     to = CoreDateTimeField(required=False, help_text="Inclusive upper bound (ISO 8601)")
-    page = serializers.IntegerField(required=False, min_value=1, default=1)
-    pageSize = serializers.IntegerField(required=False, min_value=1, max_value=100, default=10)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -79,7 +79,7 @@ class LogListSerializer(serializers.Serializer):
 
 # --- Jobs, notifications, reconciliation ------------------------------------------------------
 
-ENTITY_TYPE_CHOICES = ["item", "launch", "booking"]
+ENTITY_TYPE_CHOICES = list(ENTITY_TYPES)  # item, launch (= item), booking
 
 
 class NotificationRequestSerializer(serializers.Serializer):
