@@ -9,8 +9,24 @@ import asyncio
 import re
 import socket
 import threading
+import time
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def wait_for(predicate, timeout: float, *, interval: float = 0.1, ignore: tuple = ()) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds have passed; exceptions of the
+    types in `ignore` (e.g. OSError while a server starts) count as false."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return True
+        except ignore:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 def free_port() -> int:

@@ -13,22 +13,15 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from bookings_project.testing import free_port, wait_for
 from catalog.tests.factories import make_item
-from conftest import database_url, free_port
+from conftest import database_url
 from ops.dispatch import outbox_dispatch_until_empty
 from ops.models import OutboxEvent, OutboxStatus
 from ops.outbox import EventType, outbox_enqueue
 
 ALL_DBS = ["default", "documents"]
 
-
-def wait_for(predicate, timeout=20.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def emails_of(smtp_server, event_type):

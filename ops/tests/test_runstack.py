@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from django.conf import settings
 
-from conftest import free_port
+from bookings_project.testing import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +27,6 @@ def http(method, url, body=None):
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
 
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp_server):
@@ -54,13 +43,13 @@ def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        assert wait_for(lambda: http("GET", f"{base}/healthz") == (200, {"status": "ok"}), timeout=60)
-        assert wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=20)
+        assert wait_for(lambda: http("GET", f"{base}/healthz") == (200, {"status": "ok"}), timeout=60, interval=0.2, ignore=(OSError,))
+        assert wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=20, interval=0.2, ignore=(OSError,))
         status, body = http("POST", f"{base}/api/v1/user",
                             {"username": "newbie", "email": "newbie@example.com", "password": "S3cure-pass!"})
         assert status == 201, body
         registered = time.monotonic()
-        assert wait_for(lambda: any(m["to"] == ["newbie@example.com"] for m in smtp_server.messages), timeout=20)
+        assert wait_for(lambda: any(m["to"] == ["newbie@example.com"] for m in smtp_server.messages), timeout=20, interval=0.2)
         assert time.monotonic() - registered < 20
         status, tokens = http("POST", f"{base}/api/v1/auth/login", {"username": "root", "password": "Root-pass-123!"})
         assert status == 200 and tokens["token"]
@@ -74,4 +63,4 @@ def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp
             pytest.fail(f"runstack did not stop on SIGTERM:\n{output[-3000:]}")
     assert "All processes stopped." in output, output[-3000:]
     # Nothing it started is left listening.
-    assert not wait_for(lambda: http("GET", f"{base}/healthz")[0] == 200, timeout=1)
+    assert not wait_for(lambda: http("GET", f"{base}/healthz")[0] == 200, timeout=1, interval=0.2, ignore=(OSError,))

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from conftest import free_port
+from bookings_project.testing import free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -198,14 +198,6 @@ class Http:
             return False
 
 
-def wait_for(predicate, timeout, interval=0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
 
 @pytest.fixture
 def web(cluster, tmp_path):
@@ -224,7 +216,7 @@ def web(cluster, tmp_path):
         cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = Http(port)
     try:
-        assert wait_for(client.ready, timeout=30), (tmp_path / "gunicorn.log").read_text()[-3000:]
+        assert wait_for(client.ready, timeout=30, interval=0.2), (tmp_path / "gunicorn.log").read_text()[-3000:]
         yield {"client": client, "cluster": cluster, "log": tmp_path / "gunicorn.log", **seeded}
     finally:
         if server.poll() is None:
@@ -310,7 +302,7 @@ class Load:
 
     def pause(self):
         self.go.clear()
-        assert wait_for(lambda: self.busy == 0, timeout=CLIENT_TIMEOUT + 5), "requests still in flight"
+        assert wait_for(lambda: self.busy == 0, timeout=CLIENT_TIMEOUT + 5, interval=0.2), "requests still in flight"
 
     def resume(self):
         self.go.set()
