@@ -113,7 +113,8 @@ class LockSampler(threading.Thread):
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stopping.wait(0.1):
                 rows = conn.execute(
-                    "SELECT state, coalesce(wait_event_type, ''), coalesce(wait_event, '') FROM pg_stat_activity "
+                    "SELECT coalesce(state, 'starting'), coalesce(wait_event_type, ''), coalesce(wait_event, '') "
+                    "FROM pg_stat_activity "
                     "WHERE datname = %s AND pid <> pg_backend_pid()", (self.database,)).fetchall()
                 self.samples += 1
                 for state, wait_type, wait_event in rows:
