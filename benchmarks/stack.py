@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bookings_project.testing import LoopbackSMTP, free_port
+from bookings_project.testing import LoopbackSMTP, free_port, wait_for as poll
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]
@@ -45,15 +45,9 @@ def ensure_services() -> None:
 
 
 def wait_for(check, what: str, timeout: float, interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # not up yet
-            pass
-        time.sleep(interval)
-    raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
+    """Wait for a service to come up (any error counts as "not yet"), or fail the run."""
+    if not poll(check, timeout, interval=interval, ignore=(Exception,)):
+        raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
 
 
 def drop_databases() -> None:
