@@ -9,6 +9,7 @@ Redis answers again. A warning is logged once per outage.
 import logging
 import threading
 
+from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
 from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
@@ -56,3 +57,20 @@ class FailoverRedisCache(RedisCache):
     def clear(self):
         self._fallback.clear()
         return self._call("clear")
+
+
+def shared_redis():
+    """The shared cache's own Redis client (its calls raise when Redis is unreachable), or None
+    in embedded mode (no REDIS_URL)."""
+    if not settings.REDIS_URL:
+        return None
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+def shared_key(name: str) -> str:
+    """`name` under the cache's KEY_PREFIX, like every other entry of the shared cache."""
+    from django.core.cache import cache
+
+    return cache.make_key(name)

@@ -322,6 +322,9 @@ OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10)
 OUTBOX_MAX_RETRIES = env_int("OUTBOX_MAX_RETRIES", 5)
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 600)
+# How long one dispatcher task drains before leaving the rest to the next (its last full batch
+# nudged one): a worker asked to stop finishes within about this long plus one batch.
+OUTBOX_DISPATCH_SECONDS = env_int("OUTBOX_DISPATCH_SECONDS", 10)
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 1800)
 
 EMAIL_HOST = env_str("EMAIL_HOST", "")

@@ -9,7 +9,7 @@ after OUTBOX_MAX_RETRIES failures; `outbox_retry` revives DEAD events.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -28,9 +28,11 @@ BACKOFF_CAP = timedelta(hours=1)
 
 @dataclass
 class BatchContext:
-    """Per-batch resources shared by handlers (one SMTP connection per batch)."""
+    """Per-batch resources shared by handlers (one SMTP connection per batch), and the documents
+    this batch has already brought up to date."""
 
     email_connection: object = None
+    synced: set = field(default_factory=set)
 
     def smtp(self):
         if self.email_connection is None:
@@ -57,10 +59,17 @@ def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
     from .documents import document_sync, document_sync_item_bookings
 
     for entity_type, entity_id in event.payload.get("entities", []):
+        # Once per batch is enough: every change whose event is in this batch committed before
+        # the batch was claimed, so the first sync already read it (a hot item's document is
+        # not re-projected once per booking).
+        key = (entity_type, str(entity_id))
+        if key in ctx.synced:
+            continue
         if entity_type == ITEM_BOOKINGS:
             document_sync_item_bookings(item_id=entity_id)
         else:
             document_sync(entity_type=entity_type, entity_id=entity_id)
+        ctx.synced.add(key)
 
 
 def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
@@ -156,17 +165,32 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
 
 
 def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | None = None) -> dict:
-    """Dispatch batches until nothing is due or the time budget is used up."""
+    """Dispatch batches (at least one) until nothing is due or the time budget is used up. A
+    full batch means a backlog: it nudges once more, so an idle worker joins in and a dispatcher
+    that runs out of time leaves the rest to the next one (with Redis the nudge is skipped while
+    one is still queued, so a backlog never floods the broker)."""
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     totals = {"claimed": 0, "sent": 0, "retry": 0, "dead": 0, "batches": 0}
     deadline = timezone.now() + timedelta(seconds=max_seconds)
-    while timezone.now() < deadline:
+    while True:
         stats = outbox_dispatch_batch(batch_size=batch_size)
         if not stats["claimed"]:
             break
+        if stats["claimed"] == batch_size and not _eager():
+            outbox_nudge()
         totals["batches"] += 1
         for key in ("claimed", "sent", "retry", "dead"):
             totals[key] += stats[key]
+        if timezone.now() >= deadline:
+            break
     return totals
+
+
+def _eager() -> bool:
+    """CELERY_TASK_ALWAYS_EAGER: a nudge would run a nested dispatcher here (recursion)."""
+    from celery import current_app
+
+    return bool(current_app.conf.task_always_eager)
 
 
 def outbox_retry(*, event_ids) -> int:

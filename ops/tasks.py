@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -10,8 +11,10 @@ logger = logging.getLogger(__name__)
 @shared_task(name="ops.outbox_dispatch_task", ignore_result=True)
 def outbox_dispatch_task():
     from .dispatch import outbox_dispatch_until_empty
+    from .outbox import outbox_nudge_taken
 
-    return outbox_dispatch_until_empty(max_seconds=120)
+    outbox_nudge_taken()  # before claiming: events committed from now on nudge again
+    return outbox_dispatch_until_empty(max_seconds=settings.OUTBOX_DISPATCH_SECONDS)
 
 
 @shared_task(name="ops.reconcile_all_task", ignore_result=True)

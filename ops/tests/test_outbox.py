@@ -125,3 +125,107 @@ def test_event_without_handler_goes_dead_with_reason():
     outbox_dispatch_batch()
     event.refresh_from_db()
     assert event.status == OutboxStatus.DEAD and "No handler" in event.error_message
+
+
+class TestNudgeDebounce:
+    """One Celery message per dispatcher run, not one per committed transaction."""
+
+    @pytest.fixture
+    def published(self, monkeypatch):
+        from ops import tasks
+
+        sent = []
+        monkeypatch.setattr(tasks.outbox_dispatch_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+        return sent
+
+    @pytest.mark.redis
+    def test_a_queued_nudge_stands_for_later_ones_until_its_dispatcher_starts(self, published):
+        from ops.outbox import outbox_nudge, outbox_nudge_taken
+        from ops.tasks import outbox_dispatch_task
+
+        outbox_nudge_taken()
+        for _ in range(3):
+            outbox_nudge()
+        assert len(published) == 1
+
+        outbox_dispatch_task()  # a dispatcher starts: whatever commits from now on must nudge again
+        outbox_nudge()
+        outbox_nudge()
+        assert len(published) == 2
+
+    @pytest.mark.redis
+    def test_the_flag_expires_if_its_dispatcher_never_starts(self, published, monkeypatch):
+        from ops import outbox
+
+        monkeypatch.setattr(outbox, "NUDGE_PENDING_MS", 50)
+        outbox.outbox_nudge_taken()
+        outbox.outbox_nudge()
+        import time
+
+        time.sleep(0.2)
+        outbox.outbox_nudge()
+        assert len(published) == 2
+
+    def test_without_redis_every_commit_nudges(self, published, settings):
+        from ops.outbox import outbox_nudge
+
+        settings.REDIS_URL = ""
+        for _ in range(3):
+            outbox_nudge()
+        assert len(published) == 3
+
+    def test_with_redis_unreachable_it_still_nudges(self, published, monkeypatch):
+        import redis
+
+        from ops import outbox
+
+        dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+        monkeypatch.setattr(outbox, "shared_redis", lambda: dead)
+        outbox.outbox_nudge()
+        assert len(published) == 1
+
+    def test_a_backlog_asks_for_another_dispatcher_after_each_full_batch(self, published, settings):
+        from ops.outbox import DOCUMENT_SYNC
+
+        settings.REDIS_URL = ""
+        for _ in range(25):
+            outbox_enqueue(event_type=DOCUMENT_SYNC)
+        published.clear()
+
+        totals = outbox_dispatch_until_empty(batch_size=10)
+
+        assert (totals["sent"], totals["batches"]) == (25, 3)
+        assert len(published) == 2  # after the two full batches, not after the last partial one
+
+    def test_eager_mode_drains_a_backlog_without_nesting_dispatchers(self, settings):
+        from celery import current_app
+
+        from ops.outbox import DOCUMENT_SYNC
+
+        settings.REDIS_URL = ""
+        for _ in range(25):
+            outbox_enqueue(event_type=DOCUMENT_SYNC)
+        current_app.conf.task_always_eager = True
+        try:
+            totals = outbox_dispatch_until_empty(batch_size=2)
+        finally:
+            current_app.conf.task_always_eager = False
+        assert (totals["sent"], totals["batches"]) == (25, 13)  # this dispatcher did it all
+
+    def test_a_dispatcher_out_of_time_hands_the_backlog_to_the_next(self, published, settings):
+        from ops.outbox import DOCUMENT_SYNC
+        from ops.tasks import outbox_dispatch_task
+
+        settings.REDIS_URL = ""
+        settings.OUTBOX_DISPATCH_SECONDS = 0  # a worker asked to stop: one batch, then go
+        for _ in range(25):
+            outbox_enqueue(event_type=DOCUMENT_SYNC)
+        published.clear()
+
+        outbox_dispatch_task()
+
+        assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 10
+        assert len(published) == 1  # the next dispatcher was asked for
+        while OutboxEvent.objects.filter(status=OutboxStatus.PENDING).exists():
+            outbox_dispatch_task()
+        assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 25

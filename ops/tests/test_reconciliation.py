@@ -60,6 +60,23 @@ def test_changes_are_projected_through_the_outbox(synced_item, make_user, api_cl
     assert doc("booking", booking.pk).body["pricePaid"] == 49.99
 
 
+def test_a_batch_projects_each_document_once_and_ends_on_the_latest_state(synced_item, make_user, monkeypatch):
+    from ops import documents
+
+    calls = []
+    real = documents.document_sync
+    monkeypatch.setattr(documents, "document_sync",
+                        lambda **kwargs: calls.append((kwargs["entity_type"], str(kwargs["entity_id"]))) or real(**kwargs))
+    bookings = [booking_create(user=make_user(), item_id=synced_item.pk) for _ in range(3)]
+
+    outbox_dispatch_until_empty()
+
+    assert calls.count(("item", str(synced_item.pk))) == 1
+    assert sorted(c for c in calls if c[0] == "booking") == sorted(("booking", str(b.pk)) for b in bookings)
+    assert doc("item", synced_item.pk).body["availableCapacity"] == 7
+    assert doc("item", synced_item.pk).body == relational_body("item", synced_item.pk)
+
+
 def test_tampered_document_is_repaired_with_changes_log(synced_item, op_client):
     good = dict(doc("item", synced_item.pk).body)
     tamper("item", synced_item.pk, capacity=999, name="Hacked", startTime="2001-01-01T00:00:00")
