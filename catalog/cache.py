@@ -1,7 +1,7 @@
 """Rendered item lists cached in Redis under a catalog version.
 
-Every committed change to an item, its tiers or its seat counters bumps the version (after
-commit, once per transaction). A reader reads the version before it computes, so a list built
+Every committed change to an item, its tiers or its seat counters replaces the version with a
+fresh random one (after commit, once per transaction). A reader reads the version before it computes, so a list built
 from older rows is stored under an older version that nobody asks for any more: a reader never
 gets a list older than the last change committed before its request began. If the bump cannot
 reach Redis, a CATALOG_CACHE_BUMP outbox event retries it; cached lists also expire after
@@ -11,9 +11,14 @@ computed fresh — never served stale.
 
 import hashlib
 import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
 
 from django.conf import settings
 
+from bookings_project.cache import shared_key, shared_redis
 from bookings_project.transactions import on_commit_once
 
 logger = logging.getLogger(__name__)
@@ -23,11 +28,7 @@ CACHE_BUMP_EVENT = "CATALOG_CACHE_BUMP"
 
 
 def _redis():
-    if not settings.REDIS_URL or not settings.CATALOG_CACHE_TTL:
-        return None
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
+    return shared_redis() if settings.CATALOG_CACHE_TTL else None
 
 
 def catalog_changed() -> None:
@@ -36,15 +37,19 @@ def catalog_changed() -> None:
         on_commit_once(_bump_after_commit)
 
 
-def _key(name: str) -> str:
-    from django.core.cache import cache
-
-    return cache.make_key(name)  # the configured KEY_PREFIX, like every other cache entry
-
-
 def catalog_version_bump() -> None:
-    """Raises when Redis is unreachable (the outbox handler retries it)."""
-    _redis().incr(_key(VERSION_KEY))
+    """A fresh random version, never a counter: a counter restarts when Redis loses its data,
+    and a list cached in a web process under a reused number would be served stale. Raises when
+    Redis is unreachable (the outbox handler retries it)."""
+    _redis().set(shared_key(VERSION_KEY), uuid.uuid4().hex)
+
+
+def _current_version(redis) -> str:
+    version = redis.get(shared_key(VERSION_KEY))
+    if version is None:  # first use, or Redis lost its data: start a version nobody has used
+        redis.set(shared_key(VERSION_KEY), uuid.uuid4().hex, nx=True)
+        version = redis.get(shared_key(VERSION_KEY))
+    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def _bump_after_commit() -> None:
@@ -57,21 +62,53 @@ def _bump_after_commit() -> None:
         outbox_enqueue(event_type=CACHE_BUMP_EVENT)
 
 
+class _LocalLists:
+    """The last few lists this process served, by their Redis key (which holds the catalog
+    version): a repeat reader skips moving the whole body out of Redis again. Same freshness as
+    Redis itself: the version is still read from Redis on every request, and an entry expires
+    after CATALOG_CACHE_TTL like its Redis copy."""
+
+    def __init__(self, entries: int):
+        self.entries, self.lists, self.lock = entries, OrderedDict(), threading.Lock()
+
+    def get(self, key: str) -> tuple[int, bytes] | None:
+        with self.lock:
+            hit = self.lists.get(key)
+            if hit is None or hit[0] < time.monotonic():
+                return None
+            self.lists.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: str, value: tuple[int, bytes]) -> None:
+        with self.lock:
+            self.lists[key] = (time.monotonic() + settings.CATALOG_CACHE_TTL, value)
+            self.lists.move_to_end(key)
+            while len(self.lists) > self.entries:
+                self.lists.popitem(last=False)
+
+
+_local = _LocalLists(entries=16)
+
+
 def cached_list(key_parts, compute) -> tuple[int, bytes]:
-    """(total, rendered JSON) for a list, from the cache or `compute()`."""
+    """(total, rendered JSON) for a list, from this process, from Redis, or `compute()`."""
     redis = _redis()
     if redis is None:
         return compute()
     try:
-        version = int(redis.get(_key(VERSION_KEY)) or 0)
-        key = _key(f"catalog:list:{version}:" + hashlib.sha256(repr(key_parts).encode()).hexdigest())
+        version = _current_version(redis)
+        key = shared_key(f"catalog:list:{version}:" + hashlib.sha256(repr(key_parts).encode()).hexdigest())
+        if (local := _local.get(key)) is not None:
+            return local
         hit = redis.get(key)
     except Exception:  # unreachable: compute fresh rather than risk a stale list
         return compute()
     if hit is not None:
         total, _, body = hit.partition(b"\n")
+        _local.put(key, (int(total), body))
         return int(total), body
     total, body = compute()
+    _local.put(key, (total, body))
     try:
         redis.set(key, str(total).encode() + b"\n" + body, ex=settings.CATALOG_CACHE_TTL)
     except Exception:

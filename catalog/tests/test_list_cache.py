@@ -80,3 +80,18 @@ def test_unreachable_redis_computes_fresh_and_a_failed_bump_goes_through_the_out
     response, queries = listing(api_client)
     assert [i["name"] for i in response.json()] == ["While Redis is down"] and queries > 0
     assert OutboxEvent.objects.filter(event_type=catalog_cache.CACHE_BUMP_EVENT).count() == 1
+
+
+def test_redis_losing_its_data_never_brings_back_an_old_list(api_client, organizer):
+    """Web processes keep the last lists they served, by version: a version must never be
+    reused, not even after Redis restarts empty (a counter would start again at 1)."""
+    from django_redis import get_redis_connection
+
+    item = make_item(organizer, name="Before")
+    assert [i["name"] for i in listing(api_client)[0].json()] == ["Before"]
+    get_redis_connection("default").flushdb()  # Redis restarted without its data
+
+    item_update(actor=organizer, item_id=item.pk, name="After")
+
+    assert [i["name"] for i in listing(api_client)[0].json()] == ["After"]
+    assert [i["name"] for i in listing(api_client)[0].json()] == ["After"]
