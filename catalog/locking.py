@@ -16,6 +16,17 @@ def sqlstate(exc: Exception) -> str | None:
     return getattr(cause, "sqlstate", None) or getattr(exc, "sqlstate", None)
 
 
+def constraint_name(exc: Exception) -> str | None:
+    """The constraint an IntegrityError names: PostgreSQL's diagnostics, or SQLite's message
+    ("CHECK constraint failed: <name>")."""
+    cause = exc.__cause__ or exc.__context__
+    diag = getattr(cause, "diag", None)
+    if diag is not None:
+        return diag.constraint_name
+    prefix = "CHECK constraint failed: "
+    return str(exc)[len(prefix):].strip() if str(exc).startswith(prefix) else None
+
+
 @contextmanager
 def contention_guard():
     try:

@@ -1,8 +1,9 @@
 """Bookable items and their ordered price tiers.
 
 Seat counters (`BookableItem.sold`, `PriceTier.sold`) count active bookings (PENDING +
-CONFIRMED). They are changed only by conditional UPDATEs in the writing services, so the
-database refuses an oversell (`sold < capacity` in the WHERE clause, CHECK constraints as backstop).
+CONFIRMED). They are changed only by UPDATEs in the writing services, and the CHECK
+constraints below make the database refuse an oversell: a booking's claim is a plain increment
+that fails when the item or tier is full (catalog.services.item_seat_claim).
 """
 
 from django.conf import settings

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from bookings_project.db import db_value
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 
 from .cache import catalog_changed
 from .exceptions import CapacityExceeded, ItemNotFound, TierSoldOut, UnknownTier
-from .locking import contention_guard
+from .locking import constraint_name, contention_guard
 from .models import BookableItem, PriceTier
 from .selectors import item_can_manage
 
@@ -179,11 +180,10 @@ def item_delete(*, actor, item_id) -> BookableItem:
     return item
 
 
-def item_tier_offer(*, item: BookableItem, tier_name: str | None = None) -> PriceTier | None:
-    """The tier a booking would get now, from the item's tiers as read (no lock): the named tier,
-    or the first listed tier with a free seat. None: a free item. 400 for an unknown or sold-out
-    tier, or a full item."""
-    tiers = list(item.tiers.all())
+def item_tier_offer(*, item: BookableItem, tiers: list[PriceTier], tier_name: str | None = None) -> PriceTier | None:
+    """The tier a booking would get now, from the item and its tiers (in order) as read, without
+    a lock: the named tier, or the first tier with a free seat. None: a free item. 400 for an
+    unknown or sold-out tier, or a full item."""
     if tier_name is not None:
         tiers = [t for t in tiers if t.name == tier_name]
         if not tiers:
@@ -200,55 +200,44 @@ def item_tier_offer(*, item: BookableItem, tier_name: str | None = None) -> Pric
     return None
 
 
-def item_seat_claim(*, item_id, offered: PriceTier | None, tier_name: str | None = None) -> PriceTier | None:
-    """Take one seat: the last writes of the booking transaction, so the hot item row is locked
-    only from here to COMMIT. Conditional UPDATEs (the row count says whether a seat was free):
-    item counter first (lock order item → tier), then the offered tier. If that tier filled since
-    it was read, the item lock now freezes every tier counter of this item, so the next open
-    tier is chosen under the lock. Returns the tier actually sold."""
-    item_claimed, tier_claimed = _claim_counters(item_id=item_id, tier_id=offered.pk if offered else None)
-    if not item_claimed:
-        raise CapacityExceeded()
+def item_seat_claim(*, item: BookableItem, tier: PriceTier | None) -> None:
+    """Take one seat of `item` and `tier` as the booking read them: the last writes of the
+    booking transaction (lock order item → tier).
+
+    Increments that the CHECK constraints (sold ≤ capacity) refuse when the item or the tier is
+    full. An item deleted or moved since the read, or a tier repriced, has its increment pushed
+    past its capacity so it is refused the same way, and a tier removed since the read fails the
+    booking's foreign key at COMMIT. So every refusal is an IntegrityError, never a silent "0
+    rows" or a booking at stale times or prices: the booking can send these writes with its
+    COMMIT without reading their results (bookings_project.transactions.atomic_with_tail) and
+    retry from a fresh read when `seat_claim_refused(exc)`.
+    """
     catalog_changed()
-    if offered is None or tier_claimed:
-        return offered
-    tiers = PriceTier.objects.filter(item_id=item_id, sold__lt=F("max_capacity")).order_by("position")
-    tier = (tiers.filter(name=tier_name) if tier_name is not None else tiers).first()
-    if tier is None:
-        raise TierSoldOut(tier_name) if tier_name is not None else CapacityExceeded()
-    PriceTier.objects.filter(pk=tier.pk).update(sold=F("sold") + 1)
-    return tier
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_ITEM_SQL, [db_value(BookableItem, "start_time", item.start_time),
+                                         db_value(BookableItem, "end_time", item.end_time), item.pk])
+        if tier is not None:
+            cursor.execute(_CLAIM_TIER_SQL, [db_value(PriceTier, "price", tier.price), tier.pk])
 
 
-# One round trip on PostgreSQL: the tier UPDATE's condition needs the item UPDATE's result, so
-# the item row is locked first (the project's lock order) and the lock holder goes straight on
-# to COMMIT (make bench: the hot item's throughput is bound by how long that lock is held).
-_CLAIM_SQL = """
-WITH item AS (
-    UPDATE catalog_bookableitem SET sold = sold + 1
-    WHERE id = %(item)s AND deleted_at IS NULL AND sold < capacity
-    RETURNING id
-), tier AS (
-    UPDATE catalog_pricetier SET sold = sold + 1
-    WHERE id = %(tier)s AND sold < max_capacity AND EXISTS (SELECT 1 FROM item)
-    RETURNING id
-)
-SELECT (SELECT count(*) FROM item), (SELECT count(*) FROM tier)
-"""
+# Raw SQL, the same on PostgreSQL and SQLite: the ORM would spend more building these two
+# statements than the server spends running them, on the hottest path there is.
+_CLAIM_ITEM_SQL = f"""
+    UPDATE {BookableItem._meta.db_table}
+    SET sold = sold + CASE WHEN deleted_at IS NULL AND start_time = %s AND end_time = %s THEN 1
+                           ELSE capacity + 1 END
+    WHERE id = %s"""
+_CLAIM_TIER_SQL = f"""
+    UPDATE {PriceTier._meta.db_table}
+    SET sold = sold + CASE WHEN price = %s THEN 1 ELSE max_capacity + 1 END
+    WHERE id = %s"""
+
+SEAT_CONSTRAINTS = frozenset({"item_sold_within_capacity", "tier_sold_within_max"})
 
 
-def _claim_counters(*, item_id, tier_id) -> tuple[bool, bool]:
-    """Conditionally add one to the item's and (if given) the tier's seat counters."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, {"item": item_id, "tier": tier_id})
-            item_rows, tier_rows = cursor.fetchone()
-        return bool(item_rows), bool(tier_rows)
-    item_rows = BookableItem.objects.filter(pk=item_id, deleted_at__isnull=True, sold__lt=F("capacity")) \
-        .update(sold=F("sold") + 1)
-    tier_rows = item_rows and tier_id is not None and PriceTier.objects.filter(
-        pk=tier_id, sold__lt=F("max_capacity")).update(sold=F("sold") + 1)
-    return bool(item_rows), bool(tier_rows)
+def seat_claim_refused(exc: IntegrityError) -> bool:
+    """The claim was refused: the item or tier filled or changed since it was read."""
+    return constraint_name(exc) in SEAT_CONSTRAINTS
 
 
 def item_seat_release(*, item_id, tier_id=None) -> None:

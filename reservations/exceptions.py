@@ -1,4 +1,5 @@
 from bookings_project.errors import ApplicationError, Conflict, NotFound
+from bookings_project.transactions import CommitOutcomeUnknown
 
 
 class BookingNotFound(NotFound):
@@ -20,3 +21,8 @@ class BookingLimitReached(Conflict):
 
 class InvalidStatusTransition(Conflict):
     default_message = "This status change is not allowed"
+
+
+class BookingOutcomeUnknown(CommitOutcomeUnknown):
+    default_message = ("The database connection was lost while the booking was being saved: it may "
+                       "or may not have been made. Check GET /api/v1/bookings/me before booking again")

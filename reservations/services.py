@@ -1,31 +1,40 @@
 """Writes on bookings. Lock order (see catalog.services): user → item → booking → tier.
 
-booking_create serializes one user's requests on their user row, claims a seat with
-conditional counter UPDATEs, and relies on PostgreSQL's exclusion constraint as a backstop
-against overlapping CONFIRMED bookings. Outbox rows are written in the same transaction.
+booking_create serializes one user's requests on their user row, claims the seat last with
+counter increments that CHECK constraints refuse when full (sent with the COMMIT on
+PostgreSQL), retries from a fresh read when refused, and relies on PostgreSQL's exclusion
+constraint as a backstop against overlapping CONFIRMED bookings. Outbox rows are written in
+the same transaction.
 """
 
+import logging
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from bookings_project.db import db_value, insert_many
 from bookings_project.errors import Forbidden
+from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
+from catalog.exceptions import ItemBusy
 from catalog.locking import contention_guard, sqlstate
 from catalog.models import BookableItem
-from catalog.selectors import item_can_manage, item_get_visible
-from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer
+from catalog.selectors import item_can_manage, item_get_for_booking
+from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
 from ops.models import OutboxEvent
 from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
 from .conflicts import overlap_q, transition_allowed
-from .exceptions import (BookingLimitReached, BookingNotFound, BookingTimeConflict, InvalidStatusTransition,
-                         ItemAlreadyStarted)
+from .exceptions import (BookingLimitReached, BookingNotFound, BookingOutcomeUnknown, BookingTimeConflict,
+                         InvalidStatusTransition, ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
 from .selectors import booking_conflicts
+
+logger = logging.getLogger(__name__)
 
 EXCLUSION_VIOLATION = "23P01"
 
@@ -64,44 +73,93 @@ def _raise_overlap_as_conflict(exc: IntegrityError) -> None:
 
 def _lock_user(user) -> None:
     """One user's parallel bookings run one after the other; a deactivated user cannot book."""
-    active = list(User.objects.select_for_update().filter(pk=user.pk).values_list("is_active", flat=True))
-    if active != [True]:
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_USER_SQL, [user.pk])
+        row = cursor.fetchone()
+    if row is None or not row[0]:
         raise Forbidden("This account is not active")
 
 
-def _check_booking_cap(user) -> None:
-    """Business-flow protection (OWASP API6): one account cannot hoard seats. Runs under the
-    user lock, so parallel requests cannot slip past the cap together."""
-    upcoming = Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES, end_time__gt=timezone.now())
-    if upcoming.count() >= settings.MAX_ACTIVE_BOOKINGS_PER_USER:
+def _check_booker(user, item: BookableItem) -> None:
+    """Under the user lock, so a user's parallel requests cannot slip past these together:
+    the booking cap (business-flow protection, OWASP API6) and no overlapping CONFIRMED booking
+    (PostgreSQL's exclusion constraint backs this up)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BOOKER_SQL, [
+            user.pk, *ACTIVE_STATUSES, db_value(Booking, "end_time", timezone.now()),
+            user.pk, BookingStatus.CONFIRMED, db_value(Booking, "start_time", item.end_time),
+            db_value(Booking, "end_time", item.start_time)])
+        upcoming, clash = cursor.fetchone()
+    if upcoming >= settings.MAX_ACTIVE_BOOKINGS_PER_USER:
         raise BookingLimitReached()
+    if clash:
+        raise BookingTimeConflict()
+
+
+# Raw SQL on the hot booking path (see catalog.selectors.item_get_for_booking). The overlap
+# test is conflicts.overlap_q's: half-open ranges.
+_LOCK_USER_SQL = f"SELECT is_active FROM {User._meta.db_table} WHERE id = %s" + (
+    " FOR UPDATE" if connection.features.has_select_for_update else "")
+_ACTIVE_PLACEHOLDERS = ", ".join(["%s"] * len(ACTIVE_STATUSES))
+_BOOKER_SQL = f"""
+    SELECT (SELECT count(*) FROM {Booking._meta.db_table}
+            WHERE user_id = %s AND status IN ({_ACTIVE_PLACEHOLDERS}) AND end_time > %s),
+           EXISTS (SELECT 1 FROM {Booking._meta.db_table}
+                   WHERE user_id = %s AND status = %s AND start_time < %s AND end_time > %s)"""
+
+
+# A refused claim (catalog.services.item_seat_claim) means the item or a tier filled or changed
+# since the read: the booking starts over from a fresh read, which starts at a later tier or
+# says why it cannot book. An item with N tiers can need N + 1 attempts; the spare ones absorb
+# edits of the item in the meantime.
+SPARE_ATTEMPTS = 3
+FOREIGN_KEY_VIOLATION = "23503"  # at COMMIT (deferred): the tier it read was removed meanwhile
 
 
 def booking_create(*, user, item_id, tier_name: str | None = None) -> Booking:
+    attempts, read = 0, _Read()
+    while True:
+        attempts += 1
+        try:
+            return _booking_attempt(user=user, item_id=item_id, tier_name=tier_name, read=read)
+        except IntegrityError as exc:
+            if not (seat_claim_refused(exc) or sqlstate(exc) == FOREIGN_KEY_VIOLATION):
+                _raise_overlap_as_conflict(exc)
+            if attempts >= read.tiers + SPARE_ATTEMPTS:
+                raise ItemBusy() from exc
+
+
+@dataclass
+class _Read:
+    tiers: int = 0  # how many tiers the last attempt read
+
+
+def _booking_attempt(*, user, item_id, tier_name: str | None, read: _Read) -> Booking:
+    booking = None
     try:
-        with contention_guard(), transaction.atomic():
+        with contention_guard(), atomic_with_tail() as at_commit:
             _lock_user(user)
-            _check_booking_cap(user)
-            item = item_get_visible(actor=user, item_id=item_id)
+            item, tiers = item_get_for_booking(actor=user, item_id=item_id)
+            read.tiers = len(tiers)
             if item.start_time <= timezone.now():
                 raise ItemAlreadyStarted()
-            if booking_conflicts(user=user, start=item.start_time, end=item.end_time).exists():
-                raise BookingTimeConflict()
-            offered = item_tier_offer(item=item, tier_name=tier_name)
-            booking = Booking.objects.create(
+            _check_booker(user, item)
+            offered = item_tier_offer(item=item, tiers=tiers, tier_name=tier_name)
+            [booking] = insert_many([Booking(
                 user=user, item=item, tier=offered, status=BookingStatus.CONFIRMED,
                 price_paid=offered.price if offered is not None else Decimal("0.00"),
                 start_time=item.start_time, end_time=item.end_time,
-            )
-            [email, _] = _announce(booking, EventType.BOOKING_CONFIRMED)
-            # The seat is claimed last: the hot item row stays locked only until COMMIT.
-            sold = item_seat_claim(item_id=item.pk, offered=offered, tier_name=tier_name)
-            if sold is not None and sold.pk != offered.pk:  # that tier filled up meanwhile (rare)
-                booking.tier, booking.price_paid = sold, sold.price
-                booking.save(update_fields=["tier", "price_paid", "updated_at"])
-                OutboxEvent.objects.filter(pk=email.pk).update(payload=booking_event_payload(booking))
-    except IntegrityError as exc:
-        _raise_overlap_as_conflict(exc)
+            )])
+            _announce(booking, EventType.BOOKING_CONFIRMED)
+            # The seat is claimed last, and sent with the COMMIT: the hot item row stays locked
+            # only while the server runs these two statements.
+            at_commit(lambda: item_seat_claim(item=item, tier=offered))
+    except CommitOutcomeUnknown as exc:
+        # Saved or not, only the database knows: if it was, the booking is in bookings/me and
+        # its email goes out (its outbox row committed with it).
+        logger.warning("Booking %s (user %s, item %s): connection lost at COMMIT, outcome unknown: %s",
+                       booking.pk, user.pk, item_id, exc.__cause__)
+        raise BookingOutcomeUnknown() from exc
     return booking
 
 

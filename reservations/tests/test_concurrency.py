@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from catalog.exceptions import CapacityExceeded
-from catalog.models import BookableItem
+from catalog.models import BookableItem, PriceTier
 from catalog.tests.factories import make_item
 from reservations.exceptions import BookingTimeConflict
 from reservations.models import Booking, BookingStatus
@@ -56,13 +56,47 @@ def test_forty_users_race_for_ten_seats_in_two_tiers(make_user, organizer):
     made = [r for r in results if isinstance(r, Booking)]
     refused = [r for r in results if not isinstance(r, Booking)]
     assert len(made) == 10
-    assert all(isinstance(r, CapacityExceeded) for r in refused), refused
+    assert all(isinstance(r, CapacityExceeded) for r in refused), [r for r in refused if not isinstance(r, CapacityExceeded)]
     rows = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED)
     assert rows.count() == 10 and len({b.user_id for b in rows}) == 10
     assert Counter(b.tier.name for b in rows) == {"Early": 4, "Late": 6}
     assert Counter(b.price_paid for b in rows) == {Decimal("10.00"): 4, Decimal("25.50"): 6}
     item = BookableItem.objects.get(pk=item.pk)
     assert item.sold == 10 and [t.sold for t in item.tiers.order_by("position")] == [4, 6]
+
+
+def test_thirty_users_race_across_four_small_tiers_each_tier_fills_in_order(make_user, organizer, caplog):
+    """Every tier boundary refuses the claims of racers who read the filled tier as open; they
+    start over from a fresh read (catalog.services.item_seat_claim): none may end in 503."""
+    tiers = [("T1", "10.00", 3), ("T2", "20.00", 3), ("T3", "30.00", 3), ("T4", "40.00", 3)]
+    item = make_item(organizer, capacity=12, tiers=tiers)
+    users = [make_user() for _ in range(30)]
+
+    results = race([lambda u=u: booking_create(user=u, item_id=item.pk) for u in users])
+
+    made = [r for r in results if isinstance(r, Booking)]
+    assert len(made) == 12
+    assert all(isinstance(r, CapacityExceeded) for r in results if not isinstance(r, Booking)), results
+    rows = Booking.objects.filter(item=item).select_related("tier")
+    assert Counter((b.tier.name, b.price_paid) for b in rows) == {
+        (name, Decimal(price)): seats for name, price, seats in tiers}
+    item = BookableItem.objects.get(pk=item.pk)
+    assert item.sold == 12 and [t.sold for t in item.tiers.order_by("position")] == [3, 3, 3, 3]
+    # Refusals are the normal course at a tier boundary: they leave no warnings behind.
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")], caplog.text
+
+
+def test_many_one_seat_tiers_never_run_out_of_attempts(make_user, organizer):
+    """An item with N tiers can need N + 1 attempts (each refusal moves past one full tier)."""
+    tiers = [(f"T{n}", f"{n}0.00", 1) for n in range(1, 9)]
+    item = make_item(organizer, capacity=8, tiers=tiers)
+
+    for _ in range(3):
+        users = [make_user() for _ in range(24)]
+        results = race([lambda u=u: booking_create(user=u, item_id=item.pk) for u in users])
+        assert all(isinstance(r, (Booking, CapacityExceeded)) for r in results), results
+    assert Booking.objects.filter(item=item).count() == 8
+    assert [t.sold for t in PriceTier.objects.filter(item=item).order_by("position")] == [1] * 8
 
 
 def test_named_tier_race_never_oversells_the_tier(make_user, organizer):
@@ -130,3 +164,29 @@ def test_lock_timeout_becomes_503_json_not_a_hang(client_for, customer, organize
     assert response.json()["error"] == "service_unavailable" and response["Retry-After"]
     assert not Booking.objects.filter(item=item).exists()
     assert BookableItem.objects.get(pk=item.pk).sold == 0
+
+
+def test_a_tier_removed_between_read_and_claim_is_retried_into_the_next_tier(make_user, organizer, monkeypatch):
+    """The booking's tier foreign key fails at COMMIT (deferred), after the pipelined claim."""
+    from catalog import selectors
+    from catalog.services import item_update
+    from reservations import services
+
+    item = make_item(organizer, capacity=10, tiers=[("A", "10.00", 5), ("B", "20.00", 5)])
+    snapshot = selectors.item_get_for_booking(actor=None, item_id=item.pk)
+    reads = []
+
+    def read(*, actor, item_id):
+        reads.append(item_id)
+        return snapshot if len(reads) == 1 else selectors.item_get_for_booking(actor=actor, item_id=item_id)
+
+    monkeypatch.setattr(services, "item_get_for_booking", read)
+    item_update(actor=organizer, item_id=item.pk,
+                price_tiers=[{"name": "B", "price": Decimal("20.00"), "max_capacity": 10}])
+
+    booking = booking_create(user=make_user(), item_id=item.pk)
+
+    assert len(reads) == 2 and (booking.tier.name, booking.price_paid) == ("B", Decimal("20.00"))
+    assert Booking.objects.filter(item=item).count() == 1
+    item = BookableItem.objects.get(pk=item.pk)
+    assert item.sold == 1 and [t.sold for t in item.tiers.all()] == [1]

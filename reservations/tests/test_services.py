@@ -174,3 +174,142 @@ class TestQueryCounts:
         assert self.count(me, "/api/v1/bookings/me") == (one_me[0], 30)
         assert self.count(client_for(organizer), item_path) == (one_item[0], 21)
         assert one_me[0] <= 2
+
+
+class TestSeatClaim:
+    """The claim is the booking's last write: it trusts nothing read before it."""
+
+    @staticmethod
+    def stale(monkeypatch, item_id, *, times=1):
+        """The next `times` reads of item_get_for_booking answer with the item as it is now."""
+        from catalog import selectors
+        from reservations import services
+
+        reads = {"left": times}
+        real = selectors.item_get_for_booking
+        snapshot = real(actor=None, item_id=item_id)
+
+        def read(*, actor, item_id):
+            if reads["left"]:
+                reads["left"] -= 1
+                return snapshot
+            return real(actor=actor, item_id=item_id)
+
+        monkeypatch.setattr(services, "item_get_for_booking", read)
+
+    def test_a_tier_filled_since_the_read_is_retried_into_the_next_tier(self, make_user, organizer, monkeypatch):
+        item = make_item(organizer, capacity=3, tiers=[("Early", "10.00", 1), ("Late", "20.00", 2)])
+        self.stale(monkeypatch, item.pk)  # the next booker will still see Early open…
+        booking_create(user=make_user(), item_id=item.pk)  # …after this one took its last seat
+
+        booking = booking_create(user=make_user(), item_id=item.pk)
+
+        assert (booking.tier.name, booking.price_paid) == ("Late", Decimal("20.00"))
+        assert counters(item) == (2, [1, 1])
+        email = OutboxEvent.objects.filter(event_type="BOOKING_CONFIRMED").order_by("created_at").last()
+        assert (email.payload["tier"], email.payload["pricePaid"]) == ("Late", "20.00")
+        assert Booking.objects.filter(item=item).count() == 2  # the refused attempt left nothing
+
+    def test_a_full_item_after_the_read_is_capacity_exceeded(self, make_user, organizer, monkeypatch):
+        item = make_item(organizer, capacity=1, tiers=[("Only", "10.00", 1)])
+        self.stale(monkeypatch, item.pk)
+        booking_create(user=make_user(), item_id=item.pk)
+
+        with pytest.raises(Exception) as raised:
+            booking_create(user=make_user(), item_id=item.pk)
+
+        assert (raised.value.status, raised.value.message) == (400, "Capacity exceeded")
+        assert counters(item) == (1, [1]) and Booking.objects.filter(item=item).count() == 1
+
+    def test_an_item_deleted_after_the_read_refuses_the_seat(self, make_user, organizer, monkeypatch):
+        from catalog.services import item_delete
+
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        self.stale(monkeypatch, item.pk)
+        item_delete(actor=organizer, item_id=item.pk)
+
+        with pytest.raises(Exception) as raised:
+            booking_create(user=make_user(), item_id=item.pk)
+
+        assert raised.value.status == 404
+        assert not Booking.objects.filter(item=item).exists() and counters(item) == (0, [0])
+
+    def test_an_item_moved_after_the_read_is_booked_at_its_new_times(self, make_user, organizer, monkeypatch):
+        from catalog.services import item_update
+
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        self.stale(monkeypatch, item.pk)
+        moved = item_update(actor=organizer, item_id=item.pk, start_time=item.start_time + timedelta(days=1),
+                            end_time=item.end_time + timedelta(days=1))
+
+        booking = booking_create(user=make_user(), item_id=item.pk)
+
+        assert (booking.start_time, booking.end_time) == (moved.start_time, moved.end_time)
+        stored = Booking.objects.get(pk=booking.pk)
+        assert (stored.start_time, stored.end_time) == (moved.start_time, moved.end_time)
+        assert counters(item) == (1, [1])
+
+    def test_a_tier_repriced_after_the_read_is_sold_at_its_new_price(self, make_user, organizer, monkeypatch):
+        from catalog.services import item_update
+
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        self.stale(monkeypatch, item.pk)
+        item_update(actor=organizer, item_id=item.pk,
+                    price_tiers=[{"name": "A", "price": Decimal("99.00"), "max_capacity": 10}])
+
+        booking = booking_create(user=make_user(), item_id=item.pk)
+
+        assert Booking.objects.get(pk=booking.pk).price_paid == Decimal("99.00")
+        email = OutboxEvent.objects.get(event_type="BOOKING_CONFIRMED")
+        assert email.payload["pricePaid"] == "99.00"
+
+    def test_endless_refusals_end_in_503_not_a_loop(self, make_user, organizer, monkeypatch):
+        item = make_item(organizer, capacity=2, tiers=[("Early", "10.00", 1), ("Late", "20.00", 1)])
+        self.stale(monkeypatch, item.pk, times=100)  # every attempt will read Early as open
+        booking_create(user=make_user(), item_id=item.pk)
+
+        with pytest.raises(Exception) as raised:
+            booking_create(user=make_user(), item_id=item.pk)
+
+        assert raised.value.status == 503
+        assert counters(item) == (1, [1, 0])
+
+
+def test_booking_the_same_item_again_is_409_not_a_second_seat(client_for, customer, organizer):
+    """What a client sees when it retries a booking whose first answer was lost (OPERATIONS.md)."""
+    item = make_item(organizer, tiers=[("A", "10.00", 10)])
+    first = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+    again = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+    assert (first.status_code, again.status_code) == (201, 409)
+    assert counters(item) == (1, [1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
+        client_for, customer, organizer, monkeypatch, caplog):
+    """The database crashed between committing and replying, or before: nobody can tell, so
+    the answer says so (and where to look) instead of claiming the booking failed."""
+    from django.db import OperationalError
+
+    item = make_item(organizer, tiers=[("A", "10.00", 10)])
+    real_commit = connection.commit
+
+    def commit_then_lose_the_reply():
+        real_commit()
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("bookings_project.transactions._pipeline_supported", lambda: False)
+    monkeypatch.setattr(connection, "commit", commit_then_lose_the_reply)
+    response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+    monkeypatch.undo()
+
+    assert response.status_code == 503 and response["Retry-After"]
+    body = response.json()
+    assert body["status"] == 503 and "may or may not have been made" in body["message"]
+    assert "GET /api/v1/bookings/me" in body["message"]
+    [booking] = Booking.objects.filter(user=customer)
+    assert f"Booking {booking.pk} " in caplog.text and "outcome unknown" in caplog.text
+    # The booking exists; the client that looks finds it, and one that retries gets a 409.
+    mine = client_for(customer).get("/api/v1/bookings/me").json()
+    assert [b["id"] for b in (mine["content"] if isinstance(mine, dict) else mine)] == [booking.pk]
+    assert client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").status_code == 409

@@ -1,0 +1,99 @@
+"""Lean statements for the hot paths, where building a query through the ORM costs more than
+the database spends answering it (make bench: the booking path spent most of its CPU there)."""
+
+from django.db import connections, router
+from django.db.models import Model
+from django.db.models.fields import AutoFieldMixin
+
+# (model, rows, vendor) → (INSERT statement, fields in column order). Bounded: a few models,
+# a few row counts.
+_INSERT_SQL: dict[tuple, tuple[str, tuple]] = {}
+
+
+def _insert_sql(model: type[Model], rows: int, connection) -> tuple[str, tuple]:
+    key = (model, rows, connection.vendor)
+    if key not in _INSERT_SQL:
+        _INSERT_SQL[key] = _build_insert_sql(model, rows, connection.ops.quote_name)
+    return _INSERT_SQL[key]
+
+
+def _build_insert_sql(model: type[Model], rows: int, quote) -> tuple[str, tuple]:
+    meta = model._meta
+    auto_pk = isinstance(meta.pk, AutoFieldMixin)
+    fields = tuple(f for f in meta.concrete_fields
+                   if not (auto_pk and f is meta.pk) and not getattr(f, "generated", False))
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES {', '.join([placeholders] * rows)}")
+    if auto_pk:
+        sql += f" RETURNING {quote(meta.pk.column)}"
+    return sql, fields
+
+
+def db_value(model: type[Model], field: str, value):
+    """`value` as `model.field`'s column stores it (SQLite: naive UTC datetimes, decimals as
+    the field rounds them), for a parameter of a hand-written statement."""
+    connection = connections[router.db_for_write(model)]
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def insert_many(objs: list[Model]) -> list[Model]:
+    """INSERT unsaved instances of one model in one statement, like bulk_create (no signals, no
+    save()), without its query compiler: each field's own pre_save (auto_now…) and database
+    preparation, so values are stored exactly as the ORM stores them, on PostgreSQL and SQLite.
+    Auto-increment primary keys come back through RETURNING. (Not for models whose fields use
+    `db_default`: the value would be an expression; use bulk_create there.)"""
+    if not objs:
+        return objs
+    model = type(objs[0])
+    using = router.db_for_write(model)
+    connection = connections[using]
+    sql, fields = _insert_sql(model, len(objs), connection)
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if isinstance(model._meta.pk, AutoFieldMixin):
+            for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = pk
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, using
+    return objs
+
+
+# (model, vendor) → (SELECT column list, field names, [(position, column, converters)]).
+_SELECT: dict[tuple, tuple[str, list[str], list]] = {}
+
+
+def _select_parts(model: type[Model], connection) -> tuple[str, list[str], list]:
+    key = (model, connection.vendor)
+    if key not in _SELECT:
+        meta, quote = model._meta, connection.ops.quote_name
+        fields = meta.concrete_fields
+        converting = []
+        for position, field in enumerate(fields):
+            column = field.get_col(meta.db_table)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if converters:
+                converting.append((position, column, converters))
+        _SELECT[key] = (", ".join(quote(f.column) for f in fields), [f.attname for f in fields], converting)
+    return _SELECT[key]
+
+
+def select_instances(model: type[Model], clauses: str, params: list) -> list[Model]:
+    """`SELECT <every column> FROM <model's table> <clauses>` (WHERE, ORDER BY…) as instances,
+    converted by the same field and backend converters the ORM applies, without building a query
+    (or, as RawQuerySet does, resolving columns and converters again on every call)."""
+    using = router.db_for_read(model)
+    connection = connections[using]
+    columns, names, converting = _select_parts(model, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {connection.ops.quote_name(model._meta.db_table)} {clauses}", params)
+        rows = cursor.fetchall()
+    instances = []
+    for row in rows:
+        values = list(row)
+        for position, column, converters in converting:
+            for convert in converters:
+                values[position] = convert(values[position], column, connection)
+        instances.append(model.from_db(using, names, values))
+    return instances
