@@ -50,6 +50,27 @@ def _other(result: LoadResult) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(bad.items())) or "–"
 
 
+CPU_ROLES = ("web", "worker", "beat", "postgres", "redis", "wrk")
+
+
+def cpu_table(http: list[tuple]) -> list[str]:
+    """Where each successful response's CPU went, per process group, in the measured window."""
+    rows = [(label, result.extra["cpu_ms"]) for label, result, _, _ in http if "cpu_ms" in result.extra]
+    if not rows:
+        return []
+    out = ["## CPU per response", "",
+           "CPU milliseconds each process group spent per successful response during the measured window "
+           "(from /proc: gunicorn master + workers, the Celery worker and beat, every PostgreSQL and Redis "
+           "server process, wrk). On 2 cores a throughput ratio is, to first order, the inverse ratio of "
+           "these totals.", "",
+           "| measure | " + " | ".join(CPU_ROLES) + " | total |",
+           "| --- | " + " | ".join("---:" for _ in CPU_ROLES) + " | ---: |"]
+    for label, cpu in rows:
+        out.append(f"| {label} | " + " | ".join(f"{cpu.get(role, 0):.2f}" for role in CPU_ROLES)
+                   + f" | **{sum(cpu.get(role, 0) for role in CPU_ROLES):.2f}** |")
+    return out + [""]
+
+
 def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[LoadResult], http: list[tuple],
            queries: dict, audit: dict, booking: LoadResult, drain: dict, outbox: dict, recon: list[dict],
            profiles: dict, goals: list[tuple], timings: dict, size: dict) -> str:
@@ -79,8 +100,8 @@ def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[Load
         label = f"{label} [{result.extra.get('connections', '?')} conn]"
         ratio = result.ok_per_second / floor
         met = "–" if goal is None else ("yes" if ratio >= goal else "**no**")
-        out.append(f"| {label} | {result.ok_per_second:.1f} req/s | {ratio:.2f} | " if ratio >= 0.1 else
-                   f"| {label} | {result.ok_per_second:.1f} req/s | {ratio:.4f} | "
+        ratio_text = f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.4f}"
+        out.append(f"| {label} | {result.ok_per_second:.1f} req/s | {ratio_text} | "
                    f"{'–' if goal is None else f'≥ {goal}'} | {met} | {_ms(result.p50_ms)} | {_ms(result.p99_ms)} | "
                    f"{queries.get(key, '?')} | {_other(result)} |")
     out.append(f"| outbox delivery, {outbox['events']:,} emails via Celery+Redis → SMTP | "
@@ -104,6 +125,7 @@ def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[Load
             "machine-speed yardstick to compare runs, not a goal. Latencies are wrk's, over every response "
             "of the measured window (wrk connections in brackets).", ""]
 
+    out += cpu_table(http)
     out += ["## Goals", ""]
     for text, met in goals:
         out.append(f"- {'✅' if met else '❌'} {text}")
@@ -146,7 +168,7 @@ def render(*, mode: str, args: str, facts: dict, floor: float, floors: list[Load
     if FINDINGS.exists():
         out += ["", FINDINGS.read_text().strip()]
     out += ["", "## Reproduce", "", "```",
-            "make bench                         # full run (~15 min on 2 cores), rewrites docs/BENCHMARKS.md",
+            "make bench                         # full run (~8 min on 2 cores), rewrites docs/BENCHMARKS.md",
             "make bench BENCH_ARGS=--quick      # smoke run (~2 min), writes var/bench/BENCHMARKS-quick.md",
             "make bench BENCH_ARGS='--profile'  # also py-spy/cProfile every scenario, met or not",
             "```", "",

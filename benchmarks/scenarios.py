@@ -82,6 +82,20 @@ def query_counts(world: World) -> dict[str, int]:
     return counts
 
 
+def cpu_accounted(stack, run) -> LoadResult:
+    """`run()` (a measured wrk run) with the CPU each process group spent per successful
+    response: where a request's cost goes (web / worker / PostgreSQL / Redis / wrk itself)."""
+    import resource
+
+    before, children = stack.cpu_by_role(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run()
+    after, children_after = stack.cpu_by_role(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    spent["wrk"] = (children_after.ru_utime + children_after.ru_stime) - (children.ru_utime + children.ru_stime)
+    result.extra["cpu_ms"] = {role: round(seconds * 1000 / max(1, result.ok), 3) for role, seconds in spent.items()}
+    return result
+
+
 def http(stack, *, name: str, path: str, tokens: list[str], size: dict, method="GET", body=None,
          expected=("200",), warm_tokens=None, connections: int = CONNECTIONS, seconds=None) -> LoadResult:
     stack.check_alive()
@@ -89,11 +103,13 @@ def http(stack, *, name: str, path: str, tokens: list[str], size: dict, method="
     run_wrk(name=f"{name} warm-up", url=stack.base_url, path=path, tokens=warm_tokens or tokens,
             seconds=size["warmup"], connections=connections, method=method, body=body, expected=expected)
     stack.wait_idle()
-    result = run_wrk(name=name, url=stack.base_url, path=path, tokens=tokens, seconds=seconds or size["duration"],
-                     connections=connections, method=method, body=body, expected=expected)
+    result = cpu_accounted(stack, lambda: run_wrk(
+        name=name, url=stack.base_url, path=path, tokens=tokens, seconds=seconds or size["duration"],
+        connections=connections, method=method, body=body, expected=expected))
     result.extra["connections"] = connections
     print(f"  {name:<28} {result.ok_per_second:8.1f} ok/s  p50 {result.p50_ms:7.1f} ms  "
           f"p99 {result.p99_ms:7.1f} ms  other {result.unexpected or '-'}", flush=True)
+    print(f"    CPU ms per response: {result.extra['cpu_ms']}", flush=True)
     return result
 
 
@@ -138,9 +154,9 @@ def booking_load(stack, world: World, size: dict) -> LoadResult:
     stack.wait_idle()
     sampler = LockSampler(dsn, "bench_bookings")
     sampler.start()
-    result = run_wrk(name="booking (hot item)", url=stack.base_url, path=path, tokens=world.booking_tokens["measure"],
-                     seconds=size["duration"], connections=CONNECTIONS, method="POST", body="{}",
-                     expected=("201",))
+    result = cpu_accounted(stack, lambda: run_wrk(
+        name="booking (hot item)", url=stack.base_url, path=path, tokens=world.booking_tokens["measure"],
+        seconds=size["duration"], connections=CONNECTIONS, method="POST", body="{}", expected=("201",)))
     sampler.stopping.set()
     sampler.join()
     result.extra["connections"] = CONNECTIONS
@@ -148,6 +164,7 @@ def booking_load(stack, world: World, size: dict) -> LoadResult:
     result.extra["celery_queue_after"] = redis_llen()
     print(f"  {'booking (hot item)':<28} {result.ok_per_second:8.1f} ok/s  p50 {result.p50_ms:7.1f} ms  "
           f"p99 {result.p99_ms:7.1f} ms  other {result.unexpected or '-'}", flush=True)
+    print(f"    CPU ms per response: {result.extra['cpu_ms']}", flush=True)
     print(f"    backends (avg per sample): {result.extra['pg_backends_avg']}", flush=True)
     return result
 

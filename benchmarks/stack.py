@@ -69,6 +69,17 @@ def redis_llen(key: str = "celery") -> int:
     return int(sh(["redis-cli", "-h", "127.0.0.1", "-n", str(REDIS_DB), "llen", key]).stdout.strip() or 0)
 
 
+def _cpu_seconds(pids) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 class Stack:
     def __init__(self, *, web_workers: str | None, var_dir: Path):
         self.var_dir = var_dir
@@ -83,7 +94,7 @@ class Stack:
             "DEBUG": "0",
             "SECRET_KEY": secrets.token_urlsafe(48),
             "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
-            "JWT_ACCESS_TTL": "7200",  # tokens are minted once; a full run takes ~15 minutes
+            "JWT_ACCESS_TTL": "7200",  # tokens are minted once; a full run takes ~8 minutes
             "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "RATE_LIMIT_ENABLED": "0",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASES[0]}",
@@ -151,17 +162,21 @@ class Stack:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the gunicorn workers and the Celery processes."""
-        total = 0.0
-        for process in self.processes.values():
-            pids = [process.pid, *map(int, subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
-                                                           text=True).stdout.split())]
-            for pid in pids:
-                try:
-                    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
+        return sum(self.cpu_by_role(services=False).values())
+
+    def cpu_by_role(self, *, services: bool = True) -> dict[str, float]:
+        """CPU seconds used so far by each process this run started (web = the gunicorn master
+        and workers, worker, beat) and, with `services`, by every PostgreSQL and Redis server
+        process of the machine (the bench databases are the only busy ones during a run)."""
+        roles = {}
+        for name, process in self.processes.items():
+            children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout
+            roles[name] = _cpu_seconds([process.pid, *map(int, children.split())])
+        if services:
+            for name, pattern in (("postgres", "^postgres"), ("redis", "^redis-server")):
+                pids = subprocess.run(["pgrep", pattern], capture_output=True, text=True).stdout.split()
+                roles[name] = _cpu_seconds(map(int, pids))
+        return roles
 
     def wait_idle(self, *, threshold: float = 0.1, window: float = 0.5, timeout: float = 120.0) -> float:
         """Wait until the server and workers use < `threshold` of a core: requests a finished
