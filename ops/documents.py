@@ -4,12 +4,18 @@ An item's body is its BookableItemResponse JSON, a booking's its BookingResponse
 exactly what the booking API returns, produced by the same serializers. The relational DB is
 the source of truth; `document_sync` (run through the outbox after every change) and
 reconciliation bring documents to match it.
+
+Every write of a document that follows a read of its row happens under `document_lock`, and
+the row is read again under it: two workers syncing the same entity at once (a nudge and the
+beat sweep, or a sync and a reconciliation) cannot leave the older of their two reads behind.
 """
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
@@ -106,16 +112,54 @@ def document_delete(entity_type: str, entity_ids: Iterable[str]) -> int:
     return deleted
 
 
+@contextmanager
+def document_lock(entity_type: str, entity_id: str):
+    """A transaction on the documents DB holding the one writer's lock of this document.
+
+    PostgreSQL: a transaction-scoped advisory lock on the document's key (waits are bounded by
+    lock_timeout). SQLite: its transactions are IMMEDIATE (settings), so BEGIN already takes the
+    database's single write lock."""
+    with transaction.atomic(using=DOCUMENTS_DB):
+        connection = connections[DOCUMENTS_DB]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                               [f"document:{entity_type}:{entity_id}"])
+        yield
+
+
+@dataclass(frozen=True)
+class Repair:
+    action: str  # created | updated | deleted | unchanged
+    before: Document | None
+    after: dict | None
+
+
+def document_repair(entity_type: str, entity_id) -> Repair:
+    """Make one document match its row, reading both under the document's lock."""
+    entity_id = str(entity_id)
+    with document_lock(entity_type, entity_id):
+        body = relational_body(entity_type, entity_id)
+        existing = documents_get(entity_type, [entity_id]).get(entity_id)
+        if body is None:
+            deleted = existing is not None and document_delete(entity_type, [entity_id])
+            return Repair("deleted" if deleted else "unchanged", existing, None)
+        if existing is not None and existing.body == body:
+            return Repair("unchanged", existing, body)
+        document_write(entity_type, entity_id, body, existing)
+        return Repair("created" if existing is None else "updated", existing, body)
+
+
 def document_sync_item_bookings(*, item_id, batch_size: int = 500) -> int:
     """Re-project every booking document of an item (after the item's name changed), in
-    batches; returns how many documents were written."""
+    batches; returns how many documents were written. Only documents that differ are
+    repaired, each under its lock."""
     written = 0
     for bodies in relational_batches("booking", batch_size=batch_size, item_id=item_id):
         existing = documents_get("booking", bodies.keys())
         for key, body in bodies.items():
             if key not in existing or existing[key].body != body:
-                document_write("booking", key, body, existing.get(key))
-                written += 1
+                written += document_repair("booking", key).action != "unchanged"
     return written
 
 
@@ -123,12 +167,4 @@ def document_sync(*, entity_type: str, entity_id) -> str:
     """Make one document match its row: 'created', 'updated', 'deleted' or 'unchanged'."""
     if entity_type not in ENTITY_TYPES:
         raise ValueError(f"Unknown entity type {entity_type!r}")
-    entity_id = str(entity_id)
-    body = relational_body(entity_type, entity_id)
-    existing = documents_get(entity_type, [entity_id]).get(entity_id)
-    if body is None:
-        return "deleted" if document_delete(entity_type, [entity_id]) else "unchanged"
-    if existing is not None and existing.body == body:
-        return "unchanged"
-    document_write(entity_type, entity_id, body, existing)
-    return "created" if existing is None else "updated"
+    return document_repair(entity_type, entity_id).action

@@ -5,7 +5,9 @@ deleted. Every repair is recorded as ReconciliationChange rows ({field, document
 relationalValue}) and summarised in a human changesLog. A whole-type run makes two batched,
 keyset-paged passes — rows → documents (create/update/unchanged), then documents → rows
 (orphans) — so memory stays flat and queries grow with N / batch size, never with N.
-Runs are idempotent: a second run finds nothing to change.
+Runs are idempotent: a second run finds nothing to change. A difference seen in a batch is
+repaired by `document_repair`, which reads the row and the document again under the
+document's lock, so a sync running at the same moment is never overwritten with an older read.
 """
 
 from collections import Counter
@@ -15,11 +17,11 @@ from dataclasses import dataclass, field
 from .documents import (
     entity_sources,
     document_batches,
+    Repair,
     document_delete,
-    document_write,
+    document_repair,
     documents_get,
     relational_batches,
-    relational_body,
 )
 from .models import Job, ReconciliationChange
 
@@ -74,21 +76,26 @@ class Recorder:
 
 
 def _compare_and_repair(rec: Recorder, entity_id: str, body: dict | None, existing) -> None:
-    if body is None:
-        if existing is not None:
-            document_delete(rec.entity_type, [entity_id])
-            rec.record(entity_id, Action.DELETED, [("", existing.body, None)])
+    """`body` and `existing` are what a batch read saw, without locks: equal means unchanged;
+    a difference is repaired (and recorded) from a fresh read under the document's lock."""
+    if existing is None and body is None:
         return
-    if existing is None:
-        document_write(rec.entity_type, entity_id, body, None)
-        rec.record(entity_id, Action.CREATED, [("", None, body)])
-        return
-    changes = diff_fields(existing.body if isinstance(existing.body, dict) else {}, body)
-    if not changes:
+    if existing is not None and body is not None and existing.body == body:
         rec.record(entity_id, "unchanged")
         return
-    document_write(rec.entity_type, entity_id, body, existing)
-    rec.record(entity_id, Action.UPDATED, changes)
+    _record_repair(rec, entity_id, document_repair(rec.entity_type, entity_id))
+
+
+def _record_repair(rec: Recorder, entity_id: str, repair: Repair) -> None:
+    if repair.action == Action.DELETED:
+        rec.record(entity_id, Action.DELETED, [("", repair.before.body, None)])
+    elif repair.action == Action.CREATED:
+        rec.record(entity_id, Action.CREATED, [("", None, repair.after)])
+    elif repair.action == Action.UPDATED:
+        before = repair.before.body if isinstance(repair.before.body, dict) else {}
+        rec.record(entity_id, Action.UPDATED, diff_fields(before, repair.after))
+    elif repair.before is not None or repair.after is not None:
+        rec.record(entity_id, "unchanged")  # repaired meanwhile, by a sync
 
 
 def _single_log(rec: Recorder) -> str:
@@ -121,9 +128,7 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
     """Reconcile one entity (entity_id) or every entity of a type; returns the job result."""
     rec = Recorder(job=job, entity_type=entity_type)
     if entity_id is not None:
-        entity_id = str(entity_id)
-        existing = documents_get(entity_type, [entity_id]).get(entity_id)
-        _compare_and_repair(rec, entity_id, relational_body(entity_type, entity_id), existing)
+        _record_repair(rec, str(entity_id), document_repair(entity_type, entity_id))
         rec.flush()
         return {"changesLog": _single_log(rec), "summary": rec.summary()}
 

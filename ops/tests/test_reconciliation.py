@@ -185,3 +185,71 @@ def test_renaming_an_item_reprojects_its_booking_documents(synced_item, make_use
     for booking in bookings:
         assert doc("booking", booking.pk).body["itemName"] == "Renamed workshop"
     assert doc("item", synced_item.pk).body["name"] == "Renamed workshop"
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "documents"])
+@pytest.mark.parametrize("slow_writer", ["sync", "reconciliation"])
+def test_two_writers_of_one_document_never_leave_the_older_read_behind(organizer, monkeypatch, slow_writer):
+    """A slow writer read the row, then the row changed and a second writer synced it: the
+    document must end on the newer state, not on the slow writer's older read. (PostgreSQL:
+    SQLite's in-memory test databases fail a second writer at once instead of making it wait.)"""
+    import threading
+
+    from django.db import connections
+
+    if connections["documents"].vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DOCUMENTS_DATABASE_URL)")
+
+    from catalog.models import BookableItem
+    from ops import documents, reconciliation
+    from ops.documents import document_sync
+
+    item = make_item(organizer, name="Before", capacity=10, tiers=[("Only", "10.00", 10)])
+    document_sync(entity_type="item", entity_id=item.pk)
+    read, resume, slow = threading.Event(), threading.Event(), []
+
+    def paused(real):
+        def wrapper(*args, **kwargs):
+            result = real(*args, **kwargs)
+            if threading.current_thread() in slow and not read.is_set():
+                read.set()
+                assert resume.wait(10)
+            return result
+        return wrapper
+
+    if slow_writer == "sync":
+        monkeypatch.setattr(documents, "relational_body", paused(documents.relational_body))
+        work = lambda: document_sync(entity_type="item", entity_id=item.pk)  # noqa: E731
+    else:
+        tamper("item", item.pk, name="Tampered")  # so the slow reconciliation has a repair to make
+        real_batches = reconciliation.relational_batches
+
+        def batches(*args, **kwargs):
+            for batch in real_batches(*args, **kwargs):
+                yield paused(lambda: batch)()
+        monkeypatch.setattr(reconciliation, "relational_batches", batches)
+        work = lambda: reconcile(job=None, entity_type="item")  # noqa: E731
+
+    def in_thread(fn):
+        def run():
+            try:
+                fn()
+            finally:
+                connections.close_all()
+        return threading.Thread(target=run)
+
+    slow_thread = in_thread(work)
+    slow.append(slow_thread)
+    slow_thread.start()
+    assert read.wait(10)
+    BookableItem.objects.filter(pk=item.pk).update(name="After")  # no outbox: the writers are ours
+    fast_thread = in_thread(lambda: document_sync(entity_type="item", entity_id=item.pk))
+    fast_thread.start()
+    fast_thread.join(0.5)  # it runs to completion now, or waits for the slow writer's lock
+    resume.set()
+    slow_thread.join(10)
+    fast_thread.join(10)
+
+    assert not slow_thread.is_alive() and not fast_thread.is_alive()
+    assert doc("item", item.pk).body == relational_body("item", item.pk)
+    assert doc("item", item.pk).body["name"] == "After"
