@@ -20,14 +20,14 @@ class CommitOutcomeUnknown(ServiceUnavailable):
 
 
 def connection_lost(exc: BaseException) -> bool:
-    """A DatabaseError that is the connection breaking rather than the server refusing."""
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
+    """A DatabaseError that is the connection to a PostgreSQL server breaking rather than the
+    server refusing. (SQLite runs in-process: whatever it says about a COMMIT is final.)"""
+    from psycopg import Error as PsycopgError
+
     cause = exc.__cause__ or exc.__context__
-    code = getattr(cause, "sqlstate", None)
-    return code is None or code.startswith(_CONNECTION_LOST)
+    if not isinstance(exc, (OperationalError, InterfaceError)) or not isinstance(cause, PsycopgError):
+        return False
+    return isinstance(exc, InterfaceError) or cause.sqlstate is None or cause.sqlstate.startswith(_CONNECTION_LOST)
 
 
 def on_commit_once(func) -> None:

@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -146,7 +147,8 @@ class TestCommitOutcome:
         monkeypatch.setattr("bookings_project.transactions._pipeline_supported", lambda: False)
 
         def lost():
-            raise OperationalError("server closed the connection unexpectedly")
+            raise OperationalError("server closed the connection unexpectedly") from \
+                psycopg.OperationalError("server closed the connection unexpectedly")
 
         with pytest.raises(CommitOutcomeUnknown) as raised:
             with atomic_with_tail():
@@ -172,6 +174,18 @@ class TestCommitOutcome:
                 monkeypatch.setattr(connection, "commit", refuse)
         monkeypatch.undo()
         assert raised.value is refused
+
+    def test_sqlite_errors_at_the_commit_are_final(self, monkeypatch):
+        import sqlite3
+
+        def locked():
+            raise OperationalError("database is locked") from sqlite3.OperationalError("database is locked")
+
+        with pytest.raises(OperationalError) as raised:
+            with atomic_with_tail():
+                monkeypatch.setattr(connection, "commit", locked)
+        monkeypatch.undo()
+        assert not isinstance(raised.value, CommitOutcomeUnknown)
 
     def test_a_connection_lost_before_the_commit_is_a_plain_failure(self, organizer):
         if connection.vendor != "postgresql":

@@ -289,6 +289,7 @@ def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
         client_for, customer, organizer, monkeypatch, caplog):
     """The database crashed between committing and replying, or before: nobody can tell, so
     the answer says so (and where to look) instead of claiming the booking failed."""
+    import psycopg
     from django.db import OperationalError
 
     item = make_item(organizer, tiers=[("A", "10.00", 10)])
@@ -296,7 +297,8 @@ def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
 
     def commit_then_lose_the_reply():
         real_commit()
-        raise OperationalError("server closed the connection unexpectedly")
+        raise OperationalError("server closed the connection unexpectedly") from \
+            psycopg.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr("bookings_project.transactions._pipeline_supported", lambda: False)
     monkeypatch.setattr(connection, "commit", commit_then_lose_the_reply)
