@@ -27,7 +27,9 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    """Error responses for `codes`, plus the ones any JSON endpoint may return."""
+def error_responses(*codes: int, **described: str) -> dict[int, OpenApiResponse]:
+    """Error responses for `codes`, plus the ones any JSON endpoint may return; `e503="..."`
+    describes what a status means on this endpoint instead of the general description."""
     every = {*codes, 405, 503}
-    return {code: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]) for code in sorted(every)}
+    return {code: OpenApiResponse(ErrorSerializer, description=described.get(f"e{code}", _DESCRIPTIONS[code]))
+            for code in sorted(every)}

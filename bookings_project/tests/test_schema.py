@@ -79,3 +79,11 @@ def test_user_id_path_parameter_is_an_integer(schema):
     for operation in schema["paths"]["/api/v1/user/{id}"].values():
         (param,) = [p for p in operation["parameters"] if p["name"] == "id"]
         assert param["in"] == "path" and param["schema"]["type"] == "integer"
+
+
+def test_schema_tells_booking_clients_what_a_503_means(schema):
+    """A 503 on POST /bookings can be 'nothing saved' or 'outcome unknown': clients need both."""
+    description = schema["paths"]["/api/v1/bookings/items/{item_id}"]["post"]["responses"]["503"]["description"]
+    assert "nothing was saved" in description and "GET /api/v1/bookings/me" in description
+    assert schema["paths"]["/api/v1/user/me"]["get"]["responses"]["503"]["description"] == \
+        "A backing service is unavailable; retry"

@@ -43,7 +43,10 @@ class ItemBookingsView(APIView):
         return [CanBook()] if self.request.method == "POST" else [IsOrganizerOrAdmin()]
 
     @extend_schema(tags=["bookings"], request=BookingRequestSerializer,
-                   responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
+                   responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409, e503=(
+                       "The item is busy or the database unavailable: nothing was saved, retry after "
+                       "Retry-After. Or the connection was lost while saving: the message says the booking "
+                       "may or may not have been made; check GET /api/v1/bookings/me before retrying"))})
     def post(self, request, item_id):
         data = valid_data(BookingRequestSerializer, request.data if request.data else {})
         booking = services.booking_create(user=request.user, item_id=item_id, tier_name=data.get("tier_name"))
