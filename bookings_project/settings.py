@@ -134,15 +134,17 @@ def database_from_url(url: str) -> dict:
             "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5),
         }
         if env_bool("DB_POOL", True):
+            pool_timeout = env_int("DB_POOL_TIMEOUT", 10)
             options["pool"] = {
                 "min_size": env_int("DB_POOL_MIN_SIZE", 1),
                 "max_size": env_int("DB_POOL_MAX_SIZE", 10),
-                "timeout": env_int("DB_POOL_TIMEOUT", 10),
+                "timeout": pool_timeout,
                 # psycopg_pool retries a failed connect with a doubling delay (1, 2, 4, 8 … s)
                 # until this many seconds have passed, then gives up, and the next request
                 # that waits starts afresh. Its default (300 s) lets a pool sleep for up to
-                # about as long as the outage lasted after the database is back.
-                "reconnect_timeout": env_int("DB_POOL_RECONNECT_TIMEOUT", 4),
+                # about as long as the outage lasted after the database is back; as long as
+                # a request's wait, the attempts cover the wait of the request that began them.
+                "reconnect_timeout": env_int("DB_POOL_RECONNECT_TIMEOUT", pool_timeout),
             }
             config["CONN_MAX_AGE"] = 0
             # After a database restart every idle pooled connection is dead. With health

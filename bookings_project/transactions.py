@@ -54,8 +54,8 @@ def atomic_with_tail(using=None):
     nothing left to send and runs its on_commit hooks. Inside an enclosing atomic block (tests),
     on SQLite, or without libpq pipeline support, the tail simply runs before atomic()'s COMMIT.
 
-    A broken connection once the COMMIT may have been sent (the block's body is done; on the
-    pipeline path, the tail is under way) raises CommitOutcomeUnknown: the caller cannot tell
+    A broken connection once the COMMIT may have been sent (from atomic()'s commit, or from the
+    moment the pipeline queues it behind the tail) raises CommitOutcomeUnknown: the caller cannot tell
     whether the transaction is saved, and must say so rather than report a failure.
     """
     connection = transaction.get_connection(using)
@@ -68,8 +68,10 @@ def atomic_with_tail(using=None):
             commits = connection.commit_on_exit and len(connection.atomic_blocks) == 1 \
                 and not connection.needs_rollback
             if tail and commits and connection.vendor == "postgresql" and _pipeline_supported():
-                committing = True  # the COMMIT goes with the tail's flush
-                _run_tail_with_commit(connection, tail)
+                def sending_commit():
+                    nonlocal committing
+                    committing = True
+                _run_tail_with_commit(connection, tail, sending_commit)
             else:
                 for fn in tail:
                     fn()
@@ -87,7 +89,7 @@ def _pipeline_supported() -> bool:
     return Pipeline.is_supported()
 
 
-def _run_tail_with_commit(connection, tail) -> None:
+def _run_tail_with_commit(connection, tail, sending_commit) -> None:
     from psycopg import Error
 
     with connection.wrap_database_errors, connection.connection.pipeline() as pipeline, \
@@ -96,6 +98,7 @@ def _run_tail_with_commit(connection, tail) -> None:
             for fn in tail:
                 fn()
             # One Sync for the tail and the COMMIT (psycopg's commit() would add a round trip).
+            sending_commit()
             cursor.execute("COMMIT")
         except BaseException:
             # Leave the aborted pipeline here, so closing it has nothing left to complain about;

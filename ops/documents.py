@@ -49,9 +49,14 @@ def relational_bodies(entity_type: str, rows) -> dict[str, dict]:
     return {str(row.pk): canonical(serializer(row).data) for row in rows}
 
 
+def numeric_ids(entity_ids: Iterable[str]) -> list[int]:
+    """The ids that can name a row (document ids are any text the customer side wrote)."""
+    return [int(i) for i in entity_ids if i.isdigit() and len(i) < 19]
+
+
 def relational_body(entity_type: str, entity_id) -> dict | None:
     queryset, _ = entity_sources()[entity_type]
-    if not str(entity_id).isdigit():
+    if not numeric_ids([str(entity_id)]):
         return None
     row = queryset().filter(pk=int(entity_id)).first()
     return None if row is None else relational_bodies(entity_type, [row])[str(row.pk)]
@@ -113,18 +118,21 @@ def document_delete(entity_type: str, entity_ids: Iterable[str]) -> int:
 
 
 @contextmanager
-def document_lock(entity_type: str, entity_id: str):
-    """A transaction on the documents DB holding the one writer's lock of this document.
+def document_lock(entity_type: str, entity_ids: Iterable[str]):
+    """A transaction on the documents DB holding the one writer's lock of these documents.
 
-    PostgreSQL: a transaction-scoped advisory lock on the document's key (waits are bounded by
+    PostgreSQL: transaction-scoped advisory locks on the documents' keys, taken in the order of
+    their lock values so two writers of overlapping sets cannot deadlock (waits are bounded by
     lock_timeout). SQLite: its transactions are IMMEDIATE (settings), so BEGIN already takes the
     database's single write lock."""
     with transaction.atomic(using=DOCUMENTS_DB):
         connection = connections[DOCUMENTS_DB]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                               [f"document:{entity_type}:{entity_id}"])
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(%s || id, 0) AS key"
+                    " FROM unnest(%s::text[]) AS id ORDER BY key) AS keys",
+                    [f"document:{entity_type}:", list(entity_ids)])
         yield
 
 
@@ -135,31 +143,44 @@ class Repair:
     after: dict | None
 
 
-def document_repair(entity_type: str, entity_id) -> Repair:
-    """Make one document match its row, reading both under the document's lock."""
-    entity_id = str(entity_id)
-    with document_lock(entity_type, entity_id):
-        body = relational_body(entity_type, entity_id)
-        existing = documents_get(entity_type, [entity_id]).get(entity_id)
-        if body is None:
-            deleted = existing is not None and document_delete(entity_type, [entity_id])
-            return Repair("deleted" if deleted else "unchanged", existing, None)
-        if existing is not None and existing.body == body:
-            return Repair("unchanged", existing, body)
-        document_write(entity_type, entity_id, body, existing)
-        return Repair("created" if existing is None else "updated", existing, body)
+def document_repair_many(entity_type: str, entity_ids: Iterable) -> dict[str, Repair]:
+    """Make these documents match their rows, reading both sides under the documents' locks
+    (one statement per side for the whole set)."""
+    ids = sorted({str(entity_id) for entity_id in entity_ids})
+    if not ids:
+        return {}
+    queryset, _ = entity_sources()[entity_type]
+    with document_lock(entity_type, ids):
+        bodies = relational_bodies(entity_type, queryset().filter(pk__in=numeric_ids(ids)))
+        existing = documents_get(entity_type, ids)
+        repairs = {}
+        for key in ids:
+            body, document = bodies.get(key), existing.get(key)
+            if body is None:
+                deleted = document is not None and document_delete(entity_type, [key])
+                repairs[key] = Repair("deleted" if deleted else "unchanged", document, None)
+            elif document is not None and document.body == body:
+                repairs[key] = Repair("unchanged", document, body)
+            else:
+                document_write(entity_type, key, body, document)
+                repairs[key] = Repair("created" if document is None else "updated", document, body)
+        return repairs
+
+
+def differing(entity_type: str, bodies: dict[str, dict]) -> list[str]:
+    """The ids among `bodies` (rows read without locks) whose document is missing or differs."""
+    existing = documents_get(entity_type, bodies.keys())
+    return [key for key, body in bodies.items() if key not in existing or existing[key].body != body]
 
 
 def document_sync_item_bookings(*, item_id, batch_size: int = 500) -> int:
     """Re-project every booking document of an item (after the item's name changed), in
-    batches; returns how many documents were written. Only documents that differ are
-    repaired, each under its lock."""
+    batches; returns how many documents were written. The documents that differ are repaired
+    together, per batch, under their locks."""
     written = 0
     for bodies in relational_batches("booking", batch_size=batch_size, item_id=item_id):
-        existing = documents_get("booking", bodies.keys())
-        for key, body in bodies.items():
-            if key not in existing or existing[key].body != body:
-                written += document_repair("booking", key).action != "unchanged"
+        repairs = document_repair_many("booking", differing("booking", bodies))
+        written += sum(repair.action != "unchanged" for repair in repairs.values())
     return written
 
 
@@ -167,4 +188,4 @@ def document_sync(*, entity_type: str, entity_id) -> str:
     """Make one document match its row: 'created', 'updated', 'deleted' or 'unchanged'."""
     if entity_type not in ENTITY_TYPES:
         raise ValueError(f"Unknown entity type {entity_type!r}")
-    return document_repair(entity_type, entity_id).action
+    return document_repair_many(entity_type, [entity_id])[str(entity_id)].action

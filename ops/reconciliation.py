@@ -5,9 +5,9 @@ deleted. Every repair is recorded as ReconciliationChange rows ({field, document
 relationalValue}) and summarised in a human changesLog. A whole-type run makes two batched,
 keyset-paged passes — rows → documents (create/update/unchanged), then documents → rows
 (orphans) — so memory stays flat and queries grow with N / batch size, never with N.
-Runs are idempotent: a second run finds nothing to change. A difference seen in a batch is
-repaired by `document_repair`, which reads the row and the document again under the
-document's lock, so a sync running at the same moment is never overwritten with an older read.
+Runs are idempotent: a second run finds nothing to change. The differences seen in a batch are
+repaired by `document_repair_many`, which reads those rows and documents again under the
+documents' locks, so a sync running at the same moment is never overwritten with an older read.
 """
 
 from collections import Counter
@@ -18,9 +18,11 @@ from .documents import (
     entity_sources,
     document_batches,
     Repair,
+    differing,
     document_delete,
-    document_repair,
+    document_repair_many,
     documents_get,
+    numeric_ids,
     relational_batches,
 )
 from .models import Job, ReconciliationChange
@@ -75,18 +77,9 @@ class Recorder:
         return {key: self.counts[key] for key in ("checked", "created", "updated", "deleted", "unchanged")}
 
 
-def _compare_and_repair(rec: Recorder, entity_id: str, body: dict | None, existing) -> None:
-    """`body` and `existing` are what a batch read saw, without locks: equal means unchanged;
-    a difference is repaired (and recorded) from a fresh read under the document's lock."""
-    if existing is None and body is None:
-        return
-    if existing is not None and body is not None and existing.body == body:
-        rec.record(entity_id, "unchanged")
-        return
-    _record_repair(rec, entity_id, document_repair(rec.entity_type, entity_id))
-
-
-def _record_repair(rec: Recorder, entity_id: str, repair: Repair) -> None:
+def _record_repair(rec: Recorder, entity_id: str, repair: Repair, seen: bool = False) -> None:
+    """Record what `document_repair_many` did; `seen`: a batch read the row (so it counts as
+    checked even if it was deleted, with no document, before the repair)."""
     if repair.action == Action.DELETED:
         rec.record(entity_id, Action.DELETED, [("", repair.before.body, None)])
     elif repair.action == Action.CREATED:
@@ -94,8 +87,8 @@ def _record_repair(rec: Recorder, entity_id: str, repair: Repair) -> None:
     elif repair.action == Action.UPDATED:
         before = repair.before.body if isinstance(repair.before.body, dict) else {}
         rec.record(entity_id, Action.UPDATED, diff_fields(before, repair.after))
-    elif repair.before is not None or repair.after is not None:
-        rec.record(entity_id, "unchanged")  # repaired meanwhile, by a sync
+    elif seen or repair.before is not None or repair.after is not None:
+        rec.record(entity_id, "unchanged")  # (a batch's difference repaired meanwhile by a sync)
 
 
 def _single_log(rec: Recorder) -> str:
@@ -119,8 +112,7 @@ def _bulk_log(rec: Recorder, label: str) -> str:
 
 def _live_ids(entity_type: str, entity_ids: list[str]) -> set[str]:
     queryset, _ = entity_sources()[entity_type]
-    numeric = [int(i) for i in entity_ids if i.isdigit() and len(i) < 19]
-    return {str(pk) for pk in queryset().filter(pk__in=numeric).values_list("pk", flat=True)}
+    return {str(pk) for pk in queryset().filter(pk__in=numeric_ids(entity_ids)).values_list("pk", flat=True)}
 
 
 def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str | None = None,
@@ -128,14 +120,19 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
     """Reconcile one entity (entity_id) or every entity of a type; returns the job result."""
     rec = Recorder(job=job, entity_type=entity_type)
     if entity_id is not None:
-        _record_repair(rec, str(entity_id), document_repair(entity_type, entity_id))
+        entity_id = str(entity_id)
+        _record_repair(rec, entity_id, document_repair_many(entity_type, [entity_id])[entity_id])
         rec.flush()
         return {"changesLog": _single_log(rec), "summary": rec.summary()}
 
     for bodies in relational_batches(entity_type, batch_size=batch_size):
-        documents = documents_get(entity_type, bodies.keys())
-        for key, body in bodies.items():
-            _compare_and_repair(rec, key, body, documents.get(key))
+        # Compared without locks; only the documents that differ are read again and repaired
+        # under their locks (a sync running meanwhile is never overwritten with this read).
+        changed = differing(entity_type, bodies)
+        for key in bodies.keys() - set(changed):
+            rec.record(key, "unchanged")
+        for key, repair in document_repair_many(entity_type, changed).items():
+            _record_repair(rec, key, repair, seen=True)
         rec.flush()
         if progress:
             progress(len(bodies))

@@ -199,18 +199,50 @@ class TestCommitOutcome:
         connection.close()
         assert not OutboxEvent.objects.filter(event_type="WRITTEN_BEFORE_THE_FAILURE").exists()
 
-    def test_a_connection_lost_in_the_tail_sent_with_the_commit_is_an_unknown_outcome(self, organizer):
+    def test_a_connection_lost_once_the_pipeline_queued_the_commit_is_an_unknown_outcome(self, organizer):
         if connection.vendor != "postgresql":
             pytest.skip("needs PostgreSQL (DATABASE_URL)")
+        import threading
+
         item = make_item(organizer)
+
+        def terminate(pid):
+            try:
+                with connection.cursor() as cursor:  # this thread's own connection
+                    cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            finally:
+                connection.close()
+
         with pytest.raises(CommitOutcomeUnknown):
             with atomic_with_tail() as at_commit:
                 OutboxEvent.objects.create(event_type="WRITTEN_BEFORE_THE_TAIL")
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    [pid] = cursor.fetchone()
                 at_commit(TestAtomicWithTail.set_sold(item.pk, "1"))
-                at_commit(_terminate_own_backend)  # the server goes away before the COMMIT runs
+                # The tail is queued with the COMMIT behind it; the server dies while running it.
+                at_commit(lambda: connection.cursor().execute("SELECT pg_sleep(2)"))
+                killer = threading.Timer(0.5, terminate, [pid])
+                killer.start()
+        killer.join()
         connection.close()
         # Here the server died before committing, so nothing was saved — which the client
         # could not have known: the same error follows a crash just after the commit.
+        assert not OutboxEvent.objects.filter(event_type="WRITTEN_BEFORE_THE_TAIL").exists()
+        assert BookableItem.objects.get(pk=item.pk).sold == 0
+
+    def test_a_connection_lost_while_the_tail_is_sent_saves_nothing(self, organizer):
+        if connection.vendor != "postgresql":
+            pytest.skip("needs PostgreSQL (DATABASE_URL)")
+        item = make_item(organizer)
+        # Whether the client notices before or after queueing the COMMIT is a race; both
+        # answers are honest (a plain failure, or 'unknown'), and nothing is saved.
+        with pytest.raises((OperationalError, CommitOutcomeUnknown)):
+            with atomic_with_tail() as at_commit:
+                OutboxEvent.objects.create(event_type="WRITTEN_BEFORE_THE_TAIL")
+                at_commit(TestAtomicWithTail.set_sold(item.pk, "1"))
+                at_commit(_terminate_own_backend)
+        connection.close()
         assert not OutboxEvent.objects.filter(event_type="WRITTEN_BEFORE_THE_TAIL").exists()
         assert BookableItem.objects.get(pk=item.pk).sold == 0
 

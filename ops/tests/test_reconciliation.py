@@ -218,7 +218,7 @@ def test_two_writers_of_one_document_never_leave_the_older_read_behind(organizer
         return wrapper
 
     if slow_writer == "sync":
-        monkeypatch.setattr(documents, "relational_body", paused(documents.relational_body))
+        monkeypatch.setattr(documents, "relational_bodies", paused(documents.relational_bodies))
         work = lambda: document_sync(entity_type="item", entity_id=item.pk)  # noqa: E731
     else:
         tamper("item", item.pk, name="Tampered")  # so the slow reconciliation has a repair to make
@@ -253,3 +253,19 @@ def test_two_writers_of_one_document_never_leave_the_older_read_behind(organizer
     assert not slow_thread.is_alive() and not fast_thread.is_alive()
     assert doc("item", item.pk).body == relational_body("item", item.pk)
     assert doc("item", item.pk).body["name"] == "After"
+
+
+def test_a_row_deleted_between_the_batch_read_and_the_repair_still_counts_as_checked(synced_item, monkeypatch):
+    from ops import reconciliation
+
+    real_batches = reconciliation.relational_batches
+
+    def batches(*args, **kwargs):
+        for bodies in real_batches(*args, **kwargs):
+            yield {**bodies, "999999": {"id": 999999, "name": "read, then deleted"}}  # no row, no document
+
+    monkeypatch.setattr(reconciliation, "relational_batches", batches)
+    result = reconcile(job=None, entity_type="item")
+
+    assert result["summary"] == {"checked": 2, "created": 0, "updated": 0, "deleted": 0, "unchanged": 2}
+    assert doc("item", 999999) is None

@@ -39,7 +39,7 @@ POOL_TIMEOUT = 3        # DB_POOL_TIMEOUT of the app: longest wait for a pooled 
 RECOVERY_BOUND = 5.0    # seconds after the database is back by which bookings succeed again
 SETTLED = 2.0           # once the database has been back this long, no request fails for it
 USERS = 40
-ITEMS = 60              # one day apart, so a user's bookings never overlap
+ITEMS = 90              # one day apart, so a user's bookings never overlap; 3600 pairs outlast the run
 CAPACITY, TIERS = 30, (("Early", "10.00", 10), ("Late", "25.50", 20))  # 40 users > 30 seats
 PASSWORD = "Fault-test-passw0rd!"
 ENVELOPE = {"status", "error", "message", "path", "timestamp"}
@@ -425,7 +425,7 @@ def test_database_restart_under_load_fails_cleanly_recovers_and_leaves_no_partia
         # next stop: the pool must have recovered by then, however long the outage was (no
         # dead pool, none still waiting out a reconnection backoff).
         phase["settled"] = phase["up"] + SETTLED
-        phase["late 503s"] = sum(o.db_unavailable for o in mine
+        phase["late 503s"] = sum(o.db_unavailable or o.outcome_unknown for o in mine
                                  if o.started >= phase["settled"] and o.ended < until)
         recovery = None if phase["recovered"] is None else round(phase["recovered"] - phase["up"], 2)
         report.append(f"{phase['name']}: down {phase['up'] - phase['stopping']:.1f}s, {phase['503s']} 503s, "
@@ -456,6 +456,14 @@ def test_database_restart_under_load_fails_cleanly_recovers_and_leaves_no_partia
     for phase in phases[:3]:
         assert any(o.started < phase["up"] and o.ended > phase["stopping"] + 0.5 for o in outcomes), report
     assert phases[2]["503s"] > 0, report
+
+    # An unknown outcome needs a connection that broke after its COMMIT was sent: only a request
+    # in flight when a stop began can get one, never one that started while the server was gone.
+    for o in outcomes:
+        if o.outcome_unknown:
+            assert any(o.started < p["stopping"] + 0.5 and o.ended > p["stopping"] for p in phases), (
+                f"'outcome unknown' for a request made while the database was down: {o.user}, {o.item}\n{report}")
+    assert not load.pairs.empty(), "the work ran out before the last phase ended: raise ITEMS"
 
     # 2. Bookings succeed again within a bounded time after each restart, and once the
     # database has been back a moment, no pool hands out a dead connection or is still
