@@ -108,7 +108,7 @@ def item_get_visible(*, actor, item_id) -> BookableItem:
 
 
 def item_visible(*, actor, item: BookableItem) -> bool:
-    """`visible_to` for one item already read (keep the two in step)."""
+    """`visible_to` for one item already read (catalog/tests/test_selectors.py pins that they agree)."""
     return not item.is_private or item_can_manage(actor=actor, item=item)
 
 
