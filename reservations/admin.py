@@ -14,7 +14,7 @@ class BookingAdmin(ReadOnlyAdmin):
     list_display = ("id", "user", "item", "tier", "price_paid", "status", "booking_date", "start_time")
     list_filter = ("status", ("booking_date", admin.DateFieldListFilter),
                    ("start_time", admin.DateFieldListFilter))
-    search_fields = ("=id", "user__username", "user__email", "item__name")
+    search_fields = ("=id", "user__username", "user__email", "item__name", "=request_key")
     date_hierarchy = "booking_date"
     list_select_related = ("user", "item", "tier")
     raw_id_fields = ("user", "item", "tier")

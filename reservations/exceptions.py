@@ -25,4 +25,9 @@ class InvalidStatusTransition(Conflict):
 
 class BookingOutcomeUnknown(CommitOutcomeUnknown):
     default_message = ("The database connection was lost while the booking was being saved: it may "
-                       "or may not have been made. Check GET /api/v1/bookings/me before booking again")
+                       "or may not have been made. Retry with the same Idempotency-Key, or check "
+                       "GET /api/v1/bookings/me before booking again")
+
+
+class BookingKeyReused(Conflict):
+    default_message = "This Idempotency-Key was already used for a booking of another item or tier"

@@ -29,6 +29,9 @@ class Booking(models.Model):
     start_time = models.DateTimeField()
     end_time = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
+    # The client's Idempotency-Key of the request that made it: a retry with the same key gets
+    # this booking back instead of a second attempt (unique per user).
+    request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-booking_date", "-id"]
@@ -36,6 +39,8 @@ class Booking(models.Model):
             models.CheckConstraint(condition=Q(status__in=BookingStatus.values), name="booking_status_valid"),
             models.CheckConstraint(condition=Q(end_time__gt=F("start_time")), name="booking_time_range_valid"),
             models.CheckConstraint(condition=Q(price_paid__gte=0), name="booking_price_not_negative"),
+            models.UniqueConstraint(fields=["user", "request_key"], condition=Q(request_key__isnull=False),
+                                    name="booking_request_key_unique"),
         ]
         indexes = [
             models.Index(fields=["user", "status", "start_time"], name="booking_user_status_start"),

@@ -21,7 +21,7 @@ from bookings_project.db import db_value, insert_many
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
 from catalog.exceptions import ItemBusy
-from catalog.locking import contention_guard, sqlstate
+from catalog.locking import constraint_name, contention_guard, sqlstate
 from catalog.models import BookableItem
 from catalog.selectors import item_can_manage, item_get_for_booking
 from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
@@ -29,10 +29,10 @@ from ops.models import OutboxEvent
 from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
 from .conflicts import overlap_q, transition_allowed
-from .exceptions import (BookingLimitReached, BookingNotFound, BookingOutcomeUnknown, BookingTimeConflict,
-                         InvalidStatusTransition, ItemAlreadyStarted)
+from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound, BookingOutcomeUnknown,
+                         BookingTimeConflict, InvalidStatusTransition, ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
-from .selectors import booking_conflicts
+from .selectors import booking_conflicts, booking_queryset
 
 logger = logging.getLogger(__name__)
 
@@ -114,19 +114,42 @@ _BOOKER_SQL = f"""
 # edits of the item in the meantime.
 SPARE_ATTEMPTS = 3
 FOREIGN_KEY_VIOLATION = "23503"  # at COMMIT (deferred): the tier it read was removed meanwhile
+REQUEST_KEY_CONSTRAINT = "booking_request_key_unique"
 
 
 def booking_create(*, user, item_id, tier_name: str | None = None) -> Booking:
+    booking, _ = booking_create_once(user=user, item_id=item_id, tier_name=tier_name)
+    return booking
+
+
+def booking_create_once(*, user, item_id, tier_name: str | None = None,
+                        request_key: str | None = None) -> tuple[Booking, bool]:
+    """(booking, created). With a `request_key` (the client's Idempotency-Key) the booking is
+    made at most once per key: a retry gets the booking its key already made (created False),
+    so a client that got no answer, or an 'outcome unknown' 503, can simply ask again."""
     attempts, read = 0, _Read()
     while True:
         attempts += 1
         try:
-            return _booking_attempt(user=user, item_id=item_id, tier_name=tier_name, read=read)
+            return _booking_attempt(user=user, item_id=item_id, tier_name=tier_name, request_key=request_key,
+                                    read=read)
         except IntegrityError as exc:
-            if not (seat_claim_refused(exc) or sqlstate(exc) == FOREIGN_KEY_VIOLATION):
+            # (the key's unique constraint backs up the check under the user lock: the next
+            # attempt finds the booking that won)
+            if not (seat_claim_refused(exc) or sqlstate(exc) == FOREIGN_KEY_VIOLATION
+                    or constraint_name(exc) == REQUEST_KEY_CONSTRAINT):
                 _raise_overlap_as_conflict(exc)
             if attempts >= read.tiers + SPARE_ATTEMPTS:
                 raise ItemBusy() from exc
+
+
+def _booking_made_with(user, request_key: str, item_id, tier_name: str | None) -> Booking | None:
+    """The user's booking made under this key, if any; the key must name the same request."""
+    earlier = booking_queryset().filter(user_id=user.pk, request_key=request_key).first()
+    if earlier is not None and (str(earlier.item_id) != str(item_id) or (
+            tier_name is not None and (earlier.tier is None or earlier.tier.name != tier_name))):
+        raise BookingKeyReused()
+    return earlier
 
 
 @dataclass
@@ -134,11 +157,14 @@ class _Read:
     tiers: int = 0  # how many tiers the last attempt read
 
 
-def _booking_attempt(*, user, item_id, tier_name: str | None, read: _Read) -> Booking:
+def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str | None,
+                     read: _Read) -> tuple[Booking, bool]:
     booking = None
     try:
         with contention_guard(), atomic_with_tail() as at_commit:
             _lock_user(user)
+            if request_key is not None and (booking := _booking_made_with(user, request_key, item_id, tier_name)):
+                return booking, False
             item, tiers = item_get_for_booking(actor=user, item_id=item_id)
             read.tiers = len(tiers)
             if item.start_time <= timezone.now():
@@ -148,7 +174,7 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, read: _Read) -> Bo
             [booking] = insert_many([Booking(
                 user=user, item=item, tier=offered, status=BookingStatus.CONFIRMED,
                 price_paid=offered.price if offered is not None else Decimal("0.00"),
-                start_time=item.start_time, end_time=item.end_time,
+                start_time=item.start_time, end_time=item.end_time, request_key=request_key,
             )])
             _announce(booking, EventType.BOOKING_CONFIRMED)
             # The seat is claimed last, and sent with the COMMIT: the hot item row stays locked
@@ -157,10 +183,10 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, read: _Read) -> Bo
     except CommitOutcomeUnknown as exc:
         # Saved or not, only the database knows: if it was, the booking is in bookings/me and
         # its email goes out (its outbox row committed with it).
-        logger.warning("Booking %s (user %s, item %s): connection lost at COMMIT, outcome unknown: %s",
-                       booking.pk, user.pk, item_id, exc.__cause__)
+        logger.warning("Booking %s (user %s, item %s, key %r): connection lost at COMMIT, outcome unknown: %s",
+                       getattr(booking, "pk", None), user.pk, item_id, request_key, exc.__cause__)
         raise BookingOutcomeUnknown() from exc
-    return booking
+    return booking, True
 
 
 def _transition(*, booking_id, target: str, check=None) -> Booking:

@@ -87,3 +87,9 @@ def test_schema_tells_booking_clients_what_a_503_means(schema):
     assert "nothing was saved" in description and "GET /api/v1/bookings/me" in description
     assert schema["paths"]["/api/v1/user/me"]["get"]["responses"]["503"]["description"] == \
         "A backing service is unavailable; retry"
+
+
+def test_schema_documents_the_idempotency_key_header(schema):
+    post = schema["paths"]["/api/v1/bookings/items/{item_id}"]["post"]
+    [header] = [p for p in post["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and not header.get("required", False)

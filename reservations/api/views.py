@@ -1,11 +1,14 @@
-from drf_spectacular.utils import extend_schema
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
-from bookings_project.errors import Forbidden
+from bookings_project.errors import Forbidden, ValidationFailed
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import array_response
 from bookings_project.validation import valid_data
@@ -36,21 +39,42 @@ def bookings_json(bookings) -> list[dict]:
     return [booking_json(booking) for booking in bookings]
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="Optional, 1-64 visible ASCII characters, unique per request the client means once. A retry "
+                "with the same key returns the booking the key already made (201, `Idempotent-Replayed: "
+                "true`) instead of booking again; the same key for another item or tier is a 409.")
+_KEY = re.compile(r"[!-~]{1,64}")
+
+
+def idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        raise ValidationFailed("Invalid Idempotency-Key header", fields={
+            "Idempotency-Key": ["Use 1-64 visible ASCII characters (no spaces)"]})
+    return key
+
+
 class ItemBookingsView(APIView):
     """POST: book the item (USER, EVENT_ORGANIZER, ADMIN). GET: its bookings (ADMIN or its organizer)."""
 
     def get_permissions(self):
         return [CanBook()] if self.request.method == "POST" else [IsOrganizerOrAdmin()]
 
-    @extend_schema(tags=["bookings"], request=BookingRequestSerializer,
+    @extend_schema(tags=["bookings"], request=BookingRequestSerializer, parameters=[IDEMPOTENCY_KEY],
                    responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409, e503=(
                        "The item is busy or the database unavailable: nothing was saved, retry after "
                        "Retry-After. Or the connection was lost while saving: the message says the booking "
-                       "may or may not have been made; check GET /api/v1/bookings/me before retrying"))})
+                       "may or may not have been made; retry with the same Idempotency-Key, or check "
+                       "GET /api/v1/bookings/me before retrying"))})
     def post(self, request, item_id):
         data = valid_data(BookingRequestSerializer, request.data if request.data else {})
-        booking = services.booking_create(user=request.user, item_id=item_id, tier_name=data.get("tier_name"))
-        return Response(booking_json(booking), status=status.HTTP_201_CREATED)
+        booking, created = services.booking_create_once(
+            user=request.user, item_id=item_id, tier_name=data.get("tier_name"), request_key=idempotency_key(request))
+        headers = {} if created else {"Idempotent-Replayed": "true"}
+        return Response(booking_json(booking), status=status.HTTP_201_CREATED, headers=headers)
 
     @extend_schema(tags=["bookings"], responses={200: BookingResponseSerializer(many=True),
                                                  **error_responses(400, 401, 403, 404)})

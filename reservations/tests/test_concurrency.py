@@ -190,3 +190,20 @@ def test_a_tier_removed_between_read_and_claim_is_retried_into_the_next_tier(mak
     assert Booking.objects.filter(item=item).count() == 1
     item = BookableItem.objects.get(pk=item.pk)
     assert item.sold == 1 and [t.sold for t in item.tiers.all()] == [1]
+
+
+def test_one_idempotency_key_sent_eight_times_at_once_makes_one_booking(make_user, organizer):
+    """A client's retries racing its own first request: the user lock serializes them and each
+    later one finds the booking the key made (the unique constraint backs that up)."""
+    from reservations.services import booking_create_once
+
+    item = make_item(organizer, capacity=10, tiers=[("A", "10.00", 10)])
+    user = make_user()
+
+    results = race([lambda: booking_create_once(user=user, item_id=item.pk, request_key="retry-1")] * 8)
+
+    assert all(isinstance(r, tuple) for r in results), results
+    assert len({booking.pk for booking, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False] * 7 + [True]
+    assert Booking.objects.filter(user=user).count() == 1
+    assert BookableItem.objects.get(pk=item.pk).sold == 1

@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -284,15 +285,13 @@ def test_booking_the_same_item_again_is_409_not_a_second_seat(client_for, custom
     assert counters(item) == (1, [1])
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
-        client_for, customer, organizer, monkeypatch, caplog):
-    """The database crashed between committing and replying, or before: nobody can tell, so
-    the answer says so (and where to look) instead of claiming the booking failed."""
+@pytest.fixture
+def commit_reply_lost(monkeypatch):
+    """Inside `with commit_reply_lost():` the database commits, then the connection breaks
+    before the reply arrives (what a crash between the two looks like to the client)."""
     import psycopg
     from django.db import OperationalError
 
-    item = make_item(organizer, tiers=[("A", "10.00", 10)])
     real_commit = connection.commit
 
     def commit_then_lose_the_reply():
@@ -300,10 +299,24 @@ def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
         raise OperationalError("server closed the connection unexpectedly") from \
             psycopg.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("bookings_project.transactions._pipeline_supported", lambda: False)
-    monkeypatch.setattr(connection, "commit", commit_then_lose_the_reply)
-    response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
-    monkeypatch.undo()
+    @contextmanager
+    def lost():
+        with monkeypatch.context() as patch:
+            patch.setattr("bookings_project.transactions._pipeline_supported", lambda: False)
+            patch.setattr(connection, "commit", commit_then_lose_the_reply)
+            yield
+
+    return lost
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
+        client_for, customer, organizer, commit_reply_lost, caplog):
+    """The database crashed between committing and replying, or before: nobody can tell, so
+    the answer says so (and where to look) instead of claiming the booking failed."""
+    item = make_item(organizer, tiers=[("A", "10.00", 10)])
+    with commit_reply_lost():
+        response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
 
     assert response.status_code == 503 and response["Retry-After"]
     body = response.json()
@@ -315,3 +328,70 @@ def test_a_connection_lost_at_the_commit_answers_that_the_booking_may_exist(
     mine = client_for(customer).get("/api/v1/bookings/me").json()
     assert [b["id"] for b in (mine["content"] if isinstance(mine, dict) else mine)] == [booking.pk]
     assert client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").status_code == 409
+
+
+class TestIdempotencyKey:
+    """POST /bookings with Idempotency-Key: one booking per key, whatever the client retries."""
+
+    @staticmethod
+    def book(client, item, key=None, **body):
+        headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+        return client.post(f"/api/v1/bookings/items/{item.pk}", body, format="json", **headers)
+
+    def test_a_retry_with_the_same_key_returns_the_booking_it_made(self, client_for, customer, organizer):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        first, again = self.book(client, item, "order-42"), self.book(client, item, "order-42")
+
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert "Idempotent-Replayed" not in first and again["Idempotent-Replayed"] == "true"
+        assert again.json() == first.json()
+        assert counters(item) == (1, [1])
+        assert OutboxEvent.objects.filter(event_type="BOOKING_CONFIRMED").count() == 1  # one email
+
+    def test_a_replay_returns_the_booking_as_it_is_now(self, client_for, customer, organizer):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        first = self.book(client, item, "k")
+        assert client.put(f"/api/v1/bookings/{first.json()['id']}/cancel").status_code == 200
+        again = self.book(client, item, "k")
+        assert again.status_code == 201 and again.json()["status"] == "CANCELLED"
+        assert counters(item) == (0, [0])
+
+    def test_the_same_key_for_another_item_or_tier_is_409(self, client_for, customer, organizer):
+        item = make_item(organizer, capacity=20, tiers=[("A", "10.00", 10), ("B", "20.00", 10)])
+        other = make_item(organizer, start=item.start_time + timedelta(days=30))
+        client = client_for(customer)
+        assert self.book(client, item, "k", priceTier="A").status_code == 201
+
+        for response in (self.book(client, other, "k"), self.book(client, item, "k", priceTier="B")):
+            assert response.status_code == 409, response.json()
+            assert "Idempotency-Key" in response.json()["message"]
+        assert self.book(client, item, "k", priceTier="A").status_code == 201  # the same request
+        assert Booking.objects.filter(user=customer).count() == 1
+
+    def test_keys_belong_to_their_user(self, client_for, make_user, organizer):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        ids = {self.book(client_for(make_user()), item, "same-key").json()["id"] for _ in range(2)}
+        assert len(ids) == 2 and counters(item) == (2, [2])
+
+    @pytest.mark.parametrize("key", ["", "with space", "x" * 65, "ünïcode", "tab\there"])
+    def test_a_malformed_key_is_400_and_books_nothing(self, client_for, customer, organizer, key):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        response = self.book(client_for(customer), item, key)
+        assert response.status_code == 400
+        assert "Idempotency-Key" in response.json()["fields"]
+        assert counters(item) == (0, [0])
+
+    @pytest.mark.django_db(transaction=True)
+    def test_after_an_unknown_outcome_a_retry_with_the_key_settles_it(
+            self, client_for, customer, organizer, commit_reply_lost):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        with commit_reply_lost():
+            lost = self.book(client, item, "k-lost")
+        assert lost.status_code == 503 and "same Idempotency-Key" in lost.json()["message"]
+
+        again = self.book(client, item, "k-lost")
+        assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+        assert counters(item) == (1, [1])
