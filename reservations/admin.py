@@ -18,6 +18,7 @@ class BookingAdmin(ReadOnlyAdmin):
     date_hierarchy = "booking_date"
     list_select_related = ("user", "item", "tier")
     raw_id_fields = ("user", "item", "tier")
+    readonly_fields = ("request_key",)  # the client's Idempotency-Key (support: "which booking was that?")
     actions = ["cancel_bookings", "complete_bookings"]
     list_per_page = 50
 

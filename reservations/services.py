@@ -135,7 +135,8 @@ def booking_create_once(*, user, item_id, tier_name: str | None = None,
                                     read=read)
         except IntegrityError as exc:
             # (the key's unique constraint backs up the check under the user lock: the next
-            # attempt finds the booking that won)
+            # attempt finds the booking that won. PostgreSQL names the constraint; SQLite
+            # serializes writers, so there the check alone decides.)
             if not (seat_claim_refused(exc) or sqlstate(exc) == FOREIGN_KEY_VIOLATION
                     or constraint_name(exc) == REQUEST_KEY_CONSTRAINT):
                 _raise_overlap_as_conflict(exc)
@@ -144,10 +145,12 @@ def booking_create_once(*, user, item_id, tier_name: str | None = None,
 
 
 def _booking_made_with(user, request_key: str, item_id, tier_name: str | None) -> Booking | None:
-    """The user's booking made under this key, if any; the key must name the same request."""
+    """The user's booking made under this key, if any; the key must name the same item, and
+    the same tier when the request names one and the booking's tier still exists (a tier
+    renamed since cannot be told from another tier: that retry is a 409, the booking stands)."""
     earlier = booking_queryset().filter(user_id=user.pk, request_key=request_key).first()
     if earlier is not None and (str(earlier.item_id) != str(item_id) or (
-            tier_name is not None and (earlier.tier is None or earlier.tier.name != tier_name))):
+            tier_name is not None and earlier.tier is not None and earlier.tier.name != tier_name)):
         raise BookingKeyReused()
     return earlier
 
@@ -159,12 +162,12 @@ class _Read:
 
 def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str | None,
                      read: _Read) -> tuple[Booking, bool]:
-    booking = None
+    booking = replayed = None
     try:
         with contention_guard(), atomic_with_tail() as at_commit:
             _lock_user(user)
-            if request_key is not None and (booking := _booking_made_with(user, request_key, item_id, tier_name)):
-                return booking, False
+            if request_key is not None and (replayed := _booking_made_with(user, request_key, item_id, tier_name)):
+                return replayed, False
             item, tiers = item_get_for_booking(actor=user, item_id=item_id)
             read.tiers = len(tiers)
             if item.start_time <= timezone.now():
@@ -181,6 +184,8 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str |
             # only while the server runs these two statements.
             at_commit(lambda: item_seat_claim(item=item, tier=offered))
     except CommitOutcomeUnknown as exc:
+        if replayed is not None:
+            return replayed, False  # it wrote nothing: the answer stands whatever became of the COMMIT
         # Saved or not, only the database knows: if it was, the booking is in bookings/me and
         # its email goes out (its outbox row committed with it).
         logger.warning("Booking %s (user %s, item %s, key %r): connection lost at COMMIT, outcome unknown: %s",

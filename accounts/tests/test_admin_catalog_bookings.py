@@ -64,3 +64,17 @@ def test_booking_actions_complete_and_report_refusals(admin_client, make_user):
     gone.refresh_from_db()
     assert (done.status, gone.status) == (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
     assert admin_client.post(f"/admin/reservations/booking/{done.pk}/change/", {"status": "PENDING"}).status_code == 403
+
+
+def test_a_booking_is_found_by_its_clients_idempotency_key_and_shows_it(admin_client, make_user):
+    from reservations.services import booking_create_once
+
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    keyed, _ = booking_create_once(user=make_user(), item_id=make_item(organizer, "Keyed").pk,
+                                   request_key="client-order-7781")
+    booking_create(user=make_user(), item_id=make_item(organizer, "Other", days=4).pk)
+
+    found = admin_client.get("/admin/reservations/booking/", {"q": "client-order-7781"})
+    assert [b.pk for b in found.context["cl"].queryset] == [keyed.pk]
+    page = admin_client.get(f"/admin/reservations/booking/{keyed.pk}/change/")
+    assert page.status_code == 200 and "client-order-7781" in page.content.decode()

@@ -93,3 +93,4 @@ def test_schema_documents_the_idempotency_key_header(schema):
     post = schema["paths"]["/api/v1/bookings/items/{item_id}"]["post"]
     [header] = [p for p in post["parameters"] if p["in"] == "header"]
     assert header["name"] == "Idempotency-Key" and not header.get("required", False)
+    assert "Idempotent-Replayed" in post["responses"]["201"]["headers"]

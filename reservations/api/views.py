@@ -43,7 +43,12 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
     description="Optional, 1-64 visible ASCII characters, unique per request the client means once. A retry "
                 "with the same key returns the booking the key already made (201, `Idempotent-Replayed: "
-                "true`) instead of booking again; the same key for another item or tier is a 409.")
+                "true`), as it is now — check its `status`: it may have been cancelled since — instead of "
+                "booking again; the same key for another item or tier is a 409. A refused request (400, "
+                "409) binds no key.")
+REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[201], enum=["true"],
+    description="Present (`true`) when the booking was made by an earlier request with the same Idempotency-Key.")
 _KEY = re.compile(r"[!-~]{1,64}")
 
 
@@ -63,7 +68,7 @@ class ItemBookingsView(APIView):
     def get_permissions(self):
         return [CanBook()] if self.request.method == "POST" else [IsOrganizerOrAdmin()]
 
-    @extend_schema(tags=["bookings"], request=BookingRequestSerializer, parameters=[IDEMPOTENCY_KEY],
+    @extend_schema(tags=["bookings"], request=BookingRequestSerializer, parameters=[IDEMPOTENCY_KEY, REPLAYED],
                    responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409, e503=(
                        "The item is busy or the database unavailable: nothing was saved, retry after "
                        "Retry-After. Or the connection was lost while saving: the message says the booking "

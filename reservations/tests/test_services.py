@@ -288,19 +288,21 @@ def test_booking_the_same_item_again_is_409_not_a_second_seat(client_for, custom
 @pytest.fixture
 def commit_reply_lost(monkeypatch):
     """Inside `with commit_reply_lost():` the database commits, then the connection breaks
-    before the reply arrives (what a crash between the two looks like to the client)."""
+    before the reply arrives (what a crash between the two looks like to the client);
+    `commit_reply_lost(committed=False)`: it breaks before the server committed."""
     import psycopg
     from django.db import OperationalError
 
     real_commit = connection.commit
 
-    def commit_then_lose_the_reply():
-        real_commit()
-        raise OperationalError("server closed the connection unexpectedly") from \
-            psycopg.OperationalError("server closed the connection unexpectedly")
-
     @contextmanager
-    def lost():
+    def lost(committed=True):
+        def commit_then_lose_the_reply():
+            if committed:  # else the crash came first: the server never committed
+                real_commit()
+            raise OperationalError("server closed the connection unexpectedly") from \
+                psycopg.OperationalError("server closed the connection unexpectedly")
+
         with monkeypatch.context() as patch:
             patch.setattr("bookings_project.transactions._pipeline_supported", lambda: False)
             patch.setattr(connection, "commit", commit_then_lose_the_reply)
@@ -395,3 +397,56 @@ class TestIdempotencyKey:
         again = self.book(client, item, "k-lost")
         assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
         assert counters(item) == (1, [1])
+
+    @pytest.mark.django_db(transaction=True)
+    def test_after_an_unknown_outcome_that_saved_nothing_the_retry_books(
+            self, client_for, customer, organizer, commit_reply_lost):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        with commit_reply_lost(committed=False):
+            lost = self.book(client, item, "k-lost")
+        assert lost.status_code == 503 and counters(item) == (0, [0])
+
+        again = self.book(client, item, "k-lost")
+        assert again.status_code == 201 and "Idempotent-Replayed" not in again
+        assert counters(item) == (1, [1])
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_replay_whose_commit_is_lost_still_answers_the_booking(
+            self, client_for, customer, organizer, commit_reply_lost):
+        """A replay writes nothing: whatever became of its COMMIT, the answer is known."""
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        first = self.book(client, item, "k")
+        with commit_reply_lost(committed=False):
+            again = self.book(client, item, "k")
+        assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+        assert again.json() == first.json()
+
+    def test_a_retry_naming_a_tier_the_booking_no_longer_has_is_a_replay(self, client_for, customer, organizer):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        first = self.book(client, item, "k", priceTier="A")
+        Booking.objects.filter(pk=first.json()["id"]).update(tier=None)  # its tier was removed since
+        again = self.book(client, item, "k", priceTier="A")
+        assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_unique_key_constraint_backs_up_the_check(self, customer, organizer, monkeypatch):
+        """Were the check under the user lock ever to miss (it cannot, today), the INSERT hits
+        the key's unique constraint and the next attempt returns the booking that won."""
+        if connection.vendor != "postgresql":
+            pytest.skip("PostgreSQL names the constraint; SQLite serializes writers")
+        from reservations import services
+
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        first, _ = services.booking_create_once(user=customer, item_id=item.pk, request_key="k")
+        services.booking_cancel(actor=customer, booking_id=first.pk)  # so no overlap check stops the retry first
+        real, calls = services._booking_made_with, []
+        monkeypatch.setattr(services, "_booking_made_with",
+                            lambda *args: calls.append(1) or (None if len(calls) == 1 else real(*args)))
+
+        again, created = services.booking_create_once(user=customer, item_id=item.pk, request_key="k")
+
+        assert (again.pk, created, len(calls)) == (first.pk, False, 2)
+        assert counters(item) == (0, [0]) and Booking.objects.filter(user=customer).count() == 1
