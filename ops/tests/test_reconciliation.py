@@ -7,7 +7,7 @@ from django.utils import timezone
 from catalog.tests.factories import make_item
 from ops.dispatch import outbox_dispatch_until_empty
 from ops.documents import relational_body
-from ops.models import Document, Job, JobStatus, ReconciliationChange
+from ops.models import Document, Job, JobStatus, OutboxEvent, ReconciliationChange
 from ops.reconciliation import reconcile
 from reservations.services import booking_create
 
@@ -61,20 +61,45 @@ def test_changes_are_projected_through_the_outbox(synced_item, make_user, api_cl
 
 
 def test_a_batch_projects_each_document_once_and_ends_on_the_latest_state(synced_item, make_user, monkeypatch):
+    """One locked repair per entity type for the whole batch, each document in it once (a hot
+    item's document is not re-projected once per booking)."""
     from ops import documents
 
     calls = []
-    real = documents.document_sync
-    monkeypatch.setattr(documents, "document_sync",
-                        lambda **kwargs: calls.append((kwargs["entity_type"], str(kwargs["entity_id"]))) or real(**kwargs))
+    real = documents.document_repair_many
+    monkeypatch.setattr(documents, "document_repair_many",
+                        lambda entity_type, ids: calls.append((entity_type, sorted(map(str, ids)))) or real(entity_type, ids))
     bookings = [booking_create(user=make_user(), item_id=synced_item.pk) for _ in range(3)]
 
     outbox_dispatch_until_empty()
 
-    assert calls.count(("item", str(synced_item.pk))) == 1
-    assert sorted(c for c in calls if c[0] == "booking") == sorted(("booking", str(b.pk)) for b in bookings)
+    assert sorted(calls) == [("booking", sorted(str(b.pk) for b in bookings)), ("item", [str(synced_item.pk)])]
     assert doc("item", synced_item.pk).body["availableCapacity"] == 7
     assert doc("item", synced_item.pk).body == relational_body("item", synced_item.pk)
+    for booking in bookings:
+        assert doc("booking", booking.pk).body == relational_body("booking", booking.pk)
+
+
+def test_when_the_batched_sync_fails_each_event_syncs_on_its_own(synced_item, make_user, monkeypatch):
+    from ops import documents
+
+    real, failed = documents.document_repair_many, []
+
+    def fails_for_many(entity_type, ids):
+        if len(ids) > 1:
+            failed.append(entity_type)
+            raise RuntimeError("documents DB hiccup")
+        return real(entity_type, ids)
+
+    monkeypatch.setattr(documents, "document_repair_many", fails_for_many)
+    bookings = [booking_create(user=make_user(), item_id=synced_item.pk) for _ in range(2)]
+
+    outbox_dispatch_until_empty()
+
+    assert failed == ["booking"]
+    assert not OutboxEvent.objects.exclude(status="SENT").exists()
+    for booking in bookings:
+        assert doc("booking", booking.pk).body == relational_body("booking", booking.pk)
 
 
 def test_tampered_document_is_repaired_with_changes_log(synced_item, op_client):
