@@ -54,12 +54,14 @@ def numeric_ids(entity_ids: Iterable[str]) -> list[int]:
     return [int(i) for i in entity_ids if i.isdigit() and len(i) < 19]
 
 
-def relational_body(entity_type: str, entity_id) -> dict | None:
+def relational_bodies_of(entity_type: str, entity_ids: Iterable[str]) -> dict[str, dict]:
+    """The bodies of the live rows these (document) ids name, in one query; others are absent."""
     queryset, _ = entity_sources()[entity_type]
-    if not numeric_ids([str(entity_id)]):
-        return None
-    row = queryset().filter(pk=int(entity_id)).first()
-    return None if row is None else relational_bodies(entity_type, [row])[str(row.pk)]
+    return relational_bodies(entity_type, queryset().filter(pk__in=numeric_ids(entity_ids)))
+
+
+def relational_body(entity_type: str, entity_id) -> dict | None:
+    return relational_bodies_of(entity_type, [str(entity_id)]).get(str(entity_id))
 
 
 def relational_batches(entity_type: str, *, batch_size: int, **filters) -> Iterator[dict[str, dict]]:
@@ -149,9 +151,8 @@ def document_repair_many(entity_type: str, entity_ids: Iterable) -> dict[str, Re
     ids = sorted({str(entity_id) for entity_id in entity_ids})
     if not ids:
         return {}
-    queryset, _ = entity_sources()[entity_type]
     with document_lock(entity_type, ids):
-        bodies = relational_bodies(entity_type, queryset().filter(pk__in=numeric_ids(ids)))
+        bodies = relational_bodies_of(entity_type, ids)
         existing = documents_get(entity_type, ids)
         repairs = {}
         for key in ids:

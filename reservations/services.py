@@ -189,7 +189,7 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str |
         # Saved or not, only the database knows: if it was, the booking is in bookings/me and
         # its email goes out (its outbox row committed with it).
         logger.warning("Booking %s (user %s, item %s, key %r): connection lost at COMMIT, outcome unknown: %s",
-                       getattr(booking, "pk", None), user.pk, item_id, request_key, exc.__cause__)
+                       booking.pk, user.pk, item_id, request_key, exc.__cause__)
         raise BookingOutcomeUnknown() from exc
     return booking, True
 
