@@ -6,7 +6,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from bookings_project.errors import Conflict, Forbidden, ValidationFailed
+from catalog.cache import catalog_changed
 from ops.models import Severity
+from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync
 from ops.services import log_event
 from reservations.services import booking_cancel_future_for_user
 
@@ -149,6 +151,8 @@ def user_update(
             user.save()
             if "roles" in changed:
                 _operator_group_sync(user)
+            if "username" in changed:
+                _announce_username_change(user)
     except IntegrityError as exc:
         raise DuplicateUser() from exc
     if "roles" in changed:
@@ -159,6 +163,13 @@ def user_update(
         log_event(event_type="AUTH", severity=Severity.INFO, message="Password changed",
                   user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
     return user
+
+
+def _announce_username_change(user: User) -> None:
+    """Booking documents carry the booker's username and item documents and lists the
+    organizer's: refresh them after this transaction commits."""
+    outbox_enqueue_document_sync((USER_BOOKINGS, user.pk), (ORGANIZER_ITEMS, user.pk))
+    catalog_changed()
 
 
 def user_grant_role(*, actor: User, user: User, role: str, request=None) -> User:

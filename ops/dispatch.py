@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .emails import EMAIL_TEMPLATES, email_send
 from .models import OutboxEvent, OutboxStatus
-from .outbox import DOCUMENT_SYNC, ITEM_BOOKINGS, JOB_RUN, outbox_nudge
+from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
 
 
 def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
-    from .documents import document_sync, document_sync_item_bookings
+    from .documents import RELATED_DOCUMENTS, document_sync, document_sync_related
 
     for entity_type, entity_id in event.payload.get("entities", []):
         # Once per batch is enough: every change whose event is in this batch committed before
@@ -65,8 +65,8 @@ def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
         key = (entity_type, str(entity_id))
         if key in ctx.synced:
             continue
-        if entity_type == ITEM_BOOKINGS:
-            document_sync_item_bookings(item_id=entity_id)
+        if entity_type in RELATED_DOCUMENTS:
+            document_sync_related(related=entity_type, owner_id=entity_id)
         else:
             document_sync(entity_type=entity_type, entity_id=entity_id)
         ctx.synced.add(key)

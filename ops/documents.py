@@ -21,6 +21,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from .models import Document
+from .outbox import ITEM_BOOKINGS, ORGANIZER_ITEMS, USER_BOOKINGS
 from .routers import DOCUMENTS_DB
 
 ENTITY_TYPES = ("item", "booking")
@@ -51,7 +52,7 @@ def relational_bodies(entity_type: str, rows) -> dict[str, dict]:
 
 def numeric_ids(entity_ids: Iterable[str]) -> list[int]:
     """The ids that can name a row (document ids are any text the customer side wrote)."""
-    return [int(i) for i in entity_ids if i.isdigit() and len(i) < 19]
+    return [int(i) for i in entity_ids if i.isascii() and i.isdigit() and len(i) < 19]
 
 
 def relational_bodies_of(entity_type: str, entity_ids: Iterable[str]) -> dict[str, dict]:
@@ -174,13 +175,22 @@ def differing(entity_type: str, bodies: dict[str, dict]) -> list[str]:
     return [key for key, body in bodies.items() if key not in existing or existing[key].body != body]
 
 
-def document_sync_item_bookings(*, item_id, batch_size: int = 500) -> int:
-    """Re-project every booking document of an item (after the item's name changed), in
-    batches; returns how many documents were written. The documents that differ are repaired
-    together, per batch, under their locks."""
+# DOCUMENT_SYNC pseudo entity types → (the documents' entity type, the row field naming the owner).
+RELATED_DOCUMENTS = {
+    ITEM_BOOKINGS: ("booking", "item_id"),
+    USER_BOOKINGS: ("booking", "user_id"),
+    ORGANIZER_ITEMS: ("item", "organizer_id"),
+}
+
+
+def document_sync_related(*, related: str, owner_id, batch_size: int = 500) -> int:
+    """Re-project every document related to one row (an item's bookings after its name changed,
+    a user's bookings and items after a rename), in batches; returns how many documents were
+    written. The documents that differ are repaired together, per batch, under their locks."""
+    entity_type, owner_field = RELATED_DOCUMENTS[related]
     written = 0
-    for bodies in relational_batches("booking", batch_size=batch_size, item_id=item_id):
-        repairs = document_repair_many("booking", differing("booking", bodies))
+    for bodies in relational_batches(entity_type, batch_size=batch_size, **{owner_field: owner_id}):
+        repairs = document_repair_many(entity_type, differing(entity_type, bodies))
         written += sum(repair.action != "unchanged" for repair in repairs.values())
     return written
 

@@ -77,8 +77,12 @@ def outbox_enqueue_user_registered(*, user) -> OutboxEvent:
 
 
 DOCUMENT_SYNC = "DOCUMENT_SYNC"
-# Pseudo entity type of a DOCUMENT_SYNC: every booking document of the item with this id.
+# Pseudo entity types of a DOCUMENT_SYNC, naming every document related to one row: the
+# booking documents of an item (they carry its name), the booking documents of a user and the
+# item documents of an organizer (they carry the username).
 ITEM_BOOKINGS = "item_bookings"
+USER_BOOKINGS = "user_bookings"
+ORGANIZER_ITEMS = "organizer_items"
 JOB_RUN = "JOB_RUN"
 
 

@@ -212,6 +212,36 @@ def test_renaming_an_item_reprojects_its_booking_documents(synced_item, make_use
     assert doc("item", synced_item.pk).body["name"] == "Renamed workshop"
 
 
+def test_renaming_a_user_reprojects_their_bookings_and_items(synced_item, make_user, client_for):
+    booker = make_user(username="booker")
+    booking = booking_create(user=booker, item_id=synced_item.pk)
+    outbox_dispatch_until_empty()
+    admin = client_for(make_user(roles=["ADMIN"]))
+    for user, name in ((booker, "booker_renamed"), (synced_item.organizer, "organizer_renamed")):
+        assert admin.put(f"/api/v1/user/{user.pk}", {"username": name}, format="json").status_code == 200
+    outbox_dispatch_until_empty()
+
+    assert doc("booking", booking.pk).body["username"] == "booker_renamed"
+    assert doc("item", synced_item.pk).body["organizerUsername"] == "organizer_renamed"
+    assert reconcile(job=None, entity_type="item")["summary"]["updated"] == 0
+    assert reconcile(job=None, entity_type="booking")["summary"]["updated"] == 0
+
+
+@pytest.mark.parametrize("entity_id", ["²", "١٢", "12a", "-1", "9" * 30])
+def test_document_ids_that_name_no_row_are_orphans_not_errors(synced_item, op_client, entity_id):
+    """The customer side writes any text as an id: Unicode digits (which str.isdigit accepts but
+    a primary key never has) must not break the whole type's reconciliation."""
+    orphan("item", entity_id)
+    result = reconcile(job=None, entity_type="item")
+    assert result["summary"] == {"checked": 2, "created": 0, "updated": 0, "deleted": 1, "unchanged": 1}
+    assert doc("item", entity_id) is None
+
+    orphan("item", entity_id)
+    job = op_client.post("/reconciliation", {"entityType": "item", "entityId": entity_id}, format="json").json()
+    done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
+    assert done["status"] == "completed" and done["reconciliation"]["changesLog"] == "Deleted orphan document"
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "documents"])
 @pytest.mark.parametrize("slow_writer", ["sync", "reconciliation"])
 def test_two_writers_of_one_document_never_leave_the_older_read_behind(organizer, monkeypatch, slow_writer):
