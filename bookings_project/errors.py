@@ -14,6 +14,7 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.utils import timezone
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
@@ -166,6 +167,8 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
 def exception_handler(exc, context):
     request = context.get("request")
     path = request.path if request is not None else ""
+    if request is not None:  # errors are JSON even where the view renders CSV (or could not negotiate)
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
     try:
         status, message, fields, headers = _describe(exc)
     except Exception:

@@ -25,6 +25,44 @@ def test_malformed_json_on_an_authenticated_endpoint(make_user, client_for):
     assert_error(response, 400, path="/logs")
 
 
+HOSTILE_BODIES = {
+    "nested past the parser's recursion": "[" * 50_000 + "]" * 50_000,
+    "number overflowing to infinity": '{"message": "x", "additionalData": {"n": 1e999}}',
+    "NUL in a value": '{"message": "x", "additionalData": {"k": "a\\u0000b"}}',
+    "NUL in a key": '{"message": "x", "additionalData": {"a\\u0000": "b"}}',
+    "unpaired surrogate": '{"message": "x", "additionalData": {"k": "\\udc00"}}',
+}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/auth/register", "/logs", "/notifications", "/jobs"])
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_json_the_database_could_not_store_is_400_not_500(make_user, client_for, path, body):
+    """PostgreSQL's json and text types refuse NUL, lone surrogates and infinities: they are
+    refused at parse time, not by a failing INSERT."""
+    client = client_for(make_user(roles=["IT_OPERATOR"]))
+    body = assert_error(client.post(path, body.encode(), content_type="application/json"), 400, path=path)
+    assert body["message"].startswith("Malformed request body")
+
+
+def test_paired_surrogates_and_unicode_are_fine(make_user, client_for):
+    body = ('{"eventType": "APP", "severity": "info", "message": "ok \\ud83d\\ude00 \u00fcn\u00efcode",'
+            ' "additionalData": {"emoji": "\U0001F600"}}')
+    response = client_for(make_user()).post("/logs", body.encode(), content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["message"] == "ok \U0001F600 \u00fcn\u00efcode"
+
+
+@pytest.mark.parametrize("accept", ["text/html", "text/html,application/xhtml+xml;q=0.9", "image/png"])
+@pytest.mark.parametrize("path, status", [("/api/v1/user/me", 401), ("/api/v1/items/999999", 404),
+                                          ("/api/v1/items", 200)])
+def test_any_accept_header_gets_json(api_client, accept, path, status):
+    """A browser's Accept header gets JSON (not a 406 ahead of authentication, not HTML)."""
+    response = api_client.get(path, HTTP_ACCEPT=accept)
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    response.json()
+
+
 @pytest.mark.parametrize("method", ["get", "post", "put", "delete", "patch"])
 @pytest.mark.parametrize("path", ["/no/such/route", "/api/v1/nothing", "/api/v1/user/1/extra", "/logs/1"])
 def test_unknown_route_is_json_404(api_client, method, path):

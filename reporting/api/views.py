@@ -31,12 +31,6 @@ class RevenueReportView(APIView):
             raise ValidationFailed("Unknown format", fields={"format": [f"Must be one of: {', '.join(formats)}"]})
         return super().perform_content_negotiation(request, force=force)
 
-    def handle_exception(self, exc):
-        # Errors stay JSON (the contract's envelope) even when CSV was asked for.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
-
     @extend_schema(
         tags=["reports"], parameters=[RevenueQuerySerializer],
         description="Sum of `pricePaid` over CONFIRMED and COMPLETED bookings, by item, revenue descending "
@@ -49,7 +43,7 @@ class RevenueReportView(APIView):
                 OpenApiTypes.STR, description="Header itemId,itemName,itemRevenue,numberOfBookings; one row "
                                               "per item; a final total row",
                 examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")]),
-            # Errors are JSON even for ?format=csv (see handle_exception).
+            # Errors are JSON even for ?format=csv (bookings_project.errors.exception_handler).
             **{(code, JSONRenderer.media_type): error for code, error in error_responses(400, 401, 403).items()},
         },
     )

@@ -1,0 +1,55 @@
+"""How request bodies are read and responses chosen: JSON in, JSON out, whatever the client sends.
+
+`SafeJSONParser` is DRF's JSONParser with the inputs it lets through to a 500 turned into 400s:
+nesting deep enough to exhaust the parser's recursion, numbers that overflow to infinity
+(`1e999`), and strings holding NUL or unpaired surrogates — PostgreSQL's json/text types refuse
+all three, so they would fail at the INSERT instead of at the door.
+
+`JSONFallbackNegotiation` answers an `Accept` header no renderer matches (a browser's
+`text/html`) with JSON instead of a 406 before authentication has even run; an explicit
+`?format=` the view does not offer still fails (views validate it themselves).
+"""
+
+import math
+import re
+
+from rest_framework.exceptions import NotAcceptable, ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import JSONParser
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_storable(data) -> None:
+    pending = [data]
+    while pending:  # iterative: the document may be nested as deep as the parser allowed
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ParseError("JSON parse error - number out of range")
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            raise ParseError("JSON parse error - strings may not contain NUL characters or unpaired surrogates")
+
+
+class SafeJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+        _check_storable(data)
+        return data
+
+
+class JSONFallbackNegotiation(DefaultContentNegotiation):
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
+                raise
+            return renderers[0], renderers[0].media_type
