@@ -1,5 +1,7 @@
 """Writes on accounts: registration, login, profile updates, role changes, deactivation."""
 
+import secrets
+
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -81,6 +83,17 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
     log_event(event_type="USER", severity=Severity.INFO, message="User registered",
               user_id=user.pk, request=request, additional_data={"roles": user.roles})
     return user
+
+
+def user_register_by_email(*, email: str, password: str, roles=None, request=None) -> User:
+    """Core-API registration (no username field): the username is the email, unless another
+    account already chose that text as its username — then the email plus a short suffix, so a
+    username that looks like someone's address cannot keep its owner from registering."""
+    email = User.objects.normalize_email(email).lower()
+    username = email
+    if User.objects.filter(username__iexact=username).exclude(email__iexact=email).exists():
+        username = f"{email[:240]}-{secrets.token_hex(4)}"
+    return user_register(username=username, email=email, password=password, roles=roles, request=request)
 
 
 def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, str, str]:

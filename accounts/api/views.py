@@ -141,9 +141,8 @@ class CoreRegisterView(PublicView):
     @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
     def post(self, request):
         data = valid_data(CoreRegisterSerializer, request.data)
-        user = services.user_register(username=data["email"].lower(), email=data["email"],
-                                      password=data["password"], roles=[ROLE_FROM_CORE[data["role"]]],
-                                      request=request)
+        user = services.user_register_by_email(email=data["email"], password=data["password"],
+                                               roles=[ROLE_FROM_CORE[data["role"]]], request=request)
         return Response(CoreRegisteredSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

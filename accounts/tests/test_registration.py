@@ -109,6 +109,17 @@ def test_core_register_duplicate_email_is_409(api_client):
     assert User.objects.count() == 2
 
 
+def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(api_client):
+    assert register_booking(api_client, username="victim@example.com", email="squatter@example.com").status_code == 201
+    response = register_core(api_client, email="Victim@Example.com")
+    assert response.status_code == 201
+    victim = User.objects.get(email="victim@example.com")
+    assert victim.username.startswith("victim@example.com-")
+    login = api_client.post("/auth/login", {"email": "victim@example.com", "password": PASSWORD}, format="json")
+    assert login.status_code == 200 and login.json()["user"]["id"] == str(victim.pk)
+    assert_error(register_core(api_client, email="victim@example.com"), 409)  # the email itself is taken now
+
+
 # --- validation -------------------------------------------------------------------------------
 
 
