@@ -99,6 +99,11 @@ def _check_booked_seats(*, item: BookableItem, capacity: int, current: list[Pric
     fields: dict[str, list[str]] = {}
     if capacity < item.sold:
         fields["capacity"] = [f"Cannot be below the {item.sold} seats already booked"]
+    tierless = item.sold - sum(t.sold for t in current)
+    if wanted and tierless > 0:
+        # Those bookings hold no tier: the tiers' counters could never account for their seats.
+        fields.setdefault("priceTiers", []).append(
+            f"Cannot add price tiers while seats are booked without a tier ({tierless})")
     if wanted is not None:
         by_name = {t.name: t for t in wanted}
         for tier in current:
@@ -188,7 +193,7 @@ def item_tier_offer(*, item: BookableItem, tiers: list[PriceTier], tier_name: st
         tiers = [t for t in tiers if t.name == tier_name]
         if not tiers:
             raise UnknownTier(tier_name)
-    if item.sold >= item.capacity and tier_name is None:
+    if item.sold >= item.capacity:
         raise CapacityExceeded()
     for tier in tiers:
         if tier.sold < tier.max_capacity:
