@@ -2,6 +2,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from catalog.selectors import item_can_manage
+
 from .conflicts import overlap_q
 from .exceptions import BookingNotFound
 from .models import Booking, BookingStatus
@@ -24,6 +26,12 @@ def booking_get(*, booking_id) -> Booking:
     if booking is None:
         raise BookingNotFound()
     return booking
+
+
+def booking_visible(*, actor, booking: Booking) -> bool:
+    """Its owner, the booked item's organizer and ADMINs see a booking; to anyone else it is a
+    404, so booking ids reveal nothing (contract §8)."""
+    return booking.user_id == actor.pk or item_can_manage(actor=actor, item=booking.item)
 
 
 def booking_conflicts(*, user, start: datetime, end: datetime, exclude_id=None) -> QuerySet[Booking]:

@@ -32,7 +32,7 @@ from .conflicts import overlap_q, transition_allowed
 from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound, BookingOutcomeUnknown,
                          BookingTimeConflict, InvalidStatusTransition, ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
-from .selectors import booking_conflicts, booking_queryset
+from .selectors import booking_conflicts, booking_queryset, booking_visible
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +230,8 @@ def _transition(*, booking_id, target: str, check=None) -> Booking:
 def booking_cancel(*, actor, booking_id) -> Booking:
     """PUT /bookings/{id}/cancel: the booking's owner or an ADMIN."""
     def owner_or_admin(booking):
+        if not booking_visible(actor=actor, booking=booking):
+            raise BookingNotFound()
         if booking.user_id != actor.pk and not actor.is_admin:
             raise Forbidden("Only the booking's owner or an ADMIN may cancel it")
 
@@ -239,6 +241,8 @@ def booking_cancel(*, actor, booking_id) -> Booking:
 def booking_set_status(*, actor, booking_id, status: str) -> Booking:
     """PUT /bookings/{id}/status: an ADMIN or the organizer of the booked item."""
     def organizer_or_admin(booking):
+        if not booking_visible(actor=actor, booking=booking):
+            raise BookingNotFound()
         if not item_can_manage(actor=actor, item=booking.item):
             raise Forbidden("Only an ADMIN or the item's organizer may change a booking's status")
 

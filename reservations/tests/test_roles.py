@@ -21,9 +21,12 @@ MATRIX = {
     "book item": ("post", "/api/v1/bookings/items/{item}", {}, [401, 201, 201, 201, 201]),
     "item bookings": ("get", "/api/v1/bookings/items/{item}", None, [401, 403, 200, 403, 200]),
     "my bookings": ("get", "/api/v1/bookings/me", None, [401, 200, 200, 200, 200]),
-    "cancel booking": ("put", "/api/v1/bookings/{booking}/cancel", None, [401, 403, 403, 403, 200]),
+    # A booking is 404 to those who cannot see it (anyone but its owner, the item's organizer and
+    # ADMINs); 403 to the organizer, who sees it but may not cancel it. /status is for organizers
+    # and ADMINs: a plain USER is refused by role (403) before any lookup.
+    "cancel booking": ("put", "/api/v1/bookings/{booking}/cancel", None, [401, 404, 403, 404, 200]),
     "booking status": ("put", "/api/v1/bookings/{booking}/status", {"status": "COMPLETED"},
-                       [401, 403, 200, 403, 200]),
+                       [401, 403, 200, 404, 200]),
     "my conflicts": ("get", "/api/v1/users/me/conflicts?startTime=2031-09-15T09:00:00"
                             "&endTime=2031-09-15T11:00:00", None, [401, 200, 200, 200, 200]),
 }
