@@ -58,3 +58,29 @@ def test_if_empty_leaves_an_existing_catalog_alone(make_user, capsys):
 
     assert BookableItem.objects.count() == 1 and User.objects.count() == 1
     assert "skipped" in capsys.readouterr().out
+
+
+def test_a_second_full_run_refuses_instead_of_duplicating():
+    from django.core.management.base import CommandError
+
+    call_command("seed_demo")
+    first = snapshot()
+    with pytest.raises(CommandError, match="already loaded"):
+        call_command("seed_demo")
+    assert snapshot() == first
+
+
+def test_demo_names_taken_by_real_accounts_are_skipped_never_used(make_user):
+    """A real 'Alice' (or someone with bob@example.com) registered before any item existed:
+    `make run` must still start, and demo data must never book or publish as that account."""
+    alice = make_user(username="Alice", email="alice.real@example.org")
+    bob = make_user(username="robert", email="BOB@example.com")
+    organizer = make_user(username="LearnHub", email="owner@learnhub.example")
+
+    call_command("seed_demo", if_empty=True)
+
+    assert BookableItem.objects.count() == 20
+    for real in (alice, bob, organizer):
+        assert not Booking.objects.filter(user=real).exists()
+        assert not BookableItem.objects.filter(organizer=real).exists()
+    assert User.objects.filter(username__iexact="alice").count() == 1

@@ -6,8 +6,9 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -62,12 +63,14 @@ ITEMS = (
 PRIVATE = {"Private Yacht Dinner", "Team Offsite Planning (internal)"}
 
 
-def _user(username: str, role: str) -> User:
-    existing = User.objects.filter(username=username).first()
-    if existing is not None:
-        return existing
-    return user_register(username=username, email=f"{username}@example.com", password=DEMO_PASSWORD,
-                         roles=[role])
+def _user(username: str, role: str) -> User | None:
+    """The demo account (made by an earlier run, or now); None when a real account already holds
+    its username or email (in any case): demo data never books or publishes as a real user."""
+    email = f"{username}@example.com"
+    taken = User.objects.filter(Q(username__iexact=username) | Q(email__iexact=email))
+    if taken.exists():
+        return taken.filter(username=username, email=email).first()
+    return user_register(username=username, email=email, password=DEMO_PASSWORD, roles=[role])
 
 
 class Command(BaseCommand):
@@ -83,8 +86,12 @@ class Command(BaseCommand):
             return
         rng = random.Random(2025)
         with transaction.atomic():
-            organizers = [_user(name, Role.EVENT_ORGANIZER) for name in ORGANIZERS]
-            customers = [_user(name, Role.USER) for name in CUSTOMERS]
+            organizers = [u for u in (_user(name, Role.EVENT_ORGANIZER) for name in ORGANIZERS) if u]
+            customers = [u for u in (_user(name, Role.USER) for name in CUSTOMERS) if u]
+            if not organizers:
+                raise CommandError("Every demo organizer's username or email belongs to another account")
+            if BookableItem.objects.filter(organizer__in=organizers, name__in=[i[0] for i in ITEMS]).exists():
+                raise CommandError("Demo data is already loaded (demo organizers have demo items)")
             items = self._items(organizers)
         bookings = self._bookings(items, customers, rng)
         self.stdout.write(self.style.SUCCESS(

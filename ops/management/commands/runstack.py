@@ -12,7 +12,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command, get_commands
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -44,7 +44,10 @@ class Command(BaseCommand):
             _, created = superuser_ensure(username=username, email=email, password=password)
             self.stdout.write(f"Admin {username!r} {'created' if created else 'already exists'}.")
         if os.environ.get("DEMO_DATA", "1") != "0" and "seed_demo" in get_commands():
-            call_command("seed_demo", if_empty=True)
+            try:
+                call_command("seed_demo", if_empty=True)
+            except CommandError as exc:  # demo data is a convenience: never a reason not to start
+                self.stderr.write(f"Demo data not loaded: {exc}")
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
 
