@@ -313,11 +313,17 @@ def _crontab(expression: str):
                    month_of_year=month_of_year, day_of_week=day_of_week)
 
 
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5)
 CELERY_BEAT_SCHEDULE = {
-    # The safety net: delivers whatever a lost nudge or a dead worker left behind.
-    "outbox-sweep": {"task": "ops.outbox_dispatch_task", "schedule": float(env_int("OUTBOX_SWEEP_SECONDS", 5))},
-    # Full reconciliation of the document DB, nightly by default (cron syntax, in TIME_ZONE).
-    "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *"))},
+    # The safety net: delivers whatever a lost nudge or a dead worker left behind. A sweep not
+    # started within its own period is dropped: while the workers are down, the next one covers it
+    # (instead of a pile of ~17,000 sweeps a day waiting for them).
+    "outbox-sweep": {"task": "ops.outbox_dispatch_task", "schedule": float(OUTBOX_SWEEP_SECONDS),
+                     "options": {"expires": float(OUTBOX_SWEEP_SECONDS)}},
+    # Full reconciliation of the document DB, nightly by default (cron syntax, in TIME_ZONE); it
+    # only creates the jobs (which the outbox runs), so a late start within the hour is harmless.
+    "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *")),
+                      "options": {"expires": 3600.0}},
 }
 
 # Seconds a rendered item list may live in Redis (0 disables the cache); see catalog/cache.py.

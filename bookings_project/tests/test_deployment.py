@@ -62,6 +62,9 @@ def test_beat_schedules_the_outbox_sweep_and_nightly_reconciliation():
     assert schedule["outbox-sweep"]["schedule"] <= 10
     nightly = schedule["reconcile-all"]["schedule"]
     assert isinstance(nightly, crontab) and nightly.hour == {3} and nightly.minute == {0}
+    # Sweeps queued while no worker runs expire instead of piling up in the broker.
+    assert 0 < schedule["outbox-sweep"]["options"]["expires"] <= schedule["outbox-sweep"]["schedule"]
+    assert schedule["reconcile-all"]["options"]["expires"] <= 3600
 
 
 @pytest.mark.django_db
