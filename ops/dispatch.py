@@ -5,7 +5,9 @@ into the future (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurren
 never claim the same event; SQLite serialises writers). No lock is held while an email is
 sent. A dispatcher that dies mid-batch loses nothing: its unfinished events become due again
 when the lease runs out. A failed event is retried with exponential backoff and becomes DEAD
-after OUTBOX_MAX_RETRIES failures; `outbox_retry` revives DEAD events.
+after OUTBOX_MAX_RETRIES failures; `outbox_retry` revives DEAD events. A handler that cannot
+act yet without having failed (a job another worker still holds) raises EventDeferred: the
+event waits until then, without using up an attempt.
 """
 
 import logging
@@ -24,6 +26,19 @@ from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
 logger = logging.getLogger(__name__)
 
 BACKOFF_CAP = timedelta(hours=1)
+# outbox_process outcome (not a status): the event stays PENDING, waiting rather than failed.
+DEFERRED = "DEFERRED"
+# A deferral never makes the event due at once (the same dispatcher run would claim it again).
+MIN_DEFERRAL = timedelta(seconds=1)
+
+
+class EventDeferred(Exception):
+    """A handler's "not yet": the event is tried again at `until` without counting a failure
+    (a job left `running` by a worker that may have died can only be taken over once stale)."""
+
+    def __init__(self, reason: str, *, until: datetime):
+        super().__init__(reason)
+        self.until = until
 
 
 @dataclass
@@ -155,8 +170,17 @@ def _record_failure(event: OutboxEvent, error: str) -> str:
     return status
 
 
+def _record_deferral(event: OutboxEvent, deferred: EventDeferred) -> str:
+    until = max(deferred.until, timezone.now() + MIN_DEFERRAL)
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        next_attempt_at=until, error_message=f"Deferred until {until.isoformat()}: {deferred}"[:2000])
+    logger.info("outbox event %s (%s) deferred until %s: %s", event.pk, event.event_type, until.isoformat(),
+                deferred)
+    return DEFERRED
+
+
 def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
-    """Run one claimed event; returns its new status."""
+    """Run one claimed event; returns its new status (or DEFERRED: still PENDING, not failed)."""
     handler = handler_for(event.event_type)
     if handler is None:
         OutboxEvent.objects.filter(pk=event.pk).update(
@@ -164,6 +188,8 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
         return OutboxStatus.DEAD
     try:
         handler(event, ctx)
+    except EventDeferred as deferred:
+        return _record_deferral(event, deferred)
     except Exception as exc:  # any failure is recorded on the event and retried later
         if ctx.email_connection is not None:
             ctx.close()
@@ -176,13 +202,13 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
 def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
     """Claim and process one batch. Returns counts by outcome."""
     events = outbox_claim(batch_size=batch_size or settings.OUTBOX_BATCH_SIZE)
-    stats = {"claimed": len(events), "sent": 0, "retry": 0, "dead": 0}
+    stats = {"claimed": len(events), "sent": 0, "retry": 0, "deferred": 0, "dead": 0}
     ctx = BatchContext()
     try:
         _sync_batch_documents(events, ctx)
         for event in events:
             outcome = outbox_process(event, ctx)
-            stats[{"SENT": "sent", "PENDING": "retry", "DEAD": "dead"}[outcome]] += 1
+            stats[{"SENT": "sent", "PENDING": "retry", DEFERRED: "deferred", "DEAD": "dead"}[outcome]] += 1
     finally:
         ctx.close()
     return stats
@@ -194,7 +220,7 @@ def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | 
     that runs out of time leaves the rest to the next one (with Redis the nudge is skipped while
     one is still queued, so a backlog never floods the broker)."""
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
-    totals = {"claimed": 0, "sent": 0, "retry": 0, "dead": 0, "batches": 0}
+    totals = {"claimed": 0, "sent": 0, "retry": 0, "deferred": 0, "dead": 0, "batches": 0}
     deadline = timezone.now() + timedelta(seconds=max_seconds)
     while True:
         stats = outbox_dispatch_batch(batch_size=batch_size)
@@ -203,7 +229,7 @@ def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | 
         if stats["claimed"] == batch_size and not _eager():
             outbox_nudge()
         totals["batches"] += 1
-        for key in ("claimed", "sent", "retry", "dead"):
+        for key in ("claimed", "sent", "retry", "deferred", "dead"):
             totals[key] += stats[key]
         if timezone.now() >= deadline:
             break

@@ -155,12 +155,13 @@ def document_repair_many(entity_type: str, entity_ids: Iterable) -> dict[str, Re
     with document_lock(entity_type, ids):
         bodies = relational_bodies_of(entity_type, ids)
         existing = documents_get(entity_type, ids)
+        orphans = [key for key in ids if key not in bodies and key in existing]
+        document_delete(entity_type, orphans)  # one statement for all of them (a whole-type run's orphans)
         repairs = {}
         for key in ids:
             body, document = bodies.get(key), existing.get(key)
             if body is None:
-                deleted = document is not None and document_delete(entity_type, [key])
-                repairs[key] = Repair("deleted" if deleted else "unchanged", document, None)
+                repairs[key] = Repair("deleted" if document is not None else "unchanged", document, None)
             elif document is not None and document.body == body:
                 repairs[key] = Repair("unchanged", document, body)
             else:

@@ -35,10 +35,25 @@ def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
     return subject[:200], text, html
 
 
-def booking_ics(payload: dict, *, cancelled: bool) -> bytes:
-    """An iCalendar invitation (or its cancellation) for a booking payload."""
+def ics_datetime(value) -> datetime | None:
+    """A booking payload's time as the .ics needs it; None when absent or not ISO 8601 (the
+    payload of a /notifications request is the caller's, so it may hold anything)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def booking_ics(payload: dict, *, cancelled: bool) -> bytes | None:
+    """An iCalendar invitation (or its cancellation) for a booking payload; None without a
+    usable start and end (the email goes out without it rather than failing every attempt)."""
     from icalendar import Calendar, Event
 
+    start, end = ics_datetime(payload.get("startTime")), ics_datetime(payload.get("endTime"))
+    if start is None or end is None:
+        return None
     calendar = Calendar()
     calendar.add("prodid", "-//Booking platform//EN")
     calendar.add("version", "2.0")
@@ -46,9 +61,9 @@ def booking_ics(payload: dict, *, cancelled: bool) -> bytes:
     event = Event()
     event.add("uid", f"booking-{payload.get('bookingId')}@{_domain()}")
     event.add("summary", str(payload.get("itemName", "Booking")))
-    event.add("dtstart", datetime.fromisoformat(payload["startTime"]))
-    event.add("dtend", datetime.fromisoformat(payload["endTime"]))
-    event.add("dtstamp", datetime.fromisoformat(payload.get("bookingDate") or payload["startTime"]))
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("dtstamp", ics_datetime(payload.get("bookingDate")) or start)
     if payload.get("location"):
         event.add("location", str(payload["location"]))
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
@@ -65,9 +80,10 @@ def email_build(*, template: str, recipient: str, context: dict, stable_id: str,
         headers={"Message-ID": message_id_for(stable_id), "X-Bookings-Event": template},
     )
     message.attach_alternative(html, "text/html")
-    if template in BOOKING_TEMPLATES and context.get("startTime") and context.get("endTime"):
-        cancelled = template == "BOOKING_CANCELLED"
-        message.attach("booking.ics", booking_ics(context, cancelled=cancelled),
+    cancelled = template == "BOOKING_CANCELLED"
+    ics = booking_ics(context, cancelled=cancelled) if template in BOOKING_TEMPLATES else None
+    if ics is not None:
+        message.attach("booking.ics", ics,
                        f"text/calendar; method={'CANCEL' if cancelled else 'REQUEST'}; charset=utf-8")
     return message
 

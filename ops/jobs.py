@@ -4,7 +4,8 @@ A job is created together with a JOB_RUN outbox event in one transaction, so it 
 worker soon after with the outbox's retry/backoff/DEAD guarantees. `job_execute` runs it at
 once in the caller's request. Both paths first claim the job with one conditional UPDATE
 (queued/failed → running), so a job never runs twice at the same time; a job left `running`
-by a killed worker becomes claimable again after JOB_STALE_AFTER.
+by a killed worker becomes claimable again after JOB_STALE_AFTER_SECONDS. Its JOB_RUN event
+(whose lease is shorter) is deferred until then, so the outbox is what takes it over.
 """
 
 from datetime import timedelta
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from bookings_project.errors import Conflict, NotFound
 
+from .dispatch import EventDeferred
 from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
 from .emails import email_send
 from .models import Job, JobStatus, JobType
@@ -53,11 +55,15 @@ def reconciliation_schedule_all() -> list[Job]:
     return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in DOCUMENT_ENTITY_TYPES]
 
 
+def stale_after() -> timedelta:
+    return timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+
+
 def claim(job_id) -> bool:
     """Atomically move a queued/failed (or stale running) job to running; False if not claimable."""
     now = timezone.now()
     claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(
-        status=JobStatus.RUNNING, started_at__lt=now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS))
+        status=JobStatus.RUNNING, started_at__lt=now - stale_after())
     return bool(Job.objects.filter(claimable, pk=job_id).update(
         status=JobStatus.RUNNING, started_at=now, updated_at=now, completed_at=None,
         attempts=F("attempts") + 1))
@@ -100,11 +106,22 @@ def _run_claimed(job_id) -> Job:
     return job_finish(job, result=result)
 
 
+def _defer_while_running(job_id) -> None:
+    """The job is running elsewhere, or its worker died: raise EventDeferred so the outbox
+    comes back just after it becomes stale (and claimable) instead of dropping the event."""
+    job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).only("started_at").first()
+    if job is not None and job.started_at is not None:
+        stale_at = job.started_at + stale_after() + timedelta(seconds=1)  # claim() needs strictly older
+        raise EventDeferred(f"job {job_id} is running since {job.started_at.isoformat()}; "
+                            "tried again when a run that old counts as stale (its worker died)", until=stale_at)
+
+
 def job_run(*, job_id) -> Job | None:
-    """Outbox handler: run the job unless it already ran or is running; a failure raises so
-    the outbox retries it with backoff."""
+    """Outbox handler: run the job unless it already ran; a job running elsewhere defers the
+    event until it is stale; a failure raises so the outbox retries it with backoff."""
     if not claim(job_id):
-        return None
+        _defer_while_running(job_id)
+        return None  # completed (or gone): nothing left to do
     job = _run_claimed(job_id)
     if job.status == JobStatus.FAILED:
         raise JobFailed(job.error_message)

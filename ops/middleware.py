@@ -33,7 +33,23 @@ class RequestIDMiddleware:
         return response
 
 
+def _request_id_of(request) -> str | None:
+    """The id the middleware gave this request, else the caller's valid X-Request-ID header."""
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        return request_id
+    headers = getattr(request, "headers", None)
+    incoming = headers.get(RequestIDMiddleware.header, "") if headers is not None else ""
+    return incoming if _VALID_ID.match(incoming) else None
+
+
 class RequestIDLogFilter(logging.Filter):
+    """Adds `request_id` to every record. django.request logs a 4xx/5xx after the middleware
+    has returned (and reset the context variable), so it falls back to the record's `request`."""
+
     def filter(self, record):
-        record.request_id = request_id_var.get()
+        request_id = request_id_var.get()
+        if request_id == "-":
+            request_id = _request_id_of(getattr(record, "request", None)) or "-"
+        record.request_id = request_id
         return True

@@ -4,7 +4,8 @@ Missing document → created; differing fields → overwritten; orphan document 
 deleted. Every repair is recorded as ReconciliationChange rows ({field, documentValue,
 relationalValue}) and summarised in a human changesLog. A whole-type run makes two batched,
 keyset-paged passes — rows → documents (create/update/unchanged), then documents → rows
-(orphans) — so memory stays flat and queries grow with N / batch size, never with N.
+(orphan candidates, deleted by the same locked repair) — so memory stays flat and queries grow
+with N / batch size, never with N.
 Runs are idempotent: a second run finds nothing to change. The differences seen in a batch are
 repaired by `document_repair_many`, which reads those rows and documents again under the
 documents' locks, so a sync running at the same moment is never overwritten with an older read.
@@ -19,9 +20,7 @@ from .documents import (
     document_batches,
     Repair,
     differing,
-    document_delete,
     document_repair_many,
-    documents_get,
     numeric_ids,
     relational_batches,
 )
@@ -91,19 +90,26 @@ def _record_repair(rec: Recorder, entity_id: str, repair: Repair, seen: bool = F
         rec.record(entity_id, "unchanged")  # (a batch's difference repaired meanwhile by a sync)
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 item", "2 items", "2 launches": the label is the entity type as the caller sent it."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x', 'z')) else 's'}"
+
+
 def _single_log(rec: Recorder) -> str:
     if rec.counts[Action.CREATED]:
         return "Created missing document"
     if rec.counts[Action.DELETED]:
         return "Deleted orphan document"
     if rec.counts[Action.UPDATED]:
-        return f"Updated {len(rec.last_fields)} fields: {', '.join(rec.last_fields)}"
+        return f"Updated {counted(len(rec.last_fields), 'field')}: {', '.join(rec.last_fields)}"
     return "No changes"
 
 
 def _bulk_log(rec: Recorder, label: str) -> str:
     s = rec.summary()
-    text = (f"Checked {s['checked']} {label}s: {s['created']} created, {s['updated']} updated, "
+    text = (f"Checked {counted(s['checked'], label)}: {s['created']} created, {s['updated']} updated, "
             f"{s['deleted']} deleted, {s['unchanged']} unchanged")
     if rec.fields_updated:
         text += f". Updated fields: {', '.join(sorted(rec.fields_updated))}"
@@ -137,12 +143,12 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
         if progress:
             progress(len(bodies))
     for ids in document_batches(entity_type, batch_size=batch_size):
-        orphans = documents_get(entity_type, sorted(set(ids) - _live_ids(entity_type, ids)))
-        if orphans:
-            document_delete(entity_type, orphans.keys())
-            for key, doc in orphans.items():
-                rec.record(key, Action.DELETED, [("", doc.body, None)])
-            rec.flush()
+        # Only candidates: a row created (and its document synced) since `_live_ids` read must
+        # keep its document, so the repair reads rows and documents again under their locks.
+        candidates = sorted(set(ids) - _live_ids(entity_type, ids))
+        for key, repair in document_repair_many(entity_type, candidates).items():
+            _record_repair(rec, key, repair)  # a row that appeared is checked here, once
+        rec.flush()
         if progress:
             progress(0)
     return {"changesLog": _bulk_log(rec, label or entity_type), "summary": rec.summary()}

@@ -4,7 +4,7 @@ from rest_framework import serializers
 from bookings_project.datetimes import UtcDateTimeField, parse_api_datetime
 from bookings_project.pagination import PageQuerySerializer
 
-from ..emails import EMAIL_TEMPLATES
+from ..emails import EMAIL_TEMPLATES, ics_datetime
 from ..jobs import ENTITY_TYPES
 from ..models import JobStatus, JobType, Severity
 
@@ -82,10 +82,30 @@ class LogListSerializer(serializers.Serializer):
 ENTITY_TYPE_CHOICES = list(ENTITY_TYPES)  # item, launch (= item), booking
 
 
+NOTIFICATION_TEXTS = {"subject": 200, "message": 20_000}  # data keys the email shows as text → max length
+NOTIFICATION_TIMES = ("startTime", "endTime", "bookingDate")  # data keys a booking email's .ics reads (null: none)
+
+
 class NotificationRequestSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=EMAIL_TEMPLATES)
     recipient = serializers.EmailField(max_length=254)
     data = serializers.DictField(required=False, default=dict)
+
+    def validate_data(self, data: dict) -> dict:
+        """`data` is free-form, but the keys the email itself uses must have the right shape:
+        a bad one would otherwise fail every delivery attempt until the event is DEAD."""
+        errors = {}
+        for name, max_length in NOTIFICATION_TEXTS.items():
+            if name in data and not isinstance(data[name], str):
+                errors[name] = ["Must be a string"]
+            elif len(data.get(name, "")) > max_length:
+                errors[name] = [f"Ensure this field has no more than {max_length} characters."]
+        for name in NOTIFICATION_TIMES:
+            if data.get(name) is not None and ics_datetime(data[name]) is None:
+                errors[name] = ["Must be an ISO 8601 date-time"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
 
 
 class QueuedSerializer(serializers.Serializer):

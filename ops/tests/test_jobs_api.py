@@ -51,6 +51,53 @@ def test_bad_notification_requests_are_400(op_client, payload):
     assert response.json()["fields"]
 
 
+@pytest.mark.parametrize("data, field", [
+    ({"startTime": "garbage", "endTime": "2030-01-01T12:00:00"}, "data.startTime"),
+    ({"startTime": "2030-01-01T10:00:00", "endTime": 1893492000}, "data.endTime"),
+    ({"bookingDate": ["2030-01-01"]}, "data.bookingDate"),
+    ({"subject": {"nested": "object"}}, "data.subject"),
+    ({"message": 42}, "data.message"),
+    ({"subject": "x" * 201}, "data.subject"),
+])
+def test_notification_data_the_email_uses_must_have_its_shape(op_client, data, field):
+    response = op_client.post("/notifications", {"type": "BOOKING_CONFIRMED", "recipient": "a@example.com",
+                                                 "data": data}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+    assert not Job.objects.exists()
+
+
+def calendar_parts(mail):
+    return [part for part in mail["message"].iter_attachments() if part.get_content_type() == "text/calendar"]
+
+
+def test_booking_notification_with_times_carries_an_ics(op_client, smtp_server):
+    data = {"subject": "Booked", "message": "See you", "bookingId": "b1", "itemName": "Workshop",
+            "startTime": "2030-01-01T10:00:00", "endTime": "2030-01-01T12:00:00Z", "bookingDate": None}
+    assert op_client.post("/notifications", {"type": "BOOKING_CONFIRMED", "recipient": "a@example.com",
+                                             "data": data}, format="json").status_code == 202
+    outbox_dispatch_until_empty()
+    [mail] = smtp_server.messages
+    [ics] = calendar_parts(mail)
+    assert "DTSTART:20300101T100000" in ics.get_content()
+
+
+def test_booking_notification_whose_times_became_unusable_is_sent_without_ics(op_client, smtp_server):
+    """Defence in depth: a job stored before validation (or written another way) with a bad time
+    still delivers its email instead of failing every attempt until DEAD."""
+    job_id = op_client.post("/notifications", {"type": "BOOKING_CANCELLED", "recipient": "a@example.com",
+                                                "data": {"bookingId": "b1"}}, format="json").json()["jobId"]
+    job = Job.objects.get(pk=job_id)
+    job.params["data"].update(startTime="garbage", endTime=7)
+    job.save(update_fields=["params"])
+
+    outbox_dispatch_until_empty()
+
+    assert Job.objects.get(pk=job_id).status == JobStatus.COMPLETED
+    [mail] = smtp_server.messages
+    assert not calendar_parts(mail)
+
+
 def test_create_job_then_execute_returns_final_state_and_sends_once(op_client, smtp_server):
     created = op_client.post("/jobs", NOTIFICATION_JOB, format="json")
     assert created.status_code == 202

@@ -31,7 +31,7 @@ def test_registration_writes_one_event_and_delivers_one_welcome_email(api_client
 
     stats = outbox_dispatch_batch()
 
-    assert stats == {"claimed": 1, "sent": 1, "retry": 0, "dead": 0}
+    assert stats == {"claimed": 1, "sent": 1, "retry": 0, "deferred": 0, "dead": 0}
     [mail] = smtp_server.messages
     assert mail["to"] == ["alice@example.com"]
     assert "Welcome" in mail["message"]["Subject"]
@@ -71,6 +71,21 @@ def test_smtp_down_events_retry_with_backoff_then_all_delivered(api_client, smtp
     assert sorted(m["to"][0] for m in smtp_server.messages) == ["ann@example.com", "ben@example.com",
                                                                  "cat@example.com"]
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {OutboxStatus.SENT}
+
+
+def test_the_seeds_query_of_the_outbox_events_table_shows_retries(api_client, smtp_server):
+    """Seed 004 tells testers to "query the outbox_events table" for these columns."""
+    from django.db import connection
+
+    smtp_server.stop()
+    register(api_client, "dora")
+    outbox_dispatch_batch()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT event_type, processed_at, retry_count, error_message FROM outbox_events")
+        [(event_type, processed_at, retry_count, error_message)] = cursor.fetchall()
+    assert (event_type, processed_at, retry_count) == (EventType.USER_REGISTERED, None, 1)
+    assert error_message
 
 
 def test_backoff_grows_exponentially_and_is_capped(settings):

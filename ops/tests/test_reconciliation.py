@@ -1,5 +1,7 @@
 """Document projection through the outbox, and reconciliation of tampered/missing/orphan documents."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -138,7 +140,7 @@ def test_launch_is_accepted_as_item_and_echoed(synced_item, op_client):
                          format="json").json()
     done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
     assert done["reconciliation"]["entityType"] == "launch"
-    assert done["reconciliation"]["changesLog"] == "Updated 1 fields: location"
+    assert done["reconciliation"]["changesLog"] == "Updated 1 field: location"
     assert doc("item", synced_item.pk).body["location"] == relational_body("item", synced_item.pk)["location"]
 
 
@@ -153,7 +155,7 @@ def test_event_triggers_reconciliation_without_execute(synced_item, op_client):
     outbox_dispatch_until_empty()  # what the worker does on its own, soon after
 
     job = Job.objects.get(pk=event["eventId"])
-    assert job.status == JobStatus.COMPLETED and job.result["changesLog"] == "Updated 1 fields: capacity"
+    assert job.status == JobStatus.COMPLETED and job.result["changesLog"] == "Updated 1 field: capacity"
     assert doc("item", synced_item.pk).body["capacity"] == 10
     listed = op_client.get("/reconciliation/jobs?status=completed").json()
     assert listed["total"] == 1 and listed["jobs"][0]["jobId"] == event["eventId"]
@@ -195,7 +197,7 @@ def test_reconcile_command_prints_summary_and_records_a_job(synced_item, capsys)
     tamper("item", synced_item.pk, name="Wrong")
     call_command("reconcile", "--entity-type", "item", "--no-progress")
     out = capsys.readouterr().out
-    assert "checked" in out and "Checked 1 items: 0 created, 1 updated, 0 deleted, 0 unchanged" in out
+    assert "checked" in out and "Checked 1 item: 0 created, 1 updated, 0 deleted, 0 unchanged" in out
     job = Job.objects.get(params__trigger="cli")
     assert job.status == JobStatus.COMPLETED and job.changes.count() == 1
 
@@ -324,3 +326,66 @@ def test_a_row_deleted_between_the_batch_read_and_the_repair_still_counts_as_che
 
     assert result["summary"] == {"checked": 2, "created": 0, "updated": 0, "deleted": 0, "unchanged": 2}
     assert doc("item", 999999) is None
+
+
+def test_a_row_that_appears_after_the_orphan_read_keeps_its_document(synced_item, organizer, monkeypatch):
+    """The orphan pass read which ids have live rows; then a row appeared (a hidden item shown
+    again) and its document was synced before the deletes: that document must stay, and the
+    row counts as checked once."""
+    from catalog.models import BookableItem
+    from ops import reconciliation
+    from ops.documents import document_sync
+
+    returning = make_item(organizer, name="Back soon", capacity=3)
+    outbox_dispatch_until_empty()
+    BookableItem.objects.filter(pk=returning.pk).update(deleted_at=timezone.now())  # no outbox: document stays
+    orphan("item", 999999)
+    real_live_ids = reconciliation._live_ids
+
+    def live_ids_then_the_row_appears(entity_type, ids):
+        live = real_live_ids(entity_type, ids)
+        BookableItem.objects.filter(pk=returning.pk).update(deleted_at=None)
+        document_sync(entity_type="item", entity_id=returning.pk)
+        return live
+
+    monkeypatch.setattr(reconciliation, "_live_ids", live_ids_then_the_row_appears)
+    result = reconcile(job=None, entity_type="item")
+
+    assert doc("item", returning.pk).body == relational_body("item", returning.pk)
+    assert doc("item", 999999) is None
+    assert result["summary"] == {"checked": 3, "created": 0, "updated": 0, "deleted": 1, "unchanged": 2}
+
+
+@pytest.mark.parametrize("label, count, expected", [
+    ("launch", 2, "Checked 2 launches: 0 created, 0 updated, 0 deleted, 2 unchanged"),
+    ("launch", 1, "Checked 1 launch: 0 created, 0 updated, 0 deleted, 1 unchanged"),
+    ("item", 2, "Checked 2 items: 0 created, 0 updated, 0 deleted, 2 unchanged"),
+])
+def test_whole_type_changes_log_counts_in_the_label_as_sent(organizer, label, count, expected):
+    for n in range(count):
+        make_item(organizer, name=f"Item {n}")
+    outbox_dispatch_until_empty()
+    assert reconcile(job=None, entity_type="item", label=label)["changesLog"] == expected
+
+
+def test_a_document_inserted_with_only_its_key_and_body_gets_database_defaults(synced_item):
+    """The customer side may INSERT a document naming only entity_type, entity_id and body:
+    version and updated_at come from the database, and reconciliation treats it like any other."""
+    from django.db import connections
+
+    Document.objects.using("documents").filter(entity_type="item").delete()
+    before = timezone.now()
+    with connections["documents"].cursor() as cursor:
+        cursor.executemany("INSERT INTO documents (entity_type, entity_id, body) VALUES (%s, %s, %s)",
+                           [("item", str(synced_item.pk), '{"name": "Typed by hand"}'),
+                            ("item", "777777", '{"name": "No such item"}')])
+    inserted = doc("item", synced_item.pk)
+    assert inserted.version == 1 and inserted.body == {"name": "Typed by hand"}
+    assert before - timedelta(seconds=5) <= inserted.updated_at <= timezone.now()
+
+    result = reconcile(job=None, entity_type="item")
+
+    assert result["summary"] == {"checked": 2, "created": 0, "updated": 1, "deleted": 1, "unchanged": 0}
+    repaired = doc("item", synced_item.pk)
+    assert repaired.body == relational_body("item", synced_item.pk) and repaired.version == 2
+    assert doc("item", 777777) is None

@@ -373,9 +373,9 @@ def db_state(pg: PrivateCluster) -> dict:
                            " WHERE b.tier_id = t.id AND b.status IN ('PENDING', 'CONFIRMED'))"
                            " FROM catalog_pricetier t"),
             "confirmed_events": [int(row[0]) for row in q(
-                "SELECT payload->>'bookingId' FROM ops_outboxevent WHERE event_type = 'BOOKING_CONFIRMED'")],
+                "SELECT payload->>'bookingId' FROM outbox_events WHERE event_type = 'BOOKING_CONFIRMED'")],
             "sync_events": [int(row[0]) for row in q(
-                "SELECT e->>1 FROM ops_outboxevent, jsonb_array_elements(payload->'entities') e"
+                "SELECT e->>1 FROM outbox_events, jsonb_array_elements(payload->'entities') e"
                 " WHERE event_type = 'DOCUMENT_SYNC' AND e->>0 = 'booking'")],
         }
 

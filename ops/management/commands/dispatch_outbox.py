@@ -18,7 +18,8 @@ class Command(BaseCommand):
             stats = outbox_dispatch_batch(batch_size=options["batch_size"])
             if stats["claimed"] or not options["loop"]:
                 self.stdout.write(
-                    f"claimed {stats['claimed']}: sent {stats['sent']}, retry {stats['retry']}, dead {stats['dead']}")
+                    f"claimed {stats['claimed']}: sent {stats['sent']}, retry {stats['retry']}, "
+                    f"deferred {stats['deferred']}, dead {stats['dead']}")
             if not options["loop"]:
                 return
             if not stats["claimed"]:
