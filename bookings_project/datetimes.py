@@ -9,19 +9,27 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
-def to_local_naive_iso(value: datetime | None) -> str | None:
+def to_local_naive_iso(value: datetime | None, *, seconds: bool = False) -> str | None:
+    """Local time in TIME_ZONE without offset. A fraction of a second is kept (a client's value
+    round-trips), unless `seconds`: server-set timestamps are written in whole seconds, as the
+    seed shows them (truncated, never rounded up past the moment they record)."""
     if value is None:
         return None
     # The default zone (cached by Django): no per-request zones are activated, and looking the
     # current zone up per value cost 14% of a 1,000-item list (make bench profile).
     local = value.astimezone(timezone.get_default_timezone()) if value.tzinfo is not None else value
-    return local.replace(tzinfo=None).isoformat(timespec="seconds" if not local.microsecond else "microseconds")
+    whole = seconds or not local.microsecond
+    return local.replace(tzinfo=None).isoformat(timespec="seconds" if whole else "microseconds")
 
 
 def to_utc_z(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class NonexistentLocalTime(ValueError):
+    """A wall-clock time the zone skips (the hour lost when daylight saving time starts)."""
 
 
 def ensure_storable(value: datetime) -> datetime:
@@ -32,6 +40,20 @@ def ensure_storable(value: datetime) -> datetime:
     except OverflowError as exc:
         raise ValueError("Datetime out of range") from exc
     return value
+
+
+def local_aware(value: datetime, zone) -> datetime:
+    """A naive `value` as wall-clock time in `zone`. A time the zone repeats (the hour after
+    daylight saving time ends) is its first occurrence (fold 0); a time the zone skips raises
+    NonexistentLocalTime rather than silently becoming another time (03:30 for 02:30)."""
+    aware = value.replace(tzinfo=zone)
+    try:
+        exists = aware.astimezone(dt_timezone.utc).astimezone(zone).replace(tzinfo=None) == value
+    except OverflowError as exc:
+        raise ValueError("Datetime out of range") from exc
+    if not exists:
+        raise NonexistentLocalTime(f"{value.isoformat()} does not exist in {zone} (daylight saving gap)")
+    return aware
 
 
 def parse_api_datetime(raw: str) -> datetime:
@@ -57,17 +79,28 @@ LOCAL_DATETIME_SCHEMA = {
 
 @extend_schema_field(LOCAL_DATETIME_SCHEMA)
 class LocalDateTimeField(serializers.DateTimeField):
-    """Booking API datetime."""
+    """Booking API datetime. `seconds=True` for server-set timestamps (createdAt, bookingDate…):
+    written in whole seconds; client-supplied values keep their fraction so they round-trip."""
 
-    def to_internal_value(self, value):
-        parsed = super().to_internal_value(value)
+    def __init__(self, *, seconds: bool = False, **kwargs):
+        self.seconds = seconds
+        super().__init__(**kwargs)
+
+    def enforce_timezone(self, value):
+        """In UTC: an unambiguous instant (Python compares and subtracts aware datetimes of one
+        zone by wall clock, blind to a DST change between them) that the database can store.
+        DRF's version reads a local time the zone skips as another time and lets a value near
+        year 1 or 9999 overflow (a 500); both are field errors here."""
         try:
-            return ensure_storable(parsed)
-        except ValueError:
+            aware = local_aware(value, self.default_timezone()) if timezone.is_naive(value) else value
+            return aware.astimezone(dt_timezone.utc)
+        except NonexistentLocalTime as exc:
+            raise serializers.ValidationError(str(exc), code="nonexistent") from exc
+        except (ValueError, OverflowError):
             self.fail("overflow")
 
     def to_representation(self, value):
-        return to_local_naive_iso(value)
+        return to_local_naive_iso(value, seconds=self.seconds)
 
 
 class UtcDateTimeField(serializers.DateTimeField):

@@ -79,6 +79,15 @@ def _select_parts(model: type[Model], connection) -> tuple[str, list[str], list]
     return _SELECT[key]
 
 
+def pk_in_range(model: type[Model], value: int) -> bool:
+    """Whether `value` fits `model`'s primary key column. The ORM answers "no rows" for an id
+    out of range; a hand-written statement would send it (SQLite: OverflowError, a 500), so
+    callers passing an id from the URL to select_instances check it first."""
+    connection = connections[router.db_for_read(model)]
+    low, high = connection.ops.integer_field_range(model._meta.pk.get_internal_type())
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 def select_instances(model: type[Model], clauses: str, params: list) -> list[Model]:
     """`SELECT <every column> FROM <model's table> <clauses>` (WHERE, ORDER BY…) as instances,
     converted by the same field and backend converters the ORM applies, without building a query

@@ -1,7 +1,7 @@
 """Admin revenue page (ADMIN only): revenue by item and by day over a date range, with charts
 drawn server-side. Same selectors as GET /api/v1/reports/revenue."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -20,6 +20,11 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 
 
+def days_before(day: date, days: int) -> date:
+    """`day` minus `days`, or 0001-01-01 if that would be earlier (a 500 otherwise)."""
+    return day - timedelta(days=min(days, (day - date.min).days))
+
+
 def revenue_filters_from(params) -> tuple[RevenueFilters, dict]:
     """Filters from the page's query string (default: the last DEFAULT_DAYS days) and field errors."""
     today = timezone.localdate()
@@ -27,10 +32,10 @@ def revenue_filters_from(params) -> tuple[RevenueFilters, dict]:
     data = serializer.validated_data if serializer.is_valid() else {}
     errors = dict(serializer.errors)
     end = data.get("end_date") or today
-    start = data.get("start_date") or end - timedelta(days=DEFAULT_DAYS - 1)
+    start = data.get("start_date") or days_before(end, DEFAULT_DAYS - 1)
     if start > end:
         errors.setdefault("endDate", ["Must not be before startDate"])
-        start = end - timedelta(days=DEFAULT_DAYS - 1)
+        start = days_before(end, DEFAULT_DAYS - 1)
     if (end - start).days >= MAX_DAYS:
         errors.setdefault("startDate", [f"The range may cover at most {MAX_DAYS} days"])
         start = end - timedelta(days=MAX_DAYS - 1)

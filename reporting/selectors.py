@@ -13,6 +13,7 @@ from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from bookings_project.datetimes import ensure_storable
 from catalog.models import BookableItem
 from catalog.selectors import item_queryset
 from reservations.models import Booking, BookingStatus
@@ -66,14 +67,33 @@ def local_day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
+def booking_day_window(*, start_date: date | None = None,
+                       end_date: date | None = None) -> tuple[datetime | None, datetime | None]:
+    """[from, to) of booking datetimes for inclusive local (TIME_ZONE) days; None = unbounded.
+    The midnight starting 0001-01-01 east of UTC precedes every storable datetime, and nothing
+    follows 9999-12-31: neither bounds anything (rather than overflowing into a 500). Raises
+    ValueError if any other bound cannot be stored."""
+    lower = upper = None
+    if start_date is not None:
+        try:
+            lower = ensure_storable(local_day_start(start_date))
+        except ValueError:
+            if start_date != date.min:
+                raise
+    if end_date is not None and end_date < date.max:
+        upper = ensure_storable(local_day_start(end_date + timedelta(days=1)))
+    return lower, upper
+
+
 def revenue_bookings(*, filters: RevenueFilters) -> QuerySet[Booking]:
     """Revenue-earning bookings; dates are inclusive local (TIME_ZONE) days of `booking_date`.
     Deleted items are not excluded: their revenue history stays."""
     qs = Booking.objects.filter(status__in=REVENUE_STATUSES)
-    if filters.start_date is not None:
-        qs = qs.filter(booking_date__gte=local_day_start(filters.start_date))
-    if filters.end_date is not None:
-        qs = qs.filter(booking_date__lt=local_day_start(filters.end_date + timedelta(days=1)))
+    lower, upper = booking_day_window(start_date=filters.start_date, end_date=filters.end_date)
+    if lower is not None:
+        qs = qs.filter(booking_date__gte=lower)
+    if upper is not None:
+        qs = qs.filter(booking_date__lt=upper)
     if filters.item_id is not None:
         qs = qs.filter(item_id=filters.item_id)
     return qs

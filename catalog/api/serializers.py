@@ -61,8 +61,8 @@ class ItemResponseSerializer(serializers.Serializer):
     availableCapacity = serializers.IntegerField(source="available_capacity")
     category = serializers.CharField(allow_null=True)
     tags = serializers.ListField(child=serializers.CharField())
-    createdAt = LocalDateTimeField(source="created_at")
-    updatedAt = LocalDateTimeField(source="updated_at")
+    createdAt = LocalDateTimeField(source="created_at", seconds=True)
+    updatedAt = LocalDateTimeField(source="updated_at", seconds=True)
 
 
 class ItemFilterSerializer(serializers.Serializer):

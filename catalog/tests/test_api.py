@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -37,6 +37,19 @@ class TestCreateAndRead:
         body = create(client_for(organizer), startTime="2031-09-15T08:00:00Z",
                       endTime="2031-09-15T12:00:00+02:00").json()
         assert (body["startTime"], body["endTime"]) == ("2031-09-15T10:00:00", "2031-09-15T12:00:00")
+
+    @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+    def test_server_set_timestamps_are_whole_seconds_sent_ones_keep_their_fraction(
+            self, client_for, organizer, settings, zone):
+        settings.TIME_ZONE = zone
+        body = create(client_for(organizer), startTime="2031-09-15T10:00:00.250000",
+                      endTime="2031-09-15T12:00:00.5").json()
+        assert (body["startTime"], body["endTime"]) == ("2031-09-15T10:00:00.250000", "2031-09-15T12:00:00.500000")
+        stamp = timezone.make_aware(datetime(2025, 7, 13, 12, 0, 0, 136982))
+        BookableItem.objects.filter(pk=body["id"]).update(created_at=stamp, updated_at=stamp)
+        read = client_for().get(f"/api/v1/items/{body['id']}").json()
+        assert (read["createdAt"], read["updatedAt"]) == ("2025-07-13T12:00:00", "2025-07-13T12:00:00")  # as the seed
+        assert client_for().get("/api/v1/items").json()[0]["createdAt"] == "2025-07-13T12:00:00"
 
     def test_no_tiers_is_a_free_item(self, client_for, organizer):
         body = create(client_for(organizer), priceTiers=[]).json()
@@ -102,6 +115,27 @@ class TestValidation:
     def test_huge_or_unknown_ids_are_404(self, client_for):
         assert client_for().get("/api/v1/items/999999999999999999999999").status_code == 404
         assert client_for().get("/api/v1/items/abc").status_code == 404
+
+    @pytest.mark.parametrize(("query", "field"), [("from=0001-01-01T00:00:00", "from"),
+                                                  ("to=0001-01-01T00:30:00", "to"),
+                                                  ("from=2031-03-30T02:30:00", "from")])
+    def test_berlin_times_before_year_1_in_utc_or_in_the_dst_gap_are_400(self, client_for, settings,
+                                                                         query, field):
+        settings.TIME_ZONE = "Europe/Berlin"
+        response = client_for().get(f"/api/v1/items?{query}")
+        assert response.status_code == 400 and field in response.json()["fields"], response.content
+
+    @pytest.mark.parametrize(("zone", "overrides", "field"), [
+        ("America/New_York", {"endTime": "9999-12-31T23:00:00"}, "endTime"),
+        ("Europe/Berlin", {"startTime": "0001-01-01T00:00:00"}, "startTime"),
+        ("Europe/Berlin", {"startTime": "2031-03-30T02:00:00"}, "startTime"),
+    ])
+    def test_times_the_zone_cannot_store_or_skips_are_400(self, client_for, organizer, settings, zone, overrides,
+                                                          field):
+        settings.TIME_ZONE = zone
+        response = create(client_for(organizer), **overrides)
+        assert response.status_code == 400 and field in response.json()["fields"], response.content
+        assert not BookableItem.objects.exists()
 
 
 class TestFilters:

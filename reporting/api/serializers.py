@@ -4,10 +4,19 @@ from rest_framework import serializers
 
 from catalog.api.serializers import ItemResponseSerializer
 
-from ..selectors import CANDIDATE_CAP, PROFILE_CAP
+from ..selectors import CANDIDATE_CAP, PROFILE_CAP, booking_day_window
 
 MAX_LIMIT = 50
 DATE_FORMATS = ["%Y-%m-%d"]
+
+
+def _bounding_day(value, **day):
+    """A day whose local midnight the database cannot store (a 500 otherwise) is a field error."""
+    try:
+        booking_day_window(**day)
+    except ValueError:
+        raise serializers.ValidationError("Date out of range in the server's time zone") from None
+    return value
 
 
 class RevenueQuerySerializer(serializers.Serializer):
@@ -17,6 +26,12 @@ class RevenueQuerySerializer(serializers.Serializer):
                                     help_text="Last booking day counted (YYYY-MM-DD, in TIME_ZONE), inclusive")
     itemId = serializers.IntegerField(source="item_id", required=False, min_value=1, max_value=2**63 - 1,
                                       help_text="Only this item (deleted items keep their revenue)")
+
+    def validate_startDate(self, value):
+        return _bounding_day(value, start_date=value)
+
+    def validate_endDate(self, value):
+        return _bounding_day(value, end_date=value)
 
     def validate(self, attrs):
         start, end = attrs.get("start_date"), attrs.get("end_date")

@@ -48,6 +48,18 @@ def test_bad_dates_show_an_error_not_a_crash(client, admin):
     assert "startDate" in response.content.decode()
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+@pytest.mark.parametrize("params", [{"endDate": "0001-01-05"}, {"startDate": "0001-01-01", "endDate": "0001-01-31"},
+                                    {"endDate": "9999-12-31"}, {"startDate": "9999-12-31"},
+                                    {"startDate": "9999-12-31", "endDate": "0001-01-03"}])
+def test_the_first_and_last_dates_are_not_a_crash(client, admin, settings, zone, params):
+    settings.TIME_ZONE = zone
+    client.force_login(admin)
+    response = client.get(PAGE, params)
+    assert response.status_code == 200
+    assert 'id="revenue-by-day"' in response.content.decode()
+
+
 @pytest.mark.parametrize("roles", [["IT_OPERATOR"], ["USER"], ["EVENT_ORGANIZER"]])
 def test_other_roles_do_not_get_the_page(client, make_user, roles):
     user = make_user(roles=roles)

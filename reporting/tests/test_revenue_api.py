@@ -4,6 +4,7 @@ filters, order, CSV, errors, roles and a constant number of queries."""
 import csv
 import io
 import json
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from catalog.services import item_delete
 from reservations.services import booking_cancel
 
+from .. import selectors
 from .factories import book, item_at, local, queries_during
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +94,45 @@ def test_date_bounds_are_inclusive_local_days(admin_client, organizer, buyers, s
     assert open_start["reportDetails"][0]["numberOfBookings"] == 2
     open_end = get_report(admin_client, startDate="2030-04-01").json()
     assert open_end["reportDetails"][0]["numberOfBookings"] == 1
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York"])
+@pytest.mark.parametrize("params", [{"startDate": "0001-01-01"}, {"endDate": "9999-12-31"},
+                                    {"startDate": "0001-01-01", "endDate": "9999-12-31"},
+                                    {"startDate": "0001-01-01", "endDate": "9999-12-31", "format": "csv"}])
+def test_the_first_and_last_dates_bound_nothing(admin_client, organizer, buyers, settings, zone, params):
+    settings.TIME_ZONE = zone
+    item = priced_item(organizer, 1, "10.00")
+    book(buyers[0], item, booked_at=local(2000, 1, 1, 0, 0))
+    book(buyers[1], item)
+
+    response = get_report(admin_client, **params)
+
+    if params.get("format") == "csv":
+        assert response.content.decode().splitlines()[-1] == ",TOTAL,20.00,2"
+    else:
+        assert response.json()["totalRevenue"] == 20.0
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_dates_near_the_extremes_still_bound(admin_client, organizer, buyers, settings, zone):
+    settings.TIME_ZONE = zone
+    book(buyers[0], priced_item(organizer, 1, "10.00"))
+
+    assert get_report(admin_client, endDate="0001-01-02").json()["totalRevenue"] == 0
+    assert get_report(admin_client, startDate="9999-12-31").json()["totalRevenue"] == 0
+    assert get_report(admin_client, startDate="0001-01-02", endDate="9999-12-30").json()["totalRevenue"] == 10.0
+
+
+def test_a_day_bound_the_database_cannot_store_is_a_400_field_error(admin_client, monkeypatch):
+    """No real zone gets here (the first and last days are handled above); still never a 500."""
+    before_year_1 = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    monkeypatch.setattr(selectors, "local_day_start", lambda day: before_year_1)
+
+    response = admin_client.get(URL, {"startDate": "2030-01-01", "endDate": "2030-01-31"})
+
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"startDate", "endDate"}
 
 
 def test_item_filter(admin_client, organizer, buyers):

@@ -16,7 +16,7 @@ class BookingResponseSerializer(serializers.Serializer):
     username = serializers.CharField(source="user.username")
     itemId = serializers.IntegerField(source="item_id")
     itemName = serializers.CharField(source="item.name")
-    bookingDate = LocalDateTimeField(source="booking_date")
+    bookingDate = LocalDateTimeField(source="booking_date", seconds=True)
     status = serializers.ChoiceField(choices=BookingStatus.choices)
     pricePaid = serializers.DecimalField(source="price_paid", max_digits=10, decimal_places=2)
 

@@ -1,0 +1,119 @@
+"""Booking API datetimes (bookings_project/datetimes.py): a value without offset is wall-clock
+time in TIME_ZONE and round-trips unchanged; what cannot (a local time the zone skips, a value
+the database cannot store in UTC) is a 400 field error, never a silent shift or a 500."""
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+import pytest
+from rest_framework import serializers
+
+from bookings_project.datetimes import LocalDateTimeField
+from catalog.models import BookableItem
+from catalog.tests.factories import make_item
+from reservations.models import Booking
+from reservations.services import booking_create
+
+from .helpers import assert_error
+
+BERLIN_GAP = "2031-03-30T02:30:00"   # clocks jump 02:00 → 03:00
+BERLIN_FOLD = "2031-10-26T02:30:00"  # clocks go back 03:00 → 02:00: 02:30 happens twice
+
+
+def read(raw: str) -> datetime:
+    return LocalDateTimeField().run_validation(raw)
+
+
+@pytest.fixture
+def berlin(settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+
+
+class TestField:
+    @pytest.mark.parametrize(("zone", "raw"), [
+        ("Europe/Berlin", "0001-01-01T00:00:00"),        # 0000-12-31 in UTC
+        ("America/New_York", "9999-12-31T23:00:00"),     # year 10000 in UTC
+        ("UTC", "9999-12-31T23:00:00-05:00"),
+        ("UTC", "0001-01-01T00:00:00+01:00"),
+    ])
+    def test_a_value_the_database_cannot_store_is_a_field_error(self, settings, zone, raw):
+        settings.TIME_ZONE = zone
+        with pytest.raises(serializers.ValidationError, match="out of range"):
+            read(raw)
+
+    @pytest.mark.parametrize(("zone", "raw"), [
+        ("Europe/Berlin", "0001-01-01T01:00:00"), ("America/New_York", "9999-12-31T18:00:00"),
+        ("UTC", "0001-01-01T00:00:00"), ("UTC", "9999-12-31T23:59:59.999999"),
+    ])
+    def test_the_extremes_that_fit_are_accepted_and_round_trip(self, settings, zone, raw):
+        settings.TIME_ZONE = zone
+        field = LocalDateTimeField()
+        assert field.to_representation(field.run_validation(raw)) == raw
+
+    def test_a_local_time_in_the_daylight_saving_gap_is_refused(self, berlin):
+        with pytest.raises(serializers.ValidationError) as error:
+            read(BERLIN_GAP)
+        assert "2031-03-30T02:30:00 does not exist in Europe/Berlin (daylight saving gap)" in str(error.value)
+
+    def test_the_same_instant_with_an_offset_is_fine(self, berlin):
+        assert read("2031-03-30T02:30:00+01:00") == datetime(2031, 3, 30, 1, 30, tzinfo=dt_timezone.utc)
+
+    def test_an_ambiguous_local_time_is_its_first_occurrence(self, berlin):
+        value = read(BERLIN_FOLD)
+        assert value == datetime(2031, 10, 26, 0, 30, tzinfo=dt_timezone.utc)  # still summer time (+02:00)
+        assert LocalDateTimeField().to_representation(value) == BERLIN_FOLD
+
+    def test_server_set_timestamps_are_whole_seconds_client_values_keep_their_fraction(self):
+        value = datetime(2025, 7, 13, 12, 0, 0, 999999, tzinfo=dt_timezone.utc)
+        assert LocalDateTimeField(seconds=True).to_representation(value) == "2025-07-13T12:00:00"  # truncated
+        assert LocalDateTimeField().to_representation(value) == "2025-07-13T12:00:00.999999"
+        assert LocalDateTimeField(seconds=True).to_representation(value.replace(microsecond=0)) == \
+            "2025-07-13T12:00:00"
+
+
+@pytest.mark.django_db
+class TestApi:  # the item routes' cases: catalog/tests/test_api.py
+    @pytest.fixture
+    def organizer(self, make_user):
+        return make_user(roles=["EVENT_ORGANIZER"])
+
+    @staticmethod
+    def item(**times) -> dict:
+        return {"name": "Workshop", "capacity": 5, **times}
+
+    @pytest.mark.parametrize(("zone", "start", "end", "field"), [
+        ("Europe/Berlin", "0001-01-01T00:00:00", "2031-01-01T00:00:00", "startTime"),
+        ("America/New_York", "2031-01-01T00:00:00", "9999-12-31T23:00:00", "endTime"),
+        ("Europe/Berlin", BERLIN_GAP, "2031-04-01T00:00:00", "startTime"),
+    ])
+    def test_conflict_window_the_zone_cannot_store_or_skips_is_400(self, make_user, client_for, settings,
+                                                                    zone, start, end, field):
+        settings.TIME_ZONE = zone
+        response = client_for(make_user()).get(f"/api/v1/users/me/conflicts?startTime={start}&endTime={end}")
+        assert_error(response, 400, fields=[field])
+
+    def test_an_item_in_the_daylight_saving_gap_is_400_not_moved(self, client_for, organizer, berlin):
+        response = client_for(organizer).post("/api/v1/items", self.item(
+            startTime=BERLIN_GAP, endTime="2031-03-30T05:00:00"), format="json")
+        body = assert_error(response, 400, fields=["startTime"])
+        assert body["fields"]["startTime"] == [
+            "2031-03-30T02:30:00 does not exist in Europe/Berlin (daylight saving gap)"]
+        assert not BookableItem.objects.exists()
+
+    def test_an_item_at_an_ambiguous_time_round_trips(self, client_for, organizer, berlin):
+        response = client_for(organizer).post("/api/v1/items", self.item(
+            startTime=BERLIN_FOLD, endTime="2031-10-26T04:00:00"), format="json")
+        assert response.status_code == 201, response.content
+        assert (response.json()["startTime"], response.json()["endTime"]) == (BERLIN_FOLD, "2031-10-26T04:00:00")
+        stored = BookableItem.objects.get()
+        assert stored.start_time == datetime(2031, 10, 26, 0, 30, tzinfo=dt_timezone.utc)  # first 02:30
+        assert stored.end_time - stored.start_time == timedelta(hours=2, minutes=30)
+
+    @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+    def test_booking_date_is_written_in_whole_seconds(self, make_user, client_for, organizer, settings, zone):
+        settings.TIME_ZONE = zone
+        user = make_user()
+        booking = booking_create(user=user, item_id=make_item(organizer).pk)
+        Booking.objects.filter(pk=booking.pk).update(
+            booking_date=datetime(2025, 7, 13, 13, 30, 0, 136982, tzinfo=dt_timezone.utc))
+        [body] = client_for(user).get("/api/v1/bookings/me").json()
+        assert body["bookingDate"] == ("2025-07-13T13:30:00" if zone == "UTC" else "2025-07-13T15:30:00")
