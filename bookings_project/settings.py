@@ -340,6 +340,11 @@ OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 600)
 # nudged one): a worker asked to stop finishes within about this long plus one batch.
 OUTBOX_DISPATCH_SECONDS = env_int("OUTBOX_DISPATCH_SECONDS", 10)
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 1800)
+# A long job runs in slices of about this long on the workers (well inside the Celery time
+# limit, the outbox lease and JOB_STALE_AFTER_SECONDS), and `PUT /jobs/{id}/execute` runs at
+# most this long in the request before answering `running` (inside gunicorn's 30 s timeout).
+JOB_SLICE_SECONDS = env_int("JOB_SLICE_SECONDS", 120)
+JOB_EXECUTE_SECONDS = env_int("JOB_EXECUTE_SECONDS", 20)
 
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

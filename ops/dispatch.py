@@ -11,6 +11,7 @@ event waits until then, without using up an attempt.
 """
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,6 +49,8 @@ class BatchContext:
 
     email_connection: object = None
     synced: set = field(default_factory=set)
+    # Until when (time.monotonic()) a long job of this batch may run before it pauses (ops.jobs).
+    job_deadline: float = field(default_factory=lambda: time.monotonic() + settings.JOB_SLICE_SECONDS)
 
     def smtp(self):
         if self.email_connection is None:
@@ -113,7 +116,7 @@ def _sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
 def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
     from .jobs import job_run
 
-    job_run(job_id=event.payload["jobId"])
+    job_run(job_id=event.payload["jobId"], deadline=ctx.job_deadline)
 
 
 def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
@@ -206,7 +209,8 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
     ctx = BatchContext()
     try:
         _sync_batch_documents(events, ctx)
-        for event in events:
+        # Jobs last: a batch's emails do not wait behind a reconciliation slice.
+        for event in sorted(events, key=lambda e: e.event_type == JOB_RUN):
             outcome = outbox_process(event, ctx)
             stats[{"SENT": "sent", "PENDING": "retry", DEFERRED: "deferred", "DEAD": "dead"}[outcome]] += 1
     finally:

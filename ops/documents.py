@@ -65,11 +65,11 @@ def relational_body(entity_type: str, entity_id) -> dict | None:
     return relational_bodies_of(entity_type, [str(entity_id)]).get(str(entity_id))
 
 
-def relational_batches(entity_type: str, *, batch_size: int, **filters) -> Iterator[dict[str, dict]]:
-    """Every live row's body (optionally only rows matching `filters`), in primary-key order,
-    one batch at a time (keyset paging)."""
+def relational_batches(entity_type: str, *, batch_size: int, after: int = 0, **filters) -> Iterator[dict[str, dict]]:
+    """Every live row's body (optionally only rows matching `filters`) with a primary key above
+    `after`, in primary-key order, one batch at a time (keyset paging)."""
     queryset, _ = entity_sources()[entity_type]
-    last = 0
+    last = after
     while True:
         rows = list(queryset().filter(pk__gt=last, **filters).order_by("pk")[:batch_size])
         if not rows:
@@ -83,9 +83,9 @@ def documents_get(entity_type: str, entity_ids: Iterable[str]) -> dict[str, Docu
     return {doc.entity_id: doc for doc in found}
 
 
-def document_batches(entity_type: str, *, batch_size: int) -> Iterator[list[str]]:
-    """Every document id of a type, in key order, one batch at a time (keyset paging)."""
-    last = None
+def document_batches(entity_type: str, *, batch_size: int, after: str | None = None) -> Iterator[list[str]]:
+    """Every document id of a type (after `after`), in key order, one batch at a time (keyset paging)."""
+    last = after
     while True:
         qs = Document.objects.using(DOCUMENTS_DB).filter(entity_type=entity_type)
         if last is not None:

@@ -6,8 +6,15 @@ once in the caller's request. Both paths first claim the job with one conditiona
 (queued/failed → running), so a job never runs twice at the same time; a job left `running`
 by a killed worker becomes claimable again after JOB_STALE_AFTER_SECONDS. Its JOB_RUN event
 (whose lease is shorter) is deferred until then, so the outbox is what takes it over.
+
+A long job (a whole-type reconciliation) runs in slices: the dispatcher gives it until
+JOB_SLICE_SECONDS after its batch began, then `job_pause` saves its progress and queues the next
+slice's JOB_RUN in one transaction. So no task ever nears Celery's time limit or the outbox
+lease, emails are not held up behind a reconciliation, and a worker that dies costs at most
+one slice (the takeover resumes from the saved progress).
 """
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -60,16 +67,24 @@ def stale_after() -> timedelta:
 
 
 def claim(job_id) -> bool:
-    """Atomically move a queued/failed (or stale running) job to running; False if not claimable."""
+    """Atomically move a queued/failed (or stale running) job to running; False if not claimable.
+    A running job is stale when its current slice started JOB_STALE_AFTER_SECONDS ago (far
+    longer than a slice may take: its worker died); a paused one is not (its next slice is queued)."""
     now = timezone.now()
     claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(
-        status=JobStatus.RUNNING, started_at__lt=now - stale_after())
+        status=JobStatus.RUNNING, paused_at__isnull=True, updated_at__lt=now - stale_after())
     return bool(Job.objects.filter(claimable, pk=job_id).update(
-        status=JobStatus.RUNNING, started_at=now, updated_at=now, completed_at=None,
+        status=JobStatus.RUNNING, started_at=now, updated_at=now, completed_at=None, paused_at=None,
         attempts=F("attempts") + 1))
 
 
-def _perform(job: Job) -> dict:
+def claim_next_slice(job_id) -> bool:
+    """Atomically take a paused job's next slice (one taker, however often its event is delivered)."""
+    return bool(Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, paused_at__isnull=False).update(
+        paused_at=None, updated_at=timezone.now()))
+
+
+def _perform(job: Job, deadline: float | None = None) -> dict:
     params = job.params
     if job.type == JobType.NOTIFICATION:
         context = {"subject": params.get("subject", ""), "message": params.get("message", ""),
@@ -78,10 +93,12 @@ def _perform(job: Job) -> dict:
                    context=context, stable_id=str(job.pk))
         return {}
     if job.type == JobType.RECONCILIATION:
-        from .reconciliation import reconcile
+        from . import reconciliation
 
-        return reconcile(job=job, entity_type=ENTITY_TYPES[params["entityType"]], entity_id=params.get("entityId"),
-                         label=params["entityType"])
+        progress = job.result if "cursor" in (job.result or {}) else None  # a paused (or interrupted) run
+        return reconciliation.reconcile(
+            job=job, entity_type=ENTITY_TYPES[params["entityType"]], entity_id=params.get("entityId"),
+            label=params["entityType"], batch_size=reconciliation.BATCH_SIZE, resume=progress, deadline=deadline)
     raise JobFailed(f"Unknown job type {job.type}")
 
 
@@ -97,32 +114,47 @@ def job_finish(job: Job, *, result: dict | None = None, error: Exception | None 
     return job
 
 
-def _run_claimed(job_id) -> Job:
+def job_pause(job: Job, progress: dict) -> Job:
+    """Save a long job's progress and queue its next slice, in one transaction: the job stays
+    `running` and no slice is ever lost or run twice (claim_next_slice)."""
+    now = timezone.now()
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(result=progress, paused_at=now, updated_at=now)
+        outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
+    job.refresh_from_db()
+    return job
+
+
+def _run_claimed(job_id, *, deadline: float | None = None) -> Job:
+    """Run a claimed job (its next slice, when it is long and `deadline` comes first)."""
     job = Job.objects.get(pk=job_id)
     try:
-        result = _perform(job)
+        result = _perform(job, deadline)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
         return job_finish(job, error=exc)
+    if "cursor" in result:
+        return job_pause(job, result)
     return job_finish(job, result=result)
 
 
 def _defer_while_running(job_id) -> None:
     """The job is running elsewhere, or its worker died: raise EventDeferred so the outbox
     comes back just after it becomes stale (and claimable) instead of dropping the event."""
-    job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).only("started_at").first()
-    if job is not None and job.started_at is not None:
-        stale_at = job.started_at + stale_after() + timedelta(seconds=1)  # claim() needs strictly older
-        raise EventDeferred(f"job {job_id} is running since {job.started_at.isoformat()}; "
+    job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).only("updated_at").first()
+    if job is not None:
+        stale_at = job.updated_at + stale_after() + timedelta(seconds=1)  # claim() needs strictly older
+        raise EventDeferred(f"job {job_id} is running since {job.updated_at.isoformat()}; "
                             "tried again when a run that old counts as stale (its worker died)", until=stale_at)
 
 
-def job_run(*, job_id) -> Job | None:
-    """Outbox handler: run the job unless it already ran; a job running elsewhere defers the
-    event until it is stale; a failure raises so the outbox retries it with backoff."""
-    if not claim(job_id):
+def job_run(*, job_id, deadline: float | None = None) -> Job | None:
+    """Outbox handler: run the job (or its next slice, until `deadline`) unless it already ran;
+    a job running elsewhere defers the event until it is stale; a failure raises so the outbox
+    retries it with backoff."""
+    if not (claim_next_slice(job_id) or claim(job_id)):
         _defer_while_running(job_id)
         return None  # completed (or gone): nothing left to do
-    job = _run_claimed(job_id)
+    job = _run_claimed(job_id, deadline=deadline)
     if job.status == JobStatus.FAILED:
         raise JobFailed(job.error_message)
     return job
@@ -136,4 +168,6 @@ def job_execute(*, job_id) -> Job:
     if not claim(job_id):
         job.refresh_from_db()
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
-    return _run_claimed(job_id)
+    # A job too long for one request (a whole-type reconciliation of a large DB) answers
+    # `running` after JOB_EXECUTE_SECONDS and goes on in slices on the workers.
+    return _run_claimed(job_id, deadline=time.monotonic() + settings.JOB_EXECUTE_SECONDS)

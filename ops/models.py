@@ -129,6 +129,9 @@ class Job(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # A long job runs in slices (ops.jobs): set while it waits between two, its progress saved in
+    # `result` and its next slice queued in the outbox. Still `running` to the API.
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

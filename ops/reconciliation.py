@@ -6,11 +6,13 @@ relationalValue}) and summarised in a human changesLog. A whole-type run makes t
 keyset-paged passes — rows → documents (create/update/unchanged), then documents → rows
 (orphan candidates, deleted by the same locked repair) — so memory stays flat and queries grow
 with N / batch size, never with N.
-Runs are idempotent: a second run finds nothing to change. The differences seen in a batch are
+Runs are idempotent: a second run finds nothing to change. A whole-type run can stop between
+any two batches and go on later from its saved progress (`deadline`/`resume`: ops.jobs slices). The differences seen in a batch are
 repaired by `document_repair_many`, which reads those rows and documents again under the
 documents' locks, so a sync running at the same moment is never overwritten with an older read.
 """
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +77,14 @@ class Recorder:
     def summary(self) -> dict:
         return {key: self.counts[key] for key in ("checked", "created", "updated", "deleted", "unchanged")}
 
+    def paused(self, cursor: dict) -> dict:
+        """A whole-type run's progress, from which `reconcile(resume=…)` goes on."""
+        return {"summary": self.summary(), "fieldsUpdated": dict(self.fields_updated), "cursor": cursor}
+
+    def resume(self, progress: dict) -> None:
+        self.counts.update(progress["summary"])
+        self.fields_updated.update(progress.get("fieldsUpdated", {}))
+
 
 def _record_repair(rec: Recorder, entity_id: str, repair: Repair, seen: bool = False) -> None:
     """Record what `document_repair_many` did; `seen`: a batch read the row (so it counts as
@@ -122,8 +132,14 @@ def _live_ids(entity_type: str, entity_ids: list[str]) -> set[str]:
 
 
 def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str | None = None,
-              batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None) -> dict:
-    """Reconcile one entity (entity_id) or every entity of a type; returns the job result."""
+              batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None,
+              resume: dict | None = None, deadline: float | None = None) -> dict:
+    """Reconcile one entity (entity_id) or every entity of a type; returns the job result.
+
+    A whole-type run stops after the first batch that ends past `deadline` (time.monotonic())
+    and returns its progress with a `cursor` instead (Recorder.paused); called again with that
+    as `resume`, it goes on where it stopped. Every batch is complete in itself (repaired and its
+    changes written), so a run can stop between any two."""
     rec = Recorder(job=job, entity_type=entity_type)
     if entity_id is not None:
         entity_id = str(entity_id)
@@ -131,18 +147,27 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
         rec.flush()
         return {"changesLog": _single_log(rec), "summary": rec.summary()}
 
-    for bodies in relational_batches(entity_type, batch_size=batch_size):
-        # Compared without locks; only the documents that differ are read again and repaired
-        # under their locks (a sync running meanwhile is never overwritten with this read).
-        changed = differing(entity_type, bodies)
-        for key in bodies.keys() - set(changed):
-            rec.record(key, "unchanged")
-        for key, repair in document_repair_many(entity_type, changed).items():
-            _record_repair(rec, key, repair, seen=True)
-        rec.flush()
-        if progress:
-            progress(len(bodies))
-    for ids in document_batches(entity_type, batch_size=batch_size):
+    cursor = {"phase": "rows", "after": 0}
+    if resume is not None:
+        rec.resume(resume)
+        cursor = resume["cursor"]
+    out_of_time = (lambda: False) if deadline is None else (lambda: time.monotonic() >= deadline)
+    if cursor["phase"] == "rows":
+        for bodies in relational_batches(entity_type, batch_size=batch_size, after=cursor["after"]):
+            # Compared without locks; only the documents that differ are read again and repaired
+            # under their locks (a sync running meanwhile is never overwritten with this read).
+            changed = differing(entity_type, bodies)
+            for key in bodies.keys() - set(changed):
+                rec.record(key, "unchanged")
+            for key, repair in document_repair_many(entity_type, changed).items():
+                _record_repair(rec, key, repair, seen=True)
+            rec.flush()
+            if progress:
+                progress(len(bodies))
+            if out_of_time():
+                return rec.paused({"phase": "rows", "after": int(next(reversed(bodies)))})
+        cursor = {"phase": "documents", "after": None}
+    for ids in document_batches(entity_type, batch_size=batch_size, after=cursor["after"]):
         # Only candidates: a row created (and its document synced) since `_live_ids` read must
         # keep its document, so the repair reads rows and documents again under their locks.
         candidates = sorted(set(ids) - _live_ids(entity_type, ids))
@@ -151,4 +176,6 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
         rec.flush()
         if progress:
             progress(0)
+        if out_of_time():
+            return rec.paused({"phase": "documents", "after": ids[-1]})
     return {"changesLog": _bulk_log(rec, label or entity_type), "summary": rec.summary()}

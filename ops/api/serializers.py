@@ -219,6 +219,8 @@ class JobSerializer(serializers.Serializer):
             if self.context.get("with_changes"):
                 changes = job.changes.all()[:MAX_CHANGES_SHOWN]
                 data["changes"] = ReconciliationChangeSerializer(changes, many=True).data
+        elif job.status == JobStatus.RUNNING and "summary" in (job.result or {}):
+            data["summary"] = job.result["summary"]  # a long run's progress so far (ops.jobs slices)
         return data
 
 
