@@ -59,7 +59,8 @@ def job_create_reconciliation(*, entity_type: str, entity_id=None, actor=None, t
 
 def reconciliation_schedule_all() -> list[Job]:
     """Beat: a full reconciliation of every entity type."""
-    return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in DOCUMENT_ENTITY_TYPES]
+    with transaction.atomic():  # all or none: a retried nightly task never doubles a type's job
+        return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in DOCUMENT_ENTITY_TYPES]
 
 
 def stale_after() -> timedelta:

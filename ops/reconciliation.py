@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from .documents import (
     entity_sources,
     document_batches,
@@ -70,9 +72,13 @@ class Recorder:
                 field=name, document_value=doc_value, relational_value=rel_value))
 
     def flush(self) -> None:
+        """After each batch: its change rows, and a sign of life on the job, so a long run (a
+        shell's `manage.py reconcile`) is never taken for a dead worker's and run twice."""
         if self.pending:
             ReconciliationChange.objects.bulk_create(self.pending, batch_size=500)
             self.pending = []
+        if self.job is not None:
+            Job.objects.filter(pk=self.job.pk).update(updated_at=timezone.now())
 
     def summary(self) -> dict:
         return {key: self.counts[key] for key in ("checked", "created", "updated", "deleted", "unchanged")}

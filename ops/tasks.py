@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError, InterfaceError
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,11 @@ def outbox_dispatch_task():
     return outbox_dispatch_until_empty(max_seconds=settings.OUTBOX_DISPATCH_SECONDS)
 
 
-@shared_task(name="ops.reconcile_all_task", ignore_result=True)
+# Beat sends this once a night: a database blip then (or a dropped connection, InterfaceError)
+# must not skip the night. Retries back off exponentially with full jitter, capped: all ten fit
+# in about 17 minutes, well inside the beat entry's one-hour expiry, which they keep.
+@shared_task(name="ops.reconcile_all_task", ignore_result=True, autoretry_for=(DatabaseError, InterfaceError),
+             retry_backoff=True, retry_backoff_max=600, max_retries=10)
 def reconcile_all_task():
     from .jobs import reconciliation_schedule_all
 

@@ -163,3 +163,41 @@ def test_a_slice_whose_worker_died_is_resumed_from_the_saved_progress(drifted_it
     assert done.status == JobStatus.COMPLETED and done.attempts == 2
     # Resumed after the two items slice 1 repaired: nothing checked twice, nothing missed.
     assert done.result["summary"] == {"checked": 7, "created": 0, "updated": 7, "deleted": 0, "unchanged": 0}
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_a_long_run_outside_the_workers_shows_signs_of_life(drifted_items, tiny_slices):
+    """`manage.py reconcile` runs a whole type in one go: each batch refreshes the job's
+    updated_at, so the job's own queued event never takes it for a dead worker's and runs it twice."""
+    from ops import reconciliation
+    from ops.jobs import job_create_reconciliation
+
+    job = job_create_reconciliation(entity_type="item", trigger="cli")
+    assert claim(job.pk)
+    long_ago = Job.objects.get(pk=job.pk).updated_at - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 60)
+    beats = []
+
+    def batch_done(n):
+        beats.append(Job.objects.get(pk=job.pk).updated_at)
+        Job.objects.filter(pk=job.pk).update(updated_at=long_ago)  # as if the run had been going for long
+
+    reconciliation.reconcile(job=job, entity_type="item", batch_size=2, progress=batch_done)
+    assert len(beats) >= 4 and all(beat > long_ago for beat in beats)
+
+
+def test_the_nightly_jobs_are_created_together_or_not_at_all(monkeypatch):
+    from ops import jobs
+
+    real = jobs.job_create_reconciliation
+    calls = []
+
+    def second_fails(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return real(**kwargs)
+
+    monkeypatch.setattr(jobs, "job_create_reconciliation", second_fails)
+    with pytest.raises(RuntimeError):
+        jobs.reconciliation_schedule_all()
+    assert not Job.objects.exists() and not OutboxEvent.objects.exists()

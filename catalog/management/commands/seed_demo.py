@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.services import user_register
+from bookings_project.commands import database_errors_as_command_error
 from bookings_project.errors import ApplicationError
 from catalog.models import BookableItem
 from catalog.services import item_create
@@ -80,7 +81,11 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", dest="if_empty",
                             help="Do nothing when any item already exists.")
 
-    def handle(self, *args, if_empty=False, **options):
+    def handle(self, *args, **options):
+        with database_errors_as_command_error():
+            self._load(**options)
+
+    def _load(self, *, if_empty=False, **options):
         if if_empty and BookableItem.objects.exists():
             self.stdout.write("Demo data skipped: items already exist.")
             return

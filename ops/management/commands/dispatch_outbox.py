@@ -1,29 +1,56 @@
-import time
+from contextlib import suppress
+from time import sleep
 
 from django.core.management.base import BaseCommand
+from django.db import Error, connections
 
+from bookings_project.commands import DATABASE_UNAVAILABLE, bounded, database_errors_as_command_error, one_line
 from ops.dispatch import outbox_dispatch_batch
+
+# --loop waits out a database outage: 1 s after the first error, doubling up to this.
+DB_RETRY_MAX_SECONDS = 30
 
 
 class Command(BaseCommand):
     help = "Deliver due outbox events: one batch, or keep going with --loop."
 
     def add_arguments(self, parser):
-        parser.add_argument("--loop", action="store_true", help="Keep dispatching until interrupted.")
-        parser.add_argument("--batch-size", type=int, default=None)
-        parser.add_argument("--interval", type=float, default=2.0, help="Seconds to sleep when idle (--loop).")
+        parser.add_argument("--loop", action="store_true",
+                            help="Keep dispatching until interrupted; waits out database outages.")
+        parser.add_argument("--batch-size", type=bounded(1, 1000), default=None,
+                            help="Events per batch, 1-1000 (default: OUTBOX_BATCH_SIZE).")
+        parser.add_argument("--interval", type=bounded(0, 3600, kind=float), default=2.0,
+                            help="Seconds to sleep when idle (--loop), 0-3600.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args, loop=False, batch_size=None, interval=2.0, **options):
+        if not loop:
+            with database_errors_as_command_error():
+                self._report(outbox_dispatch_batch(batch_size=batch_size))
+            return
+        try:
+            self._loop(batch_size=batch_size, interval=interval)
+        except KeyboardInterrupt:
+            return  # events claimed but not sent come back when their lease runs out
+
+    def _loop(self, *, batch_size, interval):
+        delay = 0
         while True:
-            stats = outbox_dispatch_batch(batch_size=options["batch_size"])
-            if stats["claimed"] or not options["loop"]:
-                self.stdout.write(
-                    f"claimed {stats['claimed']}: sent {stats['sent']}, retry {stats['retry']}, "
-                    f"deferred {stats['deferred']}, dead {stats['dead']}")
-            if not options["loop"]:
-                return
-            if not stats["claimed"]:
-                try:
-                    time.sleep(options["interval"])
-                except KeyboardInterrupt:
-                    return
+            try:
+                stats = outbox_dispatch_batch(batch_size=batch_size)
+            except DATABASE_UNAVAILABLE as exc:
+                delay = min(delay * 2 or 1, DB_RETRY_MAX_SECONDS)
+                self.stderr.write(f"Database unavailable: {one_line(exc)}; retrying in {delay} s")
+                with suppress(Error):  # a broken connection may fail to close; it is dropped anyway
+                    connections.close_all()
+                sleep(delay)
+                continue
+            delay = 0
+            if stats["claimed"]:
+                self._report(stats)
+            else:
+                sleep(interval)
+
+    def _report(self, stats):
+        self.stdout.write(
+            f"claimed {stats['claimed']}: sent {stats['sent']}, retry {stats['retry']}, "
+            f"deferred {stats['deferred']}, dead {stats['dead']}")

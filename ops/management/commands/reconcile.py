@@ -4,8 +4,10 @@ from tqdm import tqdm
 from ops import jobs
 from ops.documents import entity_sources
 from ops.models import Document, JobStatus
-from ops.reconciliation import reconcile
+from ops.reconciliation import BATCH_SIZE, reconcile
 from ops.routers import DOCUMENTS_DB
+
+from bookings_project.commands import bounded, database_errors_as_command_error, one_line
 
 
 class Command(BaseCommand):
@@ -14,27 +16,32 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--entity-type", required=True, choices=sorted(jobs.ENTITY_TYPES))
         parser.add_argument("--entity-id", default=None)
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=bounded(1, 10000), default=BATCH_SIZE,
+                            help=f"Rows per batch, 1-10000 (default {BATCH_SIZE}).")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, entity_type, entity_id, batch_size, no_progress, **options):
+    def handle(self, *args, **options):
+        with database_errors_as_command_error():
+            self._handle(**options)
+
+    def _handle(self, *, entity_type, entity_id, batch_size, no_progress, **options):
         kind = jobs.ENTITY_TYPES[entity_type]
         # Recorded as a job, so the run and its changes are readable in the admin like any other.
         job = jobs.job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli")
         if not jobs.claim(job.pk):
             raise CommandError(f"Job {job.pk} was taken by a worker; see the admin")
-        queryset, _ = entity_sources()[kind]
-        total = 1 if entity_id else queryset().count() + Document.objects.using(DOCUMENTS_DB).filter(
-            entity_type=kind).count() // batch_size
-        bar = tqdm(total=total, unit=kind, disable=no_progress, file=self.stderr._out)
+        # From the claim on, every way out finishes the job: none is left `running` for a worker
+        # to wait out (Ctrl-C included).
         try:
-            result = reconcile(job=job, entity_type=kind, entity_id=entity_id, label=entity_type,
-                               batch_size=batch_size, progress=lambda n: bar.update(n or 1))
-        except Exception as exc:
+            queryset, _ = entity_sources()[kind]
+            total = 1 if entity_id else queryset().count() + Document.objects.using(DOCUMENTS_DB).filter(
+                entity_type=kind).count() // batch_size
+            with tqdm(total=total, unit=kind, disable=no_progress, file=self.stderr._out) as bar:
+                result = reconcile(job=job, entity_type=kind, entity_id=entity_id, label=entity_type,
+                                   batch_size=batch_size, progress=lambda n: bar.update(n or 1))
+        except (Exception, KeyboardInterrupt) as exc:
             jobs.job_finish(job, error=exc)
-            raise CommandError(f"Reconciliation failed: {exc}") from exc
-        finally:
-            bar.close()
+            raise CommandError(f"Reconciliation failed (job {job.pk}): {one_line(exc)}") from exc
         job = jobs.job_finish(job, result=result)
         summary = result["summary"]
         self.stdout.write(f"job {job.pk} {job.status}")

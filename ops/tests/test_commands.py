@@ -1,0 +1,200 @@
+"""Operator commands fail with one clear line, never a traceback; `dispatch_outbox --loop` waits
+out a database outage; the nightly reconciliation task retries a database error."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, OperationalError
+
+from ops.management.commands import dispatch_outbox, reconcile
+from ops.models import Job, JobStatus
+from ops.tasks import reconcile_all_task
+
+IDLE = {"claimed": 0, "sent": 0, "retry": 0, "deferred": 0, "dead": 0}
+
+
+def manage(*args, **env):
+    """Run manage.py in a subprocess (exit code and stderr as an operator sees them)."""
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **env})
+
+
+# --- argument validation ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "-1"], "must be from 1 to 1000, got -1"),
+    (["--batch-size", "0"], "must be from 1 to 1000, got 0"),
+    (["--batch-size", "99999999999999999999"], "must be from 1 to 1000"),
+    (["--batch-size", "ten"], "expected a whole number"),
+    (["--loop", "--interval", "-1"], "must be from 0 to 3600, got -1"),
+    (["--loop", "--interval", "nan"], "must be from 0 to 3600, got nan"),
+    (["--loop", "--interval", "86400"], "must be from 0 to 3600"),
+])
+def test_dispatch_outbox_rejects_out_of_range_arguments(args, message, monkeypatch):
+    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_batch", lambda **kw: pytest.fail("dispatched"))
+    with pytest.raises(CommandError, match=message):
+        call_command("dispatch_outbox", *args)
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("value", ["0", "-5", "10001"])
+def test_reconcile_rejects_a_bad_batch_size_before_creating_a_job(value):
+    with pytest.raises(CommandError, match="--batch-size: must be from 1 to 10000"):
+        call_command("reconcile", "--entity-type", "item", "--batch-size", value, "--no-progress")
+    assert not Job.objects.exists()
+
+
+def test_a_bad_argument_is_a_usage_error_on_the_command_line(tmp_path):
+    run = manage("dispatch_outbox", "--batch-size", "-1", VAR_DIR=str(tmp_path))
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert "error: argument --batch-size: must be from 1 to 1000, got -1" in run.stderr
+
+
+# --- failures after the job is claimed ----------------------------------------------------------
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_reconcile_finishes_its_job_as_failed_when_counting_fails(monkeypatch):
+    def broken_sources():
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(reconcile, "entity_sources", broken_sources)
+    with pytest.raises(CommandError, match=r"Reconciliation failed \(job .+\): division by zero"):
+        call_command("reconcile", "--entity-type", "item", "--no-progress")
+    job = Job.objects.get(params__trigger="cli")
+    assert job.status == JobStatus.FAILED  # not left `running`
+    assert job.error_message == "ZeroDivisionError: division by zero"
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_reconcile_finishes_its_job_as_failed_when_interrupted(monkeypatch):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reconcile, "reconcile", interrupted)
+    with pytest.raises(CommandError, match="Reconciliation failed"):
+        try:
+            call_command("reconcile", "--entity-type", "item", "--no-progress")
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C escaped the command")
+    assert Job.objects.get(params__trigger="cli").status == JobStatus.FAILED
+
+
+# --- database unavailable -----------------------------------------------------------------------
+
+def test_dispatch_outbox_reports_an_unavailable_database(monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("connection refused\n\tIs the server running?")
+
+    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_batch", down)
+    with pytest.raises(CommandError) as raised:
+        call_command("dispatch_outbox")
+    assert str(raised.value) == "Database unavailable: connection refused Is the server running?"
+
+
+def test_reconcile_reports_an_unavailable_database(monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(reconcile.jobs, "job_create_reconciliation", down)
+    with pytest.raises(CommandError, match="^Database unavailable: couldn't get a connection"):
+        call_command("reconcile", "--entity-type", "item", "--no-progress")
+
+
+@pytest.mark.parametrize("command", [["dispatch_outbox"], ["reconcile", "--entity-type", "item", "--no-progress"],
+                                     ["seed_demo", "--if-empty"]])
+def test_commands_fail_in_one_line_while_postgres_is_down(command, tmp_path):
+    pytest.importorskip("psycopg")
+    run = manage(*command, VAR_DIR=str(tmp_path), DATABASE_URL="postgres://postgres@127.0.0.1:1/x",
+                 DB_POOL_TIMEOUT="1")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr  # (the pool may log its connection attempts first)
+    assert run.stderr.strip().splitlines()[-1].startswith("CommandError: Database unavailable: ")
+
+
+class Loop:
+    """Stands in for the dispatcher and for sleep: `outcomes` are what each batch does (an
+    exception to raise, or stats to return); the loop is stopped like Ctrl-C stops it, from the
+    sleep after the last outcome."""
+
+    def __init__(self, monkeypatch, outcomes):
+        self.outcomes = list(outcomes)
+        self.batches = 0
+        self.sleeps = []
+        self.closed = 0
+        monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_batch", self.dispatch)
+        monkeypatch.setattr(dispatch_outbox, "sleep", self.sleep)
+        monkeypatch.setattr(dispatch_outbox.connections, "close_all", self.close_all)
+
+    def dispatch(self, *, batch_size):
+        self.batches += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        if not self.outcomes:
+            raise KeyboardInterrupt
+
+    def close_all(self):
+        self.closed += 1
+
+
+def test_dispatch_loop_survives_a_database_outage(monkeypatch, capsys):
+    down = OperationalError("server closed the connection unexpectedly")
+    loop = Loop(monkeypatch, [down, down, {**IDLE, "claimed": 1, "sent": 1}, IDLE])
+
+    call_command("dispatch_outbox", "--loop", "--interval", "5")
+
+    assert loop.batches == 4  # it went on after both errors
+    assert loop.sleeps == [1, 2, 5]  # backed off, then idled at the normal interval
+    assert loop.closed == 2  # a fresh connection after each error
+    out, err = capsys.readouterr()
+    assert "claimed 1: sent 1" in out
+    assert err.count("Database unavailable: server closed the connection unexpectedly; retrying in") == 2
+
+
+def test_dispatch_loop_backoff_is_capped_and_resets_after_a_batch(monkeypatch):
+    down = OperationalError("connection refused")
+    loop = Loop(monkeypatch, [down] * 7 + [IDLE, down])
+
+    call_command("dispatch_outbox", "--loop", "--interval", "0")
+
+    assert loop.sleeps == [1, 2, 4, 8, 16, 30, 30, 0, 1]
+
+
+# --- nightly reconciliation task ----------------------------------------------------------------
+
+def test_nightly_reconciliation_task_retries_a_database_error(monkeypatch):
+    calls = []
+
+    def schedule_all():
+        calls.append(1)
+        if len(calls) == 1:
+            raise DatabaseError("could not connect to server")
+        return []
+
+    monkeypatch.setattr("ops.jobs.reconciliation_schedule_all", schedule_all)
+    result = reconcile_all_task.apply()
+    assert result.successful() and len(calls) == 2
+
+
+def test_nightly_reconciliation_task_gives_up_after_its_retries(monkeypatch):
+    calls = []
+
+    def schedule_all():
+        calls.append(1)
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr("ops.jobs.reconciliation_schedule_all", schedule_all)
+    result = reconcile_all_task.apply(throw=False)
+    assert result.failed() and isinstance(result.result, OperationalError)
+    assert len(calls) == 11  # the first run and ten retries
+    assert reconcile_all_task.retry_backoff and reconcile_all_task.retry_backoff_max == 600
