@@ -14,6 +14,7 @@ lease, emails are not held up behind a reconciliation, and a worker that dies co
 one slice (the takeover resumes from the saved progress).
 """
 
+import logging
 import time
 from datetime import timedelta
 
@@ -30,6 +31,8 @@ from .emails import email_send
 from .models import Job, JobStatus, JobType
 from .outbox import JOB_RUN, outbox_enqueue
 
+logger = logging.getLogger(__name__)
+
 ENTITY_TYPES = {"item": "item", "launch": "item", "booking": "booking"}
 
 
@@ -37,10 +40,13 @@ class JobFailed(Exception):
     """The job ran and failed; the outbox retries it with backoff."""
 
 
-def _job_create(*, type: str, params: dict, actor=None) -> Job:
+def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) -> Job:
+    """A queued job and (`on_worker`) the JOB_RUN event that runs it soon; without it the job is
+    its creator's to claim and run (a shell's `manage.py reconcile`)."""
     with transaction.atomic():
         job = Job.objects.create(type=type, params=params, created_by=actor)
-        outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
+        if on_worker:
+            outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
     return job
 
 
@@ -51,10 +57,11 @@ def job_create_notification(*, recipient_email: str, subject: str = "", message:
     return _job_create(type=JobType.NOTIFICATION, params=params, actor=actor)
 
 
-def job_create_reconciliation(*, entity_type: str, entity_id=None, actor=None, trigger: str = "api") -> Job:
+def job_create_reconciliation(*, entity_type: str, entity_id=None, actor=None, trigger: str = "api",
+                              on_worker: bool = True) -> Job:
     params = {"entityType": entity_type, "entityId": None if entity_id in (None, "") else str(entity_id),
               "trigger": trigger}
-    return _job_create(type=JobType.RECONCILIATION, params=params, actor=actor)
+    return _job_create(type=JobType.RECONCILIATION, params=params, actor=actor, on_worker=on_worker)
 
 
 def reconciliation_schedule_all() -> list[Job]:
@@ -69,11 +76,12 @@ def stale_after() -> timedelta:
 
 def claim(job_id) -> bool:
     """Atomically move a queued/failed (or stale running) job to running; False if not claimable.
-    A running job is stale when its current slice started JOB_STALE_AFTER_SECONDS ago (far
-    longer than a slice may take: its worker died); a paused one is not (its next slice is queued)."""
+    A running job is stale when it showed no sign of life (a slice starting, a batch done) for
+    JOB_STALE_AFTER_SECONDS, far longer than a slice may take: its worker died, or (paused) its
+    next slice's event never ran. A takeover resumes from the progress the job saved."""
     now = timezone.now()
     claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(
-        status=JobStatus.RUNNING, paused_at__isnull=True, updated_at__lt=now - stale_after())
+        status=JobStatus.RUNNING, updated_at__lt=now - stale_after())
     return bool(Job.objects.filter(claimable, pk=job_id).update(
         status=JobStatus.RUNNING, started_at=now, updated_at=now, completed_at=None, paused_at=None,
         attempts=F("attempts") + 1))
@@ -103,6 +111,14 @@ def _perform(job: Job, deadline: float | None = None) -> dict:
     raise JobFailed(f"Unknown job type {job.type}")
 
 
+def _update_own_run(job: Job, **changes) -> None:
+    """Write to the job only if this run still owns it: a run taken over as stale (its worker
+    was only slow) must not overwrite the newer run's progress or outcome. `attempts` counts
+    claims, so it names the run."""
+    if not Job.objects.filter(pk=job.pk, attempts=job.attempts).update(**changes):
+        logger.warning("job %s was taken over by a newer run; this run's outcome is dropped", job.pk)
+
+
 def job_finish(job: Job, *, result: dict | None = None, error: Exception | None = None) -> Job:
     """Record a claimed job's outcome: completed with its result, or failed with the error."""
     now = timezone.now()
@@ -110,7 +126,7 @@ def job_finish(job: Job, *, result: dict | None = None, error: Exception | None 
         changes = {"status": JobStatus.FAILED, "error_message": f"{error.__class__.__name__}: {error}"[:2000]}
     else:
         changes = {"status": JobStatus.COMPLETED, "result": result or {}, "error_message": ""}
-    Job.objects.filter(pk=job.pk).update(completed_at=now, updated_at=now, **changes)
+    _update_own_run(job, completed_at=now, updated_at=now, **changes)
     job.refresh_from_db()
     return job
 
@@ -120,8 +136,10 @@ def job_pause(job: Job, progress: dict) -> Job:
     `running` and no slice is ever lost or run twice (claim_next_slice)."""
     now = timezone.now()
     with transaction.atomic():
-        Job.objects.filter(pk=job.pk).update(result=progress, paused_at=now, updated_at=now)
-        outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
+        if Job.objects.filter(pk=job.pk, attempts=job.attempts).update(result=progress, paused_at=now, updated_at=now):
+            outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
+        else:
+            logger.warning("job %s was taken over by a newer run; this run's progress is dropped", job.pk)
     job.refresh_from_db()
     return job
 

@@ -201,3 +201,55 @@ def test_the_nightly_jobs_are_created_together_or_not_at_all(monkeypatch):
     with pytest.raises(RuntimeError):
         jobs.reconciliation_schedule_all()
     assert not Job.objects.exists() and not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_a_paused_job_whose_next_slice_event_died_is_taken_over_once_stale(drifted_items, tiny_slices, client_for,
+                                                                           make_user):
+    from ops.jobs import job_create_reconciliation
+
+    operator = client_for(make_user(roles=["IT_OPERATOR"]))
+    job = job_create_reconciliation(entity_type="item")
+    run_events_once()
+    OutboxEvent.objects.filter(event_type=JOB_RUN, status=OutboxStatus.PENDING).update(status=OutboxStatus.DEAD)
+    assert operator.put(f"/jobs/{job.pk}/execute").status_code == 409  # paused moments ago: still its run's
+
+    Job.objects.filter(pk=job.pk).update(updated_at=F("updated_at") - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 1))
+    assert operator.put(f"/jobs/{job.pk}/execute").status_code == 200
+    outbox_dispatch_until_empty()
+    done = Job.objects.get(pk=job.pk)
+    assert done.status == JobStatus.COMPLETED and done.attempts == 2
+    assert done.result["summary"] == {"checked": 7, "created": 0, "updated": 7, "deleted": 0, "unchanged": 0}
+
+
+def test_a_run_taken_over_as_stale_cannot_overwrite_the_newer_run(dead_worker_job):
+    from ops.jobs import job_finish, job_pause
+
+    # The first run's view of its job (two, as a run pauses or finishes, never both), whose worker was only slow.
+    slow_run, slow_run_again = Job.objects.get(pk=dead_worker_job.pk), Job.objects.get(pk=dead_worker_job.pk)
+    age(slow_run, job_event(slow_run), settings.JOB_STALE_AFTER_SECONDS + 1)
+    assert claim(slow_run.pk)  # taken over
+    job_pause(slow_run, {"cursor": {"phase": "rows", "after": 99}, "summary": {}})
+    job_finish(slow_run_again, error=RuntimeError("late"))
+
+    current = Job.objects.get(pk=slow_run.pk)
+    assert (current.status, current.attempts, current.paused_at, current.result) == (JobStatus.RUNNING, 2, None, {})
+    assert OutboxEvent.objects.filter(event_type=JOB_RUN).count() == 1  # the slow run queued no slice
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_a_shell_run_that_fails_is_not_rerun_by_a_worker(drifted_items, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from ops.management.commands import reconcile as command
+
+    def broken(**kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(command, "reconcile", broken)
+    with pytest.raises(CommandError, match="interrupted"):
+        call_command("reconcile", "--entity-type", "item", "--no-progress")
+    job = Job.objects.get(params__trigger="cli")
+    assert job.status == JobStatus.FAILED
+    assert not OutboxEvent.objects.filter(event_type=JOB_RUN, payload__jobId=str(job.pk)).exists()

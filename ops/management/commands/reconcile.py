@@ -27,9 +27,12 @@ class Command(BaseCommand):
     def _handle(self, *, entity_type, entity_id, batch_size, no_progress, **options):
         kind = jobs.ENTITY_TYPES[entity_type]
         # Recorded as a job, so the run and its changes are readable in the admin like any other.
-        job = jobs.job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli")
+        # No JOB_RUN event: this shell runs it, and a run that fails here is not re-run unattended.
+        job = jobs.job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli",
+                                             on_worker=False)
         if not jobs.claim(job.pk):
             raise CommandError(f"Job {job.pk} was taken by a worker; see the admin")
+        job.refresh_from_db()
         # From the claim on, every way out finishes the job: none is left `running` for a worker
         # to wait out (Ctrl-C included).
         try:
