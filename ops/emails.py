@@ -29,7 +29,9 @@ def message_id_for(stable_id: str) -> str:
 def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
     """(subject, text, html) for a template name from EMAIL_TEMPLATES."""
     name = template.lower()
-    subject = render_to_string(f"emails/{name}.subject.txt", context).strip().replace("\n", " ")
+    # One line whatever the context held (a header never carries a line break: no injection,
+    # and no email that fails every attempt on BadHeaderError).
+    subject = " ".join(render_to_string(f"emails/{name}.subject.txt", context).split())
     text = render_to_string(f"emails/{name}.txt", context)
     html = render_to_string(f"emails/{name}.html", context)
     return subject[:200], text, html

@@ -46,6 +46,21 @@ def test_registration_writes_one_event_and_delivers_one_welcome_email(api_client
     assert len(smtp_server.messages) == 1
 
 
+@pytest.mark.parametrize("subject", ["Hi\r\nBcc: evil@example.net", "Hi\rBcc: evil@example.net",
+                                     "Hi\u2028Bcc: evil@example.net", "Hi\n\n\tBcc: evil@example.net"])
+def test_a_line_break_in_a_requested_subject_is_one_line_never_a_header(client_for, make_user, smtp_server, subject):
+    """No header injection, and no notification that fails every attempt on BadHeaderError."""
+    operator = client_for(make_user(roles=["IT_OPERATOR"]))
+    response = operator.post("/notifications", {"type": "GENERIC", "recipient": "dora@example.com",
+                                                "data": {"subject": subject, "message": "Hello"}}, format="json")
+    assert response.status_code == 202
+
+    assert outbox_dispatch_until_empty()["sent"] == 1
+    [mail] = smtp_server.messages
+    assert mail["to"] == ["dora@example.com"] and mail["message"]["Bcc"] is None
+    assert mail["message"]["Subject"] == "Hi Bcc: evil@example.net"
+
+
 def test_smtp_down_events_retry_with_backoff_then_all_delivered(api_client, smtp_server):
     smtp_server.stop()
     for name in ("ann", "ben", "cat"):
