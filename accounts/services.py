@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from bookings_project.errors import Conflict, Forbidden, ValidationFailed
+from bookings_project.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from catalog.cache import catalog_changed
 from ops.models import Severity
 from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync
@@ -120,6 +120,11 @@ def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, s
     raise InvalidCredentials()
 
 
+# What each kind of profile change writes (User.save derives is_staff from the roles).
+UPDATED_COLUMNS = {"username": ["username"], "email": ["email"], "roles": ["roles", "is_staff"],
+                   "password": ["password"]}
+
+
 def user_update(
     *,
     actor: User,
@@ -161,7 +166,12 @@ def user_update(
     _ensure_unique(username=user.username, email=user.email, exclude_pk=user.pk)
     try:
         with transaction.atomic():
-            user.save()
+            # Under the row lock a deactivation also takes, and only the changed columns: saving
+            # the whole copy loaded at the request's start would undo a deactivation (or another
+            # change) committed meanwhile — an account and its old tokens working again.
+            if not User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists():
+                raise NotFound("User not found")
+            user.save(update_fields=sorted({column for name in changed for column in UPDATED_COLUMNS[name]}))
             if "roles" in changed:
                 _operator_group_sync(user)
             if "username" in changed:

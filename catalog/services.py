@@ -210,8 +210,9 @@ def item_seat_claim(*, item: BookableItem, tier: PriceTier | None) -> None:
     booking transaction (lock order item → tier).
 
     Increments that the CHECK constraints (sold ≤ capacity) refuse when the item or the tier is
-    full. An item deleted or moved since the read, or a tier repriced, has its increment pushed
-    past its capacity so it is refused the same way, and a tier removed since the read fails the
+    full. An item changed in any way since the read (deleted, moved, its tiers edited — a free
+    item that became paid included), or a tier repriced, has its increment pushed past its
+    capacity so it is refused the same way, and a tier removed since the read fails the
     booking's foreign key at COMMIT. So every refusal is an IntegrityError, never a silent "0
     rows" or a booking at stale times or prices: the booking can send these writes with its
     COMMIT without reading their results (bookings_project.transactions.atomic_with_tail) and
@@ -219,18 +220,21 @@ def item_seat_claim(*, item: BookableItem, tier: PriceTier | None) -> None:
     """
     catalog_changed()
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_ITEM_SQL, [db_value(BookableItem, "start_time", item.start_time),
-                                         db_value(BookableItem, "end_time", item.end_time), item.pk])
+        cursor.execute(_CLAIM_ITEM_SQL, [db_value(BookableItem, "updated_at", item.updated_at), item.pk])
         if tier is not None:
             cursor.execute(_CLAIM_TIER_SQL, [db_value(PriceTier, "price", tier.price), tier.pk])
 
 
 # Raw SQL, the same on PostgreSQL and SQLite: the ORM would spend more building these two
 # statements than the server spends running them, on the hottest path there is.
+# Every change of an item (its times, tiers, deletion) goes through item.save(), which moves
+# updated_at (auto_now); seat counters are written without it. So "updated_at as read" means
+# "nothing but other bookings changed the item since": a column of the row itself, which
+# PostgreSQL re-checks on the newest row version after waiting for an editor's lock (a subquery
+# on the tiers would still see the statement's older snapshot).
 _CLAIM_ITEM_SQL = f"""
     UPDATE {BookableItem._meta.db_table}
-    SET sold = sold + CASE WHEN deleted_at IS NULL AND start_time = %s AND end_time = %s THEN 1
-                           ELSE capacity + 1 END
+    SET sold = sold + CASE WHEN deleted_at IS NULL AND updated_at = %s THEN 1 ELSE capacity + 1 END
     WHERE id = %s"""
 _CLAIM_TIER_SQL = f"""
     UPDATE {PriceTier._meta.db_table}

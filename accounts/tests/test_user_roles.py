@@ -226,3 +226,37 @@ def test_deleted_user_cannot_register_again_with_same_name(api_client, make_user
     response = api_client.post("/api/v1/user", {"username": "victim", "email": "victim@example.com",
                                                 "password": "S3cure-pass!word"}, format="json")
     assert_error(response, 409)
+
+
+def test_an_update_from_a_stale_copy_cannot_revive_a_deactivated_account(make_user, client_for):
+    """PUT /user/{id} loads the user at the request's start; a deactivation committed meanwhile
+    must stay (a whole-row save wrote is_active and the old password back: the account and its
+    old tokens worked again)."""
+    from accounts.models import User
+    from accounts.services import user_deactivate, user_update
+    from bookings_project.errors import NotFound
+
+    user = make_user(username="leaving")
+    old_token_client = client_for(user)
+    stale = User.objects.get(pk=user.pk)
+    user_deactivate(actor=make_user(roles=["ADMIN"], username="boss"), user=User.objects.get(pk=user.pk))
+
+    with pytest.raises(NotFound):
+        user_update(actor=stale, user=stale, username="renamed")
+    user.refresh_from_db()
+    assert (user.is_active, user.username, user.has_usable_password()) == (False, "leaving", False)
+    assert old_token_client.get("/api/v1/user/me").status_code == 401
+
+
+def test_a_self_rename_from_a_stale_copy_keeps_a_role_granted_meanwhile(make_user):
+    from accounts.models import User
+    from accounts.services import user_grant_role, user_update
+
+    user = make_user(username="climber")
+    stale = User.objects.get(pk=user.pk)
+    user_grant_role(actor=make_user(roles=["ADMIN"], username="boss"), user=User.objects.get(pk=user.pk),
+                    role="EVENT_ORGANIZER")
+
+    user_update(actor=stale, user=stale, username="climber2")
+    user.refresh_from_db()
+    assert user.username == "climber2" and "EVENT_ORGANIZER" in user.roles

@@ -264,6 +264,22 @@ class TestSeatClaim:
         email = OutboxEvent.objects.get(event_type="BOOKING_CONFIRMED")
         assert email.payload["pricePaid"] == "99.00"
 
+    def test_a_free_item_that_became_paid_after_the_read_sells_a_priced_seat(self, make_user, organizer,
+                                                                              monkeypatch):
+        """Found racing real threads on PostgreSQL: bookings read the item as free, the organizer
+        added tiers, and the claims went through at 0.00 with no tier."""
+        from catalog.services import item_update
+
+        item = make_item(organizer, capacity=4, tiers=[])
+        self.stale(monkeypatch, item.pk)
+        item_update(actor=organizer, item_id=item.pk,
+                    price_tiers=[{"name": "Paid", "price": Decimal("50.00"), "max_capacity": 4}])
+
+        booking = booking_create(user=make_user(), item_id=item.pk)
+
+        assert (booking.tier.name, Booking.objects.get(pk=booking.pk).price_paid) == ("Paid", Decimal("50.00"))
+        assert counters(item) == (1, [1])
+
     def test_endless_refusals_end_in_503_not_a_loop(self, make_user, organizer, monkeypatch):
         item = make_item(organizer, capacity=2, tiers=[("Early", "10.00", 1), ("Late", "20.00", 1)])
         self.stale(monkeypatch, item.pk, times=100)  # every attempt will read Early as open
