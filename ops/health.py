@@ -1,10 +1,29 @@
 """Liveness and readiness probes."""
 
+from functools import wraps
+
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from bookings_project.errors import json_error_response
 
 
+def probe(view):
+    """GET/HEAD only, answered 405 JSON otherwise (not a CSRF 403: probes have no session)."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            return json_error_response(request, 405, f'Method "{request.method}" not allowed.', {"Allow": "GET, HEAD"})
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@probe
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
@@ -26,6 +45,7 @@ def _check_broker() -> None:
             conn.ensure_connection(max_retries=1)
 
 
+@probe
 def readyz(request):
     checks = {"database": lambda: _check_database("default"),
               "documents": lambda: _check_database("documents"),

@@ -64,3 +64,11 @@ def test_probes_need_no_token(api_client):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer garbage")
     assert api_client.get("/healthz").status_code == 200
     assert api_client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_other_methods_405_json_not_a_csrf_403(api_client, method, path):
+    response = getattr(api_client, method)(path)
+    assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
+    assert response.json()["status"] == 405

@@ -26,10 +26,11 @@ class ItemRequestSerializer(serializers.Serializer):
     location = serializers.CharField(max_length=255, allow_blank=True, required=False, default="")
     capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
     isPrivate = serializers.BooleanField(source="is_private", required=False, default=False)
-    priceTiers = PriceTierSerializer(source="price_tiers", many=True, required=False, allow_null=True,
-                                     max_length=50,
-                                     help_text="Sold in the listed order; omitted or [] = a free item. "
-                                               "On update, omitted keeps the current tiers.")
+    # The list may be null, its elements not (many=True would pass allow_null down to them).
+    priceTiers = serializers.ListSerializer(child=PriceTierSerializer(), source="price_tiers", required=False,
+                                            allow_null=True, max_length=50,
+                                            help_text="Sold in the listed order; omitted or [] = a free item. "
+                                                      "On update, omitted keeps the current tiers.")
     category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=30)
 

@@ -2,7 +2,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,7 +30,7 @@ class ItemCollectionView(APIView):
     """GET /items (public), POST /items (EVENT_ORGANIZER or ADMIN)."""
 
     def get_permissions(self):
-        return [AllowAny()] if self.request.method == "GET" else [IsOrganizerOrAdmin()]
+        return [AllowAny()] if self.request.method in SAFE_METHODS else [IsOrganizerOrAdmin()]
 
     @extend_schema(tags=["items"], parameters=[ItemFilterSerializer],
                    responses={200: ItemResponseSerializer(many=True), **error_responses(400, 401)})
@@ -65,7 +65,7 @@ class ItemDetailView(APIView):
     """GET (public; private items only for organizer/ADMIN), PUT and DELETE (organizer or ADMIN)."""
 
     def get_permissions(self):
-        return [AllowAny()] if self.request.method == "GET" else [IsOrganizerOrAdmin()]
+        return [AllowAny()] if self.request.method in SAFE_METHODS else [IsOrganizerOrAdmin()]
 
     @extend_schema(tags=["items"], responses={200: ItemResponseSerializer, **error_responses(404)})
     def get(self, request, item_id):

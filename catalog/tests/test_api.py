@@ -170,6 +170,29 @@ class TestFilters:
         assert len(client_for().get("/api/v1/items").json()) == 5
 
 
+@pytest.mark.parametrize("tiers", [[None], [{"tier": "A", "price": 5, "maxCapacity": 50}, None]])
+def test_a_null_tier_in_the_list_is_400_on_create_and_update(client_for, organizer, tiers):
+    client = client_for(organizer)
+    created = create(client, priceTiers=tiers)
+    assert created.status_code == 400 and "priceTiers" in str(created.json()["fields"])
+    item_id = create(client).json()["id"]
+    updated = client.put(f"/api/v1/items/{item_id}", {"priceTiers": tiers}, format="json")
+    assert updated.status_code == 400 and "priceTiers" in str(updated.json()["fields"])
+
+
+def test_a_null_tier_list_is_still_a_free_item(client_for, organizer):
+    assert create(client_for(organizer), priceTiers=None).json()["priceTiers"] == []
+
+
+@pytest.mark.parametrize("method", ["head", "options"])
+def test_public_reads_answer_head_and_options_like_get(client_for, make_user, organizer, method):
+    item = make_item(organizer)
+    for caller in (None, make_user()):
+        client = client_for(caller)
+        for path in ("/api/v1/items", f"/api/v1/items/{item.pk}"):
+            assert getattr(client, method)(path).status_code == 200, (caller, path)
+
+
 class TestUpdateAndDelete:
     def test_update_keeps_omitted_fields_and_replaces_tiers(self, client_for, organizer):
         item_id = create(client_for(organizer)).json()["id"]

@@ -1,4 +1,5 @@
 import re
+from collections.abc import Mapping
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -75,7 +76,9 @@ class ItemBookingsView(APIView):
                        "may or may not have been made; retry with the same Idempotency-Key, or check "
                        "GET /api/v1/bookings/me before retrying"))})
     def post(self, request, item_id):
-        data = valid_data(BookingRequestSerializer, request.data if request.data else {})
+        # No body is {}; any body must be an object ([] or false is a 400, not "no tier asked for").
+        body = {} if isinstance(request.data, Mapping) and not request.data else request.data
+        data = valid_data(BookingRequestSerializer, body)
         booking, created = services.booking_create_once(
             user=request.user, item_id=item_id, tier_name=data.get("tier_name"), request_key=idempotency_key(request))
         headers = {} if created else {"Idempotent-Replayed": "true"}

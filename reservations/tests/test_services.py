@@ -292,6 +292,20 @@ class TestSeatClaim:
         assert counters(item) == (1, [1, 0])
 
 
+@pytest.mark.parametrize("raw", [b"[]", b"false", b"0", b'""', b"null", b"[1]", b'"x"'])
+def test_a_booking_body_that_is_not_an_object_is_400_and_books_nothing(client_for, customer, organizer, raw):
+    item = make_item(organizer)
+    response = client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", raw, content_type="application/json")
+    assert response.status_code == 400
+    assert not Booking.objects.filter(item=item).exists()
+
+
+def test_a_booking_without_a_body_or_with_an_empty_object_books(client_for, make_user, organizer):
+    item = make_item(organizer)
+    assert client_for(make_user()).post(f"/api/v1/bookings/items/{item.pk}").status_code == 201
+    assert client_for(make_user()).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").status_code == 201
+
+
 def test_booking_the_same_item_again_is_409_not_a_second_seat(client_for, customer, organizer):
     """What a client sees when it retries a booking whose first answer was lost (OPERATIONS.md)."""
     item = make_item(organizer, tiers=[("A", "10.00", 10)])
