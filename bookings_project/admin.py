@@ -13,7 +13,9 @@ from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
+
+from .ratelimit import rate_limit_hit
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,17 @@ class HardenedAdminMixin:
 
 
 class BookingsAdminSite(admin.AdminSite):
+    def login(self, request, extra_context=None):
+        """Password attempts here count against the same per-IP login limit as the API's."""
+        if request.method == "POST":
+            retry_after = rate_limit_hit(request, group="login", rate_setting="RATE_LIMIT_LOGIN")
+            if retry_after is not None:
+                response = HttpResponse(f"Too many login attempts; retry in {retry_after} s.", status=429,
+                                        content_type="text/plain; charset=utf-8")
+                response["Retry-After"] = str(retry_after)
+                return response
+        return super().login(request, extra_context)
+
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, HardenedAdminMixin):

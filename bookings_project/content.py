@@ -5,6 +5,10 @@ nesting deep enough to exhaust the parser's recursion, numbers that overflow to 
 (`1e999`), and strings holding NUL or unpaired surrogates — PostgreSQL's json/text types refuse
 all three, so they would fail at the INSERT instead of at the door.
 
+`length_required` answers a chunked request body (no Content-Length) with a JSON 411: Django
+reads a body only up to Content-Length, so the view would otherwise see no body at all and
+answer a misleading "field required".
+
 `JSONFallbackNegotiation` answers an `Accept` header no renderer matches (a browser's
 `text/html`) with JSON instead of a 406 before authentication has even run; an explicit
 `?format=` the view does not offer still fails (views validate it themselves).
@@ -53,3 +57,16 @@ class JSONFallbackNegotiation(DefaultContentNegotiation):
             if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
                 raise
             return renderers[0], renderers[0].media_type
+
+
+def length_required(get_response):
+    """Middleware (see the module docstring)."""
+    from .errors import json_error_response
+
+    def middleware(request):
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get("CONTENT_LENGTH"):
+            return json_error_response(request, 411, "Send the request body with a Content-Length header "
+                                                     "(chunked transfer encoding is not accepted)")
+        return get_response(request)
+
+    return middleware

@@ -8,6 +8,7 @@ from ops import health
 from ops.api import urls as ops_urls
 
 from . import errors
+from .openapi import local_assets_only
 
 booking_api = [
     *accounts_urls.booking_api,
@@ -20,8 +21,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
+    path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
     path("api/v1/", include(booking_api)),
     path("admin/", admin.site.urls),
     path("admin", RedirectView.as_view(url="/admin/")),

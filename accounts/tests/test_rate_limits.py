@@ -141,3 +141,15 @@ def test_rate_limit_keeps_holding_while_redis_is_down(api_client, alice, unreach
     with override_settings(RATE_LIMIT_LOGIN="2/m"):
         assert [_login(api_client, n).status_code for n in range(2)] == [200, 200]
         assert_error(_login(api_client, 2), 429)
+
+
+def test_the_admin_login_shares_the_login_limit(client, api_client, alice):
+    """The admin's password form is a login too: its attempts count with the API's, per IP."""
+    with override_settings(RATE_LIMIT_LOGIN="3/m"):
+        assert _login(api_client, 0).status_code == 200
+        statuses = [client.post("/admin/login/", {"username": "alice", "password": "wrong"}).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 429]  # the form re-rendered twice, then refused
+        assert 1 <= int(client.post("/admin/login/", {"username": "x", "password": "y"})["Retry-After"]) <= 60
+        assert_error(_login(api_client, 1), 429)
+        assert client.get("/admin/login/").status_code == 200  # the page itself still shows

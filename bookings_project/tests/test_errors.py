@@ -168,3 +168,11 @@ def test_odd_user_ids_are_404_not_500(make_user, client_for, path):
     client = client_for(make_user(roles=["ADMIN"]))
     client.raise_request_exception = False
     assert_error(client.get(path), 404)
+
+
+def test_a_chunked_body_without_length_is_411_not_a_silent_empty_body(make_user, client_for):
+    response = client_for(make_user()).post("/logs", b'{"eventType": "APP", "severity": "info", "message": "x"}',
+                                             content_type="application/json", HTTP_TRANSFER_ENCODING="chunked",
+                                             CONTENT_LENGTH="")
+    body = assert_error(response, 411, path="/logs")
+    assert "Content-Length" in body["message"]

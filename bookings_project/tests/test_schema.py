@@ -94,3 +94,10 @@ def test_schema_documents_the_idempotency_key_header(schema):
     [header] = [p for p in post["parameters"] if p["in"] == "header"]
     assert header["name"] == "Idempotency-Key" and not header.get("required", False)
     assert "Idempotent-Replayed" in post["responses"]["201"]["headers"]
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_forbid_images_and_fonts_from_elsewhere(api_client, path):
+    """ReDoc's bundle names a logo on a CDN: the page's policy keeps the browser from loading it."""
+    policy = api_client.get(path)["Content-Security-Policy"]
+    assert "img-src 'self' data: blob:" in policy and "font-src 'self' data:" in policy
