@@ -2,10 +2,11 @@
 through the admin actions, which call accounts.services like the API does; no page shows a
 password or its hash."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
 
+from bookings_project.errors import ApplicationError
 from ops.admin import action_run_each
 
 from . import services
@@ -63,11 +64,20 @@ class UserAdmin(DjangoUserAdmin):
         # No admin-side password setting: passwords change through the API (checked and logged).
         return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A deactivated account keeps its history as it was: nothing to edit.
+        if obj is not None and not obj.is_active:
+            return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+        return self.readonly_fields
+
     def save_model(self, request, obj, form, change):
         """Username/email go through the service (normalisation, uniqueness, logging)."""
-        stored = User.objects.get(pk=obj.pk)
-        services.user_update(actor=request.user, user=stored, username=obj.username, email=obj.email,
-                             request=request)
+        try:
+            services.user_update(actor=request.user, user=obj, username=obj.username, email=obj.email,
+                                 request=request)
+        except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
+            self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
+            return
         User.objects.filter(pk=obj.pk).update(first_name=obj.first_name, last_name=obj.last_name)
 
     def _apply(self, request, queryset, done: str, change) -> None:

@@ -90,10 +90,16 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
     account already chose that text as its username — then the email plus a short suffix, so a
     username that looks like someone's address cannot keep its owner from registering."""
     email = User.objects.normalize_email(email).lower()
-    username = email
-    if User.objects.filter(username__iexact=username).exclude(email__iexact=email).exists():
-        username = f"{email[:240]}-{secrets.token_hex(4)}"
-    return user_register(username=username, email=email, password=password, roles=roles, request=request)
+    suffixed = f"{email[:240]}-{secrets.token_hex(4)}"
+    if User.objects.filter(username__iexact=email).exclude(email__iexact=email).exists():
+        return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
+    try:
+        return user_register(username=email, email=email, password=password, roles=roles, request=request)
+    except DuplicateUser:
+        if User.objects.filter(email__iexact=email).exists():
+            raise  # the email itself is taken
+        # Someone took this text as a username between the check and the insert.
+        return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
 
 
 def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, str, str]:
@@ -132,13 +138,51 @@ def user_update(
     username: str | None = None,
     email: str | None = None,
     roles=None,
+    add_role: str | None = None,
     password: str | None = None,
     current_password: str | None = None,
     request=None,
 ) -> User:
-    """Profile update. Only an ADMIN changes roles; anyone else's `roles` is ignored."""
+    """Profile update. Only an ADMIN changes roles (`roles`: the new set; `add_role`: one more);
+    anyone else's `roles` is ignored.
+
+    Every decision is made on the row as it is under its lock (the lock a deactivation and a
+    booking also take), and only the changed columns are written: a copy loaded at the request's
+    start could otherwise undo a deactivation, or bring back a role revoked meanwhile."""
     if actor.pk != user.pk and not actor.is_admin:
         raise Forbidden()
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user.pk, is_active=True).first()
+        if user is None:
+            raise NotFound("User not found")
+        old_roles = sorted(user.role_set)
+        changed = _apply_profile_changes(actor=actor, user=user, username=username, email=email, roles=roles,
+                                         add_role=add_role, password=password, current_password=current_password)
+        if not changed:
+            return user
+        _ensure_unique(username=user.username, email=user.email, exclude_pk=user.pk)
+        try:
+            with transaction.atomic():
+                user.save(update_fields=sorted({column for name in changed for column in UPDATED_COLUMNS[name]}))
+        except IntegrityError as exc:
+            raise DuplicateUser() from exc
+        if "roles" in changed:
+            _operator_group_sync(user)
+        if "username" in changed:
+            _announce_username_change(user)
+    if "roles" in changed:
+        log_event(event_type="USER", severity=Severity.WARNING, message="User roles changed",
+                  user_id=user.pk, request=request, reported_by=actor,
+                  additional_data={"from": old_roles, "to": user.roles, "by": actor.pk})
+    if "password" in changed:
+        log_event(event_type="AUTH", severity=Severity.INFO, message="Password changed",
+                  user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
+    return user
+
+
+def _apply_profile_changes(*, actor: User, user: User, username, email, roles, add_role, password,
+                           current_password) -> list[str]:
+    """Set the requested changes on the (locked) user; returns the names of what changed."""
     changed = []
     if username is not None and username != user.username:
         user.username, changed = username, changed + ["username"]
@@ -146,12 +190,13 @@ def user_update(
         email = User.objects.normalize_email(email).lower()
         if email != user.email:
             user.email, changed = email, changed + ["email"]
-    old_roles = list(user.role_set)
+    if add_role is not None:
+        roles = [*user.role_set, add_role]
     if roles is not None and actor.is_admin:
         new_roles = normalize_roles(roles, superuser=user.is_superuser)
         if actor.pk == user.pk and Role.ADMIN not in new_roles:
             raise Conflict("You cannot remove your own ADMIN role")
-        if new_roles != sorted(old_roles):
+        if new_roles != sorted(user.role_set):
             user.roles, changed = new_roles, changed + ["roles"]
     if password is not None:
         if not actor.is_admin or actor.pk == user.pk:
@@ -161,31 +206,7 @@ def user_update(
         _validate_password(password, user)
         user.set_password(password)
         changed.append("password")
-    if not changed:
-        return user
-    _ensure_unique(username=user.username, email=user.email, exclude_pk=user.pk)
-    try:
-        with transaction.atomic():
-            # Under the row lock a deactivation also takes, and only the changed columns: saving
-            # the whole copy loaded at the request's start would undo a deactivation (or another
-            # change) committed meanwhile — an account and its old tokens working again.
-            if not User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists():
-                raise NotFound("User not found")
-            user.save(update_fields=sorted({column for name in changed for column in UPDATED_COLUMNS[name]}))
-            if "roles" in changed:
-                _operator_group_sync(user)
-            if "username" in changed:
-                _announce_username_change(user)
-    except IntegrityError as exc:
-        raise DuplicateUser() from exc
-    if "roles" in changed:
-        log_event(event_type="USER", severity=Severity.WARNING, message="User roles changed",
-                  user_id=user.pk, request=request, reported_by=actor,
-                  additional_data={"from": sorted(old_roles), "to": user.roles, "by": actor.pk})
-    if "password" in changed:
-        log_event(event_type="AUTH", severity=Severity.INFO, message="Password changed",
-                  user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
-    return user
+    return changed
 
 
 def _announce_username_change(user: User) -> None:
@@ -197,7 +218,7 @@ def _announce_username_change(user: User) -> None:
 
 def user_grant_role(*, actor: User, user: User, role: str, request=None) -> User:
     """Admin action: add one role to a user."""
-    return user_update(actor=actor, user=user, roles=[*user.role_set, role], request=request)
+    return user_update(actor=actor, user=user, add_role=role, request=request)
 
 
 def user_deactivate(*, actor: User, user: User, request=None) -> User:

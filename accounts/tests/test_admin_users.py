@@ -96,6 +96,21 @@ def test_change_form_saves_username_and_email_through_the_service(admin_client, 
     assert user.roles == ["USER"]  # roles are not part of the form
 
 
+def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_nothing(admin_client, make_user):
+    from accounts.services import user_deactivate
+
+    user = make_user(username="gone")
+    user_deactivate(actor=admin_client.admin_user, user=user)
+    page = admin_client.get(f"{USERS_URL}{user.pk}/change/").content.decode()
+    assert 'name="username"' not in page  # shown, not editable
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {"username": "back", "email": "back@example.com"},
+                                 follow=True)
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert (user.username, user.is_active) == ("gone", False)
+
+
 @pytest.mark.parametrize("action, role, staff", [
     ("grant_event_organizer", "EVENT_ORGANIZER", False),
     ("grant_it_operator", "IT_OPERATOR", True),

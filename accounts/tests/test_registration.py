@@ -120,6 +120,24 @@ def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(ap
     assert_error(register_core(api_client, email="victim@example.com"), 409)  # the email itself is taken now
 
 
+def test_a_username_taken_between_the_check_and_the_insert_still_registers_the_email(api_client, monkeypatch):
+    """Two registrations at once (found racing threads on PostgreSQL): the username-shaped-like-
+    an-email account committed after this registration's check."""
+    from accounts import services
+
+    real = services.user_register
+
+    def squatter_first(**kwargs):
+        if kwargs["username"] == "victim@example.com" and not User.objects.filter(username="victim@example.com").exists():
+            real(username="victim@example.com", email="squatter@example.com", password=PASSWORD)
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "user_register", squatter_first)
+    response = register_core(api_client, email="victim@example.com")
+    assert response.status_code == 201
+    assert User.objects.get(email="victim@example.com").username.startswith("victim@example.com-")
+
+
 # --- validation -------------------------------------------------------------------------------
 
 

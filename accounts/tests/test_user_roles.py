@@ -260,3 +260,29 @@ def test_a_self_rename_from_a_stale_copy_keeps_a_role_granted_meanwhile(make_use
     user_update(actor=stale, user=stale, username="climber2")
     user.refresh_from_db()
     assert user.username == "climber2" and "EVENT_ORGANIZER" in user.roles
+
+
+def test_a_grant_from_a_stale_copy_cannot_bring_back_a_role_revoked_meanwhile(make_user):
+    """The admin action's row was read before another ADMIN revoked ADMIN: the grant adds its
+    role to the roles as they are now, not to the copy's."""
+    from accounts.services import user_grant_role, user_update
+
+    target = make_user(username="target", roles=["ADMIN"])
+    stale = User.objects.get(pk=target.pk)
+    user_update(actor=make_user(roles=["ADMIN"], username="a1"), user=User.objects.get(pk=target.pk), roles=["USER"])
+
+    user_grant_role(actor=make_user(roles=["ADMIN"], username="a2"), user=stale, role="EVENT_ORGANIZER")
+    target.refresh_from_db()
+    assert (target.roles, target.is_staff) == (["EVENT_ORGANIZER", "USER"], False)
+
+
+def test_a_revoke_from_a_stale_copy_is_not_taken_for_no_change(make_user):
+    from accounts.services import user_grant_role, user_update
+
+    target = make_user(username="target")
+    stale = User.objects.get(pk=target.pk)  # read as a plain USER
+    user_grant_role(actor=make_user(roles=["ADMIN"], username="a1"), user=User.objects.get(pk=target.pk), role="ADMIN")
+
+    user_update(actor=make_user(roles=["ADMIN"], username="a2"), user=stale, roles=["USER"])
+    target.refresh_from_db()
+    assert target.roles == ["USER"] and not target.is_staff

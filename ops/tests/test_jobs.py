@@ -253,3 +253,27 @@ def test_a_shell_run_that_fails_is_not_rerun_by_a_worker(drifted_items, monkeypa
     job = Job.objects.get(params__trigger="cli")
     assert job.status == JobStatus.FAILED
     assert not OutboxEvent.objects.filter(event_type=JOB_RUN, payload__jobId=str(job.pk)).exists()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_shell_run_stopped_by_a_signal_ends_its_job_as_failed(drifted_items, monkeypatch, signame):
+    import os
+    import signal
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from ops.management.commands import reconcile as command
+
+    before = signal.getsignal(getattr(signal, signame))
+
+    def stopped(**kwargs):
+        os.kill(os.getpid(), getattr(signal, signame))  # `timeout`, systemd, a dropped SSH session
+        raise AssertionError("the signal should have stopped the run")
+
+    monkeypatch.setattr(command, "reconcile", stopped)
+    with pytest.raises(CommandError, match=f"stopped by {signame}"):
+        call_command("reconcile", "--entity-type", "item", "--no-progress")
+    assert Job.objects.get(params__trigger="cli").status == JobStatus.FAILED
+    assert signal.getsignal(getattr(signal, signame)) == before  # handlers restored

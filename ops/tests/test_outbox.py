@@ -61,6 +61,18 @@ def test_a_line_break_in_a_requested_subject_is_one_line_never_a_header(client_f
     assert mail["message"]["Subject"] == "Hi Bcc: evil@example.net"
 
 
+def test_subjects_are_plain_text_not_html_escaped(client_for, make_user, smtp_server):
+    operator = client_for(make_user(roles=["IT_OPERATOR"]))
+    subject = 'Tom & Jerry <b> "quoted" it\'s'
+    for kind in ("GENERIC", "BOOKING_CONFIRMED"):
+        data = {"subject": subject, "message": "Hello", "itemName": subject}
+        assert operator.post("/notifications", {"type": kind, "recipient": "dora@example.com", "data": data},
+                             format="json").status_code == 202
+    outbox_dispatch_until_empty()
+    assert sorted(m["message"]["Subject"] for m in smtp_server.messages) == sorted(
+        [subject, f"Booking confirmed: {subject}"])
+
+
 def test_smtp_down_events_retry_with_backoff_then_all_delivered(api_client, smtp_server):
     smtp_server.stop()
     for name in ("ann", "ben", "cat"):

@@ -1,3 +1,5 @@
+import signal
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -34,7 +36,9 @@ class Command(BaseCommand):
             raise CommandError(f"Job {job.pk} was taken by a worker; see the admin")
         job.refresh_from_db()
         # From the claim on, every way out finishes the job: none is left `running` for a worker
-        # to wait out (Ctrl-C included).
+        # to wait out (Ctrl-C, SIGTERM and a dropped SSH session's SIGHUP included; SIGKILL
+        # cannot be caught: such a job is executed again once stale, see OPERATIONS.md).
+        interrupted = _interrupt_on(signal.SIGTERM, signal.SIGHUP)
         try:
             queryset, _ = entity_sources()[kind]
             total = 1 if entity_id else queryset().count() + Document.objects.using(DOCUMENTS_DB).filter(
@@ -45,6 +49,8 @@ class Command(BaseCommand):
         except (Exception, KeyboardInterrupt) as exc:
             jobs.job_finish(job, error=exc)
             raise CommandError(f"Reconciliation failed (job {job.pk}): {one_line(exc)}") from exc
+        finally:
+            interrupted.restore()
         job = jobs.job_finish(job, result=result)
         summary = result["summary"]
         self.stdout.write(f"job {job.pk} {job.status}")
@@ -54,3 +60,23 @@ class Command(BaseCommand):
         self.stdout.write(result["changesLog"])
         if job.status != JobStatus.COMPLETED:
             raise CommandError(job.error_message)
+
+
+class _interrupt_on:
+    """Turn these signals into KeyboardInterrupt (as Ctrl-C) until restore()."""
+
+    def __init__(self, *signals):
+        self.previous = {}
+        for sig in signals:
+            try:
+                self.previous[sig] = signal.signal(sig, self._raise)
+            except ValueError:  # not the main thread (call_command from a worker thread): leave it
+                pass
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
