@@ -11,7 +11,7 @@ answer a misleading "field required".
 
 `JSONFallbackNegotiation` answers an `Accept` header no renderer matches (a browser's
 `text/html`) with JSON instead of a 406 before authentication has even run; an explicit
-`?format=` the view does not offer still fails (views validate it themselves).
+`?format=` the view does not offer is a 400 naming the formats it does.
 """
 
 import math
@@ -50,6 +50,16 @@ class SafeJSONParser(JSONParser):
 
 
 class JSONFallbackNegotiation(DefaultContentNegotiation):
+    def filter_renderers(self, renderers, format):
+        """`?format=` naming nothing this view renders is a 400 naming the choices (DRF: a bare 404)."""
+        matching = [renderer for renderer in renderers if renderer.format == format]
+        if not matching:
+            from .errors import ValidationFailed
+
+            choices = ", ".join(renderer.format for renderer in renderers)
+            raise ValidationFailed("Unknown format", fields={"format": [f"Must be one of: {choices}"]})
+        return matching
+
     def select_renderer(self, request, renderers, format_suffix=None):
         try:
             return super().select_renderer(request, renderers, format_suffix)

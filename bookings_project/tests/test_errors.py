@@ -176,3 +176,10 @@ def test_a_chunked_body_without_length_is_411_not_a_silent_empty_body(make_user,
                                              CONTENT_LENGTH="")
     body = assert_error(response, 411, path="/logs")
     assert "Content-Length" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/items", "/api/v1/user/me", "/logs"])
+def test_a_format_the_route_does_not_render_is_400_naming_the_choices(make_user, client_for, path):
+    response = client_for(make_user(roles=["IT_OPERATOR"])).get(path, {"format": "xml"})
+    body = assert_error(response, 400, path=path)
+    assert body["fields"] == {"format": ["Must be one of: json"]}

@@ -6,7 +6,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin
-from bookings_project.errors import ValidationFailed
 from bookings_project.openapi import error_responses
 from bookings_project.validation import valid_data
 
@@ -23,13 +22,6 @@ class RevenueReportView(APIView):
 
     permission_classes = (IsAdmin,)
     renderer_classes = (JSONRenderer, RevenueCSVRenderer)
-
-    def perform_content_negotiation(self, request, force=False):
-        requested = request.query_params.get("format")
-        formats = [renderer.format for renderer in self.get_renderers()]
-        if not force and requested is not None and requested not in formats:
-            raise ValidationFailed("Unknown format", fields={"format": [f"Must be one of: {', '.join(formats)}"]})
-        return super().perform_content_negotiation(request, force=force)
 
     @extend_schema(
         tags=["reports"], parameters=[RevenueQuerySerializer],
