@@ -3,6 +3,7 @@ through the admin actions, which call accounts.services like the API does; no pa
 password or its hash."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
 
@@ -67,7 +68,7 @@ class UserAdmin(DjangoUserAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A deactivated account keeps its history as it was: nothing to edit.
         if obj is not None and not obj.is_active:
-            return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+            return flatten_fieldsets(self.fieldsets)
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change):

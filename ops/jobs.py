@@ -111,12 +111,14 @@ def _perform(job: Job, deadline: float | None = None) -> dict:
     raise JobFailed(f"Unknown job type {job.type}")
 
 
-def _update_own_run(job: Job, **changes) -> None:
+def _update_own_run(job: Job, **changes) -> bool:
     """Write to the job only if this run still owns it: a run taken over as stale (its worker
     was only slow) must not overwrite the newer run's progress or outcome. `attempts` counts
-    claims, so it names the run."""
-    if not Job.objects.filter(pk=job.pk, attempts=job.attempts).update(**changes):
-        logger.warning("job %s was taken over by a newer run; this run's outcome is dropped", job.pk)
+    claims, so it names the run. False (and logged) if it was taken over."""
+    if Job.objects.filter(pk=job.pk, attempts=job.attempts).update(**changes):
+        return True
+    logger.warning("job %s was taken over by a newer run; this run's writes are dropped", job.pk)
+    return False
 
 
 def job_finish(job: Job, *, result: dict | None = None, error: Exception | None = None) -> Job:
@@ -136,10 +138,8 @@ def job_pause(job: Job, progress: dict) -> Job:
     `running` and no slice is ever lost or run twice (claim_next_slice)."""
     now = timezone.now()
     with transaction.atomic():
-        if Job.objects.filter(pk=job.pk, attempts=job.attempts).update(result=progress, paused_at=now, updated_at=now):
+        if _update_own_run(job, result=progress, paused_at=now, updated_at=now):
             outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
-        else:
-            logger.warning("job %s was taken over by a newer run; this run's progress is dropped", job.pk)
     job.refresh_from_db()
     return job
 

@@ -7,9 +7,10 @@ keyset-paged passes — rows → documents (create/update/unchanged), then docum
 (orphan candidates, deleted by the same locked repair) — so memory stays flat and queries grow
 with N / batch size, never with N.
 Runs are idempotent: a second run finds nothing to change. A whole-type run can stop between
-any two batches and go on later from its saved progress (`deadline`/`resume`: ops.jobs slices). The differences seen in a batch are
-repaired by `document_repair_many`, which reads those rows and documents again under the
-documents' locks, so a sync running at the same moment is never overwritten with an older read.
+any two batches and go on later from its saved progress (`deadline`/`resume`: ops.jobs slices).
+The differences seen in a batch are repaired by `document_repair_many`, which reads those rows
+and documents again under the documents' locks, so a sync running at the same moment is never
+overwritten with an older read.
 """
 
 import time
