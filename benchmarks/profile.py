@@ -18,6 +18,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+ROOT = str(Path(__file__).resolve().parent.parent) + "/"
 PROJECT_DIRS = ("accounts/", "catalog/", "reservations/", "reporting/", "ops/", "bookings_project/")
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
@@ -37,9 +38,14 @@ def _frames(stack: str) -> list[tuple[str, str, int]]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
-        if marker in path:
-            return path.split(marker, 1)[1]
+    """A frame's file relative to the checkout being measured (wherever it was cloned), or to
+    site-packages / the standard library."""
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1]
+    if path.startswith(ROOT):
+        return path[len(ROOT):]
+    if "lib/python3.11/" in path:
+        return path.split("lib/python3.11/", 1)[1]
     return path
 
 
