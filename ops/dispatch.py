@@ -70,7 +70,7 @@ def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
         raise ValueError("event has no recipient")
     context = {**event.payload, "reference": str(event.id), "data": event.payload.get("data", {})}
     email_send(template=event.event_type, recipient=event.recipient_email, context=context,
-               stable_id=str(event.id), connection=ctx.smtp())
+               stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
 
 
 def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:

@@ -6,20 +6,27 @@ recognised (and de-duplicated) by the receiving side. Templates never fetch anyt
 user-controlled URL is ever requested (SSRF-free); they only render the given context.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
+from email.header import Header
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from email.utils import parseaddr
+from django.utils import timezone
+
+from bookings_project.text import one_line
 
 EMAIL_TEMPLATES = ("USER_REGISTERED", "BOOKING_CONFIRMED", "BOOKING_CANCELLED", "NEW_BOOKING", "GENERIC")
 BOOKING_TEMPLATES = {"BOOKING_CONFIRMED", "BOOKING_CANCELLED"}
 
 
+def _sender() -> str:
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+
+
 def _domain() -> str:
-    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
-    return address.rpartition("@")[2] or "bookings.local"
+    return _sender().rpartition("@")[2] or "bookings.local"
 
 
 def message_id_for(stable_id: str) -> str:
@@ -29,68 +36,115 @@ def message_id_for(stable_id: str) -> str:
 def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
     """(subject, text, html) for a template name from EMAIL_TEMPLATES."""
     name = template.lower()
-    # One line whatever the context held (a header never carries a line break: no injection,
-    # and no email that fails every attempt on BadHeaderError).
-    subject = " ".join(render_to_string(f"emails/{name}.subject.txt", context).split())
+    # One line of printable text whatever the context held (a header never carries a line break
+    # or a control character: no injection, and no email that fails every attempt on
+    # BadHeaderError).
+    subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))[:200]
     text = render_to_string(f"emails/{name}.txt", context)
     html = render_to_string(f"emails/{name}.html", context)
-    return subject[:200], text, html
+    return subject, text, html
+
+
+def _subject_header(subject: str) -> str:
+    """An ASCII subject goes out as it is, unless it holds "=?": a mail client would decode
+    that as an RFC 2047 encoded word (a subject could then display a line break or another
+    header). Such a subject is encoded itself, so it displays exactly as written."""
+    if "=?" not in subject:
+        return subject
+    return Header(subject, "utf-8").encode(linesep=" ")
 
 
 def ics_datetime(value) -> datetime | None:
-    """A booking payload's time as the .ics needs it; None when absent or not ISO 8601 (the
-    payload of a /notifications request is the caller's, so it may hold anything)."""
-    if not isinstance(value, str):
+    """A booking payload's time (ISO 8601 date and time; without an offset it is read in
+    TIME_ZONE, like every booking API time) as an aware UTC datetime; None when absent, a bare
+    date or not ISO 8601 (the payload of a /notifications request is the caller's, so it may
+    hold anything)."""
+    if not isinstance(value, str) or len(value) <= len("2025-09-15"):
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=timezone.get_default_timezone())
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
         return None
 
 
-def booking_ics(payload: dict, *, cancelled: bool) -> bytes | None:
-    """An iCalendar invitation (or its cancellation) for a booking payload; None without a
-    usable start and end (the email goes out without it rather than failing every attempt)."""
-    from icalendar import Calendar, Event
+def _ics_sequence(payload: dict, *, cancelled: bool, issued_at: datetime) -> int:
+    """RFC 5545 SEQUENCE: 0 for the first invitation; every later revision (a move, the
+    cancellation) is numbered by the seconds since the booking was made, so a later revision
+    always carries a higher number, and a redelivered email the same one."""
+    booked_at = ics_datetime(payload.get("bookingDate"))
+    if not payload.get("rescheduled") and not cancelled:
+        return 0
+    if booked_at is None:
+        return 1
+    return max(1, min(2**31 - 1, int((issued_at - booked_at).total_seconds()) + 1))
+
+
+def booking_ics(payload: dict, *, cancelled: bool, recipient: str, stable_id: str,
+                issued_at: datetime) -> bytes | None:
+    """An iCalendar (RFC 5545) invitation, or its cancellation, for a booking payload, in the
+    iTIP form (RFC 5546) calendar clients apply on their own: METHOD, ORGANIZER (the platform),
+    ATTENDEE (the recipient), one UID per booking, times in UTC. `issued_at` (when the change
+    happened: the outbox event's or job's creation) is the DTSTAMP, so a redelivery carries the
+    same calendar. None without a usable start and end (the email goes out without it rather
+    than failing every attempt)."""
+    from icalendar import Calendar, Event, vCalAddress
 
     start, end = ics_datetime(payload.get("startTime")), ics_datetime(payload.get("endTime"))
-    if start is None or end is None:
+    if start is None or end is None or end <= start:
         return None
     calendar = Calendar()
     calendar.add("prodid", "-//Booking platform//EN")
     calendar.add("version", "2.0")
     calendar.add("method", "CANCEL" if cancelled else "REQUEST")
     event = Event()
-    event.add("uid", f"booking-{payload.get('bookingId')}@{_domain()}")
-    event.add("summary", str(payload.get("itemName", "Booking")))
+    booking_id = payload.get("bookingId")
+    event.add("uid", f"booking-{booking_id}@{_domain()}" if booking_id is not None else f"{stable_id}@{_domain()}")
+    event.add("dtstamp", issued_at.astimezone(UTC))
+    event.add("sequence", _ics_sequence(payload, cancelled=cancelled, issued_at=issued_at))
+    event.add("summary", one_line(str(payload.get("itemName") or "Booking")))
     event.add("dtstart", start)
     event.add("dtend", end)
-    event.add("dtstamp", ics_datetime(payload.get("bookingDate")) or start)
     if payload.get("location"):
-        event.add("location", str(payload["location"]))
+        event.add("location", one_line(str(payload["location"])))
+    organizer = vCalAddress(f"mailto:{_sender() or 'bookings@' + _domain()}")
+    organizer.params["cn"] = "Booking platform"
+    event.add("organizer", organizer)
+    attendee = vCalAddress(f"mailto:{recipient}")
+    attendee.params.update({"role": "REQ-PARTICIPANT", "rsvp": "FALSE",
+                            "partstat": "DECLINED" if cancelled else "ACCEPTED"})
+    event.add("attendee", attendee)
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    event.add("sequence", 1 if cancelled else 0)
     calendar.add_component(event)
     return calendar.to_ical()
 
 
 def email_build(*, template: str, recipient: str, context: dict, stable_id: str,
-                connection=None) -> EmailMultiAlternatives:
+                issued_at: datetime | None = None, connection=None) -> EmailMultiAlternatives:
     subject, text, html = email_render(template=template, context=context)
     message = EmailMultiAlternatives(
-        subject=subject, body=text, to=[recipient], connection=connection,
+        subject=_subject_header(subject), body=text, to=[recipient], connection=connection,
         headers={"Message-ID": message_id_for(stable_id), "X-Bookings-Event": template},
     )
     message.attach_alternative(html, "text/html")
     cancelled = template == "BOOKING_CANCELLED"
-    ics = booking_ics(context, cancelled=cancelled) if template in BOOKING_TEMPLATES else None
-    if ics is not None:
-        message.attach("booking.ics", ics,
-                       f"text/calendar; method={'CANCEL' if cancelled else 'REQUEST'}; charset=utf-8")
+    ics = None
+    if template in BOOKING_TEMPLATES:
+        ics = booking_ics(context, cancelled=cancelled, recipient=recipient, stable_id=stable_id,
+                          issued_at=issued_at or timezone.now())
+    if ics is not None:  # Django adds the charset parameter itself
+        message.attach("booking.ics", ics, f"text/calendar; method={'CANCEL' if cancelled else 'REQUEST'}")
     return message
 
 
-def email_send(*, template: str, recipient: str, context: dict, stable_id: str, connection=None) -> None:
-    """Render and send one email; raises on any delivery failure (the caller retries)."""
+def email_send(*, template: str, recipient: str, context: dict, stable_id: str,
+               issued_at: datetime | None = None, connection=None) -> None:
+    """Render and send one email; raises on any delivery failure (the caller retries).
+    `issued_at`: when the change it reports happened (stable across redeliveries)."""
     email_build(template=template, recipient=recipient, context=context, stable_id=stable_id,
-                connection=connection).send(fail_silently=False)
+                issued_at=issued_at, connection=connection).send(fail_silently=False)

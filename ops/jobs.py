@@ -96,10 +96,13 @@ def claim_next_slice(job_id) -> bool:
 def _perform(job: Job, deadline: float | None = None) -> dict:
     params = job.params
     if job.type == JobType.NOTIFICATION:
-        context = {"subject": params.get("subject", ""), "message": params.get("message", ""),
-                   "data": params.get("data", {}), **params.get("data", {}), "reference": str(job.pk)}
+        data = params.get("data", {})
+        # `data` is listed in the email under the message; subject and message are shown once.
+        context = {**data, "subject": params.get("subject", ""), "message": params.get("message", ""),
+                   "data": {key: value for key, value in data.items() if key not in ("subject", "message")},
+                   "reference": str(job.pk)}
         email_send(template=params.get("template", "GENERIC"), recipient=params["recipientEmail"],
-                   context=context, stable_id=str(job.pk))
+                   context=context, stable_id=str(job.pk), issued_at=job.created_at)
         return {}
     if job.type == JobType.RECONCILIATION:
         from . import reconciliation

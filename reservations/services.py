@@ -53,6 +53,7 @@ def booking_event_payload(booking: Booking) -> dict:
         "tier": booking.tier.name if booking.tier_id else None,
         "pricePaid": f"{booking.price_paid:.2f}",
         "status": booking.status,
+        "bookingDate": timezone.localtime(booking.booking_date).isoformat(),
     }
 
 
@@ -269,7 +270,8 @@ def booking_cancel_for_item(*, item: BookableItem, actor) -> int:
 
 def booking_times_follow_item(*, item: BookableItem) -> int:
     """Item moved: its active bookings take the new times, unless that would make one of its
-    bookers hold two overlapping confirmed bookings (409)."""
+    bookers hold two overlapping confirmed bookings (409), and every booker gets an email with
+    the new times."""
     active = Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES)
     bookers = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED).values("user_id")
     clash = Booking.objects.filter(overlap_q(item.start_time, item.end_time), user_id__in=bookers,
@@ -278,6 +280,12 @@ def booking_times_follow_item(*, item: BookableItem) -> int:
         raise BookingTimeConflict("The new times overlap other confirmed bookings of this item's bookers")
     try:
         with transaction.atomic():
-            return active.update(start_time=item.start_time, end_time=item.end_time)
+            moved = active.update(start_time=item.start_time, end_time=item.end_time)
     except IntegrityError as exc:
         _raise_overlap_as_conflict(exc)
+    # Each booker is told, with an updated calendar invitation (same UID, higher SEQUENCE).
+    outbox_enqueue_many([
+        outbox_event(event_type=EventType.BOOKING_CONFIRMED, recipient_email=booking.user.email,
+                     payload={**booking_event_payload(booking), "rescheduled": True})
+        for booking in active.select_related("user", "item", "tier").order_by("pk")])
+    return moved

@@ -6,6 +6,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
+from bookings_project.text import validate_plain_text, validate_single_line
 
 MAX_CAPACITY = 1_000_000
 MAX_PRICE = Decimal("99999999.99")
@@ -13,17 +14,19 @@ MONEY = {"max_digits": 10, "decimal_places": 2}
 
 
 class PriceTierSerializer(serializers.Serializer):
-    tier = serializers.CharField(source="name", max_length=100)
+    tier = serializers.CharField(source="name", max_length=100, validators=[validate_single_line])
     price = serializers.DecimalField(**MONEY, min_value=Decimal("0"), max_value=MAX_PRICE)
     maxCapacity = serializers.IntegerField(source="max_capacity", min_value=1, max_value=MAX_CAPACITY)
 
 
 class ItemRequestSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="")
+    name = serializers.CharField(max_length=200, validators=[validate_single_line])
+    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="",
+                                        validators=[validate_plain_text])
     startTime = LocalDateTimeField(source="start_time")
     endTime = LocalDateTimeField(source="end_time")
-    location = serializers.CharField(max_length=255, allow_blank=True, required=False, default="")
+    location = serializers.CharField(max_length=255, allow_blank=True, required=False, default="",
+                                     validators=[validate_single_line])
     capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
     isPrivate = serializers.BooleanField(source="is_private", required=False, default=False)
     # The list may be null, its elements not (many=True would pass allow_null down to them).
@@ -31,8 +34,10 @@ class ItemRequestSerializer(serializers.Serializer):
                                             allow_null=True, max_length=50,
                                             help_text="Sold in the listed order; omitted or [] = a free item. "
                                                       "On update, omitted keeps the current tiers.")
-    category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=30)
+    category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True,
+                                     validators=[validate_single_line])
+    tags = serializers.ListField(child=serializers.CharField(max_length=50, validators=[validate_single_line]),
+                                 required=False, max_length=30)
 
 
 class ItemUpdateSerializer(ItemRequestSerializer):

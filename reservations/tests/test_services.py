@@ -35,7 +35,8 @@ class TestOutbox:
         expected = {"bookingId": created["id"], "userId": customer.pk, "username": "testuser",
                     "itemId": item.pk, "itemName": "Workshop", "location": "Room 1",
                     "startTime": "2031-09-15T10:00:00+02:00", "endTime": "2031-09-15T12:00:00+02:00",
-                    "tier": "Early Bird", "pricePaid": "49.99"}
+                    "tier": "Early Bird", "pricePaid": "49.99",
+                    "bookingDate": timezone.localtime(Booking.objects.get(pk=created["id"]).booking_date).isoformat()}
         assert confirmed.payload == {**expected, "status": "CONFIRMED"}
         assert cancelled.payload == {**expected, "status": "CANCELLED"}
         assert confirmed.recipient_email == cancelled.recipient_email == customer.email

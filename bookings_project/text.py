@@ -1,0 +1,31 @@
+"""Plain-text rules shared by request validation and the emails.
+
+Names, locations, categories and tags are one line of printable text: a control character
+(ESC, DEL, a C1 code, a line or paragraph separator) has no meaning in them and would travel
+into email subjects and calendar files, which forbid it (RFC 5322 §3.2.5, RFC 5545 §3.3.11).
+Long texts (descriptions) may also hold tabs and line breaks.
+"""
+
+import re
+
+from django.core.exceptions import ValidationError
+
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_PLAIN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def validate_single_line(value: str) -> None:
+    if _NOT_ONE_LINE.search(value):
+        raise ValidationError("Must be one line of text without control characters", code="control_characters")
+
+
+def validate_plain_text(value: str) -> None:
+    if _NOT_PLAIN.search(value):
+        raise ValidationError("Must not contain control characters other than tabs and line breaks",
+                              code="control_characters")
+
+
+def one_line(text: str) -> str:
+    """`text` as one line of printable text: control characters and runs of whitespace become
+    one space."""
+    return " ".join(_NOT_ONE_LINE.sub(" ", text).split())
