@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from bookings_project.errors import ApplicationError
 
 from . import dispatch, jobs
-from .models import Job, JobStatus, OutboxEvent, OutboxStatus, ReconciliationChange, SystemLog
+from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 
 
 def action_run_each(model_admin, request, objects, *, done: str, change, label=str) -> int:
@@ -68,8 +68,12 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry selected events now (DEAD or pending)", permissions=["operate"])
     def retry_events(self, request, queryset):
-        count = dispatch.outbox_retry(event_ids=queryset.exclude(status=OutboxStatus.SENT).values_list("pk", flat=True))
+        selected = list(queryset.values_list("pk", flat=True))
+        count = dispatch.outbox_retry(event_ids=selected)
         self.message_user(request, f"{count} event(s) queued for delivery.", messages.SUCCESS)
+        if len(selected) > count:
+            self.message_user(request, f"{len(selected) - count} event(s) left alone: already sent, or being "
+                                       "delivered right now.", messages.WARNING)
 
 
 class ReconciliationChangeInline(admin.TabularInline):

@@ -5,7 +5,9 @@ into the future (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurren
 never claim the same event; SQLite serialises writers). No lock is held while an email is
 sent. A dispatcher that dies mid-batch loses nothing: its unfinished events become due again
 when the lease runs out. A failed event is retried with exponential backoff and becomes DEAD
-after OUTBOX_MAX_RETRIES failures; `outbox_retry` revives DEAD events. A handler that cannot
+after OUTBOX_MAX_RETRIES failures; `outbox_retry` revives DEAD events. Every outcome is written
+only while the dispatcher still holds the event (`claimed_until`), so a dispatcher whose lease
+ran out never overwrites a newer holder's outcome. A handler that cannot
 act yet without having failed (a job another worker still holds) raises EventDeferred: the
 event waits until then, without using up an attempt.
 """
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .emails import EMAIL_TEMPLATES, email_send
@@ -141,6 +144,7 @@ def backoff(retry_count: int) -> timedelta:
 
 def outbox_claim(*, batch_size: int, now: datetime | None = None) -> list[OutboxEvent]:
     now = now or timezone.now()
+    lease_end = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     with transaction.atomic():
         due = OutboxEvent.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
         due = due.order_by("next_attempt_at", "created_at")
@@ -149,36 +153,45 @@ def outbox_claim(*, batch_size: int, now: datetime | None = None) -> list[Outbox
         events = list(due[:batch_size])
         if events:
             OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(
-                next_attempt_at=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS))
+                next_attempt_at=lease_end, claimed_until=lease_end)
+    for event in events:
+        event.next_attempt_at = event.claimed_until = lease_end
     return events
 
 
+def _record(event: OutboxEvent, **outcome) -> bool:
+    """Write a claimed event's outcome, unless this dispatcher no longer holds it: its lease ran
+    out and another dispatcher claimed it, or an operator revived it (the newer holder's outcome
+    stands). False when nothing was written."""
+    written = OutboxEvent.objects.filter(pk=event.pk, claimed_until=event.claimed_until).update(
+        claimed_until=None, **outcome)
+    if not written:
+        logger.warning("outbox event %s (%s): outcome not recorded, the event was claimed again after this "
+                       "dispatcher's lease", event.pk, event.event_type)
+    return bool(written)
+
+
 def _record_success(event: OutboxEvent) -> None:
-    OutboxEvent.objects.filter(pk=event.pk).update(
-        status=OutboxStatus.SENT, processed_at=timezone.now(), error_message=""
-    )
+    _record(event, status=OutboxStatus.SENT, processed_at=timezone.now(), error_message="")
 
 
 def _record_failure(event: OutboxEvent, error: str) -> str:
     retry_count = event.retry_count + 1
     dead = retry_count >= settings.OUTBOX_MAX_RETRIES
     status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
-    OutboxEvent.objects.filter(pk=event.pk).update(
-        status=status, retry_count=retry_count, error_message=error[:2000],
-        next_attempt_at=timezone.now() + backoff(retry_count),
-    )
-    log = logger.error if dead else logger.warning
-    log("outbox event %s (%s) failed, attempt %s/%s: %s", event.pk, event.event_type, retry_count,
-        settings.OUTBOX_MAX_RETRIES, error)
+    if _record(event, status=status, retry_count=retry_count, error_message=error[:2000],
+               next_attempt_at=timezone.now() + backoff(retry_count)):
+        log = logger.error if dead else logger.warning
+        log("outbox event %s (%s) failed, attempt %s/%s: %s", event.pk, event.event_type, retry_count,
+            settings.OUTBOX_MAX_RETRIES, error)
     return status
 
 
 def _record_deferral(event: OutboxEvent, deferred: EventDeferred) -> str:
     until = max(deferred.until, timezone.now() + MIN_DEFERRAL)
-    OutboxEvent.objects.filter(pk=event.pk).update(
-        next_attempt_at=until, error_message=f"Deferred until {until.isoformat()}: {deferred}"[:2000])
-    logger.info("outbox event %s (%s) deferred until %s: %s", event.pk, event.event_type, until.isoformat(),
-                deferred)
+    if _record(event, next_attempt_at=until, error_message=f"Deferred until {until.isoformat()}: {deferred}"[:2000]):
+        logger.info("outbox event %s (%s) deferred until %s: %s", event.pk, event.event_type, until.isoformat(),
+                    deferred)
     return DEFERRED
 
 
@@ -186,8 +199,7 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
     """Run one claimed event; returns its new status (or DEFERRED: still PENDING, not failed)."""
     handler = handler_for(event.event_type)
     if handler is None:
-        OutboxEvent.objects.filter(pk=event.pk).update(
-            status=OutboxStatus.DEAD, error_message=f"No handler for event type {event.event_type}")
+        _record(event, status=OutboxStatus.DEAD, error_message=f"No handler for event type {event.event_type}")
         return OutboxStatus.DEAD
     try:
         handler(event, ctx)
@@ -248,9 +260,14 @@ def _eager() -> bool:
 
 
 def outbox_retry(*, event_ids) -> int:
-    """Admin action: give DEAD (or stuck) events a fresh set of attempts, now."""
-    count = OutboxEvent.objects.filter(pk__in=list(event_ids)).exclude(status=OutboxStatus.SENT).update(
-        status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=timezone.now(), error_message=""
+    """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
+    dispatcher that died), a fresh set of attempts, now. SENT events, and events a dispatcher is
+    delivering at this moment, are left alone: reviving one of those would send it twice."""
+    now = timezone.now()
+    revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+    count = OutboxEvent.objects.filter(revivable, pk__in=list(event_ids)).update(
+        status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=now, error_message="", claimed_until=None
     )
     if count:
         transaction.on_commit(outbox_nudge)

@@ -81,6 +81,10 @@ class OutboxEvent(models.Model):
     retry_count = models.PositiveIntegerField(default=0)
     error_message = models.TextField(blank=True, default="")
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Set while a dispatcher holds the event (the end of its lease), cleared when it records the
+    # outcome. It fences that record: a dispatcher whose lease ran out (the event was claimed
+    # again, or revived by an operator) writes nothing over the newer holder's outcome.
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 

@@ -23,6 +23,10 @@ class InvalidStatusTransition(Conflict):
     default_message = "This status change is not allowed"
 
 
+class CancellationTooLate(Conflict):
+    default_message = "The item has already started: only an ADMIN can cancel this booking now"
+
+
 class BookingOutcomeUnknown(CommitOutcomeUnknown):
     default_message = ("The database connection was lost while the booking was being saved: it may "
                        "or may not have been made. Retry with the same Idempotency-Key, or check "

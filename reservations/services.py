@@ -30,7 +30,7 @@ from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outb
 
 from .conflicts import overlap_q, transition_allowed
 from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound, BookingOutcomeUnknown,
-                         BookingTimeConflict, InvalidStatusTransition, ItemAlreadyStarted)
+                         BookingTimeConflict, CancellationTooLate, InvalidStatusTransition, ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
 from .selectors import booking_conflicts, booking_queryset, booking_visible
 
@@ -195,9 +195,11 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str |
     return booking, True
 
 
-def _transition(*, booking_id, target: str, check=None) -> Booking:
+def _transition(*, booking_id, target: str, check=None, only_active: bool = False) -> Booking | None:
     """Move one booking to `target` under the item → booking locks; frees its seats when it
-    stops being active. `check(booking)` runs on the locked row (permissions)."""
+    stops being active. `check(booking)` runs on the locked row (permissions). `only_active`:
+    a booking that stopped being active meanwhile (cancelled or completed by someone else) is
+    left as it is and None returned, instead of a 409."""
     head = Booking.objects.filter(pk=booking_id).values("item_id", "user_id").first()
     if head is None:
         raise BookingNotFound()
@@ -208,6 +210,8 @@ def _transition(*, booking_id, target: str, check=None) -> Booking:
             item_lock(item_id=head["item_id"])
             booking = (Booking.objects.select_related("user", "item", "tier", "item__organizer")
                        .select_for_update(of=("self",)).get(pk=booking_id))
+            if only_active and not booking.is_active:
+                return None
             if check is not None:
                 check(booking)
             if not transition_allowed(booking.status, target):
@@ -235,6 +239,10 @@ def booking_cancel(*, actor, booking_id) -> Booking:
             raise BookingNotFound()
         if booking.user_id != actor.pk and not actor.is_admin:
             raise Forbidden("Only the booking's owner or an ADMIN may cancel it")
+        # Once the item has started the booking is history (and revenue): its owner can no
+        # longer take it back; an ADMIN still can (a refund).
+        if booking.is_active and booking.start_time <= timezone.now() and not actor.is_admin:
+            raise CancellationTooLate()
 
     return _transition(booking_id=booking_id, target=BookingStatus.CANCELLED, check=owner_or_admin)
 
@@ -251,10 +259,12 @@ def booking_set_status(*, actor, booking_id, status: str) -> Booking:
 
 
 def _cancel_all(bookings: QuerySet[Booking]) -> int:
+    """Cancel the active ones among `bookings`; one that someone else cancels or completes
+    between the read and its lock is skipped (the caller's whole change must not fail on it)."""
     ids = list(bookings.filter(status__in=ACTIVE_STATUSES).order_by("item_id", "pk").values_list("pk", flat=True))
-    for booking_id in ids:
-        _transition(booking_id=booking_id, target=BookingStatus.CANCELLED)
-    return len(ids)
+    cancelled = [_transition(booking_id=booking_id, target=BookingStatus.CANCELLED, only_active=True)
+                 for booking_id in ids]
+    return sum(booking is not None for booking in cancelled)
 
 
 def booking_cancel_future_for_user(*, user, actor) -> int:

@@ -162,6 +162,53 @@ def test_dispatcher_that_dies_after_claiming_loses_nothing(smtp_server, settings
     assert len(set(smtp_server.message_ids())) == 5
 
 
+class TestClaimFencing:
+    """An operator's retry and a dispatcher whose lease ran out never make an event go out twice
+    or undo another dispatcher's outcome."""
+
+    @pytest.fixture
+    def event(self, settings):
+        settings.OUTBOX_LEASE_SECONDS = 60
+        return outbox_enqueue(event_type=EventType.GENERIC, recipient_email="f@example.com",
+                              payload={"subject": "Hello", "message": "m"})
+
+    def test_retry_leaves_an_event_alone_while_a_dispatcher_delivers_it(self, event, smtp_server):
+        from ops.dispatch import BatchContext, outbox_claim, outbox_process
+
+        [claimed] = outbox_claim(batch_size=1)
+        assert outbox_retry(event_ids=[event.pk]) == 0  # in flight: reviving it would send it twice
+        assert outbox_dispatch_batch()["claimed"] == 0
+
+        assert outbox_process(claimed, BatchContext()) == OutboxStatus.SENT
+        assert len(smtp_server.messages) == 1
+        assert outbox_retry(event_ids=[event.pk]) == 0  # SENT
+
+    def test_a_dispatcher_past_its_lease_does_not_overwrite_the_next_holders_outcome(self, event, smtp_server):
+        from ops.dispatch import _record_failure, outbox_claim
+
+        [first] = outbox_claim(batch_size=1)  # dispatcher A: stalls past its lease
+        [second] = outbox_claim(batch_size=1, now=timezone.now() + timedelta(seconds=61))  # B
+        outbox_dispatch_batch()  # nothing due: B holds it
+        from ops.dispatch import BatchContext, outbox_process
+
+        assert outbox_process(second, BatchContext()) == OutboxStatus.SENT
+        _record_failure(first, "SMTPServerDisconnected: timed out")  # A's late outcome
+
+        event.refresh_from_db()
+        assert (event.status, event.retry_count, event.claimed_until) == (OutboxStatus.SENT, 0, None)
+        assert len(smtp_server.messages) == 1
+
+    def test_retry_revives_an_event_whose_dispatcher_died(self, event, smtp_server):
+        from ops.dispatch import outbox_claim
+
+        outbox_claim(batch_size=1, now=timezone.now() - timedelta(seconds=120))  # its lease is over
+        assert outbox_retry(event_ids=[event.pk]) == 1
+        outbox_dispatch_batch()
+
+        event.refresh_from_db()
+        assert event.status == OutboxStatus.SENT and len(smtp_server.messages) == 1
+
+
 def test_event_without_handler_goes_dead_with_reason():
     event = OutboxEvent.objects.create(event_type="SOMETHING_UNKNOWN", payload={})
     outbox_dispatch_batch()

@@ -207,3 +207,44 @@ def test_one_idempotency_key_sent_eight_times_at_once_makes_one_booking(make_use
     assert sorted(created for _, created in results) == [False] * 7 + [True]
     assert Booking.objects.filter(user=user).count() == 1
     assert BookableItem.objects.get(pk=item.pk).sold == 1
+
+
+def _user_with_three_future_bookings(make_user, organizer, name):
+    from django.utils import timezone
+
+    user = make_user()
+    items = [make_item(organizer, name=f"{name}{i}", capacity=5, start=timezone.now() + timedelta(days=30 + i))
+             for i in range(3)]
+    return user, items, [booking_create(user=user, item_id=item.pk) for item in items]
+
+
+@pytest.mark.parametrize("other", ["own cancel", "item delete", "organizer completes"])
+def test_deactivation_racing_a_change_to_one_of_the_bookings_still_deactivates(make_user, organizer, admin, other):
+    """The booking deactivation reaches last (lock order: item id) is cancelled, completed or its
+    item deleted at the same moment: deactivation skips it instead of failing as a whole."""
+    from accounts.services import user_deactivate
+    from catalog.services import item_delete
+    from ops.models import OutboxEvent
+    from reservations.models import ACTIVE_STATUSES
+    from reservations.services import booking_cancel, booking_set_status
+
+    for round_ in range(4):
+        user, items, bookings = _user_with_three_future_bookings(make_user, organizer, f"{other}{round_}")
+        last = bookings[-1]
+        change = {"own cancel": lambda: booking_cancel(actor=user, booking_id=last.pk),
+                  "item delete": lambda: item_delete(actor=organizer, item_id=items[-1].pk),
+                  "organizer completes": lambda: booking_set_status(actor=organizer, booking_id=last.pk,
+                                                                    status=BookingStatus.COMPLETED)}[other]
+
+        deactivated, changed = race([lambda: user_deactivate(actor=admin, user=user), change])
+
+        assert not isinstance(deactivated, Exception), deactivated
+        assert not isinstance(changed, Exception), changed
+        user.refresh_from_db()
+        assert not user.is_active
+        assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
+        for item in BookableItem.objects.filter(pk__in=[i.pk for i in items]):
+            assert item.sold == Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).count()
+        cancellations = Counter(e.payload["bookingId"] for e in OutboxEvent.objects.filter(
+            event_type="BOOKING_CANCELLED", payload__userId=user.pk))
+        assert set(cancellations.values()) == {1}

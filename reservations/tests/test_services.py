@@ -84,6 +84,21 @@ class TestStatusMachine:
         assert client_for(customer).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 409
         assert put("/api/v1/bookings/999999/status", {"status": "CANCELLED"}, format="json").status_code == 404
 
+    def test_once_the_item_started_its_owner_cannot_cancel_but_an_admin_can(self, client_for, customer,
+                                                                             organizer, admin):
+        item = make_item(organizer, tiers=[("A", "7.50", 5)], capacity=5)
+        booking = booking_create(user=customer, item_id=item.pk)
+        started = timezone.now() - timedelta(minutes=5)
+        for model, pk in ((BookableItem, item.pk), (Booking, booking.pk)):
+            model.objects.filter(pk=pk).update(start_time=started, end_time=started + timedelta(hours=2))
+
+        refused = client_for(customer).put(f"/api/v1/bookings/{booking.pk}/cancel")
+        assert refused.status_code == 409 and "already started" in refused.json()["message"]
+        assert Booking.objects.get(pk=booking.pk).status == "CONFIRMED" and counters(item) == (1, [1])
+
+        assert client_for(admin).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 200
+        assert Booking.objects.get(pk=booking.pk).status == "CANCELLED" and counters(item) == (0, [0])
+
     def test_confirming_a_pending_booking_checks_overlap(self, customer, organizer):
         first, second = make_item(organizer, name="A"), make_item(organizer, name="B")
         booking_create(user=customer, item_id=first.pk)
