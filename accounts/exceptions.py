@@ -16,4 +16,5 @@ class DuplicateUser(Conflict):
 
 
 class RoleNotAllowed(Forbidden):
-    default_message = "Self-registration may only ask for USER or EVENT_ORGANIZER"
+    default_message = ("Self-registration may only ask for USER or EVENT_ORGANIZER "
+                       "(customer or supplier in the core API)")

@@ -95,9 +95,9 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
     try:
         return user_register(username=email, email=email, password=password, roles=roles, request=request)
-    except DuplicateUser:
-        if User.objects.filter(email__iexact=email).exists():
-            raise  # the email itself is taken
+    except DuplicateUser as exc:
+        if User.objects.filter(email__iexact=email).exists():  # the email itself is taken
+            raise DuplicateUser("A user with this email already exists") from exc
         # Someone took this text as a username between the check and the insert.
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
 
@@ -108,10 +108,11 @@ def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, s
     if user is None:
         UsernameOrEmailBackend.user_class_dummy_hash(password or "")
         reason = "Unknown user"
+    elif not user.is_active:  # deactivation also made the password unusable: say why it failed
+        UsernameOrEmailBackend.user_class_dummy_hash(password or "")  # same time as a real check
+        reason = "Account inactive"
     elif not user.check_password(password or ""):
         reason = "Invalid password"
-    elif not user.is_active:
-        reason = "Account inactive"
     else:
         access, refresh = token_pair_for_user(user)
         return user, access, refresh

@@ -57,13 +57,14 @@ def local_aware(value: datetime, zone) -> datetime:
 
 
 def parse_api_datetime(raw: str) -> datetime:
-    """ISO 8601; naive values are read in TIME_ZONE. Raises ValueError."""
+    """A core API time: ISO 8601; a value without offset is UTC, the zone the core API writes
+    its times in (the booking API's local times are LocalDateTimeField's). Raises ValueError."""
     text = raw.strip()
     if "T" in text and " " in text:
         text = text.replace(" ", "+")  # an unencoded "+02:00" in a query string arrives as " 02:00"
     value = datetime.fromisoformat(text)
     if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.get_current_timezone())
+        value = value.replace(tzinfo=dt_timezone.utc)
     return ensure_storable(value)
 
 

@@ -55,10 +55,10 @@ def _subject_header(subject: str) -> str:
 
 
 def ics_datetime(value) -> datetime | None:
-    """A booking payload's time (ISO 8601 date and time; without an offset it is read in
-    TIME_ZONE, like every booking API time) as an aware UTC datetime; None when absent, a bare
-    date or not ISO 8601 (the payload of a /notifications request is the caller's, so it may
-    hold anything)."""
+    """A booking payload's time (ISO 8601 date and time; the outbox's own payloads carry their
+    offset, a /notifications request's time without one is UTC like every core API time) as an
+    aware UTC datetime; None when absent, a bare date or not ISO 8601 (the payload of a
+    /notifications request is the caller's, so it may hold anything)."""
     if not isinstance(value, str) or len(value) <= len("2025-09-15"):
         return None
     try:
@@ -66,7 +66,7 @@ def ics_datetime(value) -> datetime | None:
     except ValueError:
         return None
     if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=timezone.get_default_timezone())
+        moment = moment.replace(tzinfo=UTC)
     try:
         return moment.astimezone(UTC)
     except OverflowError:

@@ -44,7 +44,8 @@ def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) 
     """A queued job and (`on_worker`) the JOB_RUN event that runs it soon; without it the job is
     its creator's to claim and run (a shell's `manage.py reconcile`)."""
     with transaction.atomic():
-        job = Job.objects.create(type=type, params=params, created_by=actor)
+        now = timezone.now()  # a new job was last updated when it was created
+        job = Job.objects.create(type=type, params=params, created_by=actor, created_at=now, updated_at=now)
         if on_worker:
             outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
     return job

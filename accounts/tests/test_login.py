@@ -90,6 +90,14 @@ def test_inactive_user_cannot_log_in(api_client, make_user):
     assert reasons == {"Account inactive"}
 
 
+def test_a_deleted_users_failed_login_is_logged_as_inactive(api_client, make_user, client_for):
+    admin, alice = make_user(roles=["ADMIN"]), make_user(username="alice", email="alice@example.com")
+    assert client_for(admin).delete(f"/api/v1/user/{alice.pk}").status_code == 204
+    assert_error(booking_login(api_client, "alice"), 401)  # the right password, before deletion
+    [entry] = SystemLog.objects.filter(event_type="AUTH", message="Failed login attempt")
+    assert entry.additional_data == {"reason": "Account inactive"} and entry.user_id == str(alice.pk)
+
+
 @pytest.mark.parametrize("path, body, field", [
     (BOOKING_LOGIN, {"password": "x"}, "username"),
     (BOOKING_LOGIN, {"username": "alice"}, "password"),

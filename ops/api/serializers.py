@@ -121,7 +121,8 @@ class NotificationParamsSerializer(serializers.Serializer):
 
 class ReconciliationParamsSerializer(serializers.Serializer):
     entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
-    entityId = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    entityId = serializers.CharField(max_length=64, required=False, allow_null=True,
+                                     help_text="Left out (or null): the whole type, in batches")
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -217,8 +218,10 @@ class JobSerializer(serializers.Serializer):
             data["changesLog"] = job.result.get("changesLog", "")
             data["summary"] = job.result.get("summary")
             if self.context.get("with_changes"):
-                changes = job.changes.all()[:MAX_CHANGES_SHOWN]
-                data["changes"] = ReconciliationChangeSerializer(changes, many=True).data
+                changes = ReconciliationChangeSerializer(job.changes.all()[:MAX_CHANGES_SHOWN], many=True).data
+                for change in changes:  # `launch` is echoed as sent, in the changes too
+                    change["entityType"] = data["entityType"]
+                data["changes"] = changes
         elif job.status == JobStatus.RUNNING and "summary" in (job.result or {}):
             data["summary"] = job.result["summary"]  # a long run's progress so far (ops.jobs slices)
         return data

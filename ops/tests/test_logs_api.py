@@ -123,6 +123,15 @@ def test_from_and_to_are_inclusive_and_accept_offsets(operator):
     assert ids(**{"from": "2024-08-12T12:10:00+02:00", "to": "2024-08-12T12:10:00+02:00"}) == [str(second.pk)]
 
 
+def test_a_time_without_offset_is_utc_as_the_core_api_writes_it(operator, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    add_log(0)
+    second = add_log(10)
+    written = operator.get("/logs").json()["logs"][0]["timestamp"]  # "2024-08-12T10:10:00Z"
+    body = operator.get("/logs", {"from": written.removesuffix("Z"), "to": written.removesuffix("Z")}).json()
+    assert [e["id"] for e in body["logs"]] == [str(second.pk)]
+
+
 def test_filter_by_user_id(operator):
     mine = add_log(0, user_id="42")
     add_log(1, user_id="43")
