@@ -194,14 +194,20 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, roles, a
     if add_role is not None:
         roles = [*user.role_set, add_role]
     if roles is not None and actor.is_admin:
-        new_roles = normalize_roles(roles, superuser=user.is_superuser)
-        if actor.pk == user.pk and Role.ADMIN not in new_roles:
+        asked = normalize_roles(roles, superuser=False)
+        if actor.pk == user.pk and Role.ADMIN not in asked:
             raise Conflict("You cannot remove your own ADMIN role")
+        if user.is_superuser and Role.ADMIN not in asked:
+            raise Conflict("A superuser always holds the ADMIN role")
+        new_roles = normalize_roles(roles, superuser=user.is_superuser)
         if new_roles != sorted(user.role_set):
             user.roles, changed = new_roles, changed + ["roles"]
     if password is not None:
         if not actor.is_admin or actor.pk == user.pk:
-            if not user.check_password(current_password or ""):
+            if not current_password:
+                raise ValidationFailed("Current password is required",
+                                       fields={"currentPassword": ["Required to change your own password"]})
+            if not user.check_password(current_password):
                 raise ValidationFailed("Current password is wrong",
                                        fields={"currentPassword": ["Current password is wrong"]})
         _validate_password(password, user)

@@ -7,6 +7,8 @@ Booking API lists are plain JSON arrays; `?page=&pageSize=` opts in to paging, r
 
 from urllib.parse import urlencode
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -22,6 +24,21 @@ class PageQuerySerializer(serializers.Serializer):
     pageSize = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=10)
 
 
+ARRAY_PAGE_SIZE = 20
+
+# OpenAPI of a booking API list's opt-in paging: its two query parameters and, on a paged
+# answer, its two headers.
+ARRAY_PAGING = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="Opt in to paging: the page, from 1"),
+    OpenApiParameter("pageSize", OpenApiTypes.INT,
+                     description=f"Opt in to paging: rows per page, 1–{MAX_PAGE_SIZE} (default {ARRAY_PAGE_SIZE})"),
+    OpenApiParameter("X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200],
+                     description="Paged answers only: rows in the whole list"),
+    OpenApiParameter("Link", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200],
+                     description='Paged answers only: first/prev/next/last pages (RFC 8288, `<url>; rel="next"`)'),
+]
+
+
 def parse_page_params(request, *, default_size: int = 10) -> tuple[int, int]:
     """(page, pageSize) of a booking API list; pageSize defaults to `default_size`."""
     query = valid_data(PageQuerySerializer, request.query_params)
@@ -31,7 +48,7 @@ def parse_page_params(request, *, default_size: int = 10) -> tuple[int, int]:
 def page_rows(queryset, page: int, size: int) -> tuple[int, list]:
     """(total, rows of page `page`). A page past the end is empty without asking the database,
     whose OFFSET would overflow for an absurd page number."""
-    total = queryset.count()
+    total = len(queryset) if isinstance(queryset, list) else queryset.count()
     offset = (page - 1) * size
     return total, (list(queryset[offset: offset + size]) if offset < total else [])
 
@@ -40,8 +57,9 @@ def wants_paging(request) -> bool:
     return "page" in request.query_params or "pageSize" in request.query_params
 
 
-def array_response(request, queryset, serialize, *, default_size: int = 20) -> Response:
-    """Booking API list: the whole array, or one page with X-Total-Count/Link when asked."""
+def array_response(request, queryset, serialize, *, default_size: int = ARRAY_PAGE_SIZE) -> Response:
+    """Booking API list (a queryset, or a list already computed): the whole array, or one page
+    with X-Total-Count/Link when asked."""
     if not wants_paging(request):
         return Response(serialize(list(queryset)))
     page, size = parse_page_params(request, default_size=default_size)

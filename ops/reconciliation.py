@@ -152,6 +152,8 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
         entity_id = str(entity_id)
         _record_repair(rec, entity_id, document_repair_many(entity_type, [entity_id])[entity_id])
         rec.flush()
+        if progress:
+            progress(1)
         return {"changesLog": _single_log(rec), "summary": rec.summary()}
 
     cursor = {"phase": "rows", "after": 0}

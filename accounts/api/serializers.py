@@ -19,14 +19,14 @@ class UserRegisterSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
-                                  max_length=4)
+                                  allow_null=True, max_length=4, help_text="Left out, null or []: USER")
 
 
 class UserUpdateSerializer(serializers.Serializer):
     username = UsernameField(required=False)
     email = serializers.EmailField(max_length=254, required=False)
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
-                                  max_length=4)
+                                  allow_null=True, max_length=4, help_text="Left out or null: unchanged")
     password = serializers.CharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
     currentPassword = serializers.CharField(max_length=128, required=False, write_only=True,
                                             trim_whitespace=False)
@@ -64,7 +64,11 @@ class RefreshSerializer(serializers.Serializer):
 class CoreRegisterSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
-    role = serializers.ChoiceField(choices=CORE_ROLE_CHOICES, required=False, default="customer")
+    role = serializers.ChoiceField(choices=CORE_ROLE_CHOICES, required=False, allow_null=True, default="customer",
+                                   help_text="Left out or null: customer")
+
+    def validate_role(self, value):
+        return value or "customer"
 
 
 class CoreUserSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from bookings_project.errors import Forbidden, NotFound
 from bookings_project.openapi import error_responses
-from bookings_project.pagination import array_response
+from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.ratelimit import rate_limit
 from bookings_project.validation import valid_data
 
@@ -99,8 +99,8 @@ class UserViewSet(viewsets.ViewSet):
                                       password=data["password"], roles=data.get("roles"), request=request)
         return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["users"], responses={200: UserResponseSerializer(many=True),
-                                              **error_responses(400, 401, 403)})
+    @extend_schema(tags=["users"], parameters=ARRAY_PAGING,
+                   responses={200: UserResponseSerializer(many=True), **error_responses(400, 401, 403)})
     def list(self, request):
         return array_response(request, selectors.user_list(), _users)
 

@@ -190,3 +190,12 @@ def test_register_with_stale_token_still_works(api_client):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
     assert register_booking(api_client).status_code == 201
     assert register_core(api_client, email="second@example.com").status_code == 201
+
+
+def test_null_roles_mean_the_default_role_in_both_forms(api_client):
+    booking = api_client.post("/api/v1/user", {"username": "nullroles", "email": "nullroles@example.com",
+                                               "password": PASSWORD, "roles": None}, format="json")
+    assert booking.status_code == 201 and booking.json()["roles"] == ["USER"]
+    core = api_client.post("/auth/register", {"email": "nullrole@example.com", "password": PASSWORD, "role": None},
+                           format="json")
+    assert core.status_code == 201 and core.json()["role"] == "customer"

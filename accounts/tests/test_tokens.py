@@ -162,6 +162,9 @@ def test_tokens_issued_before_a_password_change_are_refused(api_client, user):
 def test_password_change_needs_the_current_password(api_client, user, token_for):
     response = api_client.put(f"/api/v1/user/{user.pk}", {"password": "N3w-Passw0rd-xyz"}, format="json",
                               HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
-    assert_error(response, 400, fields=["currentPassword"])
+    assert assert_error(response, 400, fields=["currentPassword"])["message"] == "Current password is required"
+    wrong = api_client.put(f"/api/v1/user/{user.pk}", {"password": "N3w-Passw0rd-xyz", "currentPassword": "nope"},
+                           format="json", HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+    assert assert_error(wrong, 400, fields=["currentPassword"])["message"] == "Current password is wrong"
     user.refresh_from_db()
     assert user.check_password(DEFAULT_PASSWORD)

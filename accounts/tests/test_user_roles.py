@@ -169,9 +169,11 @@ def test_superuser_is_always_admin(make_user, client_for):
     admin = make_user(roles=[ADMIN])
     root = User.objects.create_superuser("root", "root@example.com", DEFAULT_PASSWORD, roles=[])
     assert client_for(root).get("/api/v1/user/me").json()["roles"] == ["ADMIN"]
-    response = client_for(admin).put(f"/api/v1/user/{root.pk}", {"roles": ["USER"]}, format="json")
-    assert response.status_code == 200
-    assert "ADMIN" in response.json()["roles"]
+    refused = client_for(admin).put(f"/api/v1/user/{root.pk}", {"roles": ["USER"]}, format="json")
+    assert assert_error(refused, 409)["message"] == "A superuser always holds the ADMIN role"
+    assert_error(client_for(root).put(f"/api/v1/user/{root.pk}", {"roles": ["USER"]}, format="json"), 409)
+    response = client_for(admin).put(f"/api/v1/user/{root.pk}", {"roles": ["USER", "ADMIN"]}, format="json")
+    assert response.status_code == 200 and response.json()["roles"] == ["ADMIN", "USER"]
     root.refresh_from_db()
     assert "ADMIN" in root.roles and root.is_staff
     assert client_for(root).get("/api/v1/user").status_code == 200

@@ -21,12 +21,12 @@ class PriceTierSerializer(serializers.Serializer):
 
 class ItemRequestSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, validators=[validate_single_line])
-    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="",
-                                        validators=[validate_plain_text])
+    description = serializers.CharField(max_length=10_000, allow_blank=True, allow_null=True, required=False,
+                                        default="", validators=[validate_plain_text], help_text="null: empty")
     startTime = LocalDateTimeField(source="start_time")
     endTime = LocalDateTimeField(source="end_time")
-    location = serializers.CharField(max_length=255, allow_blank=True, required=False, default="",
-                                     validators=[validate_single_line])
+    location = serializers.CharField(max_length=255, allow_blank=True, allow_null=True, required=False, default="",
+                                     validators=[validate_single_line], help_text="null: empty")
     capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
     isPrivate = serializers.BooleanField(source="is_private", required=False, default=False)
     # The list may be null, its elements not (many=True would pass allow_null down to them).
@@ -37,7 +37,17 @@ class ItemRequestSerializer(serializers.Serializer):
     category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True,
                                      validators=[validate_single_line])
     tags = serializers.ListField(child=serializers.CharField(max_length=50, validators=[validate_single_line]),
-                                 required=False, max_length=30)
+                                 required=False, allow_null=True, max_length=30, help_text="null: none")
+
+    # null means "empty" for the optional texts and tags (as for `category` and `priceTiers`).
+    def validate_description(self, value):
+        return value or ""
+
+    def validate_location(self, value):
+        return value or ""
+
+    def validate_tags(self, value):
+        return value or []
 
 
 class ItemUpdateSerializer(ItemRequestSerializer):

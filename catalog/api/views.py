@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.openapi import error_responses
-from bookings_project.pagination import add_paging_headers, page_rows, parse_page_params, wants_paging
+from bookings_project.pagination import (ARRAY_PAGE_SIZE, ARRAY_PAGING, add_paging_headers, page_rows,
+                                         parse_page_params, wants_paging)
 from bookings_project.validation import valid_data
 
 from .. import selectors, services
@@ -32,7 +33,7 @@ class ItemCollectionView(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsOrganizerOrAdmin()]
 
-    @extend_schema(tags=["items"], parameters=[ItemFilterSerializer],
+    @extend_schema(tags=["items"], parameters=[ItemFilterSerializer, *ARRAY_PAGING],
                    responses={200: ItemResponseSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):
         # No query string: the default filters (validating nothing costs a serializer per request).
@@ -40,7 +41,7 @@ class ItemCollectionView(APIView):
         if params.get("only_mine") and not request.user.is_authenticated:
             raise NotAuthenticated("onlyMyItems=true needs a token")
         filters = selectors.ItemFilters(**params)
-        paging = parse_page_params(request, default_size=20) if wants_paging(request) else None
+        paging = parse_page_params(request, default_size=ARRAY_PAGE_SIZE) if wants_paging(request) else None
         scope, lister = selectors.item_list_scope(actor=request.user, filters=filters)
 
         def render() -> tuple[int, bytes]:

@@ -288,3 +288,17 @@ class TestQueryCounts:
         assert self.count_list(client) == (one[0], 100)
         assert self.count_list(client, "?page=1&pageSize=100") == (one_paged[0], 100)
         assert one[0] <= 4  # auth user + owns-a-private-item check (cache scope) + items + tiers
+
+
+def test_null_optional_texts_and_tags_mean_empty(client_for, make_user):
+    body = {"name": "Talk", "startTime": "2031-09-15T10:00:00", "endTime": "2031-09-15T12:00:00", "capacity": 5,
+            "description": None, "location": None, "tags": None, "category": None, "priceTiers": None}
+    organizer = client_for(make_user(roles=["EVENT_ORGANIZER"]))
+    created = organizer.post("/api/v1/items", body, format="json")
+    assert created.status_code == 201, created.content
+    item = created.json()
+    assert (item["description"], item["location"], item["tags"], item["category"]) == ("", "", [], None)
+    organizer.put(f"/api/v1/items/{item['id']}", {"description": "x", "location": "y", "tags": ["t"]}, format="json")
+    cleared = organizer.put(f"/api/v1/items/{item['id']}", {"description": None, "location": None, "tags": None},
+                            format="json").json()
+    assert (cleared["description"], cleared["location"], cleared["tags"]) == ("", "", [])

@@ -141,7 +141,19 @@ def test_launch_is_accepted_as_item_and_echoed(synced_item, op_client):
     done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
     assert done["reconciliation"]["entityType"] == "launch"
     assert done["reconciliation"]["changesLog"] == "Updated 1 field: location"
+    [change] = op_client.get(f"/jobs/{job['jobId']}").json()["reconciliation"]["changes"]
+    assert (change["entityType"], change["field"]) == ("launch", "location")  # echoed in the changes too
     assert doc("item", synced_item.pk).body["location"] == relational_body("item", synced_item.pk)["location"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/reconciliation", {"entityType": "item", "entityId": ""}),
+    ("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "item", "entityId": ""}}),
+])
+def test_a_blank_entity_id_is_refused_not_read_as_the_whole_type(op_client, path, body):
+    response = op_client.post(path, body, format="json")
+    assert response.status_code == 400 and any(k.endswith("entityId") for k in response.json()["fields"])
+    assert not Job.objects.exists()
 
 
 def test_event_triggers_reconciliation_without_execute(synced_item, op_client):
@@ -200,6 +212,21 @@ def test_reconcile_command_prints_summary_and_records_a_job(synced_item, capsys)
     assert "checked" in out and "Checked 1 item: 0 created, 1 updated, 0 deleted, 0 unchanged" in out
     job = Job.objects.get(params__trigger="cli")
     assert job.status == JobStatus.COMPLETED and job.changes.count() == 1
+
+
+@pytest.mark.parametrize("args", [(), ("--entity-id", "SELF")])
+def test_reconcile_progress_bar_ends_full(synced_item, organizer, args):
+    import io
+    import re
+
+    for n in range(4):
+        make_item(organizer, name=f"More {n}")
+    outbox_dispatch_until_empty()
+    err = io.StringIO()
+    args = tuple(str(synced_item.pk) if a == "SELF" else a for a in args)
+    call_command("reconcile", "--entity-type", "item", "--batch-size", "2", *args, stdout=io.StringIO(), stderr=err)
+    done, total = map(int, re.findall(r"(\d+)/(\d+)", err.getvalue())[-1])
+    assert done == total == (1 if args else 5 + 3)  # 5 rows, then 5 documents in 3 batches
 
 
 def test_renaming_an_item_reprojects_its_booking_documents(synced_item, make_user):

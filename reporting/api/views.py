@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin
 from bookings_project.openapi import error_responses
+from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.validation import valid_data
 
 from .. import selectors
@@ -47,10 +48,10 @@ class RevenueReportView(APIView):
 class MyRecommendationsView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(tags=["recommendations"], parameters=[RecommendationQuerySerializer],
+    @extend_schema(tags=["recommendations"], parameters=[RecommendationQuerySerializer, *ARRAY_PAGING],
                    description=RECOMMENDATION_DESCRIPTION,
                    responses={200: RecommendedItemSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):
         limit = valid_data(RecommendationQuerySerializer, request.query_params)["limit"]
         items = selectors.recommended_items(user=request.user, limit=limit)
-        return Response(RecommendedItemSerializer(items, many=True).data)
+        return array_response(request, items, lambda rows: RecommendedItemSerializer(rows, many=True).data)

@@ -99,6 +99,19 @@ def test_limit_is_respected(customer, client_for, organizer):
     assert len(names(client.get(URL, {"limit": 50}))) == 8
 
 
+def test_page_and_page_size_page_the_recommendations_like_every_booking_api_list(customer, client_for, organizer):
+    for day in range(8):
+        item_at(organizer, day, name=f"Item {day}")
+    client = client_for(customer)
+    everything = names(client.get(URL, {"limit": 7}))
+
+    second = client.get(URL, {"limit": 7, "page": 2, "pageSize": 3})
+    assert names(second) == everything[3:6]
+    assert second["X-Total-Count"] == "7" and 'rel="next"' in second["Link"] and 'rel="prev"' in second["Link"]
+    assert "X-Total-Count" not in client.get(URL)
+    assert client.get(URL, {"pageSize": 0}).status_code == 400
+
+
 @pytest.mark.parametrize("limit", ["0", "51", "abc", "-1", "2.5"])
 def test_invalid_limit_is_400(customer, client_for, limit):
     response = client_for(customer).get(URL, {"limit": limit})

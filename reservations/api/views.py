@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.errors import Forbidden, ValidationFailed
 from bookings_project.openapi import error_responses
-from bookings_project.pagination import array_response
+from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.validation import valid_data
 from catalog.selectors import item_can_manage, item_get_visible
 
@@ -84,8 +84,8 @@ class ItemBookingsView(APIView):
         headers = {} if created else {"Idempotent-Replayed": "true"}
         return Response(booking_json(booking), status=status.HTTP_201_CREATED, headers=headers)
 
-    @extend_schema(tags=["bookings"], responses={200: BookingResponseSerializer(many=True),
-                                                 **error_responses(400, 401, 403, 404)})
+    @extend_schema(tags=["bookings"], parameters=ARRAY_PAGING,
+                   responses={200: BookingResponseSerializer(many=True), **error_responses(400, 401, 403, 404)})
     def get(self, request, item_id):
         item = item_get_visible(actor=request.user, item_id=item_id)
         if not item_can_manage(actor=request.user, item=item):
@@ -96,8 +96,8 @@ class ItemBookingsView(APIView):
 class MyBookingsView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(tags=["bookings"], responses={200: BookingResponseSerializer(many=True),
-                                                 **error_responses(400, 401)})
+    @extend_schema(tags=["bookings"], parameters=ARRAY_PAGING,
+                   responses={200: BookingResponseSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):
         return array_response(request, selectors.booking_list_for_user(user=request.user), bookings_json)
 

@@ -41,8 +41,9 @@ class Command(BaseCommand):
         interrupted = _interrupt_on(signal.SIGTERM, signal.SIGHUP)
         try:
             queryset, _ = entity_sources()[kind]
-            total = 1 if entity_id else queryset().count() + Document.objects.using(DOCUMENTS_DB).filter(
-                entity_type=kind).count() // batch_size
+            # Rows one by one, then the document side one step per batch (`progress(0)`).
+            total = 1 if entity_id else queryset().count() + -(-Document.objects.using(DOCUMENTS_DB).filter(
+                entity_type=kind).count() // batch_size)
             with tqdm(total=total, unit=kind, disable=no_progress, file=self.stderr._out) as bar:
                 result = reconcile(job=job, entity_type=kind, entity_id=entity_id, label=entity_type,
                                    batch_size=batch_size, progress=lambda n: bar.update(n or 1))
