@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from .models import Document
+
+MAX_VERSION = 2**31 - 1  # `version` is a 4-byte integer column (a public schema: contract §7)
 from .outbox import ITEM_BOOKINGS, ORGANIZER_ITEMS, USER_BOOKINGS
 from .routers import DOCUMENTS_DB
 
@@ -43,6 +45,18 @@ def entity_sources():
 def canonical(data) -> dict:
     """The body exactly as stored and compared: plain JSON types (decimals as numbers)."""
     return json.loads(JSONRenderer().render(data))
+
+
+def same_json(a, b) -> bool:
+    """Equal as JSON documents, types included: `0` is not `false` and `10.0` is not `10` (Python's
+    `==` says they are, and a document holding the wrong type would never be repaired)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(value, b[key]) for key, value in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    return a == b
 
 
 def relational_bodies(entity_type: str, rows) -> dict[str, dict]:
@@ -108,8 +122,11 @@ def document_write(entity_type: str, entity_id: str, body: dict, existing: Docum
             return
         except IntegrityError:
             pass  # created concurrently (by us or the customer side): overwrite it below
+    # The customer side may write any version; one at the column's limit starts again from 1
+    # rather than failing every write of this document (and its batch) on integer overflow.
     Document.objects.using(DOCUMENTS_DB).filter(entity_type=entity_type, entity_id=entity_id).update(
-        body=body, version=F("version") + 1, updated_at=now)
+        body=body, updated_at=now,
+        version=Case(When(version__gte=MAX_VERSION, then=Value(1)), default=F("version") + 1))
 
 
 def document_delete(entity_type: str, entity_ids: Iterable[str]) -> int:
@@ -162,7 +179,7 @@ def document_repair_many(entity_type: str, entity_ids: Iterable) -> dict[str, Re
             body, document = bodies.get(key), existing.get(key)
             if body is None:
                 repairs[key] = Repair("deleted" if document is not None else "unchanged", document, None)
-            elif document is not None and document.body == body:
+            elif document is not None and same_json(document.body, body):
                 repairs[key] = Repair("unchanged", document, body)
             else:
                 document_write(entity_type, key, body, document)
@@ -173,7 +190,7 @@ def document_repair_many(entity_type: str, entity_ids: Iterable) -> dict[str, Re
 def differing(entity_type: str, bodies: dict[str, dict]) -> list[str]:
     """The ids among `bodies` (rows read without locks) whose document is missing or differs."""
     existing = documents_get(entity_type, bodies.keys())
-    return [key for key, body in bodies.items() if key not in existing or existing[key].body != body]
+    return [key for key, body in bodies.items() if key not in existing or not same_json(existing[key].body, body)]
 
 
 # DOCUMENT_SYNC pseudo entity types → (the documents' entity type, the row field naming the owner).

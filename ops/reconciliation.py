@@ -28,10 +28,13 @@ from .documents import (
     document_repair_many,
     numeric_ids,
     relational_batches,
+    same_json,
 )
 from .models import Job, ReconciliationChange
 
 BATCH_SIZE = 500
+MAX_FIELD_NAMES = 200  # distinct field names a run keeps for its changesLog
+MORE_FIELDS = "…"  # where the updates of names past MAX_FIELD_NAMES are counted
 Action = ReconciliationChange.Action
 
 
@@ -42,7 +45,7 @@ def diff_fields(document_body: dict, relational_body: dict) -> list[tuple[str, o
     changed = []
     for key in keys:
         doc_value, rel_value = document_body.get(key, missing), relational_body.get(key, missing)
-        if doc_value != rel_value or (doc_value is missing) != (rel_value is missing):
+        if (doc_value is missing) != (rel_value is missing) or not same_json(doc_value, rel_value):
             changed.append((key, None if doc_value is missing else doc_value,
                             None if rel_value is missing else rel_value))
     return changed
@@ -64,7 +67,13 @@ class Recorder:
         self.counts["checked"] += 1
         if action == Action.UPDATED:
             self.last_fields = [name for name, _, _ in changes]
-            self.fields_updated.update(self.last_fields)
+            # Bounded (a document may hold any number of unknown keys): names past the first
+            # MAX_FIELD_NAMES are counted, not kept, and the logs say how many.
+            for name in self.last_fields:
+                if name in self.fields_updated or len(self.fields_updated) < MAX_FIELD_NAMES:
+                    self.fields_updated[name] += 1
+                else:
+                    self.fields_updated[MORE_FIELDS] += 1
         if action == "unchanged" or self.job is None:
             return
         for name, doc_value, rel_value in changes:
@@ -101,8 +110,10 @@ def _record_repair(rec: Recorder, entity_id: str, repair: Repair, seen: bool = F
     elif repair.action == Action.CREATED:
         rec.record(entity_id, Action.CREATED, [("", None, repair.after)])
     elif repair.action == Action.UPDATED:
-        before = repair.before.body if isinstance(repair.before.body, dict) else {}
-        rec.record(entity_id, Action.UPDATED, diff_fields(before, repair.after))
+        before = repair.before.body
+        # A body that is not an object (the customer side may write anything) is one change.
+        rec.record(entity_id, Action.UPDATED,
+                   diff_fields(before, repair.after) if isinstance(before, dict) else [("", before, repair.after)])
     elif seen or repair.before is not None or repair.after is not None:
         rec.record(entity_id, "unchanged")  # (a batch's difference repaired meanwhile by a sync)
 
@@ -120,8 +131,20 @@ def _single_log(rec: Recorder) -> str:
     if rec.counts[Action.DELETED]:
         return "Deleted orphan document"
     if rec.counts[Action.UPDATED]:
-        return f"Updated {counted(len(rec.last_fields), 'field')}: {', '.join(rec.last_fields)}"
+        if rec.last_fields == [""]:
+            return "Replaced a document body that was not a JSON object"
+        return f"Updated {counted(len(rec.last_fields), 'field')}: {_field_list(rec.last_fields)}"
     return "No changes"
+
+
+def _field_list(names: list[str], *, truncated: bool = False, shown: int = 20) -> str:
+    """The first `shown` field names, then how many more: a document may hold any number of
+    keys. `truncated`: more names were seen than were kept."""
+    hidden = len(names) - shown
+    text = ", ".join(names[:shown])
+    if hidden > 0:
+        return f"{text} and {hidden} more" + (" (at least)" if truncated else "")
+    return f"{text} and more" if truncated else text
 
 
 def _bulk_log(rec: Recorder, label: str) -> str:
@@ -129,7 +152,8 @@ def _bulk_log(rec: Recorder, label: str) -> str:
     text = (f"Checked {counted(s['checked'], label)}: {s['created']} created, {s['updated']} updated, "
             f"{s['deleted']} deleted, {s['unchanged']} unchanged")
     if rec.fields_updated:
-        text += f". Updated fields: {', '.join(sorted(rec.fields_updated))}"
+        names = sorted(name or "(whole body)" for name in rec.fields_updated if name != MORE_FIELDS)
+        text += f". Updated fields: {_field_list(names, truncated=MORE_FIELDS in rec.fields_updated)}"
     return text
 
 

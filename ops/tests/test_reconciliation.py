@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db.models import JSONField, Value
 from django.utils import timezone
 
 from catalog.tests.factories import make_item
@@ -416,3 +417,44 @@ def test_a_document_inserted_with_only_its_key_and_body_gets_database_defaults(s
     repaired = doc("item", synced_item.pk)
     assert repaired.body == relational_body("item", synced_item.pk) and repaired.version == 2
     assert doc("item", 777777) is None
+
+
+class TestWhatTheCustomerSideMayWrite:
+    """The document DB is written by the customer side too (contract §7): whatever it holds,
+    projection and reconciliation repair it exactly and never fail on it."""
+
+    def test_a_value_of_the_wrong_json_type_is_repaired(self, synced_item):
+        tamper("item", synced_item.pk, isPrivate=0, capacity=float(synced_item.capacity))  # == in Python
+        result = reconcile(job=None, entity_type="item", entity_id=synced_item.pk)
+        assert result["changesLog"] == "Updated 2 fields: capacity, isPrivate"
+        body = doc("item", synced_item.pk).body
+        assert body["isPrivate"] is False and type(body["capacity"]) is int
+        assert reconcile(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == "No changes"
+
+    @pytest.mark.parametrize("body", [["a", "list"], "text", None, 7])
+    def test_a_body_that_is_not_an_object_is_one_recorded_change(self, synced_item, body):
+        stored = Value(None, JSONField()) if body is None else body  # JSON null, not SQL NULL
+        Document.objects.using("documents").filter(entity_type="item", entity_id=str(synced_item.pk)).update(
+            body=stored)
+        job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+        result = reconcile(job=job, entity_type="item", entity_id=synced_item.pk)
+        assert result["changesLog"] == "Replaced a document body that was not a JSON object"
+        [change] = ReconciliationChange.objects.filter(job=job)
+        assert (change.field, change.document_value) == ("", body)
+        assert doc("item", synced_item.pk).body == relational_body("item", synced_item.pk)
+
+    def test_a_version_at_the_columns_limit_starts_again_instead_of_blocking_the_document(self, synced_item):
+        Document.objects.using("documents").filter(entity_type="item", entity_id=str(synced_item.pk)).update(
+            version=2**31 - 1)
+        tamper("item", synced_item.pk, name="Wrong")
+        assert reconcile(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == \
+            "Updated 1 field: name"
+        assert doc("item", synced_item.pk).version == 1
+
+    def test_the_changes_log_names_at_most_twenty_fields(self, synced_item, organizer):
+        tamper("item", synced_item.pk, **{f"extra{n:03}": n for n in range(300)})
+        single = reconcile(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"]
+        assert single.startswith("Updated 300 fields: extra000, extra001") and single.endswith("and 280 more")
+        tamper("item", synced_item.pk, **{f"other{n:03}": n for n in range(300)})
+        bulk = reconcile(job=None, entity_type="item")["changesLog"]
+        assert bulk.endswith("and 180 more (at least)") and len(bulk) < 1000
