@@ -1,4 +1,4 @@
-from bookings_project.errors import ApplicationError, Conflict, Forbidden
+from bookings_project.errors import ApplicationError, Conflict, Forbidden, ValidationFailed
 
 
 class InvalidCredentials(ApplicationError):
@@ -18,3 +18,8 @@ class DuplicateUser(Conflict):
 class RoleNotAllowed(Forbidden):
     default_message = ("Self-registration may only ask for USER or EVENT_ORGANIZER "
                        "(customer or supplier in the core API)")
+
+
+class WrongCurrentPassword(ValidationFailed):
+    def __init__(self):
+        super().__init__("Current password is wrong", fields={"currentPassword": ["Current password is wrong"]})

@@ -15,7 +15,7 @@ from ops.services import log_event
 from reservations.services import booking_cancel_future_for_user
 
 from .backends import UsernameOrEmailBackend
-from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed
+from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
 from .selectors import user_find_for_login
 from .tokens import token_pair_for_user
@@ -152,6 +152,19 @@ def user_update(
     start could otherwise undo a deactivation, or bring back a role revoked meanwhile."""
     if actor.pk != user.pk and not actor.is_admin:
         raise Forbidden()
+    try:
+        return _user_update_locked(actor=actor, user=user, username=username, email=email, roles=roles,
+                                   add_role=add_role, password=password, current_password=current_password,
+                                   request=request)
+    except WrongCurrentPassword:
+        # Logged after the transaction rolled back, like a failed login.
+        log_event(event_type="AUTH", severity=Severity.ERROR, message="Failed password check", user_id=user.pk,
+                  request=request, reported_by=actor, additional_data={"reason": "Invalid current password"})
+        raise
+
+
+def _user_update_locked(*, actor, user, username, email, roles, add_role, password, current_password,
+                        request) -> User:
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=user.pk, is_active=True).first()
         if user is None:
@@ -208,8 +221,7 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, roles, a
                 raise ValidationFailed("Current password is required",
                                        fields={"currentPassword": ["Required to change your own password"]})
             if not user.check_password(current_password):
-                raise ValidationFailed("Current password is wrong",
-                                       fields={"currentPassword": ["Current password is wrong"]})
+                raise WrongCurrentPassword()
         _validate_password(password, user)
         user.set_password(password)
         changed.append("password")

@@ -1,7 +1,10 @@
-"""Per-client-IP rate limits (django-ratelimit counters in the shared cache) raising the
-contract's 429 with Retry-After. Cache failure behaviour: see bookings_project/cache.py."""
+"""Rate limits (django-ratelimit counters in the shared cache) raising the contract's 429 with
+Retry-After: per client address for the anonymous endpoints (login, refresh, registration), per
+account for what a signed-in user may repeat (system log entries). Cache failure behaviour: see
+bookings_project/cache.py."""
 
 import functools
+import ipaddress
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
@@ -10,25 +13,47 @@ from .errors import RateLimited
 from .http import client_ip
 
 
+def client_key(ip: str | None) -> str:
+    """Whom an address-keyed limit counts: an IPv4 address, or an IPv6 host's /64 — one host
+    usually holds a whole /64, so counting single IPv6 addresses would give it no limit at all.
+    An IPv4-mapped IPv6 address counts as its IPv4 address."""
+    if not ip:
+        return "unknown"
+    address = ipaddress.ip_address(ip)
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def _ip_key(group, request):
-    return client_ip(request) or "unknown"
+    return client_key(client_ip(request))
 
 
-def rate_limit_hit(request, *, group: str, rate_setting: str) -> int | None:
-    """Count this request against its client IP's limit; seconds to wait if it is over, else None."""
-    usage = get_usage(request, group=group, key=_ip_key, rate=getattr(settings, rate_setting), increment=True)
+def _user_key(group, request):
+    return f"user:{request.user.pk}"
+
+
+KEYS = {"ip": _ip_key, "user": _user_key}
+
+
+def rate_limit_hit(request, *, group: str, rate_setting: str, per: str = "ip") -> int | None:
+    """Count this request against its client's (`per="ip"`) or signed-in account's
+    (`per="user"`) limit; seconds to wait if it is over, else None."""
+    usage = get_usage(request, group=group, key=KEYS[per], rate=getattr(settings, rate_setting), increment=True)
     if usage is not None and usage["should_limit"]:
         return usage["time_left"] or 1
     return None
 
 
-def rate_limit(*, group: str, rate_setting: str):
+def rate_limit(*, group: str, rate_setting: str, per: str = "ip"):
     """Decorate an APIView handler: `rate_setting` names the settings value (e.g. "10/m")."""
 
     def decorator(handler):
         @functools.wraps(handler)
         def wrapped(self, request, *args, **kwargs):
-            retry_after = rate_limit_hit(request, group=group, rate_setting=rate_setting)
+            retry_after = rate_limit_hit(request, group=group, rate_setting=rate_setting, per=per)
             if retry_after is not None:
                 raise RateLimited(retry_after=retry_after)
             return handler(self, request, *args, **kwargs)

@@ -276,6 +276,8 @@ RATELIMIT_USE_CACHE = "default"
 RATE_LIMIT_LOGIN = env_str("RATE_LIMIT_LOGIN", "10/m")
 RATE_LIMIT_REGISTER = env_str("RATE_LIMIT_REGISTER", "5/m")
 RATE_LIMIT_REFRESH = env_str("RATE_LIMIT_REFRESH", env_str("RATE_LIMIT_LOGIN", "10/m"))
+# Per account: entries one signed-in user may add through POST /logs.
+RATE_LIMIT_LOGS = env_str("RATE_LIMIT_LOGS", "60/m")
 
 # --- Celery, outbox, email ------------------------------------------------------------------
 
@@ -380,6 +382,15 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Behind a TLS-terminating proxy (docs/OPERATIONS.md): trust its X-Forwarded-Proto, so links and
+# the admin's CSRF origin check see https; then send HSTS and redirect plain HTTP. All off by
+# default (`make run` and the compose file serve plain HTTP on localhost).
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP to the container
 
 # --- Logging: every line carries the request id ----------------------------------------------
 

@@ -29,3 +29,12 @@ def one_line(text: str) -> str:
     """`text` as one line of printable text: control characters and runs of whitespace become
     one space."""
     return " ".join(_NOT_ONE_LINE.sub(" ", text).split())
+
+
+def loggable(value, limit: int = 500) -> str:
+    """`value` for one line of the process log: control characters (a line break would start a
+    forged log line) escaped as `\\xNN`, and at most `limit` characters."""
+    text = str(value)
+    text = _NOT_ONE_LINE.sub(lambda found: f"\\x{ord(found.group()):02x}" if ord(found.group()) < 0x100
+                             else f"\\u{ord(found.group()):04x}", text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"

@@ -3,6 +3,7 @@ import logging
 from django.utils import timezone
 
 from bookings_project.http import client_ip
+from bookings_project.text import loggable
 
 from .middleware import current_request_id
 from .models import Severity, SystemLog
@@ -43,6 +44,8 @@ def log_event(
         request_id=current_request_id() if current_request_id() != "-" else "",
         reported_by=reported_by,
     )
+    # One line each, whatever a client sent (POST /logs): no forged lines, no megabyte lines.
     logger.log(_LEVELS.get(severity, logging.INFO), "%s %s user=%s ip=%s %s",
-               event_type, message, entry.user_id or "-", ip_address or "-", entry.additional_data)
+               loggable(event_type), loggable(message), loggable(entry.user_id or "-"), ip_address or "-",
+               loggable(entry.additional_data, limit=1000))
     return entry

@@ -5,10 +5,10 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bookings_project.errors import Forbidden, NotFound
+from bookings_project.errors import Forbidden, NotFound, RateLimited
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import ARRAY_PAGING, array_response
-from bookings_project.ratelimit import rate_limit
+from bookings_project.ratelimit import rate_limit, rate_limit_hit
 from bookings_project.validation import valid_data
 
 from .. import selectors, services
@@ -110,10 +110,16 @@ class UserViewSet(viewsets.ViewSet):
         return Response(UserResponseSerializer(self._target(request, pk)).data)
 
     @extend_schema(tags=["users"], parameters=[USER_ID], request=UserUpdateSerializer,
-                   responses={200: UserResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
+                   responses={200: UserResponseSerializer, **error_responses(400, 401, 403, 404, 409, 429)})
     def update(self, request, pk=None):
         user = self._target(request, pk)
         data = valid_data(UserUpdateSerializer, request.data)
+        if data.get("password") is not None:
+            # A password change checks the current password: as many guesses as logins allow,
+            # per account (a stolen token must not become unlimited password guessing).
+            retry_after = rate_limit_hit(request, group="password-check", rate_setting="RATE_LIMIT_LOGIN", per="user")
+            if retry_after is not None:
+                raise RateLimited(retry_after=retry_after)
         user = services.user_update(
             actor=request.user, user=user, username=data.get("username"), email=data.get("email"),
             roles=data.get("roles"), password=data.get("password"),

@@ -130,6 +130,7 @@ def test_failed_login_of_existing_account_is_logged_like_the_seed(api_client, ma
         "userId": str(user.pk),
         "ipAddress": "192.168.1.1",
         "additionalData": {"reason": "Invalid password"},
+        "reportedBy": None,  # the system's own entry
     }
     assert entry["timestamp"].endswith("Z")
 

@@ -153,3 +153,19 @@ def test_the_admin_login_shares_the_login_limit(client, api_client, alice):
         assert 1 <= int(client.post("/admin/login/", {"username": "x", "password": "y"})["Retry-After"]) <= 60
         assert_error(_login(api_client, 1), 429)
         assert client.get("/admin/login/").status_code == 200  # the page itself still shows
+
+
+@pytest.mark.parametrize("first, second, shared", [
+    ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),  # one host's /64
+    ("2001:db8:1:2::1", "2001:db8:1:3::1", False),  # the next /64: another host
+    ("::ffff:203.0.113.7", "203.0.113.7", True),  # IPv4-mapped is the IPv4 address
+    ("203.0.113.7", "203.0.113.8", False),
+])
+def test_an_ipv6_host_is_counted_by_its_64_and_a_mapped_address_as_ipv4(api_client, alice, first, second, shared):
+    with override_settings(RATE_LIMIT_LOGIN="3/m"):
+        for _ in range(3):
+            api_client.post("/api/v1/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD},
+                            format="json", REMOTE_ADDR=first)
+        response = api_client.post("/api/v1/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD},
+                                   format="json", REMOTE_ADDR=second)
+    assert response.status_code == (429 if shared else 200)

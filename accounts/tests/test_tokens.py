@@ -168,3 +168,22 @@ def test_password_change_needs_the_current_password(api_client, user, token_for)
     assert assert_error(wrong, 400, fields=["currentPassword"])["message"] == "Current password is wrong"
     user.refresh_from_db()
     assert user.check_password(DEFAULT_PASSWORD)
+
+
+def test_current_password_guesses_are_logged_and_limited_per_account(api_client, user, token_for, settings):
+    from freezegun import freeze_time
+
+    from ops.models import SystemLog
+
+    settings.RATE_LIMIT_LOGIN = "3/m"
+    token = token_for(user)
+    guess = lambda n, **extra: api_client.put(  # noqa: E731
+        f"/api/v1/user/{user.pk}", {"password": "N3w-Passw0rd-xyz", "currentPassword": f"guess{n}"},
+        format="json", HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
+    with freeze_time():
+        codes = [guess(n, REMOTE_ADDR=f"203.0.113.{n}").status_code for n in range(4)]  # from four addresses
+    assert codes == [400, 400, 400, 429]
+    failed = SystemLog.objects.filter(event_type="AUTH", message="Failed password check", user_id=str(user.pk))
+    assert failed.count() == 3 and failed.first().additional_data == {"reason": "Invalid current password"}
+    user.refresh_from_db()
+    assert user.check_password(DEFAULT_PASSWORD)

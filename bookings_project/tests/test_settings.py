@@ -58,3 +58,26 @@ def test_development_defaults_import(tmp_path):
     result = import_settings(tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+@pytest.mark.django_db
+def test_behind_a_tls_proxy_links_are_https_and_hsts_is_sent(client, settings):
+    """TRUST_X_FORWARDED_PROTO / SECURE_HSTS_SECONDS / SECURE_SSL_REDIRECT (env, off by default)."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SECURE_SSL_REDIRECT = True
+    https = client.get("/api/v1/items?page=1&pageSize=1", HTTP_X_FORWARDED_PROTO="https")
+    assert https.status_code == 200 and https["Strict-Transport-Security"] == "max-age=31536000"
+    assert https["Link"].startswith("<https://")
+    assert client.get("/api/v1/items").status_code == 301  # plain HTTP is redirected
+    assert client.get("/healthz").status_code == 200  # probes are exempt
+
+
+def test_tls_settings_come_from_the_environment(tmp_path):
+    env = {"TRUST_X_FORWARDED_PROTO": "1", "SECURE_HSTS_SECONDS": "60", "SECURE_SSL_REDIRECT": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import bookings_project.settings as s; "
+                               "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT)"],
+        cwd=Path(project_settings.BASE_DIR), capture_output=True, text=True,
+        env={**os.environ, "VAR_DIR": str(tmp_path), **env})
+    assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 60 True", result.stderr

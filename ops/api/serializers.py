@@ -1,3 +1,5 @@
+import json
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -24,13 +26,23 @@ class CoreDateTimeField(serializers.DateTimeField):
         return UtcDateTimeField().to_representation(value)
 
 
+MAX_ADDITIONAL_DATA = 16_384  # bytes of additionalData as JSON
+
+
 class LogCreateSerializer(serializers.Serializer):
     eventType = serializers.RegexField(r"^[A-Za-z0-9_.:\-]{1,64}$", max_length=64)
     severity = serializers.ChoiceField(choices=Severity.choices)
     message = serializers.CharField(max_length=10_000)
-    userId = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    userId = serializers.RegexField(r"^[A-Za-z0-9_.@+:\-]{0,64}$", max_length=64, required=False, allow_blank=True,
+                                    help_text="The user the event concerns (the entry also records who "
+                                              "sent it: reportedBy)")
     ipAddress = serializers.IPAddressField(required=False, allow_null=True)
-    additionalData = serializers.DictField(required=False)
+    additionalData = serializers.DictField(required=False, help_text=f"At most {MAX_ADDITIONAL_DATA} bytes as JSON")
+
+    def validate_additionalData(self, value):
+        if len(json.dumps(value, default=str)) > MAX_ADDITIONAL_DATA:
+            raise serializers.ValidationError(f"Must be at most {MAX_ADDITIONAL_DATA} bytes as JSON")
+        return value
 
 
 class LogSerializer(serializers.Serializer):
@@ -42,9 +54,14 @@ class LogSerializer(serializers.Serializer):
     userId = serializers.SerializerMethodField()
     ipAddress = serializers.CharField(source="ip_address", allow_null=True)
     additionalData = serializers.DictField(source="additional_data")
+    reportedBy = serializers.SerializerMethodField(
+        help_text="Id of the account that sent the entry through POST /logs (null: the system's own)")
 
     def get_userId(self, obj) -> str | None:
         return obj.user_id or None
+
+    def get_reportedBy(self, obj) -> str | None:
+        return None if obj.reported_by_id is None else str(obj.reported_by_id)
 
 
 class CoreListQuerySerializer(PageQuerySerializer):

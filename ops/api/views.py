@@ -9,6 +9,7 @@ from bookings_project.validation import valid_data
 from bookings_project.pagination import page_rows
 
 from bookings_project.errors import NotFound
+from bookings_project.ratelimit import rate_limit
 
 from .. import jobs, selectors, services
 from ..models import JobType
@@ -44,7 +45,8 @@ class LogViewSet(viewsets.ViewSet):
         return [IsAdminOrOperator()] if self.action == "search" else [IsAuthenticated()]
 
     @extend_schema(tags=["core: logs"], request=LogCreateSerializer,
-                   responses={201: LogSerializer, **error_responses(400, 401)})
+                   responses={201: LogSerializer, **error_responses(400, 401, 429)})
+    @rate_limit(group="logs", rate_setting="RATE_LIMIT_LOGS", per="user")
     def create(self, request):
         data = valid_data(LogCreateSerializer, request.data)
         entry = services.log_event(

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from freezegun import freeze_time
 
 from ops.models import SystemLog
 from bookings_project.tests.helpers import assert_error
@@ -42,7 +43,7 @@ def test_any_authenticated_user_records_an_event(make_user, client_for, role):
     response = client_for(user).post("/logs", SEED_ENTRY, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert body == {**SEED_ENTRY, "id": body["id"], "timestamp": body["timestamp"]}
+    assert body == {**SEED_ENTRY, "id": body["id"], "timestamp": body["timestamp"], "reportedBy": str(user.pk)}
     assert isinstance(body["id"], str) and body["id"]
     assert body["timestamp"].endswith("Z")
     assert before <= datetime.fromisoformat(body["timestamp"]) <= datetime.now(timezone.utc)
@@ -203,3 +204,31 @@ def test_absurd_page_number_is_an_empty_page(operator):
     response = operator.get("/logs", {"page": "99999999999999999999"})
     assert response.status_code == 200
     assert response.json()["logs"] == [] and response.json()["total"] == 1
+
+
+def test_a_posted_entry_is_one_line_of_the_process_log(make_user, client_for, caplog):
+    forged = "Failed login attempt\n2026-11-21 13:40:00,000 WARNING [0000] ops.events: USER User roles changed"
+    response = client_for(make_user()).post("/logs", {"eventType": "AUTH", "severity": "error", "message": forged},
+                                            format="json")
+    assert response.status_code == 201 and response.json()["message"] == forged  # stored as sent
+    [record] = [r for r in caplog.records if r.name == "ops.events"]
+    assert "\n" not in record.getMessage() and "attempt\\x0a2026" in record.getMessage()
+
+
+def test_entries_show_who_sent_them(make_user, client_for, operator):
+    customer = make_user()
+    client_for(customer).post("/logs", SEED_ENTRY, format="json")
+    add_log(0)  # the system's own
+    reporters = {e["message"]: e["reportedBy"] for e in operator.get("/logs").json()["logs"]}
+    assert reporters == {"Failed login attempt": str(customer.pk), "event at +0m": None}
+
+
+def test_posting_is_limited_per_account_and_additional_data_by_size(make_user, client_for, settings):
+    settings.RATE_LIMIT_LOGS = "3/m"
+    first, second = client_for(make_user()), client_for(make_user())
+    entry = {"eventType": "APP", "severity": "info", "message": "m"}
+    with freeze_time():  # limits count per fixed window: the four requests stay in one
+        assert [first.post("/logs", entry, format="json").status_code for _ in range(4)] == [201, 201, 201, 429]
+        assert second.post("/logs", entry, format="json").status_code == 201  # another account, same address
+    too_big = second.post("/logs", {**entry, "additionalData": {"k": "x" * 17_000}}, format="json")
+    assert_error(too_big, 400, fields=["additionalData"])
