@@ -1,0 +1,43 @@
+"""Site-wide admin behaviour: pages the site does not serve (groups, token blacklist), the
+header's "Change password" through accounts.services, dates with seconds and zone, and the
+403 page's message."""
+
+from datetime import datetime, timezone as dt_timezone
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from accounts.exceptions import InvalidToken
+from accounts.services import IT_OPERATORS_GROUP, user_grant_role
+from accounts.tests.factories import DEFAULT_PASSWORD
+from accounts.tokens import token_pair_for_user, token_pair_rotate
+from bookings_project.errors import NotFound, ValidationFailed
+from ops.models import Severity, SystemLog
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "An0ther-Str0ng-One!"
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    client.admin_user = make_user(roles=["ADMIN"], username="boss")
+    client.force_login(client.admin_user)
+    return client
+
+
+def change_password(client, old=DEFAULT_PASSWORD, new=NEW_PASSWORD):
+    return client.post("/admin/password_change/", {"old_password": old, "new_password1": new,
+                                                   "new_password2": new})
+
+
+def test_a_refused_admin_page_answers_its_own_403_message(client, make_user):
+    operator = user_grant_role(actor=make_user(roles=["ADMIN"]), user=make_user(), role="IT_OPERATOR")
+    client.force_login(operator)
+    response = client.get("/admin/accounts/user/")
+    assert response.status_code == 403
+    body = response.json()
+    assert (body["status"], body["error"]) == (403, "forbidden")
+    assert body["message"] == "You do not have permission to perform this action"
