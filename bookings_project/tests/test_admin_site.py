@@ -33,6 +33,15 @@ def change_password(client, old=DEFAULT_PASSWORD, new=NEW_PASSWORD):
                                                    "new_password2": new})
 
 
+def test_admin_dates_show_seconds_and_the_zone(admin_client):
+    log = SystemLog.objects.create(timestamp=datetime(2026, 11, 21, 13, 23, 45, tzinfo=dt_timezone.utc),
+                                   event_type="AUTH", severity="info", message="hello")
+    listing = admin_client.get("/admin/ops/systemlog/").content.decode()
+    page = admin_client.get(f"/admin/ops/systemlog/{log.pk}/change/").content.decode()
+    assert "2026-11-21 13:23:45 UTC" in listing
+    assert "2026-11-21 13:23:45 UTC" in page
+
+
 def test_a_refused_admin_page_answers_its_own_403_message(client, make_user):
     operator = user_grant_role(actor=make_user(roles=["ADMIN"]), user=make_user(), role="IT_OPERATOR")
     client.force_login(operator)
