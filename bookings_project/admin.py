@@ -2,12 +2,14 @@
 query strings, so no admin URL answers a 500 to input (a year 9999 in the date hierarchy, a
 `__regex` lookup the database refuses, a tampered action selection).
 
-Installed through `BookingsAdminConfig` (INSTALLED_APPS), so third-party registrations (groups,
-token blacklist) get the same treatment as ours without being registered twice.
+Installed through `BookingsAdminConfig` (INSTALLED_APPS), so third-party registrations get the
+same treatment as ours without being registered twice; the ones that would bypass the services
+(groups, the token blacklist) are taken off the site once every app has registered.
 """
 
 import logging
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -21,6 +23,14 @@ logger = logging.getLogger(__name__)
 
 # What a query string or an action selection can make the ORM or the database raise.
 BAD_INPUT_ERRORS = (ValueError, OverflowError, ValidationError, DatabaseError)
+
+# Third-party admin pages the site does not serve (docs/DECISIONS.md, "Admin site"):
+# - auth.Group: roles are the access model; the "IT operators" group follows the IT_OPERATOR
+#   role (accounts.services), and editing or deleting it would widen or end operators' access.
+# - simplejwt's token blacklist: deleting a BlacklistedToken makes a used refresh token valid
+#   again, and OutstandingToken rows hold live refresh tokens. Sessions end through a password
+#   change or a deactivation (the tokens' password fingerprint).
+UNSERVED_MODELS = ("auth.Group", "token_blacklist.BlacklistedToken", "token_blacklist.OutstandingToken")
 
 
 class HardenedAdminMixin:
@@ -60,3 +70,10 @@ class BookingsAdminSite(admin.AdminSite):
 
 class BookingsAdminConfig(AdminConfig):
     default_site = "bookings_project.admin.BookingsAdminSite"
+
+    def ready(self):
+        super().ready()  # autodiscover: every app's admin module has registered
+        for label in UNSERVED_MODELS:
+            model = apps.get_model(label)
+            if admin.site.is_registered(model):
+                admin.site.unregister(model)

@@ -28,6 +28,35 @@ def admin_client(client, make_user):
     return client
 
 
+@pytest.mark.parametrize("model", [Group, BlacklistedToken, OutstandingToken])
+def test_groups_and_the_token_blacklist_are_not_on_the_site(model):
+    assert not admin.site.is_registered(model)
+
+
+def test_a_used_refresh_token_cannot_be_revived_through_the_admin(admin_client, make_user):
+    user = make_user()
+    _, refresh = token_pair_for_user(user)
+    token_pair_rotate(refresh_token=refresh)
+    blacklisted = BlacklistedToken.objects.get()
+
+    for url in ("/admin/token_blacklist/blacklistedtoken/", f"/admin/token_blacklist/blacklistedtoken/"
+                f"{blacklisted.pk}/delete/", "/admin/token_blacklist/outstandingtoken/add/"):
+        assert admin_client.get(url).status_code == 404, url
+    admin_client.post(f"/admin/token_blacklist/blacklistedtoken/{blacklisted.pk}/delete/", {"post": "yes"})
+
+    assert BlacklistedToken.objects.filter(pk=blacklisted.pk).exists()
+    with pytest.raises(InvalidToken):
+        token_pair_rotate(refresh_token=refresh)
+
+
+def test_the_it_operators_group_cannot_be_edited_or_deleted(admin_client):
+    group = Group.objects.get(name=IT_OPERATORS_GROUP)
+    assert admin_client.get("/admin/auth/group/").status_code == 404
+    admin_client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"})
+    assert Group.objects.filter(pk=group.pk).exists()
+    assert 'href="/admin/auth/group/"' not in admin_client.get("/admin/").content.decode()
+
+
 def change_password(client, old=DEFAULT_PASSWORD, new=NEW_PASSWORD):
     return client.post("/admin/password_change/", {"old_password": old, "new_password1": new,
                                                    "new_password2": new})
