@@ -3,9 +3,13 @@ through the admin actions, which call accounts.services like the API does; no pa
 password or its hash."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
+from django.http import HttpResponseRedirect
 
 from bookings_project.errors import ApplicationError
 from ops.admin import action_run_each
@@ -30,6 +34,26 @@ class RoleListFilter(admin.SimpleListFilter):
         # SQLite has no JSON containment; roles are stored as a JSON list of quoted names, and no
         # role name is a part of another once quoted.
         return queryset.filter(roles__icontains=f'"{role}"')
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """The admin's "Change password" (BookingsAdminSite.password_change_view): the service the API
+    uses (validators, the "Password changed" AUTH log, every token ended), keeping this session."""
+
+    form_class = AdminPasswordChangeForm
+    SERVICE_FIELDS = {"currentPassword": "old_password", "password": "new_password2"}
+
+    def form_valid(self, form):
+        try:
+            user = services.user_update(actor=self.request.user, user=self.request.user,
+                                        password=form.cleaned_data["new_password1"],
+                                        current_password=form.cleaned_data["old_password"], request=self.request)
+        except ApplicationError as exc:
+            for name, errors in (exc.fields or {None: [exc.message]}).items():
+                form.add_error(self.SERVICE_FIELDS.get(name), errors)
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, user)
+        return HttpResponseRedirect(self.get_success_url())
 
 
 @admin.register(User)

@@ -16,6 +16,8 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.module_loading import import_string
 
 from .ratelimit import rate_limit_hit
 
@@ -50,6 +52,9 @@ class HardenedAdminMixin:
 
 
 class BookingsAdminSite(admin.AdminSite):
+    # The header's "Change password": through accounts.services, like the API.
+    password_change_view = "accounts.admin.PasswordChangeView"
+
     def login(self, request, extra_context=None):
         """Password attempts here count against the same per-IP login limit as the API's."""
         if request.method == "POST":
@@ -60,6 +65,13 @@ class BookingsAdminSite(admin.AdminSite):
                 response["Retry-After"] = str(retry_after)
                 return response
         return super().login(request, extra_context)
+
+    def password_change(self, request, extra_context=None):
+        request.current_app = self.name
+        return import_string(self.password_change_view).as_view(
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin

@@ -62,6 +62,55 @@ def change_password(client, old=DEFAULT_PASSWORD, new=NEW_PASSWORD):
                                                    "new_password2": new})
 
 
+def test_password_change_goes_through_the_service_and_keeps_the_session(admin_client):
+    user = admin_client.admin_user
+    _, refresh = token_pair_for_user(user)
+
+    response = change_password(admin_client)
+
+    assert response.status_code == 302 and response["Location"] == "/admin/password_change/done/"
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    log = SystemLog.objects.get(message="Password changed")
+    assert (log.event_type, log.severity, log.user_id, log.reported_by) == ("AUTH", Severity.INFO, str(user.pk), user)
+    assert admin_client.get("/admin/password_change/done/").status_code == 200  # still signed in
+    with pytest.raises(InvalidToken):  # tokens issued before the change are over
+        token_pair_rotate(refresh_token=refresh)
+
+
+def test_password_change_refusals_are_form_errors(admin_client):
+    wrong = change_password(admin_client, old="not-it")
+    weak = change_password(admin_client, new="password")
+
+    assert "old_password" in wrong.context["form"].errors
+    assert "new_password2" in weak.context["form"].errors
+    admin_client.admin_user.refresh_from_db()
+    assert admin_client.admin_user.check_password(DEFAULT_PASSWORD)
+    assert not SystemLog.objects.filter(message="Password changed").exists()
+
+
+@pytest.mark.parametrize("error, field, text", [
+    (ValidationFailed("Password is too weak", fields={"password": ["Too much like the username"]}),
+     "new_password2", "Too much like the username"),
+    (NotFound("User not found"), "__all__", "User not found"),
+])
+def test_a_service_refusal_is_shown_on_the_form(admin_client, monkeypatch, error, field, text):
+    def refuse(**kwargs):
+        raise error
+
+    monkeypatch.setattr("accounts.admin.services.user_update", refuse)
+    response = change_password(admin_client)
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == [text]
+
+
+def test_an_it_operator_changes_their_own_password_through_the_service(client, make_user):
+    operator = user_grant_role(actor=make_user(roles=["ADMIN"]), user=make_user(), role="IT_OPERATOR")
+    client.force_login(operator)
+    assert change_password(client).status_code == 302
+    assert SystemLog.objects.filter(message="Password changed", user_id=str(operator.pk)).exists()
+
+
 def test_admin_dates_show_seconds_and_the_zone(admin_client):
     log = SystemLog.objects.create(timestamp=datetime(2026, 11, 21, 13, 23, 45, tzinfo=dt_timezone.utc),
                                    event_type="AUTH", severity="info", message="hello")
