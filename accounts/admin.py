@@ -4,7 +4,7 @@ password or its hash."""
 
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminPasswordChangeForm
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -89,11 +89,17 @@ class UserAdmin(DjangoUserAdmin):
         # No admin-side password setting: passwords change through the API (checked and logged).
         return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
 
-    def get_readonly_fields(self, request, obj=None):
-        # A deactivated account keeps its history as it was: nothing to edit.
-        if obj is not None and not obj.is_active:
-            return flatten_fieldsets(self.fieldsets)
-        return self.readonly_fields
+    def has_change_permission(self, request, obj=None):
+        # A deactivated account keeps its history as it was: its page is view-only.
+        return super().has_change_permission(request, obj) and (obj is None or obj.is_active)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":  # a form opened before the deactivation: one message, no save
+            user = self.get_object(request, unquote(object_id))
+            if user is not None and not user.is_active and self.has_view_permission(request, user):
+                self.message_user(request, f"{user.username} is deactivated; nothing was changed.", messages.ERROR)
+                return HttpResponseRedirect(request.path)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         """Username/email go through the service (normalisation, uniqueness, logging)."""

@@ -5,6 +5,7 @@ whether roles change through the API or the admin."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.utils import timezone
@@ -103,12 +104,15 @@ def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_n
     user_deactivate(actor=admin_client.admin_user, user=user)
     page = admin_client.get(f"{USERS_URL}{user.pk}/change/").content.decode()
     assert 'name="username"' not in page  # shown, not editable
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
 
     response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {"username": "back", "email": "back@example.com"},
                                  follow=True)
     assert response.status_code == 200
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["gone is deactivated; nothing was changed."]
     user.refresh_from_db()
     assert (user.username, user.is_active) == ("gone", False)
+    assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
 
 
 @pytest.mark.parametrize("action, role, staff", [
