@@ -2,9 +2,11 @@
 through the admin actions, which call accounts.services like the API does; no page shows a
 password or its hash."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -36,6 +38,23 @@ class RoleListFilter(admin.SimpleListFilter):
         return queryset.filter(roles__icontains=f'"{role}"')
 
 
+class UserChangeForm(auth_forms.UserChangeForm):
+    """Usernames and emails are unique whatever their case: say so plainly (the database
+    constraints on lower() would otherwise show their names)."""
+
+    def clean_username(self):
+        return self._unique_whatever_case("username", "A user with this username already exists")
+
+    def clean_email(self):
+        return self._unique_whatever_case("email", "A user with this email already exists")
+
+    def _unique_whatever_case(self, field: str, message: str) -> str:
+        value = self.cleaned_data[field]
+        if value and User.objects.exclude(pk=self.instance.pk).filter(**{f"{field}__iexact": value}).exists():
+            raise forms.ValidationError(message)
+        return value
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
     """The admin's "Change password" (BookingsAdminSite.password_change_view): the service the API
     uses (validators, the "Password changed" AUTH log, every token ended), keeping this session."""
@@ -58,6 +77,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = UserChangeForm
     list_display = ("username", "email", "role_list", "is_active", "date_joined")
     list_filter = (RoleListFilter, "is_active")
     search_fields = ("username", "email")

@@ -115,6 +115,25 @@ def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_n
     assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
 
 
+@pytest.mark.parametrize("field, taken, message", [
+    ("email", "Taken@Example.com", "A user with this email already exists"),
+    ("username", "TAKEN", "A user with this username already exists"),
+])
+def test_a_case_variant_of_another_users_email_or_username_is_a_plain_form_error(admin_client, make_user, field,
+                                                                                 taken, message):
+    make_user(username="taken", email="taken@example.com")
+    user = make_user(username="mine", email="mine@example.com")
+    data = {"username": "mine", "email": "mine@example.com", field: taken}
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {field: [message]}
+    assert "user_email_ci_unique" not in response.content.decode()
+    user.refresh_from_db()
+    assert (user.username, user.email) == ("mine", "mine@example.com")
+
+
 @pytest.mark.parametrize("action, role, staff", [
     ("grant_event_organizer", "EVENT_ORGANIZER", False),
     ("grant_it_operator", "IT_OPERATOR", True),
