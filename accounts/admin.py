@@ -132,13 +132,17 @@ class UserAdmin(DjangoUserAdmin):
         User.objects.filter(pk=obj.pk).update(first_name=obj.first_name, last_name=obj.last_name)
 
     def _apply(self, request, queryset, done: str, change) -> None:
-        action_run_each(self, request, queryset.order_by("pk"), done=f"user(s) {done}", change=change,
+        action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,
                         label=lambda user: user.username)
 
     def _grant(self, request, queryset, role: str) -> None:
         actor = request.user
-        self._apply(request, queryset, f"now hold {role}", lambda user: services.user_grant_role(
-            actor=actor, user=user, role=role, request=request))
+
+        def grant(user):
+            updated = services.user_grant_role(actor=actor, user=user, role=role, request=request)
+            return updated if updated.roles != user.roles else None  # held it already: no history
+
+        self._apply(request, queryset, f"now hold {role}", grant)
 
     @admin.action(description="Grant EVENT_ORGANIZER", permissions=["change"])
     def grant_event_organizer(self, request, queryset):
@@ -155,5 +159,9 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):
         actor = request.user
-        self._apply(request, queryset, "deactivated", lambda user: services.user_deactivate(
-            actor=actor, user=user, request=request))
+
+        def deactivate(user):
+            updated = services.user_deactivate(actor=actor, user=user, request=request)
+            return updated if user.is_active else None  # deactivated already: no history
+
+        self._apply(request, queryset, "deactivated", deactivate)

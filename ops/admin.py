@@ -1,25 +1,51 @@
-from django.contrib import admin, messages
+from collections import defaultdict
 
-from bookings_project.errors import ApplicationError
+from django.contrib import admin, messages
+from django.db import models
+
+from bookings_project.errors import ApplicationError, Conflict
 
 from . import dispatch, jobs
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 
 
-def action_run_each(model_admin, request, objects, *, done: str, change, label=str) -> int:
-    """Run `change(obj)` (a service call) for each object; every ApplicationError becomes an
-    error message naming the object, the successes one summary message. Returns the successes."""
-    succeeded = 0
+# A refusal message lists this many of the refused objects, then "and N more".
+REFUSED_LABELS_SHOWN = 5
+
+
+def action_run_each(model_admin, request, objects, *, noun: str, done: str | None, change, label=str) -> list:
+    """Run `change(obj)` (a service call) for each object and return what the calls returned.
+
+    Every object changed gets an admin history entry naming the action (the object logged is
+    what `change` returned if that is a model instance, else `obj`; `None` means nothing needed
+    changing: no entry). ApplicationErrors are refusals: one error message per distinct reason,
+    with a count and the first few labels, and no history. The successes get one summary
+    message, `f"{count} {noun} {done}."`, unless `done` is None."""
+    results, refused = [], defaultdict(list)
     for obj in objects:
         try:
-            change(obj)
+            result = change(obj)
         except ApplicationError as exc:
-            model_admin.message_user(request, f"{label(obj)}: {exc.message}", messages.ERROR)
-        else:
-            succeeded += 1
-    if succeeded:
-        model_admin.message_user(request, f"{succeeded} {done}.", messages.SUCCESS)
-    return succeeded
+            refused[exc.message].append(label(obj))
+            continue
+        results.append(result)
+        if result is not None:
+            action_log(model_admin, request, result if isinstance(result, models.Model) else obj)
+    for reason, labels in refused.items():
+        shown = ", ".join(labels[:REFUSED_LABELS_SHOWN])
+        more = f" and {len(labels) - REFUSED_LABELS_SHOWN} more" if len(labels) > REFUSED_LABELS_SHOWN else ""
+        model_admin.message_user(request, f"{len(labels)} {noun} not changed: {reason} ({shown}{more})",
+                                 messages.ERROR)
+    if results and done is not None:
+        model_admin.message_user(request, f"{len(results)} {noun} {done}.", messages.SUCCESS)
+    return results
+
+
+def action_log(model_admin, request, obj) -> None:
+    """An admin history entry on `obj` naming the action being run (from the posted form)."""
+    action = model_admin.get_action(request.POST.get("action", ""))
+    description = action[2] if action else request.POST.get("action", "")
+    model_admin.log_change(request, obj, f"Ran the action “{description}”.")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -68,12 +94,15 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry selected events now (DEAD or pending)", permissions=["operate"])
     def retry_events(self, request, queryset):
-        selected = list(queryset.values_list("pk", flat=True))
-        count = dispatch.outbox_retry(event_ids=selected)
-        self.message_user(request, f"{count} event(s) queued for delivery.", messages.SUCCESS)
-        if len(selected) > count:
-            self.message_user(request, f"{len(selected) - count} event(s) left alone: already sent, or being "
-                                       "delivered right now.", messages.WARNING)
+        # One event per call, so the history names exactly the events revived.
+        action_run_each(self, request, queryset.order_by("pk"), noun="event(s)",
+                        done="queued for delivery", change=self._retry, label=lambda event: str(event.pk))
+
+    @staticmethod
+    def _retry(event):
+        if not dispatch.outbox_retry(event_ids=[event.pk]):
+            raise Conflict("already sent, or being delivered right now")
+        return event
 
 
 class ReconciliationChangeInline(admin.TabularInline):
@@ -122,12 +151,9 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Execute selected jobs now", permissions=["operate"])
     def execute_jobs(self, request, queryset):
-        done = []
-        for job in queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.FAILED]):
-            try:
-                done.append(jobs.job_execute(job_id=job.pk))
-            except ApplicationError as exc:
-                self.message_user(request, f"{job.pk}: {exc.message}", messages.WARNING)
+        done = action_run_each(self, request, queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.FAILED]),
+                               noun="job(s)", done=None, change=lambda job: jobs.job_execute(job_id=job.pk),
+                               label=lambda job: str(job.pk))
         completed = sum(1 for j in done if j.status == JobStatus.COMPLETED)
         level = messages.SUCCESS if completed == len(done) else messages.WARNING
         self.message_user(request, f"{completed} of {len(done)} job(s) completed.", level)

@@ -24,7 +24,7 @@ class BookingAdmin(ReadOnlyAdmin):
 
     def _apply(self, request, queryset, done: str, change) -> None:
         action_run_each(self, request, queryset.order_by("pk").values_list("pk", flat=True),
-                        done=f"booking(s) {done}", change=change, label=lambda pk: f"Booking #{pk}")
+                        noun="booking(s)", done=done, change=change, label=lambda pk: f"Booking #{pk}")
 
     @admin.action(description="Cancel selected bookings (notifies the customers)", permissions=["operate"])
     def cancel_bookings(self, request, queryset):

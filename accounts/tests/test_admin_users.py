@@ -154,6 +154,22 @@ def test_grant_actions_add_the_role_through_the_service(admin_client, make_user,
     assert log.reported_by == admin_client.admin_user and log.additional_data["to"] == first.roles
 
 
+def history(user):
+    return list(LogEntry.objects.filter(object_id=str(user.pk)).values_list("change_message", flat=True))
+
+
+def test_grant_action_leaves_history_on_the_users_whose_roles_changed(admin_client, make_user):
+    plain, already = make_user(), make_user(roles=["EVENT_ORGANIZER"])
+
+    messages = run_action(admin_client, "grant_event_organizer", [plain, already])
+
+    assert "2 user(s) now hold EVENT_ORGANIZER." in messages
+    assert history(plain) == ["Ran the action “Grant EVENT_ORGANIZER”."]
+    entry = LogEntry.objects.get(object_id=str(plain.pk))
+    assert (entry.user, entry.get_change_message()) == (admin_client.admin_user, history(plain)[0])
+    assert history(already) == []
+
+
 def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_client, make_user):
     customer = make_user(username="leaving")
     organizer = make_user(roles=["EVENT_ORGANIZER"])
@@ -170,9 +186,11 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
     assert customer.is_active is False and not customer.has_usable_password()
     assert booking.status == BookingStatus.CANCELLED and item.sold == 0
     assert "1 user(s) deactivated." in messages
-    assert "boss: You cannot delete your own account" in messages
+    assert "1 user(s) not changed: You cannot delete your own account (boss)" in messages
     admin_client.admin_user.refresh_from_db()
     assert admin_client.admin_user.is_active
+    assert history(customer) == ["Ran the action “Deactivate (cancels their future bookings)”."]
+    assert history(admin_client.admin_user) == []
 
 
 def test_group_follows_role_changes_through_the_api(make_user, client_for):

