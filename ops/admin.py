@@ -84,6 +84,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     list_filter = ("status", "event_type")
     search_fields = ("recipient_email", "id", "error_message")
     date_hierarchy = "created_at"
+    ordering = ("-created_at",)
     actions = ["retry_events"]
     list_per_page = 50
     show_full_result_count = False
@@ -123,6 +124,7 @@ class ReconciliationChangeAdmin(ReadOnlyAdmin):
     list_filter = ("action", "entity_type")
     search_fields = ("entity_id", "job__id")
     list_select_related = ("job",)
+    ordering = ("-id",)
     list_per_page = 50
 
 

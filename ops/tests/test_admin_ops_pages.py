@@ -44,6 +44,20 @@ def add_changes(job, count):
                              document_value="PENDING", relational_value=f"v{n}") for n in range(count))
 
 
+def test_outbox_and_reconciliation_lists_are_newest_first(admin_client):
+    older = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="old@example.com", payload={})
+    newer = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="new@example.com", payload={})
+    OutboxEvent.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    job = job_create_notification(recipient_email="a@example.com")
+    add_changes(job, 3)
+
+    events = admin_client.get("/admin/ops/outboxevent/?event_type__exact=GENERIC").context["cl"].result_list
+    changes = admin_client.get("/admin/ops/reconciliationchange/").context["cl"].result_list
+
+    assert [e.pk for e in events] == [newer.pk, older.pk]
+    assert [c.entity_id for c in changes] == ["2", "1", "0"]
+
+
 def history(obj):
     return list(LogEntry.objects.filter(object_id=str(obj.pk)).values_list("change_message", flat=True))
 
