@@ -1,7 +1,10 @@
+import json
 from collections import defaultdict
 
 from django.contrib import admin, messages
 from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from bookings_project.errors import ApplicationError, Conflict
 
@@ -106,18 +109,6 @@ class OutboxEventAdmin(ReadOnlyAdmin):
         return event
 
 
-class ReconciliationChangeInline(admin.TabularInline):
-    model = ReconciliationChange
-    extra = 0
-    can_delete = False
-    fields = ("entity_type", "entity_id", "action", "field", "document_value", "relational_value")
-    readonly_fields = fields
-    max_num = 0
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ReconciliationChange)
 class ReconciliationChangeAdmin(ReadOnlyAdmin):
     list_display = ("job", "entity_type", "entity_id", "action", "field")
@@ -134,11 +125,14 @@ class JobAdmin(ReadOnlyAdmin):
     list_filter = ("type", "status")
     search_fields = ("id", "error_message")
     date_hierarchy = "created_at"
-    readonly_fields = ("id", "type", "status", "params", "result", "error_message", "attempts", "created_by",
-                       "created_at", "updated_at", "started_at", "completed_at")
-    inlines = [ReconciliationChangeInline]
+    fields = ("id", "type", "status", "params", "result", "error_message", "attempts", "created_by",
+              "created_at", "updated_at", "started_at", "completed_at", "paused_at", "changes")
+    readonly_fields = fields
     actions = ["execute_jobs"]
     list_per_page = 50
+
+    # The job page shows this many reconciliation changes; the rest are one link away.
+    CHANGES_SHOWN = 50
 
     @admin.display(description="target")
     def target(self, obj):
@@ -150,6 +144,22 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="result")
     def summary(self, obj):
         return obj.result.get("changesLog", "") if obj.result else (obj.error_message or "")[:80]
+
+    @admin.display(description="reconciliation changes")
+    def changes(self, obj):
+        total = obj.changes.count()
+        if not total:
+            return "-"
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (c.entity_type, c.entity_id, c.action, c.field, json.dumps(c.document_value, default=str),
+             json.dumps(c.relational_value, default=str)) for c in obj.changes.all()[:self.CHANGES_SHOWN]))
+        url = reverse("admin:ops_reconciliationchange_changelist", current_app=self.admin_site.name)
+        return format_html(
+            '<p><a href="{}?job__id__exact={}">All {} change(s) of this job</a>{}</p>'
+            "<table><thead><tr><th>entity type</th><th>entity id</th><th>action</th><th>field</th>"
+            "<th>document value</th><th>relational value</th></tr></thead><tbody>{}</tbody></table>",
+            url, obj.pk, total, f" (the first {self.CHANGES_SHOWN} below)" if total > self.CHANGES_SHOWN else "",
+            rows)
 
     @admin.action(description="Execute selected jobs now", permissions=["operate"])
     def execute_jobs(self, request, queryset):

@@ -44,6 +44,23 @@ def add_changes(job, count):
                              document_value="PENDING", relational_value=f"v{n}") for n in range(count))
 
 
+def test_job_page_shows_the_first_changes_and_links_to_all_of_them(admin_client):
+    job = job_create_notification(recipient_email="a@example.com")
+    add_changes(job, 60)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(f"/admin/ops/job/{job.pk}/change/").content.decode()
+
+    assert page.count("&quot;v") == 50  # relational values of the first 50 changes
+    assert "&quot;v0&quot;" in page and "&quot;v49&quot;" in page and "&quot;v50&quot;" not in page
+    link = f"/admin/ops/reconciliationchange/?job__id__exact={job.pk}"
+    assert f'<a href="{link}">All 60 change(s) of this job</a>' in page
+    change_queries = [q for q in queries.captured_queries if "ops_reconciliationchange" in q["sql"]]
+    assert len(change_queries) == 2  # the capped rows and the count
+    listing = admin_client.get(link)
+    assert listing.status_code == 200 and listing.context["cl"].result_count == 60
+
+
 def test_outbox_and_reconciliation_lists_are_newest_first(admin_client):
     older = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="old@example.com", payload={})
     newer = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="new@example.com", payload={})
@@ -81,3 +98,9 @@ def test_job_execute_and_outbox_retry_leave_history_only_where_they_changed_some
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
         f"1 event(s) not changed: already sent, or being delivered right now ({sent.pk})",
         "1 event(s) queued for delivery."]
+
+
+def test_job_page_shows_paused_at_in_order(admin_client):
+    job = job_create_notification(recipient_email="a@example.com")
+    page = admin_client.get(f"/admin/ops/job/{job.pk}/change/").content.decode()
+    assert page.index("Type") < page.index("Completed at") < page.index("Paused at")
