@@ -2,6 +2,7 @@ import json
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -51,8 +52,21 @@ def action_log(model_admin, request, obj) -> None:
     model_admin.log_change(request, obj, f"Ran the action “{description}”.")
 
 
+def user_as_text(field: str, description: str):
+    """A read-only field showing the user in `field` as "username (#id)", without a link."""
+    @admin.display(description=description)
+    def show(model_admin, obj):
+        user = getattr(obj, field)
+        return f"{user.username} (#{user.pk})" if user is not None else "-"
+    return show
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Operational records are written by the system only."""
+
+    # Foreign keys to users: Django's links to the user page for viewers who may open it, else
+    # the `<field>_text` display (an IT operator gets a 403 behind such a link).
+    user_fields = ()
 
     def has_add_permission(self, request):
         return False
@@ -69,6 +83,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
 
+    def get_fields(self, request, obj=None):
+        return self._users_as_text(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._users_as_text(request, super().get_readonly_fields(request, obj))
+
+    def _users_as_text(self, request, names) -> list:
+        if not self.user_fields:
+            return list(names)
+        user_admin = self.admin_site._registry.get(get_user_model())
+        if user_admin is not None and user_admin.has_view_permission(request):
+            return list(names)
+        return [f"{name}_text" if name in self.user_fields else name for name in names]
+
 
 @admin.register(SystemLog)
 class SystemLogAdmin(ReadOnlyAdmin):
@@ -76,8 +104,14 @@ class SystemLogAdmin(ReadOnlyAdmin):
     list_filter = ("severity", "event_type", ("timestamp", admin.DateFieldListFilter))
     search_fields = ("message", "user_id", "ip_address", "request_id")
     date_hierarchy = "timestamp"
+    fields = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id",
+              "reported_by", "additional_data")
+    readonly_fields = fields
+    user_fields = ("reported_by",)
     list_per_page = 50
     show_full_result_count = False
+
+    reported_by_text = user_as_text("reported_by", "reported by")
 
 
 @admin.register(OutboxEvent)
@@ -128,11 +162,14 @@ class JobAdmin(ReadOnlyAdmin):
     fields = ("id", "type", "status", "params", "result", "error_message", "attempts", "created_by",
               "created_at", "updated_at", "started_at", "completed_at", "paused_at", "changes")
     readonly_fields = fields
+    user_fields = ("created_by",)
     actions = ["execute_jobs"]
     list_per_page = 50
 
     # The job page shows this many reconciliation changes; the rest are one link away.
     CHANGES_SHOWN = 50
+
+    created_by_text = user_as_text("created_by", "created by")
 
     @admin.display(description="target")
     def target(self, obj):

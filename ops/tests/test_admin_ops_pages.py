@@ -75,6 +75,19 @@ def test_outbox_and_reconciliation_lists_are_newest_first(admin_client):
     assert [c.entity_id for c in changes] == ["2", "1", "0"]
 
 
+def test_users_are_text_for_an_operator_and_links_for_an_admin(operator_client, admin_client, admin_user):
+    log = SystemLog.objects.create(timestamp=timezone.now(), event_type="USER", severity="info", message="m",
+                                   reported_by=admin_user)
+    job = job_create_notification(recipient_email="a@example.com", actor=admin_user)
+    user_link = f'href="/admin/accounts/user/{admin_user.pk}/change/"'
+
+    for url in (f"/admin/ops/systemlog/{log.pk}/change/", f"/admin/ops/job/{job.pk}/change/"):
+        operator_page = operator_client.get(url).content.decode()
+        assert user_link not in operator_page and f"boss (#{admin_user.pk})" in operator_page, url
+    for url in (f"/admin/ops/systemlog/{log.pk}/change/", f"/admin/ops/job/{job.pk}/change/"):
+        assert user_link in admin_client.get(url).content.decode(), url
+
+
 def history(obj):
     return list(LogEntry.objects.filter(object_id=str(obj.pk)).values_list("change_message", flat=True))
 
