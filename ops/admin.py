@@ -12,7 +12,6 @@ from bookings_project.errors import ApplicationError, Conflict
 from . import dispatch, jobs
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 
-
 # A refusal message lists this many of the refused objects, then "and N more".
 REFUSED_LABELS_SHOWN = 5
 
@@ -50,6 +49,15 @@ def action_log(model_admin, request, obj) -> None:
     action = model_admin.get_action(request.POST.get("action", ""))
     description = action[2] if action else request.POST.get("action", "")
     model_admin.log_change(request, obj, f"Ran the action “{description}”.")
+
+
+def json_display(field: str, description: str):
+    """A read-only field showing the JSON in `field` pretty-printed (escaped) in a <pre>."""
+    @admin.display(description=description)
+    def show(model_admin, obj):
+        value = getattr(obj, field)
+        return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    return show
 
 
 def user_as_text(field: str, description: str):
@@ -105,12 +113,13 @@ class SystemLogAdmin(ReadOnlyAdmin):
     search_fields = ("message", "user_id", "ip_address", "request_id")
     date_hierarchy = "timestamp"
     fields = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id",
-              "reported_by", "additional_data")
+              "reported_by", "additional_data_pretty")
     readonly_fields = fields
     user_fields = ("reported_by",)
     list_per_page = 50
     show_full_result_count = False
 
+    additional_data_pretty = json_display("additional_data", "additional data")
     reported_by_text = user_as_text("reported_by", "reported by")
 
 
@@ -122,9 +131,14 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     search_fields = ("recipient_email", "id", "error_message")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
+    fields = ("id", "event_type", "recipient_email", "status", "retry_count", "created_at", "next_attempt_at",
+              "claimed_until", "processed_at", "error_message", "payload_pretty")
+    readonly_fields = fields
     actions = ["retry_events"]
     list_per_page = 50
     show_full_result_count = False
+
+    payload_pretty = json_display("payload", "payload")
 
     @admin.display(description="error")
     def short_error(self, obj):
@@ -150,7 +164,13 @@ class ReconciliationChangeAdmin(ReadOnlyAdmin):
     search_fields = ("entity_id", "job__id")
     list_select_related = ("job",)
     ordering = ("-id",)
+    fields = ("job", "entity_type", "entity_id", "action", "field", "document_value_pretty",
+              "relational_value_pretty")
+    readonly_fields = fields
     list_per_page = 50
+
+    document_value_pretty = json_display("document_value", "document value")
+    relational_value_pretty = json_display("relational_value", "relational value")
 
 
 @admin.register(Job)
@@ -159,7 +179,7 @@ class JobAdmin(ReadOnlyAdmin):
     list_filter = ("type", "status")
     search_fields = ("id", "error_message")
     date_hierarchy = "created_at"
-    fields = ("id", "type", "status", "params", "result", "error_message", "attempts", "created_by",
+    fields = ("id", "type", "status", "params_pretty", "result_pretty", "error_message", "attempts", "created_by",
               "created_at", "updated_at", "started_at", "completed_at", "paused_at", "changes")
     readonly_fields = fields
     user_fields = ("created_by",)
@@ -169,6 +189,8 @@ class JobAdmin(ReadOnlyAdmin):
     # The job page shows this many reconciliation changes; the rest are one link away.
     CHANGES_SHOWN = 50
 
+    params_pretty = json_display("params", "params")
+    result_pretty = json_display("result", "result")
     created_by_text = user_as_text("created_by", "created by")
 
     @admin.display(description="target")

@@ -18,7 +18,8 @@ class BookingAdmin(ReadOnlyAdmin):
     date_hierarchy = "booking_date"
     list_select_related = ("user", "item", "tier")
     raw_id_fields = ("user", "item", "tier")
-    readonly_fields = ("request_key",)  # the client's Idempotency-Key (support: "which booking was that?")
+    # request_key: the client's Idempotency-Key (support: "which booking was that?")
+    readonly_fields = ("booking_date", "updated_at", "request_key")
     actions = ["cancel_bookings", "complete_bookings"]
     list_per_page = 50
 

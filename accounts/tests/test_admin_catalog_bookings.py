@@ -107,6 +107,21 @@ def test_a_long_refusal_list_names_the_first_few(admin_client, make_user):
         f"7 booking(s) not changed: A CANCELLED booking cannot become COMPLETED ({first} and 2 more)"]
 
 
+def test_booking_and_item_pages_show_their_dates_and_seats(admin_client, make_user):
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    item = make_item(organizer, "Shown")
+    booking = booking_create(user=make_user(), item_id=item.pk)
+
+    booking_page = admin_client.get(f"/admin/reservations/booking/{booking.pk}/change/").content.decode()
+    item_page = admin_client.get(f"/admin/catalog/bookableitem/{item.pk}/change/").content.decode()
+
+    for label in ("Booking date:", "Updated at:"):
+        assert label in booking_page
+    for label in ("Booked:", "Available:", "Created at:", "Updated at:"):
+        assert label in item_page
+    assert '<div class="readonly">1</div>' in item_page and '<div class="readonly">3</div>' in item_page
+
+
 def test_a_booking_is_found_by_its_clients_idempotency_key_and_shows_it(admin_client, make_user):
     from reservations.services import booking_create_once
 

@@ -61,6 +61,29 @@ def test_job_page_shows_the_first_changes_and_links_to_all_of_them(admin_client)
     assert listing.status_code == 200 and listing.context["cl"].result_count == 60
 
 
+def test_job_page_field_order_and_pretty_escaped_json(admin_client):
+    job = job_create_notification(recipient_email="a@example.com", subject="<script>x</script>")
+
+    page = admin_client.get(f"/admin/ops/job/{job.pk}/change/").content.decode()
+
+    assert page.index("Completed at") < page.index("Paused at")
+    assert page.index("Type") < page.index("Paused at")
+    assert '<pre>{\n  &quot;template&quot;: &quot;GENERIC&quot;,' in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
+
+
+def test_json_fields_of_logs_and_outbox_events_are_pretty_printed(admin_client):
+    log = SystemLog.objects.create(timestamp=timezone.now(), event_type="AUTH", severity="info", message="m",
+                                   additional_data={"reason": "Unknown user", "n": 1})
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="x@example.com", payload={"a": [1, 2]})
+
+    log_page = admin_client.get(f"/admin/ops/systemlog/{log.pk}/change/").content.decode()
+    event_page = admin_client.get(f"/admin/ops/outboxevent/{event.pk}/change/").content.decode()
+
+    assert "<pre>{\n  &quot;reason&quot;: &quot;Unknown user&quot;,\n  &quot;n&quot;: 1\n}</pre>" in log_page
+    assert "<pre>{\n  &quot;a&quot;: [\n    1,\n    2\n  ]\n}</pre>" in event_page
+
+
 def test_outbox_and_reconciliation_lists_are_newest_first(admin_client):
     older = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="old@example.com", payload={})
     newer = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="new@example.com", payload={})
@@ -111,9 +134,3 @@ def test_job_execute_and_outbox_retry_leave_history_only_where_they_changed_some
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
         f"1 event(s) not changed: already sent, or being delivered right now ({sent.pk})",
         "1 event(s) queued for delivery."]
-
-
-def test_job_page_shows_paused_at_in_order(admin_client):
-    job = job_create_notification(recipient_email="a@example.com")
-    page = admin_client.get(f"/admin/ops/job/{job.pk}/change/").content.decode()
-    assert page.index("Type") < page.index("Completed at") < page.index("Paused at")
