@@ -2,10 +2,16 @@
 through the admin actions, which call accounts.services like the API does; no page shows a
 password or its hash."""
 
+from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.forms import AdminPasswordChangeForm
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
+from django.http import HttpResponseRedirect
 
 from bookings_project.errors import ApplicationError
 from ops.admin import action_run_each
@@ -32,8 +38,46 @@ class RoleListFilter(admin.SimpleListFilter):
         return queryset.filter(roles__icontains=f'"{role}"')
 
 
+class UserChangeForm(auth_forms.UserChangeForm):
+    """Usernames and emails are unique whatever their case: say so plainly (the database
+    constraints on lower() would otherwise show their names)."""
+
+    def clean_username(self):
+        return self._unique_whatever_case("username", "A user with this username already exists")
+
+    def clean_email(self):
+        return self._unique_whatever_case("email", "A user with this email already exists")
+
+    def _unique_whatever_case(self, field: str, message: str) -> str:
+        value = self.cleaned_data[field]
+        if value and User.objects.exclude(pk=self.instance.pk).filter(**{f"{field}__iexact": value}).exists():
+            raise forms.ValidationError(message)
+        return value
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """The admin's "Change password" (BookingsAdminSite.password_change_view): the service the API
+    uses (validators, the "Password changed" AUTH log, every token ended), keeping this session."""
+
+    form_class = AdminPasswordChangeForm
+    SERVICE_FIELDS = {"currentPassword": "old_password", "password": "new_password2"}
+
+    def form_valid(self, form):
+        try:
+            user = services.user_update(actor=self.request.user, user=self.request.user,
+                                        password=form.cleaned_data["new_password1"],
+                                        current_password=form.cleaned_data["old_password"], request=self.request)
+        except ApplicationError as exc:
+            for name, errors in (exc.fields or {None: [exc.message]}).items():
+                form.add_error(self.SERVICE_FIELDS.get(name), errors)
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, user)
+        return HttpResponseRedirect(self.get_success_url())
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = UserChangeForm
     list_display = ("username", "email", "role_list", "is_active", "date_joined")
     list_filter = (RoleListFilter, "is_active")
     search_fields = ("username", "email")
@@ -65,11 +109,17 @@ class UserAdmin(DjangoUserAdmin):
         # No admin-side password setting: passwords change through the API (checked and logged).
         return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
 
-    def get_readonly_fields(self, request, obj=None):
-        # A deactivated account keeps its history as it was: nothing to edit.
-        if obj is not None and not obj.is_active:
-            return flatten_fieldsets(self.fieldsets)
-        return self.readonly_fields
+    def has_change_permission(self, request, obj=None):
+        # A deactivated account keeps its history as it was: its page is view-only.
+        return super().has_change_permission(request, obj) and (obj is None or obj.is_active)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":  # a form opened before the deactivation: one message, no save
+            user = self.get_object(request, unquote(object_id))
+            if user is not None and not user.is_active and self.has_view_permission(request, user):
+                self.message_user(request, f"{user.username} is deactivated; nothing was changed.", messages.ERROR)
+                return HttpResponseRedirect(request.path)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         """Username/email go through the service (normalisation, uniqueness, logging)."""
@@ -82,13 +132,17 @@ class UserAdmin(DjangoUserAdmin):
         User.objects.filter(pk=obj.pk).update(first_name=obj.first_name, last_name=obj.last_name)
 
     def _apply(self, request, queryset, done: str, change) -> None:
-        action_run_each(self, request, queryset.order_by("pk"), done=f"user(s) {done}", change=change,
+        action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,
                         label=lambda user: user.username)
 
     def _grant(self, request, queryset, role: str) -> None:
         actor = request.user
-        self._apply(request, queryset, f"now hold {role}", lambda user: services.user_grant_role(
-            actor=actor, user=user, role=role, request=request))
+
+        def grant(user):
+            updated = services.user_grant_role(actor=actor, user=user, role=role, request=request)
+            return updated if updated.roles != user.roles else None  # held it already: no history
+
+        self._apply(request, queryset, f"now hold {role}", grant)
 
     @admin.action(description="Grant EVENT_ORGANIZER", permissions=["change"])
     def grant_event_organizer(self, request, queryset):
@@ -105,5 +159,9 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):
         actor = request.user
-        self._apply(request, queryset, "deactivated", lambda user: services.user_deactivate(
-            actor=actor, user=user, request=request))
+
+        def deactivate(user):
+            updated = services.user_deactivate(actor=actor, user=user, request=request)
+            return updated if user.is_active else None  # deactivated already: no history
+
+        self._apply(request, queryset, "deactivated", deactivate)

@@ -192,7 +192,7 @@ def handler400(request, exception=None):
 
 
 def handler403(request, exception=None):
-    return json_error_response(request, 403, ApplicationError.default_message)
+    return json_error_response(request, 403, Forbidden.default_message)
 
 
 @csrf_exempt

@@ -57,6 +57,8 @@ TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_TZ = True
 USE_I18N = True
 LANGUAGE_CODE = "en-us"
+# Admin dates with seconds and the zone (bookings_project/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["bookings_project.formats"]
 
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

@@ -45,6 +45,7 @@ class BookableItemAdmin(ReadOnlyAdmin):
     search_fields = ("name", "location", "description", "organizer__username")
     date_hierarchy = "start_time"
     list_select_related = ("organizer",)
+    readonly_fields = ("booked", "available", "created_at", "updated_at")
     inlines = [PriceTierInline]
     list_per_page = 50
 

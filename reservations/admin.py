@@ -18,13 +18,14 @@ class BookingAdmin(ReadOnlyAdmin):
     date_hierarchy = "booking_date"
     list_select_related = ("user", "item", "tier")
     raw_id_fields = ("user", "item", "tier")
-    readonly_fields = ("request_key",)  # the client's Idempotency-Key (support: "which booking was that?")
+    # request_key: the client's Idempotency-Key (support: "which booking was that?")
+    readonly_fields = ("booking_date", "updated_at", "request_key")
     actions = ["cancel_bookings", "complete_bookings"]
     list_per_page = 50
 
     def _apply(self, request, queryset, done: str, change) -> None:
         action_run_each(self, request, queryset.order_by("pk").values_list("pk", flat=True),
-                        done=f"booking(s) {done}", change=change, label=lambda pk: f"Booking #{pk}")
+                        noun="booking(s)", done=done, change=change, label=lambda pk: f"Booking #{pk}")
 
     @admin.action(description="Cancel selected bookings (notifies the customers)", permissions=["operate"])
     def cancel_bookings(self, request, queryset):

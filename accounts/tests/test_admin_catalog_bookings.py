@@ -5,12 +5,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from catalog.services import item_create
 from reservations.models import BookingStatus
-from reservations.services import booking_cancel, booking_create
+from reservations.services import booking_cancel, booking_create, booking_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -59,11 +60,66 @@ def test_booking_actions_complete_and_report_refusals(admin_client, make_user):
 
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert "1 booking(s) completed." in messages
-    assert f"Booking #{gone.pk}: A CANCELLED booking cannot become COMPLETED" in messages
+    assert f"1 booking(s) not changed: A CANCELLED booking cannot become COMPLETED (Booking #{gone.pk})" in messages
     done.refresh_from_db()
     gone.refresh_from_db()
     assert (done.status, gone.status) == (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
+    assert history(done) == ["Ran the action “Mark selected bookings completed”."]
+    assert history(gone) == []
     assert admin_client.post(f"/admin/reservations/booking/{done.pk}/change/", {"status": "PENDING"}).status_code == 403
+
+
+def history(obj):
+    return list(LogEntry.objects.filter(object_id=str(obj.pk)).values_list("change_message", flat=True))
+
+
+def test_refusals_are_one_message_per_reason_with_a_count(admin_client, make_user):
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    item = make_item(organizer, "Many")
+    bookings = [booking_create(user=make_user(), item_id=item.pk) for _ in range(4)]
+    for booking in bookings[:3]:
+        booking_cancel(actor=booking.user, booking_id=booking.pk)
+    completed = bookings[3]
+    booking_set_status(actor=organizer, booking_id=completed.pk, status=BookingStatus.COMPLETED)
+
+    response = admin_client.post("/admin/reservations/booking/", {
+        "action": "cancel_bookings", "_selected_action": [b.pk for b in bookings]}, follow=True)
+
+    first = ", ".join(f"Booking #{b.pk}" for b in bookings[:3])
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"3 booking(s) not changed: A CANCELLED booking cannot become CANCELLED ({first})",
+        f"1 booking(s) not changed: A COMPLETED booking cannot become CANCELLED (Booking #{completed.pk})",
+    ]
+
+
+def test_a_long_refusal_list_names_the_first_few(admin_client, make_user):
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    items = [make_item(organizer, "Crowd"), make_item(organizer, "Later", days=4)]
+    bookings = [booking_create(user=make_user(), item_id=items[n % 2].pk) for n in range(7)]
+    for booking in bookings:
+        booking_cancel(actor=booking.user, booking_id=booking.pk)
+
+    response = admin_client.post("/admin/reservations/booking/", {
+        "action": "complete_bookings", "_selected_action": [b.pk for b in bookings]}, follow=True)
+
+    first = ", ".join(f"Booking #{b.pk}" for b in sorted(bookings, key=lambda b: b.pk)[:5])
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"7 booking(s) not changed: A CANCELLED booking cannot become COMPLETED ({first} and 2 more)"]
+
+
+def test_booking_and_item_pages_show_their_dates_and_seats(admin_client, make_user):
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    item = make_item(organizer, "Shown")
+    booking = booking_create(user=make_user(), item_id=item.pk)
+
+    booking_page = admin_client.get(f"/admin/reservations/booking/{booking.pk}/change/").content.decode()
+    item_page = admin_client.get(f"/admin/catalog/bookableitem/{item.pk}/change/").content.decode()
+
+    for label in ("Booking date:", "Updated at:"):
+        assert label in booking_page
+    for label in ("Booked:", "Available:", "Created at:", "Updated at:"):
+        assert label in item_page
+    assert '<div class="readonly">1</div>' in item_page and '<div class="readonly">3</div>' in item_page
 
 
 def test_a_booking_is_found_by_its_clients_idempotency_key_and_shows_it(admin_client, make_user):

@@ -32,9 +32,13 @@ def test_operator_index_lists_only_the_ops_pages(operator_client):
 
 
 @pytest.mark.parametrize("url", ["/admin/accounts/user/", "/admin/catalog/bookableitem/",
-                                 "/admin/reservations/booking/", "/admin/auth/group/"])
+                                 "/admin/reservations/booking/"])
 def test_operator_is_refused_other_pages(operator_client, url):
     assert operator_client.get(url).status_code == 403
+
+
+def test_there_is_no_group_page_to_refuse(operator_client):
+    assert operator_client.get("/admin/auth/group/").status_code == 404
 
 
 def test_operator_sees_ops_records_read_only(operator_client):

@@ -5,6 +5,7 @@ whether roles change through the API or the admin."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.utils import timezone
@@ -103,12 +104,34 @@ def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_n
     user_deactivate(actor=admin_client.admin_user, user=user)
     page = admin_client.get(f"{USERS_URL}{user.pk}/change/").content.decode()
     assert 'name="username"' not in page  # shown, not editable
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
 
     response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {"username": "back", "email": "back@example.com"},
                                  follow=True)
     assert response.status_code == 200
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["gone is deactivated; nothing was changed."]
     user.refresh_from_db()
     assert (user.username, user.is_active) == ("gone", False)
+    assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
+
+
+@pytest.mark.parametrize("field, taken, message", [
+    ("email", "Taken@Example.com", "A user with this email already exists"),
+    ("username", "TAKEN", "A user with this username already exists"),
+])
+def test_a_case_variant_of_another_users_email_or_username_is_a_plain_form_error(admin_client, make_user, field,
+                                                                                 taken, message):
+    make_user(username="taken", email="taken@example.com")
+    user = make_user(username="mine", email="mine@example.com")
+    data = {"username": "mine", "email": "mine@example.com", field: taken}
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {field: [message]}
+    assert "user_email_ci_unique" not in response.content.decode()
+    user.refresh_from_db()
+    assert (user.username, user.email) == ("mine", "mine@example.com")
 
 
 @pytest.mark.parametrize("action, role, staff", [
@@ -131,6 +154,22 @@ def test_grant_actions_add_the_role_through_the_service(admin_client, make_user,
     assert log.reported_by == admin_client.admin_user and log.additional_data["to"] == first.roles
 
 
+def history(user):
+    return list(LogEntry.objects.filter(object_id=str(user.pk)).values_list("change_message", flat=True))
+
+
+def test_grant_action_leaves_history_on_the_users_whose_roles_changed(admin_client, make_user):
+    plain, already = make_user(), make_user(roles=["EVENT_ORGANIZER"])
+
+    messages = run_action(admin_client, "grant_event_organizer", [plain, already])
+
+    assert "2 user(s) now hold EVENT_ORGANIZER." in messages
+    assert history(plain) == ["Ran the action “Grant EVENT_ORGANIZER”."]
+    entry = LogEntry.objects.get(object_id=str(plain.pk))
+    assert (entry.user, entry.get_change_message()) == (admin_client.admin_user, history(plain)[0])
+    assert history(already) == []
+
+
 def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_client, make_user):
     customer = make_user(username="leaving")
     organizer = make_user(roles=["EVENT_ORGANIZER"])
@@ -147,9 +186,11 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
     assert customer.is_active is False and not customer.has_usable_password()
     assert booking.status == BookingStatus.CANCELLED and item.sold == 0
     assert "1 user(s) deactivated." in messages
-    assert "boss: You cannot delete your own account" in messages
+    assert "1 user(s) not changed: You cannot delete your own account (boss)" in messages
     admin_client.admin_user.refresh_from_db()
     assert admin_client.admin_user.is_active
+    assert history(customer) == ["Ran the action “Deactivate (cancels their future bookings)”."]
+    assert history(admin_client.admin_user) == []
 
 
 def test_group_follows_role_changes_through_the_api(make_user, client_for):

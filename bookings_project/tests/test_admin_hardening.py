@@ -20,8 +20,8 @@ CRAFTED_LISTS = [
     "/admin/accounts/user/?date_joined__year=9999&date_joined__month=12&date_joined__day=31",
     "/admin/accounts/user/?roles__contains=x",
     "/admin/catalog/bookableitem/?created_at__year=99999",
-    "/admin/token_blacklist/outstandingtoken/?created_at__year=0",
-    "/admin/auth/group/?id__gt=99999999999999999999999",
+    "/admin/ops/outboxevent/?created_at__year=0",
+    "/admin/ops/reconciliationchange/?id__gt=99999999999999999999999",
 ]
 
 

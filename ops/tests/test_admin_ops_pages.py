@@ -1,0 +1,136 @@
+"""The ops admin pages: a job page with its reconciliation changes capped, newest first lists,
+JSON shown pretty-printed and escaped, users shown as text to viewers who may not open them,
+and actions that leave admin history."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.services import user_grant_role
+from ops.jobs import job_create_notification
+from ops.models import Job, JobStatus, OutboxEvent, OutboxStatus, ReconciliationChange, SystemLog
+from ops.outbox import EventType, outbox_enqueue
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user(roles=["ADMIN"], username="boss")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def operator_client(make_user, admin_user):
+    client = Client()
+    client.force_login(user_grant_role(actor=admin_user, user=make_user(username="ops1"), role="IT_OPERATOR"))
+    return client
+
+
+def add_changes(job, count):
+    ReconciliationChange.objects.bulk_create(
+        ReconciliationChange(job=job, entity_type="booking", entity_id=str(n), action="UPDATED", field="status",
+                             document_value="PENDING", relational_value=f"v{n}") for n in range(count))
+
+
+def test_job_page_shows_the_first_changes_and_links_to_all_of_them(admin_client):
+    job = job_create_notification(recipient_email="a@example.com")
+    add_changes(job, 60)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(f"/admin/ops/job/{job.pk}/change/").content.decode()
+
+    assert page.count("&quot;v") == 50  # relational values of the first 50 changes
+    assert "&quot;v0&quot;" in page and "&quot;v49&quot;" in page and "&quot;v50&quot;" not in page
+    link = f"/admin/ops/reconciliationchange/?job__id__exact={job.pk}"
+    assert f'<a href="{link}">All 60 change(s) of this job</a>' in page
+    change_queries = [q for q in queries.captured_queries if "ops_reconciliationchange" in q["sql"]]
+    assert len(change_queries) == 2  # the capped rows and the count
+    listing = admin_client.get(link)
+    assert listing.status_code == 200 and listing.context["cl"].result_count == 60
+
+
+def test_job_page_field_order_and_pretty_escaped_json(admin_client):
+    job = job_create_notification(recipient_email="a@example.com", subject="<script>x</script>")
+
+    page = admin_client.get(f"/admin/ops/job/{job.pk}/change/").content.decode()
+
+    assert page.index("Completed at") < page.index("Paused at")
+    assert page.index("Type") < page.index("Paused at")
+    assert '<pre>{\n  &quot;template&quot;: &quot;GENERIC&quot;,' in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
+
+
+def test_json_fields_of_logs_and_outbox_events_are_pretty_printed(admin_client):
+    log = SystemLog.objects.create(timestamp=timezone.now(), event_type="AUTH", severity="info", message="m",
+                                   additional_data={"reason": "Unknown user", "n": 1})
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="x@example.com", payload={"a": [1, 2]})
+
+    log_page = admin_client.get(f"/admin/ops/systemlog/{log.pk}/change/").content.decode()
+    event_page = admin_client.get(f"/admin/ops/outboxevent/{event.pk}/change/").content.decode()
+
+    assert "<pre>{\n  &quot;reason&quot;: &quot;Unknown user&quot;,\n  &quot;n&quot;: 1\n}</pre>" in log_page
+    assert "<pre>{\n  &quot;a&quot;: [\n    1,\n    2\n  ]\n}</pre>" in event_page
+
+
+def test_outbox_and_reconciliation_lists_are_newest_first(admin_client):
+    older = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="old@example.com", payload={})
+    newer = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="new@example.com", payload={})
+    OutboxEvent.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    job = job_create_notification(recipient_email="a@example.com")
+    add_changes(job, 3)
+
+    events = admin_client.get("/admin/ops/outboxevent/?event_type__exact=GENERIC").context["cl"].result_list
+    changes = admin_client.get("/admin/ops/reconciliationchange/").context["cl"].result_list
+
+    assert [e.pk for e in events] == [newer.pk, older.pk]
+    assert [c.entity_id for c in changes] == ["2", "1", "0"]
+
+
+def test_users_are_text_for_an_operator_and_links_for_an_admin(operator_client, admin_client, admin_user):
+    log = SystemLog.objects.create(timestamp=timezone.now(), event_type="USER", severity="info", message="m",
+                                   reported_by=admin_user)
+    job = job_create_notification(recipient_email="a@example.com", actor=admin_user)
+    user_link = f'href="/admin/accounts/user/{admin_user.pk}/change/"'
+
+    for url in (f"/admin/ops/systemlog/{log.pk}/change/", f"/admin/ops/job/{job.pk}/change/"):
+        operator_page = operator_client.get(url).content.decode()
+        assert user_link not in operator_page and f"boss (#{admin_user.pk})" in operator_page, url
+    for url in (f"/admin/ops/systemlog/{log.pk}/change/", f"/admin/ops/job/{job.pk}/change/"):
+        assert user_link in admin_client.get(url).content.decode(), url
+
+
+def history(obj):
+    return list(LogEntry.objects.filter(object_id=str(obj.pk)).values_list("change_message", flat=True))
+
+
+def test_job_execute_and_outbox_retry_leave_history_only_where_they_changed_something(admin_client,
+                                                                                    smtp_server):
+    queued = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    dead = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="x@example.com", payload={})
+    sent = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="y@example.com", payload={})
+    OutboxEvent.objects.filter(pk=dead.pk).update(status=OutboxStatus.DEAD, retry_count=5)
+    OutboxEvent.objects.filter(pk=sent.pk).update(status=OutboxStatus.SENT)
+
+    admin_client.post("/admin/ops/job/", {"action": "execute_jobs", "_selected_action": [queued.pk]}, follow=True)
+    response = admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events",
+                                                             "_selected_action": [dead.pk, sent.pk]}, follow=True)
+
+    assert Job.objects.get(pk=queued.pk).status == JobStatus.COMPLETED
+    assert history(queued) == ["Ran the action “Execute selected jobs now”."]
+    assert history(dead) == ["Ran the action “Retry selected events now (DEAD or pending)”."]
+    assert history(sent) == []
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"1 event(s) not changed: already sent, or being delivered right now ({sent.pk})",
+        "1 event(s) queued for delivery."]
