@@ -336,6 +336,7 @@ CATALOG_CACHE_TTL = env_int("CATALOG_CACHE_TTL", 300)
 
 # Upcoming active bookings one account may hold at once (business-flow protection).
 MAX_ACTIVE_BOOKINGS_PER_USER = env_int("MAX_ACTIVE_BOOKINGS_PER_USER", 25)
+MAX_UPCOMING_ITEMS_PER_ORGANIZER = env_int("MAX_UPCOMING_ITEMS_PER_ORGANIZER", 500)
 
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10)
 OUTBOX_MAX_RETRIES = env_int("OUTBOX_MAX_RETRIES", 5)

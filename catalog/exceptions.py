@@ -1,4 +1,4 @@
-from bookings_project.errors import ApplicationError, NotFound, ServiceUnavailable
+from bookings_project.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
 
 
 class ItemNotFound(NotFound):
@@ -26,3 +26,9 @@ class UnknownTier(ApplicationError):
 
 class ItemBusy(ServiceUnavailable):
     default_message = "The item is busy, retry shortly"
+
+
+class ItemLimitReached(Conflict):
+    def __init__(self, limit: int):
+        super().__init__(f"You have {limit} upcoming items, the most one organizer may hold; delete one or wait "
+                         "until one has ended")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -17,7 +18,7 @@ from bookings_project.errors import Forbidden, ValidationFailed
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 
 from .cache import catalog_changed
-from .exceptions import CapacityExceeded, ItemNotFound, TierSoldOut, UnknownTier
+from .exceptions import CapacityExceeded, ItemLimitReached, ItemNotFound, TierSoldOut, UnknownTier
 from .locking import constraint_name, contention_guard
 from .models import BookableItem, PriceTier
 from .selectors import item_can_manage
@@ -70,6 +71,7 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
     tiers = _tier_specs(price_tiers)
     item_validate(name=name, start_time=start_time, end_time=end_time, capacity=capacity, tiers=tiers)
     with transaction.atomic():
+        _check_item_limit(organizer)
         item = BookableItem.objects.create(
             organizer=organizer, name=name, description=description or "", start_time=start_time,
             end_time=end_time, location=location or "", capacity=capacity, is_private=is_private,
@@ -81,6 +83,20 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
         )
         _announce_item_change(item)
     return item
+
+
+def _check_item_limit(organizer) -> None:
+    """A business-flow limit (OWASP API6): one account may hold at most
+    MAX_UPCOMING_ITEMS_PER_ORGANIZER items that have not ended, so self-registered suppliers
+    cannot flood the public list; ADMINs are not limited. Counted under the organizer's row lock
+    (lock order: user → item), so parallel requests cannot both take the last place."""
+    limit = settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER
+    if organizer.is_admin:
+        return
+    list(type(organizer).objects.select_for_update().filter(pk=organizer.pk).values_list("pk"))
+    upcoming = BookableItem.objects.filter(organizer=organizer, deleted_at__isnull=True, end_time__gt=timezone.now())
+    if upcoming.count() >= limit:
+        raise ItemLimitReached(limit)
 
 
 def _lock_item_for_change(*, actor, item_id) -> BookableItem:

@@ -56,7 +56,7 @@ class ItemCollectionView(APIView):
         return response
 
     @extend_schema(tags=["items"], request=ItemRequestSerializer,
-                   responses={201: ItemResponseSerializer, **error_responses(400, 401, 403)})
+                   responses={201: ItemResponseSerializer, **error_responses(400, 401, 403, 409)})
     def post(self, request):
         item = services.item_create(organizer=request.user, **valid_data(ItemRequestSerializer, request.data))
         return Response(item_json(request, item.pk), status=status.HTTP_201_CREATED)

@@ -302,3 +302,20 @@ def test_null_optional_texts_and_tags_mean_empty(client_for, make_user):
     cleared = organizer.put(f"/api/v1/items/{item['id']}", {"description": None, "location": None, "tags": None},
                             format="json").json()
     assert (cleared["description"], cleared["location"], cleared["tags"]) == ("", "", [])
+
+
+def test_an_organizer_holds_a_bounded_number_of_upcoming_items_an_admin_does_not(client_for, make_user, settings):
+    from django.utils import timezone
+
+    from catalog.models import BookableItem
+
+    settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER = 2
+    organizer, admin = make_user(roles=["EVENT_ORGANIZER"]), make_user(roles=["ADMIN"])
+    body = {"name": "Talk", "startTime": "2031-09-15T10:00:00", "endTime": "2031-09-15T12:00:00", "capacity": 5}
+    post = lambda user: client_for(user).post("/api/v1/items", body, format="json")  # noqa: E731
+    first, _ = post(organizer), post(organizer)
+    refused = post(organizer)
+    assert refused.status_code == 409 and "upcoming items" in refused.json()["message"]
+    BookableItem.objects.filter(pk=first.json()["id"]).update(deleted_at=timezone.now())  # a deleted one frees a place
+    assert post(organizer).status_code == 201
+    assert [post(admin).status_code for _ in range(3)] == [201] * 3
