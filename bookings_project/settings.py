@@ -329,7 +329,13 @@ CELERY_BEAT_SCHEDULE = {
     # only creates the jobs (which the outbox runs), so a late start within the hour is harmless.
     "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *")),
                       "options": {"expires": 3600.0}},
+    # Retention of system logs and SENT outbox events (ops/retention.py), nightly by default.
+    "prune-history": {"task": "ops.history_prune_task", "schedule": _crontab(env_str("RETENTION_CRON", "30 3 * * *")),
+                      "options": {"expires": 3600.0}},
 }
+# Days kept: system log entries (0: forever — an audit trail), SENT outbox events (0: forever).
+LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 0)
+OUTBOX_SENT_RETENTION_DAYS = env_int("OUTBOX_SENT_RETENTION_DAYS", 30)
 
 # Seconds a rendered item list may live in Redis (0 disables the cache); see catalog/cache.py.
 CATALOG_CACHE_TTL = env_int("CATALOG_CACHE_TTL", 300)

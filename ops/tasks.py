@@ -29,6 +29,14 @@ def reconcile_all_task():
     reconciliation_schedule_all()
 
 
+@shared_task(name="ops.history_prune_task", ignore_result=True, autoretry_for=(DatabaseError, InterfaceError),
+             retry_backoff=True, retry_backoff_max=600, max_retries=10)
+def history_prune_task():
+    from .retention import history_prune
+
+    logger.info("history pruned: %s", history_prune())
+
+
 def outbox_nudge_task() -> None:
     """Enqueue a dispatch; never fails the caller (the beat sweep is the safety net)."""
     try:
