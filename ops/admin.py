@@ -56,7 +56,9 @@ def json_display(field: str, description: str):
     @admin.display(description=description)
     def show(model_admin, obj):
         value = getattr(obj, field)
-        return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str))
+        # Keys sorted: PostgreSQL's jsonb keeps its own key order, SQLite the inserted one.
+        return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False,
+                                                       default=str))
     return show
 
 
