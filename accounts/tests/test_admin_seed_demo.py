@@ -84,3 +84,16 @@ def test_demo_names_taken_by_real_accounts_are_skipped_never_used(make_user):
         assert not Booking.objects.filter(user=real).exists()
         assert not BookableItem.objects.filter(organizer=real).exists()
     assert User.objects.filter(username__iexact="alice").count() == 1
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_demo_accounts_get_the_known_password_only_in_development(settings, capsys, debug):
+    from catalog.management.commands.seed_demo import DEMO_PASSWORD
+
+    settings.DEBUG = debug
+    call_command("seed_demo")
+    printed = capsys.readouterr().out
+    password = printed.rsplit("password for new demo accounts: ", 1)[1].rstrip(").\n")
+    organizer = User.objects.get(username="harbor_events")
+    assert organizer.check_password(password)
+    assert (password == DEMO_PASSWORD) is debug

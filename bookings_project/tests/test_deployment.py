@@ -19,8 +19,9 @@ def compose():
 def test_compose_describes_every_part_of_the_production_shape(compose):
     services = compose["services"]
     assert {"postgres", "redis", "web", "worker", "beat", "mailpit"} <= set(services)
-    assert "gunicorn" in services["web"]["command"] and "bookings_project.wsgi" in services["web"]["command"]
-    assert services["worker"]["command"][:4] == ["celery", "-A", "bookings_project", "worker"]
+    command = lambda name: " ".join(services[name]["command"])  # noqa: E731
+    assert "exec gunicorn bookings_project.wsgi" in command("web") and "${WEB_CONCURRENCY:-4}" in command("web")
+    assert "exec celery -A bookings_project worker" in command("worker")
     assert services["beat"]["command"][:4] == ["celery", "-A", "bookings_project", "beat"]
     assert services["postgres"]["image"].startswith("postgres") and services["redis"]["image"].startswith("redis")
 
@@ -46,7 +47,9 @@ def test_app_services_get_the_contract_configuration(compose):
                          "SECRET_KEY", "JWT_SIGNING_KEY"):
             assert variable in env, f"{name} lacks {variable}"
         assert env["DEBUG"] == "0"
-        assert env["EMAIL_HOST"] == "mailpit" and env["REDIS_URL"].startswith("redis://redis:")
+        assert env["EMAIL_HOST"] == "${EMAIL_HOST:-mailpit}" and env["REDIS_URL"].startswith("redis://redis:")
+        assert env["DEMO_DATA"] == "${DEMO_DATA:-0}"  # no demo accounts in production unless asked for
+        assert all(f"DJANGO_SUPERUSER_{part}" in env for part in ("USERNAME", "EMAIL", "PASSWORD"))
         assert env["DATABASE_URL"] != env["DOCUMENTS_DATABASE_URL"]
 
 

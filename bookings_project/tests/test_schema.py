@@ -58,6 +58,11 @@ def test_schema_shows_no_password_in_responses(schema):
     assert set(user["properties"]) == {"id", "username", "email", "roles"}
 
 
+def test_swagger_ui_asks_no_external_validator(api_client):
+    """Swagger UI would otherwise load a badge from validator.swagger.io on any non-local host."""
+    assert re.search(r'"validatorUrl":\s*null', api_client.get("/api/docs/").content.decode())
+
+
 @pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
 def test_docs_pages_use_only_local_static_files(api_client, path):
     response = api_client.get(path)

@@ -64,3 +64,26 @@ def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp
     assert "All processes stopped." in output, output[-3000:]
     # Nothing it started is left listening.
     assert not wait_for(lambda: http("GET", f"{base}/healthz")[0] == 200, timeout=1, interval=0.2, ignore=(OSError,))
+
+
+@pytest.mark.postgres
+def test_a_missing_postgresql_database_is_one_line_naming_the_cause(tmp_path):
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    config = settings.DATABASES["default"]
+    url = f"postgres://{config['USER']}@{config['HOST']}:{config['PORT'] or 5432}/no_such_db_for_runstack"
+    result = subprocess.run([sys.executable, "manage.py", "runstack", "--prepare-only"], cwd=settings.BASE_DIR,
+                            env={**os.environ, "DATABASE_URL": url, "VAR_DIR": str(tmp_path)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert 'database "no_such_db_for_runstack" does not exist' in line and "createdb no_such_db_for_runstack" in line
+
+
+def test_a_configuration_error_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, capture_output=True,
+                            text=True, timeout=60, env={**env, "DEBUG": "0", "VAR_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("Configuration error: DEBUG is off but SECRET_KEY is unset (or the development "
+                                     "key): set SECRET_KEY to a secret value.")

@@ -3,9 +3,11 @@ consistent): organizers, customers, upcoming items with tiers and tags, some pri
 bookings. `--if-empty` does nothing once any item exists (`make run` uses it)."""
 
 import random
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Q
@@ -64,14 +66,21 @@ ITEMS = (
 PRIVATE = {"Private Yacht Dinner", "Team Offsite Planning (internal)"}
 
 
-def _user(username: str, role: str) -> User | None:
+def demo_password() -> str:
+    """The well-known password in development; with DEBUG off (a production-shaped install) a
+    random one per run, printed once, so demo accounts never open a real deployment to anyone
+    who has read this file."""
+    return DEMO_PASSWORD if settings.DEBUG else f"Demo-{secrets.token_urlsafe(12)}"
+
+
+def _user(username: str, role: str, password: str) -> User | None:
     """The demo account (made by an earlier run, or now); None when a real account already holds
     its username or email (in any case): demo data never books or publishes as a real user."""
     email = f"{username}@example.com"
     taken = User.objects.filter(Q(username__iexact=username) | Q(email__iexact=email))
     if taken.exists():
         return taken.filter(username=username, email=email).first()
-    return user_register(username=username, email=email, password=DEMO_PASSWORD, roles=[role])
+    return user_register(username=username, email=email, password=password, roles=[role])
 
 
 class Command(BaseCommand):
@@ -90,9 +99,10 @@ class Command(BaseCommand):
             self.stdout.write("Demo data skipped: items already exist.")
             return
         rng = random.Random(2025)
+        password = demo_password()
         with transaction.atomic():
-            organizers = [u for u in (_user(name, Role.EVENT_ORGANIZER) for name in ORGANIZERS) if u]
-            customers = [u for u in (_user(name, Role.USER) for name in CUSTOMERS) if u]
+            organizers = [u for u in (_user(name, Role.EVENT_ORGANIZER, password) for name in ORGANIZERS) if u]
+            customers = [u for u in (_user(name, Role.USER, password) for name in CUSTOMERS) if u]
             if not organizers:
                 raise CommandError("Every demo organizer's username or email belongs to another account")
             if BookableItem.objects.filter(organizer__in=organizers, name__in=[i[0] for i in ITEMS]).exists():
@@ -101,7 +111,7 @@ class Command(BaseCommand):
         bookings = self._bookings(items, customers, rng)
         self.stdout.write(self.style.SUCCESS(
             f"Demo data: {len(organizers)} organizers, {len(customers)} customers, {len(items)} items, "
-            f"{bookings} bookings (password for demo accounts: {DEMO_PASSWORD})."))
+            f"{bookings} bookings (password for new demo accounts: {password})."))
 
     def _items(self, organizers) -> list[BookableItem]:
         today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -14,6 +14,25 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
+from bookings_project.commands import database_errors_as_command_error, one_line
+
+
+def check_database(alias: str) -> None:
+    """A PostgreSQL database that cannot be reached is one clear line naming the cause (the
+    connection pool would only report, after its timeout, that it got no connection)."""
+    config = settings.DATABASES[alias]
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        return
+    import psycopg
+
+    try:
+        psycopg.connect(dbname=config["NAME"], user=config.get("USER") or None,
+                        password=config.get("PASSWORD") or None, host=config.get("HOST") or None,
+                        port=config.get("PORT") or None, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        hint = f" (create it: createdb {config['NAME']})" if "does not exist" in str(exc) else ""
+        raise CommandError(f"Database {alias!r} ({config['NAME']}) unavailable: {one_line(exc)}{hint}") from exc
+
 
 class Command(BaseCommand):
     help = "Migrate, create the admin, load demo data, and serve web + worker + beat."
@@ -32,11 +51,19 @@ class Command(BaseCommand):
     # --- preparation -------------------------------------------------------------------
 
     def prepare(self):
+        for alias in ("default", "documents"):
+            check_database(alias)
+        with database_errors_as_command_error():
+            self._prepare()
+
+    def _prepare(self):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("migrate", database="documents", interactive=False, verbosity=0)
         self.stdout.write("Databases migrated (default, documents).")
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        if bool(username) != bool(password):
+            self.stderr.write("No admin created: set both DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD.")
         if username and password:
             from accounts.services import superuser_ensure
 
