@@ -153,7 +153,7 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
     if isinstance(exc, Http404):
         return 404, "Not found", None, {}
     if isinstance(exc, PermissionDenied):
-        return 403, ApplicationError.default_message if not str(exc) else str(exc), None, {}
+        return 403, str(exc) or Forbidden.default_message, None, {}
     if isinstance(exc, RequestDataTooBig):
         return 413, "Request body too large", None, {}
     if isinstance(exc, SuspiciousOperation):
