@@ -14,6 +14,7 @@ from django.db import connections
 from django.http import HttpResponseRedirect
 
 from bookings_project.errors import ApplicationError
+from bookings_project.ratelimit import rate_limit_hit
 from ops.admin import action_run_each
 
 from . import services
@@ -55,14 +56,27 @@ class UserChangeForm(auth_forms.UserChangeForm):
         return value
 
 
+class ServicePasswordChangeForm(AdminPasswordChangeForm):
+    """Django's form, but the current password is checked by the service (limited per account
+    and every wrong guess logged, as in the API), not by the form."""
+
+    def clean_old_password(self):
+        return self.cleaned_data["old_password"]
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
     """The admin's "Change password" (BookingsAdminSite.password_change_view): the service the API
-    uses (validators, the "Password changed" AUTH log, every token ended), keeping this session."""
+    uses (validators, the current-password check and its limit, the AUTH logs, every token
+    ended), keeping this session."""
 
-    form_class = AdminPasswordChangeForm
+    form_class = ServicePasswordChangeForm
     SERVICE_FIELDS = {"currentPassword": "old_password", "password": "new_password2"}
 
     def form_valid(self, form):
+        retry_after = rate_limit_hit(self.request, **services.PASSWORD_CHECK_LIMIT)
+        if retry_after is not None:
+            form.add_error("old_password", f"Too many attempts: retry in {retry_after} s.")
+            return self.form_invalid(form)
         try:
             user = services.user_update(actor=self.request.user, user=self.request.user,
                                         password=form.cleaned_data["new_password1"],

@@ -127,6 +127,12 @@ def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, s
     raise InvalidCredentials()
 
 
+# A password change by its owner checks the current password: as many guesses as logins allow,
+# per account (a stolen token or session must not become unlimited guessing). Both the API and
+# the admin's "Change password" count against it (bookings_project.ratelimit.rate_limit_hit).
+PASSWORD_CHECK_LIMIT = {"group": "password-check", "rate_setting": "RATE_LIMIT_LOGIN", "per": "user"}
+
+
 # What each kind of profile change writes (User.save derives is_staff from the roles).
 UPDATED_COLUMNS = {"username": ["username"], "email": ["email"], "roles": ["roles", "is_staff"],
                    "password": ["password"]}

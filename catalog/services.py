@@ -71,7 +71,8 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
     tiers = _tier_specs(price_tiers)
     item_validate(name=name, start_time=start_time, end_time=end_time, capacity=capacity, tiers=tiers)
     with transaction.atomic():
-        _check_item_limit(organizer)
+        if end_time > timezone.now():  # a past item (a historical record) holds no place
+            _check_item_limit(organizer, lock=True)
         item = BookableItem.objects.create(
             organizer=organizer, name=name, description=description or "", start_time=start_time,
             end_time=end_time, location=location or "", capacity=capacity, is_private=is_private,
@@ -85,15 +86,18 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
     return item
 
 
-def _check_item_limit(organizer) -> None:
+def _check_item_limit(organizer, *, lock: bool) -> None:
     """A business-flow limit (OWASP API6): one account may hold at most
     MAX_UPCOMING_ITEMS_PER_ORGANIZER items that have not ended, so self-registered suppliers
-    cannot flood the public list; ADMINs are not limited. Counted under the organizer's row lock
-    (lock order: user → item), so parallel requests cannot both take the last place."""
+    cannot flood the public list; ADMINs are not limited. On create it is counted under the
+    organizer's row lock (`lock`; lock order user → item), so parallel requests cannot both take
+    the last place; a move of an ended item back into the future, which already holds its item's
+    lock, counts without it."""
     limit = settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER
     if organizer.is_admin:
         return
-    list(type(organizer).objects.select_for_update().filter(pk=organizer.pk).values_list("pk"))
+    if lock:
+        list(type(organizer).objects.select_for_update().filter(pk=organizer.pk).values_list("pk"))
     upcoming = BookableItem.objects.filter(organizer=organizer, deleted_at__isnull=True, end_time__gt=timezone.now())
     if upcoming.count() >= limit:
         raise ItemLimitReached(limit)
@@ -169,6 +173,8 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
                       capacity=merged["capacity"], tiers=effective)
         _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
         times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
+        if item.end_time <= timezone.now() < merged["end_time"]:  # an ended item comes back
+            _check_item_limit(item.organizer, lock=False)
         renamed = merged["name"] != item.name
         for field, value in merged.items():
             setattr(item, field, value)

@@ -73,16 +73,14 @@ def ics_datetime(value) -> datetime | None:
         return None
 
 
-def _ics_sequence(payload: dict, *, cancelled: bool, issued_at: datetime) -> int:
-    """RFC 5545 SEQUENCE: 0 for the first invitation; every later revision (a move, the
-    cancellation) is numbered by the seconds since the booking was made, so a later revision
-    always carries a higher number, and a redelivered email the same one."""
-    booked_at = ics_datetime(payload.get("bookingDate"))
-    if not payload.get("rescheduled") and not cancelled:
-        return 0
-    if booked_at is None:
-        return 1
-    return max(1, min(2**31 - 1, int((issued_at - booked_at).total_seconds()) + 1))
+def _ics_sequence(payload: dict, *, cancelled: bool) -> int:
+    """RFC 5545 SEQUENCE: the booking's revision (0 at the confirmation, one more for each move
+    and for the cancellation), so each update outranks the one before it, and a redelivered
+    email keeps its number. Payloads from before revisions were counted: 1 for a cancellation."""
+    revision = payload.get("revision")
+    if isinstance(revision, int) and not isinstance(revision, bool) and 0 <= revision < 2**31:
+        return revision
+    return 1 if cancelled or payload.get("rescheduled") else 0
 
 
 def booking_ics(payload: dict, *, cancelled: bool, recipient: str, stable_id: str,
@@ -106,7 +104,7 @@ def booking_ics(payload: dict, *, cancelled: bool, recipient: str, stable_id: st
     booking_id = payload.get("bookingId")
     event.add("uid", f"booking-{booking_id}@{_domain()}" if booking_id is not None else f"{stable_id}@{_domain()}")
     event.add("dtstamp", issued_at.astimezone(UTC))
-    event.add("sequence", _ics_sequence(payload, cancelled=cancelled, issued_at=issued_at))
+    event.add("sequence", _ics_sequence(payload, cancelled=cancelled))
     event.add("summary", one_line(str(payload.get("itemName") or "Booking")))
     event.add("dtstart", start)
     event.add("dtend", end)

@@ -29,6 +29,9 @@ class Booking(models.Model):
     start_time = models.DateTimeField()
     end_time = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
+    # Revisions announced to the booker since the confirmation (a move, the cancellation): the
+    # calendar invitation's SEQUENCE, so each update outranks the one before it.
+    revision = models.PositiveIntegerField(default=0, editable=False)
     # The client's Idempotency-Key of the request that made it: a retry with the same key gets
     # this booking back instead of a second attempt (unique per user).
     request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)

@@ -9,11 +9,12 @@ the same transaction.
 
 import logging
 from dataclasses import dataclass
+from itertools import islice
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -37,6 +38,7 @@ from .selectors import booking_conflicts, booking_queryset, booking_visible
 logger = logging.getLogger(__name__)
 
 EXCLUSION_VIOLATION = "23P01"
+MOVE_NOTICE_CHUNK = 1_000  # "Booking moved" outbox rows per INSERT
 
 
 def booking_event_payload(booking: Booking) -> dict:
@@ -54,6 +56,7 @@ def booking_event_payload(booking: Booking) -> dict:
         "pricePaid": f"{booking.price_paid:.2f}",
         "status": booking.status,
         "bookingDate": timezone.localtime(booking.booking_date).isoformat(),
+        "revision": booking.revision,
     }
 
 
@@ -222,7 +225,9 @@ def _transition(*, booking_id, target: str, check=None, only_active: bool = Fals
                 raise BookingTimeConflict()
             was_active = booking.is_active
             booking.status = target
-            booking.save(update_fields=["status", "updated_at"])
+            if target == BookingStatus.CANCELLED:
+                booking.revision += 1  # the cancellation outranks every invitation before it
+            booking.save(update_fields=["status", "revision", "updated_at"])
             if was_active and not booking.is_active:
                 item_seat_release(item_id=booking.item_id, tier_id=booking.tier_id)
             _announce(booking, {BookingStatus.CANCELLED: EventType.BOOKING_CANCELLED,
@@ -290,12 +295,15 @@ def booking_times_follow_item(*, item: BookableItem) -> int:
         raise BookingTimeConflict("The new times overlap other confirmed bookings of this item's bookers")
     try:
         with transaction.atomic():
-            moved = active.update(start_time=item.start_time, end_time=item.end_time)
+            moved = active.update(start_time=item.start_time, end_time=item.end_time, revision=F("revision") + 1)
     except IntegrityError as exc:
         _raise_overlap_as_conflict(exc)
-    # Each booker is told, with an updated calendar invitation (same UID, higher SEQUENCE).
-    outbox_enqueue_many([
-        outbox_event(event_type=EventType.BOOKING_CONFIRMED, recipient_email=booking.user.email,
-                     payload={**booking_event_payload(booking), "rescheduled": True})
-        for booking in active.select_related("user", "item", "tier").order_by("pk")])
+    # Each booker is told, with an updated calendar invitation (same UID, higher SEQUENCE), in
+    # INSERTs of a bounded size however many bookings the item has.
+    bookings = active.select_related("user", "item", "tier").order_by("pk").iterator(chunk_size=MOVE_NOTICE_CHUNK)
+    while chunk := list(islice(bookings, MOVE_NOTICE_CHUNK)):
+        outbox_enqueue_many([
+            outbox_event(event_type=EventType.BOOKING_CONFIRMED, recipient_email=booking.user.email,
+                         payload={**booking_event_payload(booking), "rescheduled": True})
+            for booking in chunk])
     return moved

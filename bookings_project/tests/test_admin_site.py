@@ -89,6 +89,18 @@ def test_password_change_refusals_are_form_errors(admin_client):
     assert not SystemLog.objects.filter(message="Password changed").exists()
 
 
+def test_wrong_current_passwords_are_logged_and_limited_per_account_like_the_api(admin_client, settings):
+    from freezegun import freeze_time
+
+    settings.RATE_LIMIT_LOGIN = "2/m"
+    with freeze_time():
+        answers = [change_password(admin_client, old=f"guess{n}") for n in range(3)]
+    assert [a.context["form"].errors["old_password"] for a in answers[:2]] == [["Current password is wrong"]] * 2
+    assert answers[2].context["form"].errors["old_password"][0].startswith("Too many attempts")
+    failed = SystemLog.objects.filter(event_type="AUTH", message="Failed password check")
+    assert failed.count() == 2 and {e.user_id for e in failed} == {str(admin_client.admin_user.pk)}
+
+
 @pytest.mark.parametrize("error, field, text", [
     (ValidationFailed("Password is too weak", fields={"password": ["Too much like the username"]}),
      "new_password2", "Too much like the username"),

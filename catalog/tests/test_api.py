@@ -319,3 +319,10 @@ def test_an_organizer_holds_a_bounded_number_of_upcoming_items_an_admin_does_not
     BookableItem.objects.filter(pk=first.json()["id"]).update(deleted_at=timezone.now())  # a deleted one frees a place
     assert post(organizer).status_code == 201
     assert [post(admin).status_code for _ in range(3)] == [201] * 3
+    past = {**body, "startTime": "2020-01-01T10:00:00", "endTime": "2020-01-01T12:00:00"}
+    historical = client_for(organizer).post("/api/v1/items", past, format="json")
+    assert historical.status_code == 201  # a past item (a historical record) holds no place
+    moved = client_for(organizer).put(f"/api/v1/items/{historical.json()['id']}",
+                                      {"startTime": "2031-10-01T10:00:00", "endTime": "2031-10-01T12:00:00"},
+                                      format="json")
+    assert moved.status_code == 409  # ... until it is moved back into the future

@@ -87,3 +87,18 @@ def test_a_configuration_error_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == ("Configuration error: DEBUG is off but SECRET_KEY is unset (or the development "
                                      "key): set SECRET_KEY to a secret value.")
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_an_empty_superuser_email_falls_back_instead_of_making_an_admin_without_one(monkeypatch):
+    """docker-compose passes DJANGO_SUPERUSER_EMAIL through even when it is unset (as "")."""
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "root")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "S3cure-admin-pass!")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "")
+    monkeypatch.setenv("DEMO_DATA", "0")
+    call_command("runstack", "--prepare-only")
+    assert User.objects.get(username="root").email == "root@localhost"

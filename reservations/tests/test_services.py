@@ -37,8 +37,8 @@ class TestOutbox:
                     "startTime": "2031-09-15T10:00:00+02:00", "endTime": "2031-09-15T12:00:00+02:00",
                     "tier": "Early Bird", "pricePaid": "49.99",
                     "bookingDate": timezone.localtime(Booking.objects.get(pk=created["id"]).booking_date).isoformat()}
-        assert confirmed.payload == {**expected, "status": "CONFIRMED"}
-        assert cancelled.payload == {**expected, "status": "CANCELLED"}
+        assert confirmed.payload == {**expected, "status": "CONFIRMED", "revision": 0}
+        assert cancelled.payload == {**expected, "status": "CANCELLED", "revision": 1}
         assert confirmed.recipient_email == cancelled.recipient_email == customer.email
         syncs = [e.payload["entities"] for e in OutboxEvent.objects.filter(event_type="DOCUMENT_SYNC")]
         booking_sync = [["booking", str(created["id"])], ["item", str(item.pk)]]

@@ -67,7 +67,7 @@ class Command(BaseCommand):
         if username and password:
             from accounts.services import superuser_ensure
 
-            email = os.environ.get("DJANGO_SUPERUSER_EMAIL", f"{username}@localhost")
+            email = os.environ.get("DJANGO_SUPERUSER_EMAIL") or f"{username}@localhost"  # compose passes ""
             _, created = superuser_ensure(username=username, email=email, password=password)
             self.stdout.write(f"Admin {username!r} {'created' if created else 'already exists'}.")
         if os.environ.get("DEMO_DATA", "1") != "0" and "seed_demo" in get_commands():
