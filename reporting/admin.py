@@ -25,11 +25,22 @@ def days_before(day: date, days: int) -> date:
     return day - timedelta(days=min(days, (day - date.min).days))
 
 
+def _valid_fields(params) -> dict:
+    """The fields of an invalid query that are valid on their own (one bad field does not
+    throw away the dates asked for)."""
+    data = {}
+    for name in RevenueQuerySerializer().fields:
+        single = RevenueQuerySerializer(data={name: params[name]} if name in params else {})
+        if single.is_valid():
+            data.update(single.validated_data)
+    return data
+
+
 def revenue_filters_from(params) -> tuple[RevenueFilters, dict]:
     """Filters from the page's query string (default: the last DEFAULT_DAYS days) and field errors."""
     today = timezone.localdate()
     serializer = RevenueQuerySerializer(data=params)
-    data = serializer.validated_data if serializer.is_valid() else {}
+    data = serializer.validated_data if serializer.is_valid() else _valid_fields(params)
     errors = dict(serializer.errors)
     end = data.get("end_date") or today
     start = data.get("start_date") or days_before(end, DEFAULT_DAYS - 1)

@@ -146,7 +146,7 @@ def build_profile(history: list[ItemFeatures], idf: dict[str, float]) -> Profile
     return profile
 
 
-def _score(item: ItemFeatures, profile: Profile, idf: dict[str, float]) -> tuple[float, str]:
+def _score(item: ItemFeatures, counts: Counter, profile: Profile, idf: dict[str, float]) -> tuple[float, str]:
     parts: list[tuple[float, str]] = []
     organizer = profile.share(profile.organizers, str(item.organizer_id))
     if organizer > MIN_SHARE_IN_REASON:
@@ -163,7 +163,7 @@ def _score(item: ItemFeatures, profile: Profile, idf: dict[str, float]) -> tuple
     location = profile.share(profile.locations, _norm(item.location))
     if location > MIN_SHARE_IN_REASON:
         parts.append((W_LOCATION * location, f"same location: {item.location}"))
-    vector = tfidf(_term_counts(item), idf)
+    vector = tfidf(counts, idf)
     similarity = cosine(profile.terms, vector)
     if similarity > MIN_SHARE_IN_REASON:
         common = sorted((t for t in vector if t in profile.terms),
@@ -184,9 +184,10 @@ def recommend(history: list[ItemFeatures], candidates: list[ItemFeatures], *, li
     if not history:
         ranked = sorted(candidates, key=lambda c: (-c.popularity, c.start_time, c.id))[:limit]
         return [Recommendation(c.id, float(c.popularity), _popular_reason(c)) for c in ranked]
-    idf = idf_table([_term_counts(item) for item in (*history, *candidates)])
+    counts = [_term_counts(item) for item in candidates]  # each text tokenized once
+    idf = idf_table([*(_term_counts(item) for item in history), *counts])
     profile = build_profile(history, idf)
-    scored = [(c, *_score(c, profile, idf)) for c in candidates]
+    scored = [(c, *_score(c, terms, profile, idf)) for c, terms in zip(candidates, counts)]
     scored.sort(key=lambda row: (-round(row[1], 9), row[0].start_time, row[0].id))
     return [Recommendation(c.id, score, reason) for c, score, reason in scored[:limit]]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import BigIntegerField, Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Cast, Lower, Round, Substr, TruncDate
 from django.utils import timezone
 
 from bookings_project.datetimes import ensure_storable
@@ -24,13 +24,19 @@ from .recommendations import ItemFeatures, recommend
 REVENUE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
 # Bookings that make an item "already booked" for recommendations (a cancelled one does not).
 HELD_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
-# Bounded work per recommendation request: the caller's last PROFILE_CAP bookings and the next
-# CANDIDATE_CAP upcoming items by start time.
+# Bounded work per recommendation request: the caller's last PROFILE_CAP bookings; as
+# candidates, the next MATCH_CAP upcoming items sharing an organizer, category or location with
+# them plus the next CANDIDATE_CAP upcoming items of any kind (so a good match is scored however
+# many unrelated items start sooner); the first TEXT_CHARS characters of each description.
 PROFILE_CAP = 50
+MATCH_CAP = 500
 CANDIDATE_CAP = 500
+TEXT_CHARS = 1_000
 # Sums can outgrow a single price's 10 digits; on SQLite the sum is quantized back to cents.
-MONEY_SUM = DecimalField(max_digits=20, decimal_places=2)
 ZERO = Decimal("0.00")
+# Sums of money in whole cents, as integers: exact on every database (SQLite would add the
+# decimals as floating point and lose cents on very large totals).
+CENTS_SUM = Sum(Cast(Round(F("price_paid") * 100), BigIntegerField()))
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,8 @@ def revenue_bookings(*, filters: RevenueFilters) -> QuerySet[Booking]:
     return qs
 
 
-def _money(value) -> Decimal:
-    return (value or ZERO).quantize(Decimal("0.01"))
+def _money(cents) -> Decimal:
+    return (Decimal(cents or 0) / 100).quantize(Decimal("0.01"))
 
 
 def revenue_by_item(*, filters: RevenueFilters) -> RevenueReport:
@@ -108,7 +114,7 @@ def revenue_by_item(*, filters: RevenueFilters) -> RevenueReport:
     rows = (
         revenue_bookings(filters=filters)
         .values("item_id")
-        .annotate(item_name=F("item__name"), revenue=Sum("price_paid", output_field=MONEY_SUM),
+        .annotate(item_name=F("item__name"), revenue=CENTS_SUM,
                   bookings=Count("id"))
         .order_by("-revenue", "item_id")
     )
@@ -124,7 +130,7 @@ def revenue_by_day(*, filters: RevenueFilters) -> list[DayRevenue]:
         revenue_bookings(filters=filters)
         .annotate(day=TruncDate("booking_date", tzinfo=timezone.get_current_timezone()))
         .values("day")
-        .annotate(revenue=Sum("price_paid", output_field=MONEY_SUM), bookings=Count("id"))
+        .annotate(revenue=CENTS_SUM, bookings=Count("id"))
         .order_by("day")
     )
     return [DayRevenue(r["day"], _money(r["revenue"]), r["bookings"]) for r in rows]
@@ -132,27 +138,27 @@ def revenue_by_day(*, filters: RevenueFilters) -> list[DayRevenue]:
 
 # --- recommendations --------------------------------------------------------------------------
 
-_FEATURE_FIELDS = ("id", "name", "description", "organizer_id", "category", "tags", "location", "start_time",
-                   "sold")
+_FEATURE_FIELDS = ("id", "name", "organizer_id", "category", "tags", "location", "start_time", "sold")
 
 
-def _features(row: dict, prefix: str = "") -> ItemFeatures:
-    tags = row[f"{prefix}tags"]
-    return ItemFeatures(
-        id=row[f"{prefix}id"], name=row[f"{prefix}name"], description=row[f"{prefix}description"],
+def _feature_rows(queryset, *, cap: int, prefix: str = "") -> list[ItemFeatures]:
+    """ItemFeatures of the first `cap` items a (sorted) queryset reaches through `prefix`, their
+    descriptions truncated to TEXT_CHARS."""
+    rows = queryset.annotate(text_head=Substr(f"{prefix}description", 1, TEXT_CHARS)).values(
+        *(f"{prefix}{name}" for name in _FEATURE_FIELDS), "text_head")[:cap]
+    return [ItemFeatures(
+        id=row[f"{prefix}id"], name=row[f"{prefix}name"], description=row["text_head"] or "",
         organizer_id=row[f"{prefix}organizer_id"], category=row[f"{prefix}category"],
-        tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        tags=tuple(str(t) for t in row[f"{prefix}tags"]) if isinstance(row[f"{prefix}tags"], list) else (),
         location=row[f"{prefix}location"], start_time=row[f"{prefix}start_time"], popularity=row[f"{prefix}sold"],
-    )
+    ) for row in rows]
 
 
 def recommendation_history(*, user, cap: int = PROFILE_CAP) -> list[ItemFeatures]:
     """The items of the user's last `cap` CONFIRMED/COMPLETED bookings, newest booking first
     (deleted items included: they still say what the user likes)."""
-    rows = (Booking.objects.filter(user=user, status__in=REVENUE_STATUSES)
-            .order_by("-booking_date", "-id")
-            .values(*(f"item__{name}" for name in _FEATURE_FIELDS))[:cap])
-    return [_features(row, prefix="item__") for row in rows]
+    bookings = Booking.objects.filter(user=user, status__in=REVENUE_STATUSES).order_by("-booking_date", "-id")
+    return _feature_rows(bookings, cap=cap, prefix="item__")
 
 
 def recommendation_candidates_queryset(*, user, now: datetime) -> QuerySet[BookableItem]:
@@ -164,13 +170,24 @@ def recommendation_candidates_queryset(*, user, now: datetime) -> QuerySet[Booka
             .exclude(Q(organizer_id=user.pk) | Q(pk__in=held)))
 
 
-def recommendation_candidates(*, user, now: datetime, popular: bool = False,
+def recommendation_candidates(*, user, now: datetime, history: list[ItemFeatures] = (), popular: bool = False,
                               cap: int = CANDIDATE_CAP) -> list[ItemFeatures]:
     """The next `cap` candidates by start time, or (popular=True, for cold start) the `cap`
-    most-booked ones."""
+    most-booked ones; with a `history`, first the next MATCH_CAP sharing an organizer, category
+    or location with it (case-insensitively, as the scores compare them)."""
+    base = recommendation_candidates_queryset(user=user, now=now)
     order = ("-sold", "start_time", "id") if popular else ("start_time", "id")
-    rows = recommendation_candidates_queryset(user=user, now=now).order_by(*order).values(*_FEATURE_FIELDS)[:cap]
-    return [_features(row) for row in rows]
+    found = _feature_rows(base.order_by(*order), cap=cap)
+    if history:
+        categories = {c.casefold() for c in (h.category for h in history) if c}
+        locations = {loc.casefold() for loc in (h.location for h in history) if loc}
+        matching = (base.annotate(category_key=Lower("category"), location_key=Lower("location"))
+                    .filter(Q(organizer_id__in={h.organizer_id for h in history}) | Q(category_key__in=categories)
+                            | Q(location_key__in=locations))
+                    .order_by("start_time", "id"))
+        seen = {item.id for item in found}
+        found += [item for item in _feature_rows(matching, cap=MATCH_CAP) if item.id not in seen]
+    return found
 
 
 def recommended_items(*, user, limit: int, now: datetime | None = None) -> list[BookableItem]:
@@ -178,7 +195,7 @@ def recommended_items(*, user, limit: int, now: datetime | None = None) -> list[
     A fixed number of queries: history, candidates, items, their tiers."""
     now = now or timezone.now()
     history = recommendation_history(user=user)
-    candidates = recommendation_candidates(user=user, now=now, popular=not history,
+    candidates = recommendation_candidates(user=user, now=now, history=history, popular=not history,
                                            cap=limit if not history else CANDIDATE_CAP)
     ranked = recommend(history, candidates, limit=limit)
     if not ranked:

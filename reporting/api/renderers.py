@@ -9,12 +9,13 @@ from rest_framework.renderers import BaseRenderer
 
 CSV_HEADER = ("itemId", "itemName", "itemRevenue", "numberOfBookings")
 TOTAL_LABEL = "TOTAL"
-# A cell starting with one of these is read as a formula by spreadsheets (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these — after any leading whitespace, and in their full-width
+# forms too — is read as a formula by some spreadsheet (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def _safe_text(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
+    return f"'{value}" if value.startswith(_FORMULA_START) or value.lstrip().startswith(_FORMULA_START) else value
 
 
 def _money(value) -> str:

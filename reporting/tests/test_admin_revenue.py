@@ -72,3 +72,13 @@ def test_other_roles_do_not_get_the_page(client, make_user, roles):
     if user.is_staff:
         assert response.status_code == 403
         assert PAGE not in client.get("/admin/").content.decode()
+
+
+def test_one_bad_field_keeps_the_dates_asked_for():
+    from datetime import date
+
+    from reporting.admin import revenue_filters_from
+
+    filters, errors = revenue_filters_from({"startDate": "2030-03-01", "endDate": "2030-03-05", "itemId": "abc"})
+    assert (filters.start_date, filters.end_date, filters.item_id) == (date(2030, 3, 1), date(2030, 3, 5), None)
+    assert set(errors) == {"itemId"}

@@ -172,4 +172,30 @@ def test_query_count_does_not_grow_with_items_or_bookings(make_user, client_for,
     large = _queries_for_recommendations(client_for, make_user(), organizer, items=30, bookings=50,
                                          first_day=100)
     cold = _queries_for_recommendations(client_for, make_user(), organizer, items=30, bookings=0, first_day=300)
-    assert small == large == cold <= 6  # caller, history, candidates, items, tiers
+    assert small == large <= 7  # caller, history, next candidates, matching candidates, items, tiers
+    assert cold == small - 1  # cold start: no history to match
+
+
+def test_a_match_is_scored_however_many_unrelated_items_start_sooner(customer, client_for, organizer,
+                                                                      other_organizer, monkeypatch):
+    from reporting import selectors
+
+    monkeypatch.setattr(selectors, "CANDIDATE_CAP", 5)  # the next 5 by start time: all unrelated
+    book(customer, item_at(organizer, 0, name="Tech Workshop", category="Tech", location="Room A"))
+    for n in range(8):
+        item_at(other_organizer, 1 + n, name=f"Filler {n}", category="Other", location="Elsewhere")
+    item_at(organizer, 30, name="Another Tech Workshop", category="tech", location="Room A")
+
+    response = client_for(customer).get(URL)
+
+    assert names(response)[0] == "Another Tech Workshop"
+    assert response.json()[0]["reason"].startswith("Same organizer")
+
+
+def test_only_the_head_of_a_long_description_is_read(customer, client_for, organizer):
+    from reporting.selectors import TEXT_CHARS, recommendation_candidates
+    from django.utils import timezone
+
+    item_at(organizer, 3, name="Long", description="word " * 5_000)
+    [candidate] = recommendation_candidates(user=customer, now=timezone.now())
+    assert len(candidate.description) == TEXT_CHARS

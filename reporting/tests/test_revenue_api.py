@@ -245,3 +245,28 @@ def test_query_count_does_not_grow_with_items_or_bookings(admin_client, organize
     small = _queries_for_report(admin_client, organizer, buyers, items=3, bookings_per_item=2, first_day=100)
     large = _queries_for_report(admin_client, other_organizer, buyers, items=30, bookings_per_item=5, first_day=200)
     assert small == large <= 6  # two requests (JSON, CSV): the caller and one grouped query each
+
+
+@pytest.mark.parametrize("name", [" =1+1", "\n=1+1", "\uff1d1+1", "\uff20SUM(A1)", "-2+3", "@SUM(A1)"])
+def test_formula_looking_names_are_neutralised_after_whitespace_and_in_full_width(name):
+    from reporting.api.renderers import _safe_text
+
+    assert _safe_text(name) == f"'{name}"
+    assert _safe_text("Jazz = fun") == "Jazz = fun"
+
+
+def test_sums_are_exact_to_the_cent_at_the_largest_prices(admin_client, organizer, buyers):
+    """Whole cents summed as integers: SQLite would add the decimals as floating point."""
+    from decimal import Decimal
+
+    from reservations.models import Booking
+
+    item = priced_item(organizer, 3, "1.00")
+    book(buyers[0], item)
+    template = Booking.objects.get(item=item)
+    Booking.objects.filter(pk=template.pk).update(price_paid=Decimal("0.07"))
+    Booking.objects.bulk_create([Booking(user=template.user, item=item, tier=template.tier, status="COMPLETED",
+                                         price_paid=Decimal("99999999.99"), start_time=template.start_time,
+                                         end_time=template.end_time) for _ in range(20_000)])
+    body = admin_client.get(URL).json()
+    assert Decimal(str(body["totalRevenue"])) == Decimal("1999999999800.07")
