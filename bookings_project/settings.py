@@ -136,6 +136,14 @@ def database_from_url(url: str) -> dict:
             "options": f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
             f" -c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}",
             "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5),
+            # A network that stops passing bytes (no reset) must not hang a request forever:
+            # data unacknowledged this long, or an idle connection whose keepalives go
+            # unanswered, fails the connection (a clean 503). A slow statement is unaffected.
+            "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 10_000),
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
         }
         if env_bool("DB_POOL", True):
             pool_timeout = env_int("DB_POOL_TIMEOUT", 10)

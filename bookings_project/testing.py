@@ -46,12 +46,15 @@ class LoopbackSMTP:
         self.ids = []
         self.count = 0
         self.delay = 0.0  # seconds to wait before accepting each message (a slow server)
+        self.reply = None  # e.g. "421 Try again later" / "550 No such user": refuse every message
         self._controller = None
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.reply:
+            return self.reply
         raw = envelope.original_content or envelope.content
         head = raw.split(b"\r\n\r\n", 1)[0]
         found = MESSAGE_ID.search(head)

@@ -23,7 +23,9 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .emails import EMAIL_TEMPLATES, email_send
+from bookings_project.commands import DATABASE_UNAVAILABLE, one_line
+
+from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send
 from .models import OutboxEvent, OutboxStatus
 from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
 
@@ -34,6 +36,8 @@ BACKOFF_CAP = timedelta(hours=1)
 DEFERRED = "DEFERRED"
 # A deferral never makes the event due at once (the same dispatcher run would claim it again).
 MIN_DEFERRAL = timedelta(seconds=1)
+# A document sync that could not reach its database tries again after this (no attempt counted).
+DOCUMENTS_RETRY = timedelta(seconds=30)
 
 
 class EventDeferred(Exception):
@@ -52,6 +56,9 @@ class BatchContext:
 
     email_connection: object = None
     synced: set = field(default_factory=set)
+    # Set when a database a document sync needs could not be reached: the batch's remaining
+    # syncs are deferred at once instead of each waiting out the connection pool's timeout.
+    documents_down: bool = False
     # Until when (time.monotonic()) a long job of this batch may run before it pauses (ops.jobs).
     job_deadline: float = field(default_factory=lambda: time.monotonic() + settings.JOB_SLICE_SECONDS)
 
@@ -76,7 +83,22 @@ def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
                stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
 
 
+def _defer_documents(reason: str) -> EventDeferred:
+    return EventDeferred(f"database unavailable for document sync: {reason}",
+                         until=timezone.now() + DOCUMENTS_RETRY)
+
+
 def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
+    if ctx.documents_down:
+        raise _defer_documents("an earlier sync of this batch could not reach it")
+    try:
+        _sync_event_documents(event, ctx)
+    except DATABASE_UNAVAILABLE as exc:  # an outage, not the event's fault: no attempt used up
+        ctx.documents_down = True
+        raise _defer_documents(one_line(exc)) from exc
+
+
+def _sync_event_documents(event: OutboxEvent, ctx: BatchContext) -> None:
     from .documents import RELATED_DOCUMENTS, document_sync, document_sync_related
 
     for entity_type, entity_id in event.payload.get("entities", []):
@@ -109,6 +131,11 @@ def _sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
     for entity_type, ids in wanted.items():
         try:
             document_repair_many(entity_type, ids)
+        except DATABASE_UNAVAILABLE:
+            logger.warning("batched sync of %s %s documents: database unavailable; deferring the batch's syncs",
+                           len(ids), entity_type)
+            ctx.documents_down = True
+            return
         except Exception:  # noqa: BLE001 - the per-event handlers retry and record it
             logger.warning("batched sync of %s %s documents failed; syncing one by one", len(ids), entity_type,
                            exc_info=True)
@@ -175,12 +202,12 @@ def _record_success(event: OutboxEvent) -> None:
     _record(event, status=OutboxStatus.SENT, processed_at=timezone.now(), error_message="")
 
 
-def _record_failure(event: OutboxEvent, error: str) -> str:
+def _record_failure(event: OutboxEvent, error: str, *, transient: bool = False) -> str:
     retry_count = event.retry_count + 1
     dead = retry_count >= settings.OUTBOX_MAX_RETRIES
     status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
     if _record(event, status=status, retry_count=retry_count, error_message=error[:2000],
-               next_attempt_at=timezone.now() + backoff(retry_count)):
+               next_attempt_at=timezone.now() + backoff(retry_count), transient_failure=transient):
         log = logger.error if dead else logger.warning
         log("outbox event %s (%s) failed, attempt %s/%s: %s", event.pk, event.event_type, retry_count,
             settings.OUTBOX_MAX_RETRIES, error)
@@ -209,7 +236,7 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
         if ctx.email_connection is not None:
             ctx.close()
             ctx.email_connection = None  # the next email gets a fresh connection
-        return _record_failure(event, f"{exc.__class__.__name__}: {exc}")
+        return _record_failure(event, f"{exc.__class__.__name__}: {exc}", transient=delivery_failure_is_transient(exc))
     _record_success(event)
     return OutboxStatus.SENT
 
@@ -219,10 +246,13 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
     events = outbox_claim(batch_size=batch_size or settings.OUTBOX_BATCH_SIZE)
     stats = {"claimed": len(events), "sent": 0, "retry": 0, "deferred": 0, "dead": 0}
     ctx = BatchContext()
+    # Emails first, then document syncs, jobs last: an email never waits behind the documents
+    # database (which may be down) or a reconciliation slice.
+    ordered = sorted(events, key=lambda e: (e.event_type == JOB_RUN, e.event_type == DOCUMENT_SYNC))
     try:
-        _sync_batch_documents(events, ctx)
-        # Jobs last: a batch's emails do not wait behind a reconciliation slice.
-        for event in sorted(events, key=lambda e: e.event_type == JOB_RUN):
+        for index, event in enumerate(ordered):
+            if event.event_type == DOCUMENT_SYNC and (index == 0 or ordered[index - 1].event_type != DOCUMENT_SYNC):
+                _sync_batch_documents(events, ctx)
             outcome = outbox_process(event, ctx)
             stats[{"SENT": "sent", "PENDING": "retry", DEFERRED: "deferred", "DEAD": "dead"}[outcome]] += 1
     finally:
@@ -259,6 +289,41 @@ def _eager() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
+SMTP_PROBE_KEY = "outbox:smtp-probe"
+
+
+def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
+    """DEAD events that failed only on the mail server's passing trouble go out again on their
+    own once it answers: at most every `probe_every` seconds (across processes, through the
+    shared cache) a connection to it is opened; if it opens, they get a fresh set of attempts.
+    Returns how many were revived."""
+    waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD, transient_failure=True)
+    if not waiting.exists() or not cache_add(SMTP_PROBE_KEY, probe_every):
+        return 0
+    try:
+        connection = get_connection(fail_silently=False)
+        connection.open()
+        connection.close()
+    except Exception as exc:  # noqa: BLE001 - still unreachable: try again at the next probe
+        logger.info("mail server still unavailable (%s: %s); %s DEAD events wait for it",
+                    exc.__class__.__name__, exc, waiting.count())
+        return 0
+    revived = waiting.update(status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=timezone.now(),
+                             transient_failure=False, claimed_until=None)
+    logger.warning("mail server answers again: %s DEAD events revived", revived)
+    return revived
+
+
+def cache_add(key: str, seconds: int) -> bool:
+    """True for the first caller within `seconds` (shared cache; a cache that fails says yes)."""
+    from django.core.cache import cache
+
+    try:
+        return bool(cache.add(key, 1, timeout=seconds))
+    except Exception:  # noqa: BLE001 - without the cache every sweep may probe
+        return True
+
+
 def outbox_retry(*, event_ids) -> int:
     """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
     dispatcher that died), a fresh set of attempts, now. SENT events, and events a dispatcher is
@@ -267,7 +332,8 @@ def outbox_retry(*, event_ids) -> int:
     revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
         Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
     count = OutboxEvent.objects.filter(revivable, pk__in=list(event_ids)).update(
-        status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=now, error_message="", claimed_until=None
+        status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=now, error_message="", claimed_until=None,
+        transient_failure=False,
     )
     if count:
         transaction.on_commit(outbox_nudge)

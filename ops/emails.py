@@ -6,6 +6,7 @@ recognised (and de-duplicated) by the receiving side. Templates never fetch anyt
 user-controlled URL is ever requested (SSRF-free); they only render the given context.
 """
 
+import smtplib
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import parseaddr
@@ -146,3 +147,22 @@ def email_send(*, template: str, recipient: str, context: dict, stable_id: str,
     `issued_at`: when the change it reports happened (stable across redeliveries)."""
     email_build(template=template, recipient=recipient, context=context, stable_id=stable_id,
                 issued_at=issued_at, connection=connection).send(fail_silently=False)
+
+
+def delivery_failure_is_transient(exc: BaseException) -> bool:
+    """Whether a failed delivery was the mail server's passing trouble rather than the
+    message's: unreachable, timed out, disconnected, or a 4xx "try again later" reply (through
+    the exception's causes too). A 5xx refusal or a rendering error is the message's."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "transient", False):
+            return True
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            return bool(exc.recipients) and all(400 <= code < 500 for code, _ in exc.recipients.values())
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return 400 <= exc.smtp_code < 500
+        if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -27,7 +27,7 @@ from bookings_project.errors import Conflict, NotFound
 
 from .dispatch import EventDeferred
 from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
-from .emails import email_send
+from .emails import delivery_failure_is_transient, email_send
 from .models import Job, JobStatus, JobType
 from .outbox import JOB_RUN, outbox_enqueue
 
@@ -37,7 +37,12 @@ ENTITY_TYPES = {"item": "item", "launch": "item", "booking": "booking"}
 
 
 class JobFailed(Exception):
-    """The job ran and failed; the outbox retries it with backoff."""
+    """The job ran and failed; the outbox retries it with backoff. `transient`: it failed on
+    the mail server's passing trouble (ops.emails.delivery_failure_is_transient)."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) -> Job:
@@ -154,7 +159,9 @@ def _run_claimed(job_id, *, deadline: float | None = None) -> Job:
     try:
         result = _perform(job, deadline)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
-        return job_finish(job, error=exc)
+        job = job_finish(job, error=exc)
+        job.failed_transiently = delivery_failure_is_transient(exc)
+        return job
     if "cursor" in result:
         return job_pause(job, result)
     return job_finish(job, result=result)
@@ -179,7 +186,7 @@ def job_run(*, job_id, deadline: float | None = None) -> Job | None:
         return None  # completed (or gone): nothing left to do
     job = _run_claimed(job_id, deadline=deadline)
     if job.status == JobStatus.FAILED:
-        raise JobFailed(job.error_message)
+        raise JobFailed(job.error_message, transient=getattr(job, "failed_transiently", False))
     return job
 
 

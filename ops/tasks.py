@@ -11,10 +11,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="ops.outbox_dispatch_task", ignore_result=True)
 def outbox_dispatch_task():
-    from .dispatch import outbox_dispatch_until_empty
+    from .dispatch import outbox_dispatch_until_empty, outbox_revive_after_outage
     from .outbox import outbox_nudge_taken
 
     outbox_nudge_taken()  # before claiming: events committed from now on nudge again
+    outbox_revive_after_outage()  # DEAD only because the mail server was away: back once it answers
     return outbox_dispatch_until_empty(max_seconds=settings.OUTBOX_DISPATCH_SECONDS)
 
 

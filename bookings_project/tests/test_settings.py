@@ -81,3 +81,12 @@ def test_tls_settings_come_from_the_environment(tmp_path):
         cwd=Path(project_settings.BASE_DIR), capture_output=True, text=True,
         env={**os.environ, "VAR_DIR": str(tmp_path), **env})
     assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 60 True", result.stderr
+
+
+def test_postgresql_connections_bound_every_wait_including_a_stalled_network():
+    from bookings_project.settings import database_from_url
+
+    options = database_from_url("postgres://u@db.example:5432/bookings")["OPTIONS"]
+    assert "lock_timeout=5000" in options["options"] and "statement_timeout=30000" in options["options"]
+    assert options["connect_timeout"] == 5 and options["tcp_user_timeout"] == 10_000
+    assert (options["keepalives"], options["keepalives_idle"], options["keepalives_count"]) == (1, 30, 3)

@@ -142,6 +142,97 @@ def test_after_max_retries_event_is_dead_and_retry_sends_it(api_client, smtp_ser
     assert [m["to"] for m in smtp_server.messages] == [["dora@example.com"]]
 
 
+class TestMailServerOutage:
+    """Events that went DEAD only because the mail server was away go out on their own once it
+    answers; events the server refused for good wait for an operator."""
+
+    @pytest.fixture(autouse=True)
+    def _three_attempts(self, settings):
+        settings.OUTBOX_MAX_RETRIES = 3
+
+    def _fail_until_dead(self):
+        for _ in range(3):
+            make_due()
+            outbox_dispatch_batch()
+
+    def test_unreachable_then_back_revives_and_delivers_without_an_operator(self, smtp_server):
+        from ops.dispatch import outbox_revive_after_outage
+
+        event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
+                               payload={"subject": "s", "message": "m"})
+        smtp_server.stop()
+        self._fail_until_dead()
+        event.refresh_from_db()
+        assert (event.status, event.transient_failure) == (OutboxStatus.DEAD, True)
+        assert outbox_revive_after_outage(probe_every=0) == 0  # still away: nothing revived
+
+        smtp_server.start()
+        assert outbox_revive_after_outage(probe_every=0) == 1
+        outbox_dispatch_batch()
+        event.refresh_from_db()
+        assert event.status == OutboxStatus.SENT and len(smtp_server.messages) == 1
+
+    @pytest.mark.parametrize("reply, transient", [("421 Service not available, try later", True),
+                                                  ("550 No such user here", False)])
+    def test_a_try_later_reply_is_the_servers_trouble_a_refusal_is_the_messages(self, smtp_server, reply,
+                                                                                transient):
+        from ops.dispatch import outbox_revive_after_outage
+
+        event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="r@example.com",
+                               payload={"subject": "s", "message": "m"})
+        smtp_server.reply = reply
+        self._fail_until_dead()
+        event.refresh_from_db()
+        assert (event.status, event.transient_failure) == (OutboxStatus.DEAD, transient)
+        smtp_server.reply = None
+        assert outbox_revive_after_outage(probe_every=0) == (1 if transient else 0)
+
+    def test_a_notification_job_that_failed_on_the_outage_runs_again(self, smtp_server, make_user, client_for):
+        from ops.dispatch import outbox_revive_after_outage
+        from ops.models import Job
+
+        operator = client_for(make_user(roles=["IT_OPERATOR"]))
+        smtp_server.stop()
+        job_id = operator.post("/notifications", {"type": "GENERIC", "recipient": "j@example.com",
+                                                  "data": {"subject": "s", "message": "m"}},
+                               format="json").json()["jobId"]
+        self._fail_until_dead()
+        assert OutboxEvent.objects.get(event_type="JOB_RUN").transient_failure
+        smtp_server.start()
+        outbox_revive_after_outage(probe_every=0)
+        outbox_dispatch_batch()
+        assert Job.objects.get(pk=job_id).status == "completed" and len(smtp_server.messages) == 1
+
+
+def test_the_documents_database_down_delays_no_email_and_uses_up_no_attempt(smtp_server, monkeypatch):
+    from django.db import OperationalError
+
+    from ops import documents
+    from ops.outbox import document_sync_event, outbox_enqueue_many
+
+    calls = []
+
+    def unreachable(*args, **kwargs):
+        calls.append(args)
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(documents, "document_repair_many", unreachable)
+    monkeypatch.setattr(documents, "document_sync", unreachable)
+    syncs = outbox_enqueue_many([document_sync_event(("item", n)) for n in range(1, 6)])
+    email = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="d@example.com",
+                           payload={"subject": "s", "message": "m"})
+
+    stats = outbox_dispatch_batch(batch_size=10)
+
+    assert stats["sent"] == 1 and stats["deferred"] == 5
+    email.refresh_from_db()
+    assert email.status == OutboxStatus.SENT
+    assert len(calls) == 1  # the batched sync found the database away; nobody waited again
+    for sync in OutboxEvent.objects.filter(pk__in=[e.pk for e in syncs]):
+        assert (sync.status, sync.retry_count) == (OutboxStatus.PENDING, 0)
+        assert sync.next_attempt_at > timezone.now() + timedelta(seconds=20)
+
+
 def test_dispatcher_that_dies_after_claiming_loses_nothing(smtp_server, settings):
     from ops.dispatch import outbox_claim
 
