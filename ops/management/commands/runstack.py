@@ -1,7 +1,8 @@
 """`make run`: prepare both databases, then run web + Celery worker + beat until interrupted.
 
-Ctrl-C or SIGTERM stops every process this command started; if any of them dies, the others
-are stopped too and the command exits non-zero, so a supervisor sees the failure.
+Ctrl-C or SIGTERM stops every process this command started. A worker or beat that exits is
+restarted (with a growing delay); if the web server exits, or a worker or beat keeps exiting,
+the others are stopped too and the command exits non-zero, so a supervisor sees the failure.
 """
 
 import os
@@ -32,6 +33,13 @@ def check_database(alias: str) -> None:
     except psycopg.Error as exc:
         hint = f" (create it: createdb {config['NAME']})" if "does not exist" in str(exc) else ""
         raise CommandError(f"Database {alias!r} ({config['NAME']}) unavailable: {one_line(exc)}{hint}") from exc
+
+
+# Worker and beat are restarted when they exit (at most RESTART_LIMIT times in RESTART_WINDOW
+# seconds); the web server exiting stops everything.
+RESTARTABLE = ("worker", "beat")
+RESTART_LIMIT = 5
+RESTART_WINDOW = 300.0
 
 
 class Command(BaseCommand):
@@ -101,11 +109,13 @@ class Command(BaseCommand):
         return commands
 
     def spawn(self, *, with_worker: bool) -> dict[str, subprocess.Popen]:
-        processes = {}
-        for name, command in self.commands(with_worker=with_worker).items():
-            processes[name] = subprocess.Popen(command, cwd=settings.BASE_DIR)
-            self.stdout.write(f"started {name} (pid {processes[name].pid}): {' '.join(command[1:])}")
-        return processes
+        self.launch = self.commands(with_worker=with_worker)
+        return {name: self.start(name) for name in self.launch}
+
+    def start(self, name: str) -> subprocess.Popen:
+        process = subprocess.Popen(self.launch[name], cwd=settings.BASE_DIR)
+        self.stdout.write(f"started {name} (pid {process.pid}): {' '.join(self.launch[name][1:])}")
+        return process
 
     def supervise(self, processes: dict[str, subprocess.Popen]) -> int:
         stopping = {"signal": None}
@@ -115,16 +125,36 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        restarts: dict[str, list[float]] = {}
         exit_code = 0
         while stopping["signal"] is None:
-            dead = [name for name, p in processes.items() if p.poll() is not None]
-            if dead:
-                self.stderr.write(f"{', '.join(dead)} exited; stopping the others.")
+            if not self.keep_up(processes, restarts):
                 exit_code = 1
                 break
             time.sleep(0.5)
         self.stop(processes)
         return exit_code
+
+    def keep_up(self, processes: dict[str, subprocess.Popen], restarts: dict[str, list[float]],
+                now: float | None = None) -> bool:
+        """Restart a worker or beat that exited (a broker restart can make Celery's worker quit),
+        waiting 1, 2, 4 … s between restarts; False — stop everything — when the web server
+        exits, or one of them exits RESTART_LIMIT times within RESTART_WINDOW seconds (a crash
+        loop a supervisor should see)."""
+        now = time.monotonic() if now is None else now
+        for name, process in list(processes.items()):
+            if process.poll() is None:
+                continue
+            recent = [t for t in restarts.get(name, []) if now - t < RESTART_WINDOW]
+            if name not in RESTARTABLE or len(recent) >= RESTART_LIMIT:
+                self.stderr.write(f"{name} exited (code {process.returncode}); stopping the others.")
+                return False
+            delay = min(2 ** len(recent), 30)
+            self.stderr.write(f"{name} exited (code {process.returncode}); restarting it in {delay} s.")
+            time.sleep(delay)
+            processes[name] = self.start(name)
+            restarts[name] = [*recent, now]
+        return True
 
     def stop(self, processes: dict[str, subprocess.Popen], timeout: float = 15.0) -> None:
         for p in processes.values():
