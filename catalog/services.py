@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.selectors import user_lock
 from bookings_project.db import db_value
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
@@ -97,7 +98,7 @@ def _check_item_limit(organizer, *, lock: bool) -> None:
     if organizer.is_admin:
         return
     if lock:
-        list(type(organizer).objects.select_for_update().filter(pk=organizer.pk).values_list("pk"))
+        user_lock(organizer.pk)
     upcoming = BookableItem.objects.filter(organizer=organizer, deleted_at__isnull=True, end_time__gt=timezone.now())
     if upcoming.count() >= limit:
         raise ItemLimitReached(limit)

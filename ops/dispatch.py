@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.db.models import Q
@@ -246,15 +247,23 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
     events = outbox_claim(batch_size=batch_size or settings.OUTBOX_BATCH_SIZE)
     stats = {"claimed": len(events), "sent": 0, "retry": 0, "deferred": 0, "dead": 0}
     ctx = BatchContext()
-    # Emails first, then document syncs, jobs last: an email never waits behind the documents
-    # database (which may be down) or a reconciliation slice.
-    ordered = sorted(events, key=lambda e: (e.event_type == JOB_RUN, e.event_type == DOCUMENT_SYNC))
-    try:
-        for index, event in enumerate(ordered):
-            if event.event_type == DOCUMENT_SYNC and (index == 0 or ordered[index - 1].event_type != DOCUMENT_SYNC):
-                _sync_batch_documents(events, ctx)
+    # Emails first, then document syncs (all of them brought up to date at once, then each
+    # event's own handler), jobs last: an email never waits behind the documents database
+    # (which may be down) or a reconciliation slice.
+    syncs = [e for e in events if e.event_type == DOCUMENT_SYNC]
+    jobs = [e for e in events if e.event_type == JOB_RUN]
+    others = [e for e in events if e.event_type not in (DOCUMENT_SYNC, JOB_RUN)]
+
+    def process(batch: list[OutboxEvent]) -> None:
+        for event in batch:
             outcome = outbox_process(event, ctx)
             stats[{"SENT": "sent", "PENDING": "retry", DEFERRED: "deferred", "DEAD": "dead"}[outcome]] += 1
+
+    try:
+        process(others)
+        _sync_batch_documents(syncs, ctx)
+        process(syncs)
+        process(jobs)
     finally:
         ctx.close()
     return stats
@@ -298,7 +307,7 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
     shared cache) a connection to it is opened; if it opens, they get a fresh set of attempts.
     Returns how many were revived."""
     waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD, transient_failure=True)
-    if not waiting.exists() or not cache_add(SMTP_PROBE_KEY, probe_every):
+    if not waiting.exists() or not cache.add(SMTP_PROBE_KEY, 1, timeout=probe_every):
         return 0
     try:
         connection = get_connection(fail_silently=False)
@@ -312,16 +321,6 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
                              transient_failure=False, claimed_until=None)
     logger.warning("mail server answers again: %s DEAD events revived", revived)
     return revived
-
-
-def cache_add(key: str, seconds: int) -> bool:
-    """True for the first caller within `seconds` (shared cache; a cache that fails says yes)."""
-    from django.core.cache import cache
-
-    try:
-        return bool(cache.add(key, 1, timeout=seconds))
-    except Exception:  # noqa: BLE001 - without the cache every sweep may probe
-        return True
 
 
 def outbox_retry(*, event_ids) -> int:

@@ -18,6 +18,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import user_lock
 from bookings_project.db import db_value, insert_many
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
@@ -209,7 +210,7 @@ def _transition(*, booking_id, target: str, check=None, only_active: bool = Fals
     try:
         with contention_guard(), transaction.atomic():
             if target == BookingStatus.CONFIRMED:
-                list(User.objects.select_for_update().filter(pk=head["user_id"]).values_list("pk"))
+                user_lock(head["user_id"])
             item_lock(item_id=head["item_id"])
             booking = (Booking.objects.select_related("user", "item", "tier", "item__organizer")
                        .select_for_update(of=("self",)).get(pk=booking_id))

@@ -14,12 +14,13 @@ REAL_SECRET = "prod-secret-" + "k" * 40
 REAL_JWT_KEY = "prod-jwt-signing-key-" + "j" * 32
 
 
-def import_settings(tmp_path, **env) -> subprocess.CompletedProcess:
-    """Import the settings module in a fresh interpreter with a production-like environment."""
+def import_settings(tmp_path, show: str = "s.DEBUG", **env) -> subprocess.CompletedProcess:
+    """Import the settings module in a fresh interpreter with a production-like environment and
+    print `show` (an expression of the module `s`)."""
     clean = {k: v for k, v in os.environ.items()
              if k not in {"SECRET_KEY", "JWT_SIGNING_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}}
     clean.update(VAR_DIR=str(tmp_path), **env)
-    return subprocess.run([sys.executable, "-c", "import bookings_project.settings as s; print(s.DEBUG)"],
+    return subprocess.run([sys.executable, "-c", f"import bookings_project.settings as s; print({show})"],
                           cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
@@ -74,12 +75,8 @@ def test_behind_a_tls_proxy_links_are_https_and_hsts_is_sent(client, settings):
 
 
 def test_tls_settings_come_from_the_environment(tmp_path):
-    env = {"TRUST_X_FORWARDED_PROTO": "1", "SECURE_HSTS_SECONDS": "60", "SECURE_SSL_REDIRECT": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", "import bookings_project.settings as s; "
-                               "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT)"],
-        cwd=Path(project_settings.BASE_DIR), capture_output=True, text=True,
-        env={**os.environ, "VAR_DIR": str(tmp_path), **env})
+    result = import_settings(tmp_path, show="s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT",
+                             TRUST_X_FORWARDED_PROTO="1", SECURE_HSTS_SECONDS="60", SECURE_SSL_REDIRECT="1")
     assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') 60 True", result.stderr
 
 
