@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 from django.db import InterfaceError, OperationalError
 
+from bookings_project.text import one_line
+
 # The database cannot be reached (down, restarting, pool exhausted, connection dropped): worth
 # a clear message, and worth waiting out in a long-running loop.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
@@ -29,9 +31,9 @@ def bounded(low, high, *, kind=int):
     return parse
 
 
-def one_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """The error's message on one line (a driver's message often spans several)."""
-    return " ".join(str(exc).split()) or exc.__class__.__name__
+    return one_line(str(exc)) or exc.__class__.__name__
 
 
 @contextmanager
@@ -40,4 +42,4 @@ def database_errors_as_command_error():
     try:
         yield
     except DATABASE_UNAVAILABLE as exc:
-        raise CommandError(f"Database unavailable: {one_line(exc)}") from exc
+        raise CommandError(f"Database unavailable: {error_line(exc)}") from exc

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings_project.commands import DATABASE_UNAVAILABLE, one_line
+from bookings_project.commands import DATABASE_UNAVAILABLE, error_line
 
 from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send
 from .models import OutboxEvent, OutboxStatus
@@ -96,7 +96,7 @@ def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
         _sync_event_documents(event, ctx)
     except DATABASE_UNAVAILABLE as exc:  # an outage, not the event's fault: no attempt used up
         ctx.documents_down = True
-        raise _defer_documents(one_line(exc)) from exc
+        raise _defer_documents(error_line(exc)) from exc
 
 
 def _sync_event_documents(event: OutboxEvent, ctx: BatchContext) -> None:

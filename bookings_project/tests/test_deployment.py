@@ -26,6 +26,16 @@ def test_compose_describes_every_part_of_the_production_shape(compose):
     assert services["postgres"]["image"].startswith("postgres") and services["redis"]["image"].startswith("redis")
 
 
+def test_every_third_party_image_is_pinned_to_a_version(compose):
+    """A rebuild must not silently pull a new major version of a service (ours is built locally)."""
+    images = {name: service["image"] for name, service in compose["services"].items()
+              if "image" in service and "build" not in service and not service["image"].startswith("bookings:")}
+    assert {"postgres", "redis", "mailpit"} <= set(images)
+    for name, image in images.items():
+        tag = image.rpartition(":")[2] if ":" in image else ""
+        assert tag and tag != "latest" and any(c.isdigit() for c in tag), f"{name}: {image} is not pinned"
+
+
 def test_compose_references_are_consistent(compose):
     services = compose["services"]
     for name, service in services.items():

@@ -104,26 +104,30 @@ def test_an_empty_superuser_email_falls_back_instead_of_making_an_admin_without_
     assert User.objects.get(username="root").email == "root@localhost"
 
 
-def test_a_worker_that_exits_is_restarted_until_it_crash_loops_and_the_web_is_never(monkeypatch):
+def test_a_worker_that_exits_is_restarted_until_it_crash_loops_and_the_web_is_never():
     from ops.management.commands import runstack
 
-    monkeypatch.setattr(runstack.time, "sleep", lambda seconds: None)
     command = runstack.Command()
     command.launch = {"web": [sys.executable, "-c", "import time; time.sleep(30)"],
                       "worker": [sys.executable, "-c", "raise SystemExit(3)"]}
     processes = {name: command.start(name) for name in command.launch}
     try:
         processes["worker"].wait(10)
-        restarts = {}
-        for attempt in range(runstack.RESTART_LIMIT):  # restarted each time it exits
-            assert command.keep_up(processes, restarts, now=100.0 + attempt)
+        restarts, now = runstack.Restarts(), 100.0
+        for attempt in range(runstack.RESTART_LIMIT):  # restarted each time it exits, 1, 2, 4 … s later
+            exited = processes["worker"]
+            assert command.keep_up(processes, restarts, now=now)  # returns at once: the restart waits
+            assert processes["worker"] is exited and restarts.due["worker"] == now + 2 ** attempt
+            now += 2 ** attempt
+            assert command.keep_up(processes, restarts, now=now)
+            assert processes["worker"] is not exited and "worker" not in restarts.due
             processes["worker"].wait(10)
-        assert len(restarts["worker"]) == runstack.RESTART_LIMIT
-        assert not command.keep_up(processes, restarts, now=110.0)  # a crash loop: stop everything
+        assert len(restarts.times["worker"]) == runstack.RESTART_LIMIT
+        assert not command.keep_up(processes, restarts, now=now)  # a crash loop: stop everything
         assert command.keep_up(processes, restarts, now=100.0 + runstack.RESTART_WINDOW + 10)  # an old loop is forgiven
         processes["web"].kill()
         processes["web"].wait(10)
-        assert not command.keep_up(processes, {}, now=1_000.0)  # the web server is never restarted
+        assert not command.keep_up(processes, runstack.Restarts(), now=1_000.0)  # the web server is never restarted
     finally:
         for process in processes.values():
             process.kill()

@@ -4,7 +4,7 @@ from time import sleep
 from django.core.management.base import BaseCommand
 from django.db import Error, connections
 
-from bookings_project.commands import DATABASE_UNAVAILABLE, bounded, database_errors_as_command_error, one_line
+from bookings_project.commands import DATABASE_UNAVAILABLE, bounded, database_errors_as_command_error, error_line
 from ops.dispatch import outbox_dispatch_batch
 
 # --loop waits out a database outage: 1 s after the first error, doubling up to this.
@@ -39,7 +39,7 @@ class Command(BaseCommand):
                 stats = outbox_dispatch_batch(batch_size=batch_size)
             except DATABASE_UNAVAILABLE as exc:
                 delay = min(delay * 2 or 1, DB_RETRY_MAX_SECONDS)
-                self.stderr.write(f"Database unavailable: {one_line(exc)}; retrying in {delay} s")
+                self.stderr.write(f"Database unavailable: {error_line(exc)}; retrying in {delay} s")
                 with suppress(Error):  # a broken connection may fail to close; it is dropped anyway
                     connections.close_all()
                 sleep(delay)

@@ -9,7 +9,7 @@ from ops.models import Document, JobStatus
 from ops.reconciliation import BATCH_SIZE, reconcile
 from ops.routers import DOCUMENTS_DB
 
-from bookings_project.commands import bounded, database_errors_as_command_error, one_line
+from bookings_project.commands import bounded, database_errors_as_command_error, error_line
 
 
 class Command(BaseCommand):
@@ -49,7 +49,7 @@ class Command(BaseCommand):
                                    batch_size=batch_size, progress=lambda n: bar.update(n or 1))
         except (Exception, KeyboardInterrupt) as exc:
             jobs.job_finish(job, error=exc)
-            raise CommandError(f"Reconciliation failed (job {job.pk}): {one_line(exc)}") from exc
+            raise CommandError(f"Reconciliation failed (job {job.pk}): {error_line(exc)}") from exc
         finally:
             interrupted.restore()
         job = jobs.job_finish(job, result=result)
