@@ -14,7 +14,6 @@ from django.db import connections
 from django.http import HttpResponseRedirect
 
 from bookings_project.errors import ApplicationError
-from bookings_project.ratelimit import rate_limit_hit
 from ops.admin import action_run_each
 
 from . import services
@@ -73,10 +72,6 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     SERVICE_FIELDS = {"currentPassword": "old_password", "password": "new_password2"}
 
     def form_valid(self, form):
-        retry_after = rate_limit_hit(self.request, **services.PASSWORD_CHECK_LIMIT)
-        if retry_after is not None:
-            form.add_error("old_password", f"Too many attempts: retry in {retry_after} s.")
-            return self.form_invalid(form)
         try:
             user = services.user_update(actor=self.request.user, user=self.request.user,
                                         password=form.cleaned_data["new_password1"],
@@ -136,14 +131,12 @@ class UserAdmin(DjangoUserAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
-        """Username/email go through the service (normalisation, uniqueness, logging)."""
+        """Through the service (normalisation, uniqueness, logging, the row's lock)."""
         try:
             services.user_update(actor=request.user, user=obj, username=obj.username, email=obj.email,
-                                 request=request)
+                                 first_name=obj.first_name, last_name=obj.last_name, request=request)
         except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
             self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
-            return
-        User.objects.filter(pk=obj.pk).update(first_name=obj.first_name, last_name=obj.last_name)
 
     def _apply(self, request, queryset, done: str, change) -> None:
         action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,

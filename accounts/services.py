@@ -7,7 +7,8 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from bookings_project.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from bookings_project.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from bookings_project.ratelimit import rate_limit_hit
 from catalog.cache import catalog_changed
 from ops.models import Severity
 from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync
@@ -135,7 +136,7 @@ PASSWORD_CHECK_LIMIT = {"group": "password-check", "rate_setting": "RATE_LIMIT_L
 
 # What each kind of profile change writes (User.save derives is_staff from the roles).
 UPDATED_COLUMNS = {"username": ["username"], "email": ["email"], "roles": ["roles", "is_staff"],
-                   "password": ["password"]}
+                   "password": ["password"], "first_name": ["first_name"], "last_name": ["last_name"]}
 
 
 def user_update(
@@ -144,6 +145,8 @@ def user_update(
     user: User,
     username: str | None = None,
     email: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
     roles=None,
     add_role: str | None = None,
     password: str | None = None,
@@ -151,17 +154,23 @@ def user_update(
     request=None,
 ) -> User:
     """Profile update. Only an ADMIN changes roles (`roles`: the new set; `add_role`: one more);
-    anyone else's `roles` is ignored.
+    anyone else's `roles` is ignored. Changing one's own password is rate limited per account
+    (PASSWORD_CHECK_LIMIT), through the API and the admin alike.
 
     Every decision is made on the row as it is under its lock (the lock a deactivation and a
     booking also take), and only the changed columns are written: a copy loaded at the request's
     start could otherwise undo a deactivation, or bring back a role revoked meanwhile."""
     if actor.pk != user.pk and not actor.is_admin:
         raise Forbidden()
+    if password is not None and actor.pk == user.pk and request is not None:  # (an ADMIN's reset checks none)
+        retry_after = rate_limit_hit(request, **PASSWORD_CHECK_LIMIT)
+        if retry_after is not None:
+            raise RateLimited(f"Too many attempts: retry in {retry_after} s.", retry_after=retry_after)
+    names = {"first_name": first_name, "last_name": last_name}
     try:
-        return _user_update_locked(actor=actor, user=user, username=username, email=email, roles=roles,
-                                   add_role=add_role, password=password, current_password=current_password,
-                                   request=request)
+        return _user_update_locked(actor=actor, user=user, username=username, email=email, names=names,
+                                   roles=roles, add_role=add_role, password=password,
+                                   current_password=current_password, request=request)
     except WrongCurrentPassword:
         # Logged after the transaction rolled back, like a failed login.
         log_event(event_type="AUTH", severity=Severity.ERROR, message="Failed password check", user_id=user.pk,
@@ -169,15 +178,16 @@ def user_update(
         raise
 
 
-def _user_update_locked(*, actor, user, username, email, roles, add_role, password, current_password,
+def _user_update_locked(*, actor, user, username, email, names, roles, add_role, password, current_password,
                         request) -> User:
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=user.pk, is_active=True).first()
         if user is None:
             raise NotFound("User not found")
         old_roles = sorted(user.role_set)
-        changed = _apply_profile_changes(actor=actor, user=user, username=username, email=email, roles=roles,
-                                         add_role=add_role, password=password, current_password=current_password)
+        changed = _apply_profile_changes(actor=actor, user=user, username=username, email=email, names=names,
+                                         roles=roles, add_role=add_role, password=password,
+                                         current_password=current_password)
         if not changed:
             return user
         _ensure_unique(username=user.username, email=user.email, exclude_pk=user.pk)
@@ -200,10 +210,12 @@ def _user_update_locked(*, actor, user, username, email, roles, add_role, passwo
     return user
 
 
-def _apply_profile_changes(*, actor: User, user: User, username, email, roles, add_role, password,
+def _apply_profile_changes(*, actor: User, user: User, username, email, names, roles, add_role, password,
                            current_password) -> list[str]:
     """Set the requested changes on the (locked) user; returns the names of what changed."""
-    changed = []
+    changed = [name for name, value in names.items() if value is not None and value != getattr(user, name)]
+    for name in changed:
+        setattr(user, name, names[name])
     if username is not None and username != user.username:
         user.username, changed = username, changed + ["username"]
     if email is not None:
