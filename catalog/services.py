@@ -22,7 +22,7 @@ from .cache import catalog_changed
 from .exceptions import CapacityExceeded, ItemLimitReached, ItemNotFound, TierSoldOut, UnknownTier
 from .locking import constraint_name, contention_guard
 from .models import BookableItem, PriceTier
-from .selectors import item_can_manage
+from .selectors import item_can_manage, item_visible
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _check_item_limit(organizer, *, lock: bool) -> None:
 def _lock_item_for_change(*, actor, item_id) -> BookableItem:
     # NO KEY UPDATE: does not wait for the KEY SHARE lock a booking's INSERT takes on the item.
     item = BookableItem.objects.select_for_update(no_key=True).filter(pk=item_id, deleted_at__isnull=True).first()
-    if item is None:
+    if item is None or not item_visible(actor=actor, item=item):
         raise ItemNotFound()
     if not item_can_manage(actor=actor, item=item):
         raise Forbidden("Only the item's organizer or an ADMIN may change it")

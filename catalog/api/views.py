@@ -75,14 +75,12 @@ class ItemDetailView(APIView):
     @extend_schema(tags=["items"], request=ItemUpdateSerializer,
                    responses={200: ItemResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def put(self, request, item_id):
-        selectors.item_get_visible(actor=request.user, item_id=item_id)
         data = valid_data(ItemUpdateSerializer, request.data)
         services.item_update(actor=request.user, item_id=item_id, **data)
         return Response(item_json(request, item_id))
 
     @extend_schema(tags=["items"], responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request, item_id):
-        selectors.item_get_visible(actor=request.user, item_id=item_id)
         services.item_delete(actor=request.user, item_id=item_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -64,6 +64,7 @@ def test_private_item_endpoints_are_404_for_those_who_cannot_see_it(role, make_u
             201 if sees else 404)
     if role in {"other_organizer"}:
         assert client.put(f"/api/v1/items/{item.pk}", {"name": "x"}, format="json").status_code == 404
+        assert client.delete(f"/api/v1/items/{item.pk}").status_code == 404
         assert client.get(f"/api/v1/bookings/items/{item.pk}").status_code == 404
 
 
