@@ -16,6 +16,7 @@ one slice (the takeover resumes from the saved progress).
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -201,3 +202,24 @@ def job_execute(*, job_id) -> Job:
     # A job too long for one request (a whole-type reconciliation of a large DB) answers
     # `running` after JOB_EXECUTE_SECONDS and goes on in slices on the workers.
     return _run_claimed(job_id, deadline=time.monotonic() + settings.JOB_EXECUTE_SECONDS)
+
+
+def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size: int,
+                                progress: Callable[[int], None] | None = None) -> Job:
+    """`manage.py reconcile`: a reconciliation run in this process, recorded as a job like any
+    other (readable in the admin); returns it completed or failed. No JOB_RUN event: the shell
+    runs it, and a run that fails there is not re-run unattended. From the claim on, every way
+    out — an error, Ctrl-C (or a signal the caller turns into KeyboardInterrupt) — finishes the
+    job: none is left `running` for a worker to wait out."""
+    from . import reconciliation
+
+    job = job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli", on_worker=False)
+    if not claim(job.pk):
+        raise Conflict(f"Job {job.pk} was taken by a worker; see the admin")
+    job.refresh_from_db()
+    try:
+        result = reconciliation.reconcile(job=job, entity_type=ENTITY_TYPES[entity_type], entity_id=entity_id,
+                                          label=entity_type, batch_size=batch_size, progress=progress)
+    except (Exception, KeyboardInterrupt) as exc:
+        return job_finish(job, error=exc)
+    return job_finish(job, result=result)

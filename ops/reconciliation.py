@@ -30,7 +30,8 @@ from .documents import (
     relational_batches,
     same_json,
 )
-from .models import Job, ReconciliationChange
+from .models import Document, Job, ReconciliationChange
+from .routers import DOCUMENTS_DB
 
 BATCH_SIZE = 500
 MAX_FIELD_NAMES = 200  # distinct field names a run keeps for its changesLog
@@ -212,3 +213,14 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
         if out_of_time():
             return rec.paused({"phase": "documents", "after": ids[-1]})
     return {"changesLog": _bulk_log(rec, label or entity_type), "summary": rec.summary()}
+
+
+def reconciliation_steps(*, entity_type: str, entity_id=None, batch_size: int = BATCH_SIZE) -> int:
+    """How many `progress` steps `reconcile` will report: the rows one by one, then one per
+    batch of documents (for a progress bar)."""
+    if entity_id is not None:
+        return 1
+    queryset, _ = entity_sources()[entity_type]
+    documents = Document.objects.using(DOCUMENTS_DB).filter(entity_type=entity_type).count()
+    return queryset().count() + -(-documents // batch_size)
+

@@ -59,12 +59,13 @@ def test_a_bad_argument_is_a_usage_error_on_the_command_line(tmp_path):
 # --- failures after the job is claimed ----------------------------------------------------------
 
 @pytest.mark.django_db(databases=["default", "documents"])
-def test_reconcile_finishes_its_job_as_failed_when_counting_fails(monkeypatch):
-    def broken_sources():
+def test_reconcile_finishes_its_job_as_failed_when_the_run_fails(monkeypatch):
+    def broken_batches(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(reconcile, "entity_sources", broken_sources)
-    with pytest.raises(CommandError, match=r"Reconciliation failed \(job .+\): division by zero"):
+    monkeypatch.setattr("ops.reconciliation.relational_batches", broken_batches)
+    monkeypatch.setattr(reconcile, "reconciliation_steps", lambda **kwargs: 10)
+    with pytest.raises(CommandError, match=r"Reconciliation failed \(job [-0-9a-f]+\): ZeroDivisionError: division by zero"):
         call_command("reconcile", "--entity-type", "item", "--no-progress")
     job = Job.objects.get(params__trigger="cli")
     assert job.status == JobStatus.FAILED  # not left `running`
@@ -72,11 +73,22 @@ def test_reconcile_finishes_its_job_as_failed_when_counting_fails(monkeypatch):
 
 
 @pytest.mark.django_db(databases=["default", "documents"])
+def test_reconcile_interrupted_while_counting_leaves_no_job(monkeypatch):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reconcile, "reconciliation_steps", interrupted)
+    with pytest.raises(CommandError, match="Reconciliation not started"):
+        call_command("reconcile", "--entity-type", "item", "--no-progress")
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
 def test_reconcile_finishes_its_job_as_failed_when_interrupted(monkeypatch):
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(reconcile, "reconcile", interrupted)
+    monkeypatch.setattr("ops.reconciliation.reconcile", interrupted)
     with pytest.raises(CommandError, match="Reconciliation failed"):
         try:
             call_command("reconcile", "--entity-type", "item", "--no-progress")
@@ -101,7 +113,7 @@ def test_reconcile_reports_an_unavailable_database(monkeypatch):
     def down(**kwargs):
         raise OperationalError("couldn't get a connection after 10.00 sec")
 
-    monkeypatch.setattr(reconcile.jobs, "job_create_reconciliation", down)
+    monkeypatch.setattr(reconcile, "reconciliation_steps", down)
     with pytest.raises(CommandError, match="^Database unavailable: couldn't get a connection"):
         call_command("reconcile", "--entity-type", "item", "--no-progress")
 

@@ -242,12 +242,11 @@ def test_a_shell_run_that_fails_is_not_rerun_by_a_worker(drifted_items, monkeypa
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    from ops.management.commands import reconcile as command
 
     def broken(**kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(command, "reconcile", broken)
+    monkeypatch.setattr("ops.reconciliation.reconcile", broken)
     with pytest.raises(CommandError, match="interrupted"):
         call_command("reconcile", "--entity-type", "item", "--no-progress")
     job = Job.objects.get(params__trigger="cli")
@@ -264,7 +263,6 @@ def test_a_shell_run_stopped_by_a_signal_ends_its_job_as_failed(drifted_items, m
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    from ops.management.commands import reconcile as command
 
     before = signal.getsignal(getattr(signal, signame))
 
@@ -272,7 +270,7 @@ def test_a_shell_run_stopped_by_a_signal_ends_its_job_as_failed(drifted_items, m
         os.kill(os.getpid(), getattr(signal, signame))  # `timeout`, systemd, a dropped SSH session
         raise AssertionError("the signal should have stopped the run")
 
-    monkeypatch.setattr(command, "reconcile", stopped)
+    monkeypatch.setattr("ops.reconciliation.reconcile", stopped)
     with pytest.raises(CommandError, match=f"stopped by {signame}"):
         call_command("reconcile", "--entity-type", "item", "--no-progress")
     assert Job.objects.get(params__trigger="cli").status == JobStatus.FAILED
