@@ -21,6 +21,5 @@ app.conf.update(
     task_soft_time_limit=540,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    timezone=os.environ.get("TIME_ZONE", "UTC"),
 )
 app.autodiscover_tasks()

@@ -330,6 +330,7 @@ def _crontab(expression: str):
 
 
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5)
+CELERY_TIMEZONE = TIME_ZONE  # the beat's crontab schedules (RECONCILE_CRON, RETENTION_CRON) read in it
 CELERY_BEAT_SCHEDULE = {
     # The safety net: delivers whatever a lost nudge or a dead worker left behind. A sweep not
     # started within its own period is dropped: while the workers are down, the next one covers it

@@ -87,3 +87,13 @@ def test_postgresql_connections_bound_every_wait_including_a_stalled_network():
     assert "lock_timeout=5000" in options["options"] and "statement_timeout=30000" in options["options"]
     assert options["connect_timeout"] == 5 and options["tcp_user_timeout"] == 10_000
     assert (options["keepalives"], options["keepalives_idle"], options["keepalives_count"]) == (1, 30, 3)
+
+
+def test_the_beat_reads_its_crontabs_in_the_configured_time_zone():
+    """Celery takes its time zone from the settings (one source), not from its own reading of
+    the environment: the nightly reconciliation runs at night where the operators are."""
+    from django.conf import settings
+
+    from bookings_project.celery import app
+
+    assert app.conf.timezone == settings.TIME_ZONE == settings.CELERY_TIMEZONE
