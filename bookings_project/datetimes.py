@@ -105,7 +105,15 @@ class LocalDateTimeField(serializers.DateTimeField):
 
 
 class UtcDateTimeField(serializers.DateTimeField):
-    """Core API datetime."""
+    """Core API datetime: ISO 8601 in (without offset: UTC, see parse_api_datetime), UTC with Z out."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid", format="ISO 8601")
+        try:
+            return parse_api_datetime(value)
+        except ValueError:
+            self.fail("invalid", format="ISO 8601")
 
     def to_representation(self, value):
         return to_utc_z(value)

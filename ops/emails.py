@@ -16,6 +16,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from bookings_project.datetimes import parse_api_datetime
 from bookings_project.text import one_line
 
 EMAIL_TEMPLATES = ("USER_REGISTERED", "BOOKING_CONFIRMED", "BOOKING_CANCELLED", "NEW_BOOKING", "GENERIC")
@@ -63,14 +64,8 @@ def ics_datetime(value) -> datetime | None:
     if not isinstance(value, str) or len(value) <= len("2025-09-15"):
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_api_datetime(value).astimezone(UTC)
     except ValueError:
-        return None
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
         return None
 
 

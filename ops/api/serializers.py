@@ -3,27 +3,12 @@ import json
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bookings_project.datetimes import UtcDateTimeField, parse_api_datetime
+from bookings_project.datetimes import UtcDateTimeField
 from bookings_project.pagination import PageQuerySerializer
 
 from ..emails import EMAIL_TEMPLATES, ics_datetime
 from ..jobs import ENTITY_TYPES
 from ..models import JobStatus, JobType, Severity
-
-
-class CoreDateTimeField(serializers.DateTimeField):
-    """Core API datetime: ISO 8601 in, UTC with Z out."""
-
-    def to_internal_value(self, value):
-        if not isinstance(value, str):
-            self.fail("invalid", format="ISO 8601")
-        try:
-            return parse_api_datetime(value)
-        except ValueError:
-            self.fail("invalid", format="ISO 8601")
-
-    def to_representation(self, value):
-        return UtcDateTimeField().to_representation(value)
 
 
 MAX_ADDITIONAL_DATA = 16_384  # bytes of additionalData as JSON
@@ -67,8 +52,8 @@ class LogSerializer(serializers.Serializer):
 class CoreListQuerySerializer(PageQuerySerializer):
     """Query of a core API list: `from`/`to` (ISO 8601, inclusive), `page`, `pageSize`."""
 
-    from_ = CoreDateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601)")
-    to = CoreDateTimeField(required=False, help_text="Inclusive upper bound (ISO 8601)")
+    from_ = UtcDateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601)")
+    to = UtcDateTimeField(required=False, help_text="Inclusive upper bound (ISO 8601)")
 
     def get_fields(self):
         fields = super().get_fields()
