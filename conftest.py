@@ -23,8 +23,12 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Rate-limit counters must not leak between tests."""
+    """Rate-limit counters must not leak between tests, nor a Redis put to rest by one."""
     from django.core.cache import cache
+
+    import bookings_project.cache
+
+    bookings_project.cache._resting_until = 0.0
 
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

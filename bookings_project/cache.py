@@ -4,10 +4,16 @@ Rate-limit counters live in Redis so limits hold across web processes. When Redi
 unreachable the limiter must neither crash the request (500) nor silently stop limiting, so
 every cache call falls back to a process-local cache: limits keep holding per process until
 Redis answers again. A warning is logged once per outage.
+
+A Redis that hangs (no reply, no reset) costs each call its socket timeout. So after one call
+fails, this process leaves Redis alone for REDIS_RETRY_SECONDS: cache calls go straight to the
+fallback and the raw client's calls (shared_redis) fail at once, so a request on a hung Redis
+waits at most one timeout per window instead of one per call.
 """
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
@@ -20,6 +26,45 @@ logger = logging.getLogger(__name__)
 _FAILURES = (ConnectionInterrupted, RedisError, ConnectionError, TimeoutError, OSError)
 
 
+class RedisResting(ConnectionError):
+    """Redis failed within the last REDIS_RETRY_SECONDS in this process: not asked again yet."""
+
+
+_resting_until = 0.0  # time.monotonic() until which this process does not call Redis
+
+
+def redis_resting() -> bool:
+    return time.monotonic() < _resting_until
+
+
+def redis_failed() -> None:
+    """A call to Redis failed (refused, timed out): rest it for REDIS_RETRY_SECONDS."""
+    global _resting_until
+    _resting_until = time.monotonic() + settings.REDIS_RETRY_SECONDS
+
+
+class _RestingRedis:
+    """A Redis client whose calls fail at once (RedisResting) while Redis rests, and put it to
+    rest when they fail."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            if redis_resting():
+                raise RedisResting("Redis failed moments ago; not retried yet")
+            try:
+                return method(*args, **kwargs)
+            except _FAILURES:
+                redis_failed()
+                raise
+
+        return call
+
+
 class FailoverRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
@@ -27,9 +72,12 @@ class FailoverRedisCache(RedisCache):
         self._degraded = threading.Event()
 
     def _call(self, name, *args, **kwargs):
+        if redis_resting():
+            return getattr(self._fallback, name)(*args, **kwargs)
         try:
             result = getattr(super(), name)(*args, **kwargs)
         except _FAILURES as exc:
+            redis_failed()
             if not self._degraded.is_set():
                 self._degraded.set()
                 logger.warning("Redis cache unreachable (%s); using process-local fallback", exc)
@@ -60,13 +108,13 @@ class FailoverRedisCache(RedisCache):
 
 
 def shared_redis():
-    """The shared cache's own Redis client (its calls raise when Redis is unreachable), or None
-    in embedded mode (no REDIS_URL)."""
+    """The shared cache's own Redis client (its calls raise when Redis is unreachable, and at
+    once while it rests), or None in embedded mode (no REDIS_URL)."""
     if not settings.REDIS_URL:
         return None
     from django_redis import get_redis_connection
 
-    return get_redis_connection("default")
+    return _RestingRedis(get_redis_connection("default"))
 
 
 def shared_key(name: str) -> str:

@@ -276,10 +276,14 @@ if REDIS_URL:
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "bookings"),
         }
     }
+
 else:
     # Embedded mode serves from one web process (gunicorn --workers 1 --threads N), so an
     # in-process cache is shared by every request that process handles.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# After a Redis call fails, a process leaves Redis alone this long (bookings_project.cache): a
+# hung Redis costs a request at most one socket timeout, not one per call.
+REDIS_RETRY_SECONDS = env_int("REDIS_RETRY_SECONDS", 5)
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 if not REDIS_URL:
     SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")

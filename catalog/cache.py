@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 from django.conf import settings
 
-from bookings_project.cache import shared_key, shared_redis
+from bookings_project.cache import RedisResting, shared_key, shared_redis
 from bookings_project.transactions import on_commit_once
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def _bump_after_commit() -> None:
     except Exception as exc:  # Redis down: make the bump durable, and retried, through the outbox
         from ops.outbox import outbox_enqueue
 
-        logger.warning("Catalog cache version bump failed (%s); retrying through the outbox", exc)
+        log = logger.debug if isinstance(exc, RedisResting) else logger.warning  # (said once per outage)
+        log("Catalog cache version bump failed (%s); retrying through the outbox", exc)
         outbox_enqueue(event_type=CACHE_BUMP_EVENT)
 
 

@@ -1,10 +1,14 @@
 """Outbox write side: called inside the transaction of the change that causes the event."""
 
-from bookings_project.cache import shared_key, shared_redis
+import logging
+
+from bookings_project.cache import RedisResting, shared_key, shared_redis
 from bookings_project.db import insert_many
 from bookings_project.transactions import on_commit_once
 
 from .models import OutboxEvent
+
+logger = logging.getLogger(__name__)
 
 
 class EventType:
@@ -53,8 +57,11 @@ def outbox_nudge() -> None:
         try:
             if not redis.set(shared_key(NUDGE_PENDING_KEY), 1, nx=True, px=NUDGE_PENDING_MS):
                 return
-        except Exception:  # noqa: BLE001 - Redis down: try the broker anyway (it logs why it failed)
-            pass
+        except RedisResting:  # failed moments ago (and said so then): the sweep delivers
+            return
+        except Exception as exc:  # noqa: BLE001 - the broker is this Redis: publishing would fail too
+            logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
+            return
     outbox_nudge_task()
 
 

@@ -6,6 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
+from bookings_project.cache import redis_failed
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,4 +45,6 @@ def outbox_nudge_task() -> None:
     try:
         outbox_dispatch_task.apply_async(retry=False)
     except Exception as exc:  # broker unreachable: events wait in the DB
+        if settings.REDIS_URL:  # the broker is the shared Redis: let it rest (bookings_project.cache)
+            redis_failed()
         logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)

@@ -95,3 +95,30 @@ def test_redis_losing_its_data_never_brings_back_an_old_list(api_client, organiz
 
     assert [i["name"] for i in listing(api_client)[0].json()] == ["After"]
     assert [i["name"] for i in listing(api_client)[0].json()] == ["After"]
+
+
+def test_while_redis_rests_bookings_and_lists_do_not_wait_for_it(api_client, organizer, make_user, monkeypatch):
+    """After a Redis failure (bookings_project.cache), the version bump goes straight to the
+    outbox and lists are computed fresh, without a call to Redis (each would wait out its
+    socket timeout on a hung Redis)."""
+    import bookings_project.cache as shared
+
+    calls = []
+
+    class Hung:
+        def __getattr__(self, name):
+            def call(*args, **kwargs):
+                calls.append(name)
+                raise TimeoutError("Timeout reading from socket")
+
+            return call
+
+    monkeypatch.setattr("django_redis.get_redis_connection", lambda alias: Hung())
+    item = make_item(organizer, name="While Redis rests", capacity=5)  # the first bump fails: rest
+    assert calls and shared.redis_resting()
+    calls.clear()
+    booking_create(user=make_user(), item_id=item.pk)
+    response, queries = listing(api_client)
+    assert [i["name"] for i in response.json()] == ["While Redis rests"] and queries > 0
+    assert calls == []
+    assert OutboxEvent.objects.filter(event_type=catalog_cache.CACHE_BUMP_EVENT).count() == 2

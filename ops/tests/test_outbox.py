@@ -354,15 +354,28 @@ class TestNudgeDebounce:
             outbox_nudge()
         assert len(published) == 3
 
-    def test_with_redis_unreachable_it_still_nudges(self, published, monkeypatch):
+    def test_with_redis_unreachable_it_leaves_delivery_to_the_sweep(self, published, monkeypatch, settings):
+        """The broker is that same Redis: publishing would only wait out another timeout (5 s
+        on a hung Redis) inside the request. The first failure puts Redis to rest, so the next
+        commits do not even try (bookings_project.cache)."""
         import redis
 
-        from ops import outbox
+        from bookings_project.cache import redis_resting
+        from ops.outbox import outbox_nudge
 
-        dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-        monkeypatch.setattr(outbox, "shared_redis", lambda: dead)
-        outbox.outbox_nudge()
-        assert len(published) == 1
+        calls = []
+
+        class Dead(redis.Redis):
+            def set(self, *args, **kwargs):
+                calls.append(args)
+                return super().set(*args, **kwargs)
+
+        settings.REDIS_URL = "redis://127.0.0.1:1/0"
+        dead = Dead(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+        monkeypatch.setattr("django_redis.get_redis_connection", lambda alias: dead)
+        outbox_nudge()
+        outbox_nudge()
+        assert published == [] and len(calls) == 1 and redis_resting()
 
     def test_a_backlog_asks_for_another_dispatcher_after_each_full_batch(self, published, settings):
         from ops.outbox import DOCUMENT_SYNC
