@@ -178,12 +178,26 @@ def user_update(
         raise
 
 
+def _lock_actor_and_user(*, actor: User, user: User) -> tuple[User, User]:
+    """Lock the actor's and the target's rows together, in primary-key order (user rows come
+    first in the project's lock order), and return both as they are now. Two ADMINs acting on
+    each other at the same moment are serialized, and the second sees what the first did: an
+    ADMIN demoted or deactivated meanwhile is refused (403) — never both demoted, no lockout.
+    404 if the target is gone or deactivated."""
+    rows = {row.pk: row for row in User.objects.select_for_update().filter(pk__in={actor.pk, user.pk}).order_by("pk")}
+    target = rows.get(user.pk)
+    if target is None or not target.is_active:
+        raise NotFound("User not found")
+    current = rows.get(actor.pk)
+    if actor.pk != user.pk and (current is None or not current.is_active or not current.is_admin):
+        raise Forbidden()
+    return current, target
+
+
 def _user_update_locked(*, actor, user, username, email, names, roles, add_role, password, current_password,
                         request) -> User:
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=user.pk, is_active=True).first()
-        if user is None:
-            raise NotFound("User not found")
+        actor, user = _lock_actor_and_user(actor=actor, user=user)
         old_roles = sorted(user.role_set)
         changed = _apply_profile_changes(actor=actor, user=user, username=username, email=email, names=names,
                                          roles=roles, add_role=add_role, password=password,
@@ -266,9 +280,13 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
     if actor.pk == user.pk:
         raise Conflict("You cannot delete your own account")
     with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user.pk)
-        if not user.is_active:
-            return user
+        try:
+            actor, user = _lock_actor_and_user(actor=actor, user=user)
+        except NotFound:
+            gone = User.objects.filter(pk=user.pk).first()
+            if gone is None:
+                raise
+            return gone  # deactivated already (DELETE is idempotent)
         user.is_active = False
         # A new password fingerprint kills every token already issued, even if reactivated.
         user.set_unusable_password()

@@ -1,7 +1,8 @@
 """How request bodies are read and responses chosen: JSON in, JSON out, whatever the client sends.
 
 `SafeJSONParser` is DRF's JSONParser with the inputs it lets through to a 500 turned into 400s:
-nesting deep enough to exhaust the parser's recursion, numbers that overflow to infinity
+nesting deeper than MAX_DEPTH (the parser accepts ~900 levels, but storing such a value in a
+JSONField, or printing it, exhausts the recursion limit), numbers that overflow to infinity
 (`1e999`), and strings holding NUL or unpaired surrogates — PostgreSQL's json/text types refuse
 all three, so they would fail at the INSERT instead of at the door.
 
@@ -22,17 +23,20 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_DEPTH = 64  # levels of objects/arrays in a request body; no field of the API needs more than a few
 
 
 def _check_storable(data) -> None:
-    pending = [data]
+    pending = [(data, 1)]
     while pending:  # iterative: the document may be nested as deep as the parser allowed
-        value = pending.pop()
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+            raise ParseError(f"JSON parse error - nested too deeply (at most {MAX_DEPTH} levels)")
         if isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
+            pending.extend((key, depth + 1) for key in value.keys())
+            pending.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, list):
-            pending.extend(value)
+            pending.extend((item, depth + 1) for item in value)
         elif isinstance(value, float) and not math.isfinite(value):
             raise ParseError("JSON parse error - number out of range")
         elif isinstance(value, str) and _UNSTORABLE.search(value):

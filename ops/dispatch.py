@@ -330,10 +330,15 @@ def outbox_retry(*, event_ids) -> int:
     now = timezone.now()
     revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
         Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-    count = OutboxEvent.objects.filter(revivable, pk__in=list(event_ids)).update(
-        status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=now, error_message="", claimed_until=None,
-        transient_failure=False,
-    )
+    with transaction.atomic():
+        # Rows locked in primary-key order first: two retries over overlapping events (an
+        # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
+        ids = list(OutboxEvent.objects.select_for_update().filter(revivable, pk__in=list(event_ids))
+                   .order_by("pk").values_list("pk", flat=True))
+        count = OutboxEvent.objects.filter(pk__in=ids).update(
+            status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=now, error_message="", claimed_until=None,
+            transient_failure=False,
+        )
     if count:
         transaction.on_commit(outbox_nudge)
     return count

@@ -221,6 +221,7 @@ def reconciliation_steps(*, entity_type: str, entity_id=None, batch_size: int = 
     if entity_id is not None:
         return 1
     queryset, _ = entity_sources()[entity_type]
+    rows = queryset().count()
     documents = Document.objects.using(DOCUMENTS_DB).filter(entity_type=entity_type).count()
-    return queryset().count() + -(-documents // batch_size)
+    return rows + -(-documents // batch_size)
 

@@ -27,6 +27,9 @@ def test_malformed_json_on_an_authenticated_endpoint(make_user, client_for):
 
 HOSTILE_BODIES = {
     "nested past the parser's recursion": "[" * 50_000 + "]" * 50_000,
+    # Parsed fine, but storing it (JSONField) or printing it would exhaust the recursion limit.
+    "nested past what can be stored": '{"message": "x", "additionalData": {"a": ' + "[" * 930 + "]" * 930 + "}}",
+    "nested one level past the limit": '{"message": "x", "additionalData": {"a": ' + "[" * 63 + "]" * 63 + "}}",
     "number overflowing to infinity": '{"message": "x", "additionalData": {"n": 1e999}}',
     "NUL in a value": '{"message": "x", "additionalData": {"k": "a\\u0000b"}}',
     "NUL in a key": '{"message": "x", "additionalData": {"a\\u0000": "b"}}',
@@ -42,6 +45,11 @@ def test_json_the_database_could_not_store_is_400_not_500(make_user, client_for,
     client = client_for(make_user(roles=["IT_OPERATOR"]))
     body = assert_error(client.post(path, body.encode(), content_type="application/json"), 400, path=path)
     assert body["message"].startswith("Malformed request body")
+
+
+def test_nesting_up_to_the_limit_is_fine(make_user, client_for):
+    body = '{"eventType": "APP", "severity": "info", "message": "x", "additionalData": {"a": ' + "[" * 62 + "]" * 62 + "}}"
+    assert client_for(make_user()).post("/logs", body.encode(), content_type="application/json").status_code == 201
 
 
 def test_paired_surrogates_and_unicode_are_fine(make_user, client_for):
