@@ -12,14 +12,19 @@ from rest_framework import serializers
 def to_local_naive_iso(value: datetime | None, *, seconds: bool = False) -> str | None:
     """Local time in TIME_ZONE without offset. A fraction of a second is kept (a client's value
     round-trips), unless `seconds`: server-set timestamps are written in whole seconds, as the
-    seed shows them (truncated, never rounded up past the moment they record)."""
+    seed shows them (truncated, never rounded up past the moment they record).
+
+    One exception: the second pass through the hour the zone repeats when daylight saving time
+    ends is written with its offset (`2026-10-25T02:30:00+01:00`). Without it the value reads
+    back as the first pass (local_aware), an hour earlier: sent back unchanged, it would move."""
     if value is None:
         return None
     # The default zone (cached by Django): no per-request zones are activated, and looking the
     # current zone up per value cost 14% of a 1,000-item list (make bench profile).
     local = value.astimezone(timezone.get_default_timezone()) if value.tzinfo is not None else value
     whole = seconds or not local.microsecond
-    return local.replace(tzinfo=None).isoformat(timespec="seconds" if whole else "microseconds")
+    return (local if local.fold else local.replace(tzinfo=None)).isoformat(
+        timespec="seconds" if whole else "microseconds")
 
 
 def to_utc_z(value: datetime | None) -> str | None:

@@ -62,6 +62,14 @@ class TestField:
         assert value == datetime(2031, 10, 26, 0, 30, tzinfo=dt_timezone.utc)  # still summer time (+02:00)
         assert LocalDateTimeField().to_representation(value) == BERLIN_FOLD
 
+    def test_the_second_pass_through_a_repeated_hour_is_written_with_its_offset(self, berlin):
+        """Written without it, it would read back as the first pass, an hour earlier."""
+        second = datetime(2031, 10, 26, 1, 30, tzinfo=dt_timezone.utc)  # 02:30 again, now +01:00
+        written = LocalDateTimeField().to_representation(second)
+        assert written == "2031-10-26T02:30:00+01:00"
+        assert read(written) == second
+        assert LocalDateTimeField().to_representation(second.replace(hour=0)) == BERLIN_FOLD  # the first: plain
+
     def test_server_set_timestamps_are_whole_seconds_client_values_keep_their_fraction(self):
         value = datetime(2025, 7, 13, 12, 0, 0, 999999, tzinfo=dt_timezone.utc)
         assert LocalDateTimeField(seconds=True).to_representation(value) == "2025-07-13T12:00:00"  # truncated
