@@ -17,3 +17,11 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
             raise ValidationFailed("Invalid query parameters", fields=blank)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def no_body_expected(request) -> None:
+    """An endpoint that takes no body ignores one, but a malformed one is still a 400 (contract
+    §8): the client meant something else, and the action must not go ahead. DRF parses lazily,
+    so without this a cancel or a delete sent with broken JSON would simply run."""
+    request.data  # noqa: B018 - parsing is the check (SafeJSONParser raises ParseError)
+

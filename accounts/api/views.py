@@ -9,7 +9,7 @@ from bookings_project.errors import Forbidden, NotFound
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.ratelimit import rate_limit
-from bookings_project.validation import valid_data
+from bookings_project.validation import no_body_expected, valid_data
 
 from .. import selectors, services
 from ..models import ROLE_FROM_CORE
@@ -122,8 +122,9 @@ class UserViewSet(viewsets.ViewSet):
         return Response(UserResponseSerializer(user).data)
 
     @extend_schema(tags=["users"], parameters=[USER_ID],
-                   responses={204: None, **error_responses(401, 403, 404, 409)})
+                   responses={204: None, **error_responses(400, 401, 403, 404, 409)})
     def destroy(self, request, pk=None):
+        no_body_expected(request)
         services.user_deactivate(actor=request.user, user=self._target(request, pk), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

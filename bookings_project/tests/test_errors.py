@@ -191,3 +191,33 @@ def test_a_format_the_route_does_not_render_is_400_naming_the_choices(make_user,
     response = client_for(make_user(roles=["IT_OPERATOR"])).get(path, {"format": "xml"})
     body = assert_error(response, 400, path=path)
     assert body["fields"] == {"format": ["Must be one of: json"]}
+
+
+def test_an_endpoint_without_a_body_refuses_a_malformed_one_and_does_nothing(make_user, client_for):
+    """Contract §8: malformed JSON is a 400, even where the body would be ignored — the action
+    (a cancel, a delete, a job run) must not go ahead on a request the client got wrong."""
+    from catalog.models import BookableItem
+    from catalog.tests.factories import make_item
+    from ops.jobs import job_create_notification
+    from ops.models import Job, JobStatus
+    from reservations.models import Booking, BookingStatus
+    from reservations.services import booking_create
+
+    admin, booker = make_user(roles=["ADMIN"]), make_user()
+    item = make_item(make_user(roles=["EVENT_ORGANIZER"]))
+    booking = booking_create(user=booker, item_id=item.pk)
+    job = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    victim = make_user()
+    attempts = [(client_for(booker).put, f"/api/v1/bookings/{booking.pk}/cancel"),
+                (client_for(admin).put, f"/jobs/{job.pk}/execute"),
+                (client_for(admin).delete, f"/api/v1/items/{item.pk}"),
+                (client_for(admin).delete, f"/api/v1/user/{victim.pk}")]
+    for send, path in attempts:
+        assert_error(send(path, b"{not json", content_type="application/json"), 400, path=path)
+    assert Booking.objects.get(pk=booking.pk).status == BookingStatus.CONFIRMED
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    assert BookableItem.objects.get(pk=item.pk).deleted_at is None
+    victim.refresh_from_db()
+    assert victim.is_active
+    # An empty or well-formed body is ignored as before.
+    assert client_for(booker).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 200

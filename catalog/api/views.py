@@ -11,7 +11,7 @@ from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import (ARRAY_PAGE_SIZE, ARRAY_PAGING, add_paging_headers, page_rows,
                                          parse_page_params, wants_paging)
-from bookings_project.validation import valid_data
+from bookings_project.validation import no_body_expected, valid_data
 
 from .. import selectors, services
 from ..cache import cached_list
@@ -79,8 +79,9 @@ class ItemDetailView(APIView):
         services.item_update(actor=request.user, item_id=item_id, **data)
         return Response(item_json(request, item_id))
 
-    @extend_schema(tags=["items"], responses={204: None, **error_responses(401, 403, 404)})
+    @extend_schema(tags=["items"], responses={204: None, **error_responses(400, 401, 403, 404)})
     def delete(self, request, item_id):
+        no_body_expected(request)
         services.item_delete(actor=request.user, item_id=item_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.openapi import error_responses
-from bookings_project.validation import valid_data
+from bookings_project.validation import no_body_expected, valid_data
 from bookings_project.pagination import page_rows
 
 from bookings_project.errors import NotFound
@@ -121,8 +121,9 @@ class JobViewSet(viewsets.ViewSet):
         return Response(_job_body(self._get(pk), with_changes=True))
 
     @extend_schema(tags=["core: jobs"], request=None,
-                   responses={200: JobSerializer, **error_responses(401, 403, 404, 409)})
+                   responses={200: JobSerializer, **error_responses(400, 401, 403, 404, 409)})
     def execute(self, request, pk=None):
+        no_body_expected(request)
         job = jobs.job_execute(job_id=self._get(pk).pk)
         return Response(_job_body(job, with_changes=True))
 

@@ -12,7 +12,7 @@ from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.errors import Forbidden, ValidationFailed
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import ARRAY_PAGING, array_response
-from bookings_project.validation import valid_data
+from bookings_project.validation import no_body_expected, valid_data
 from catalog.selectors import item_can_manage, item_get_visible
 
 from .. import selectors, services
@@ -106,8 +106,9 @@ class BookingCancelView(APIView):
     permission_classes = (IsAuthenticated,)
 
     @extend_schema(tags=["bookings"], request=None,
-                   responses={200: BookingResponseSerializer, **error_responses(401, 403, 404, 409)})
+                   responses={200: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def put(self, request, booking_id):
+        no_body_expected(request)
         booking = services.booking_cancel(actor=request.user, booking_id=booking_id)
         return Response(booking_json(booking))
 
