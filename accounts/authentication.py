@@ -8,6 +8,13 @@ class JWTAuthentication(authentication.JWTAuthentication):
     """simplejwt's bearer auth, plus: inactive users and tokens from before a password
     change are refused (simplejwt already refuses inactive users; we keep that)."""
 
+    def get_raw_token(self, header: bytes):
+        # The scheme is case-insensitive (RFC 7235 §2.1): "bearer …" is as good as "Bearer …".
+        scheme, space, rest = header.partition(b" ")
+        if scheme.lower() == b"bearer":
+            header = b"Bearer" + space + rest
+        return super().get_raw_token(header)
+
     def get_user(self, validated_token):
         user = super().get_user(validated_token)
         if validated_token.get(PASSWORD_CLAIM) != password_fingerprint(user):

@@ -3,15 +3,19 @@
 Names, locations, categories and tags are one line of printable text: a control character
 (ESC, DEL, a C1 code, a line or paragraph separator) has no meaning in them and would travel
 into email subjects and calendar files, which forbid it (RFC 5322 §3.2.5, RFC 5545 §3.3.11).
-Long texts (descriptions) may also hold tabs and line breaks.
+Long texts (descriptions) may also hold tabs and line breaks. Neither may hold the Unicode
+controls that reorder the text around them (bidirectional embeddings, overrides and isolates,
+U+202A–E and U+2066–9): in a subject or a calendar they make a name display as something other
+than it is (U+202E before "gnp.exe" shows "exe.png"; CVE-2021-42574, "Trojan Source"). The plain
+marks U+200E/U+200F that right-to-left text needs stay allowed.
 """
 
 import re
 
 from django.core.exceptions import ValidationError
 
-_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NOT_PLAIN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NOT_PLAIN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def validate_single_line(value: str) -> None:

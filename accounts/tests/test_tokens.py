@@ -46,7 +46,13 @@ def test_valid_token_is_accepted(api_client, user, token_for):
     assert response.status_code == 200 and response.json()["id"] == user.pk
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Bearer a b", "Token abc", "Bearer not-a-jwt"])
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+def test_the_scheme_is_case_insensitive(api_client, user, token_for, scheme):
+    response = api_client.get(ME, HTTP_AUTHORIZATION=f"{scheme} {token_for(user)}")
+    assert response.status_code == 200 and response.json()["id"] == user.pk
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer a b", "Token abc", "Bearer not-a-jwt", "bearer", "Bearerx abc"])
 def test_missing_or_malformed_header_is_401(api_client, header):
     extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
     body = assert_error(api_client.get(ME, **extra), 401, path=ME)

@@ -144,7 +144,8 @@ def test_a_generic_notification_shows_its_subject_and_message_once(client_for, m
 
 @pytest.mark.parametrize("field, value", [
     ("name", "A\x1bB"), ("name", "Line\nbreak"), ("location", "Room\x7f1"), ("category", "Tech\u2028Talk"),
-    ("tags", ["ok", "b\x0bad"]),
+    ("tags", ["ok", "b\x0bad"]), ("name", "Invoice \u202egnp.exe"), ("location", "Hall \u2066A\u2069"),
+    ("description", "Agenda \u202e reversed"),
 ])
 def test_one_line_item_texts_refuse_control_characters(client_for, make_user, field, value):
     body = {"name": "Talk", "startTime": "2031-09-15T10:00:00", "endTime": "2031-09-15T12:00:00", "capacity": 5,
@@ -155,8 +156,8 @@ def test_one_line_item_texts_refuse_control_characters(client_for, make_user, fi
 
 
 def test_descriptions_keep_tabs_and_line_breaks(client_for, make_user):
-    body = {"name": "Talk", "startTime": "2031-09-15T10:00:00", "endTime": "2031-09-15T12:00:00", "capacity": 5,
-            "description": "Agenda:\n\t1. Intro\r\n\t2. Q&A"}
+    body = {"name": "\u05e9\u05dc\u05d5\u05dd\u200f Talk", "startTime": "2031-09-15T10:00:00",
+            "endTime": "2031-09-15T12:00:00", "capacity": 5, "description": "Agenda:\n\t1. Intro\r\n\t2. Q&A"}
     response = client_for(make_user(roles=["EVENT_ORGANIZER"])).post("/api/v1/items", body, format="json")
     assert response.status_code == 201
     assert response.json()["description"] == body["description"]
