@@ -32,14 +32,15 @@ class ItemRequestSerializer(serializers.Serializer):
     # The list may be null, its elements not (many=True would pass allow_null down to them).
     priceTiers = serializers.ListSerializer(child=PriceTierSerializer(), source="price_tiers", required=False,
                                             allow_null=True, max_length=50,
-                                            help_text="Sold in the listed order; omitted or [] = a free item. "
-                                                      "On update, omitted keeps the current tiers.")
+                                            help_text="Sold in the listed order; omitted, null or [] = a free "
+                                                      "item. On update, omitted keeps the current tiers "
+                                                      "(null or [] removes them).")
     category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True,
                                      validators=[validate_single_line])
     tags = serializers.ListField(child=serializers.CharField(max_length=50, validators=[validate_single_line]),
                                  required=False, allow_null=True, max_length=30, help_text="null: none")
 
-    # null means "empty" for the optional texts and tags (as for `category` and `priceTiers`).
+    # null means "empty" for the optional texts, tags and tiers (as for `category`).
     def validate_description(self, value):
         return value or ""
 
@@ -47,6 +48,9 @@ class ItemRequestSerializer(serializers.Serializer):
         return value or ""
 
     def validate_tags(self, value):
+        return value or []
+
+    def validate_priceTiers(self, value):  # noqa: N802 - DRF names the hook after the field
         return value or []
 
 

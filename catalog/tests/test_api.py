@@ -302,6 +302,11 @@ def test_null_optional_texts_and_tags_mean_empty(client_for, make_user):
     cleared = organizer.put(f"/api/v1/items/{item['id']}", {"description": None, "location": None, "tags": None},
                             format="json").json()
     assert (cleared["description"], cleared["location"], cleared["tags"]) == ("", "", [])
+    priced = organizer.put(f"/api/v1/items/{item['id']}", {"priceTiers": [{"tier": "A", "price": 9.5, "maxCapacity": 5}]},
+                           format="json").json()
+    assert priced["currentPrice"] == 9.5
+    freed = organizer.put(f"/api/v1/items/{item['id']}", {"priceTiers": None}, format="json").json()
+    assert (freed["priceTiers"], freed["currentPrice"]) == ([], 0)  # null = no tiers, as on create
 
 
 def test_an_organizer_holds_a_bounded_number_of_upcoming_items_an_admin_does_not(client_for, make_user, settings):
