@@ -121,10 +121,24 @@ class NotificationParamsSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=20_000)
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 64},
+                                 {"type": "integer", "minimum": 0, "maximum": 2 ** 63 - 1}]})
+class EntityIdField(serializers.CharField):
+    """An entity's id: a string, as the seed sends it, or an integer (the ids are numbers);
+    kept as text. A float or a boolean is not an id (DRF's CharField would take 2.5 as "2.5")."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, float)):
+            raise serializers.ValidationError("Must be a string or an integer", code="invalid")
+        return super().to_internal_value(data)
+
+
 class ReconciliationParamsSerializer(serializers.Serializer):
     entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
-    entityId = serializers.CharField(max_length=64, required=False, allow_null=True,
-                                     help_text="Left out (or null): the whole type, in batches")
+    entityId = EntityIdField(required=False, allow_null=True, help_text="Left out (or null): the whole type, in batches")
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -141,7 +155,7 @@ class JobCreateSerializer(serializers.Serializer):
 
 class ReconciliationEventSerializer(serializers.Serializer):
     entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
-    entityId = serializers.CharField(max_length=64)
+    entityId = EntityIdField()
     action = serializers.ChoiceField(choices=["create", "update", "delete"])
 
 

@@ -150,11 +150,19 @@ def test_launch_is_accepted_as_item_and_echoed(synced_item, op_client):
 @pytest.mark.parametrize("path, body", [
     ("/reconciliation", {"entityType": "item", "entityId": ""}),
     ("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "item", "entityId": ""}}),
+    ("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "item", "entityId": 2.87e289}}),
+    ("/reconciliation", {"entityType": "item", "entityId": True}),
+    ("/reconciliation/events", {"entityType": "item", "entityId": 1.5, "action": "update"}),
 ])
-def test_a_blank_entity_id_is_refused_not_read_as_the_whole_type(op_client, path, body):
+def test_a_blank_or_non_id_entity_id_is_refused_not_read_as_the_whole_type(op_client, path, body):
     response = op_client.post(path, body, format="json")
     assert response.status_code == 400 and any(k.endswith("entityId") for k in response.json()["fields"])
     assert not Job.objects.exists()
+
+
+def test_an_integer_entity_id_is_an_id_like_its_string(synced_item, op_client):
+    job = op_client.post("/reconciliation", {"entityType": "item", "entityId": synced_item.pk}, format="json").json()
+    assert Job.objects.get(pk=job["jobId"]).params["entityId"] == str(synced_item.pk)
 
 
 def test_event_triggers_reconciliation_without_execute(synced_item, op_client):
