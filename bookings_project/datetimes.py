@@ -2,7 +2,8 @@
 shows ("2025-09-15T10:00:00"); input without offset is read in TIME_ZONE, so a value
 round-trips unchanged. Core API: UTC with "Z"."""
 
-from datetime import datetime, timezone as dt_timezone
+import re
+from datetime import datetime, time, timezone as dt_timezone
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -31,6 +32,9 @@ def to_utc_z(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
 
 
 class NonexistentLocalTime(ValueError):
@@ -110,15 +114,25 @@ class LocalDateTimeField(serializers.DateTimeField):
 
 
 class UtcDateTimeField(serializers.DateTimeField):
-    """Core API datetime: ISO 8601 in (without offset: UTC, see parse_api_datetime), UTC with Z out."""
+    """Core API datetime: ISO 8601 in (without offset: UTC, see parse_api_datetime), UTC with Z out.
+    `day_end`: an upper bound given as a bare date (`to=2024-08-12`) means the end of that day
+    (UTC), so the day is included, as the revenue report's dates are; elsewhere a bare date is
+    its midnight."""
+
+    def __init__(self, *, day_end: bool = False, **kwargs):
+        self.day_end = day_end
+        super().__init__(**kwargs)
 
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid", format="ISO 8601")
         try:
-            return parse_api_datetime(value)
+            moment = parse_api_datetime(value)
         except ValueError:
             self.fail("invalid", format="ISO 8601")
+        if self.day_end and _BARE_DATE.match(value.strip()):
+            moment = datetime.combine(moment.date(), time.max, tzinfo=dt_timezone.utc)
+        return moment
 
     def to_representation(self, value):
         return to_utc_z(value)

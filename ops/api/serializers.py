@@ -53,7 +53,8 @@ class CoreListQuerySerializer(PageQuerySerializer):
     """Query of a core API list: `from`/`to` (ISO 8601, inclusive), `page`, `pageSize`."""
 
     from_ = UtcDateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601)")
-    to = UtcDateTimeField(required=False, help_text="Inclusive upper bound (ISO 8601)")
+    to = UtcDateTimeField(required=False, day_end=True,
+                          help_text="Inclusive upper bound (ISO 8601; a bare date includes that whole day, UTC)")
 
     def get_fields(self):
         fields = super().get_fields()

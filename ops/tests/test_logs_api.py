@@ -124,6 +124,15 @@ def test_from_and_to_are_inclusive_and_accept_offsets(operator):
     assert ids(**{"from": "2024-08-12T12:10:00+02:00", "to": "2024-08-12T12:10:00+02:00"}) == [str(second.pk)]
 
 
+def test_bare_dates_bound_whole_days(operator):
+    """`to=2024-08-12` includes that day (as the revenue report's dates do), not just its midnight."""
+    before, during, after = add_log(-60 * 11), add_log(15), add_log(60 * 14)  # the 11th 23:00, the 12th, the 13th
+    body = operator.get("/logs", {"from": "2024-08-12", "to": "2024-08-12"}).json()
+    assert [e["id"] for e in body["logs"]] == [str(during.pk)]
+    assert operator.get("/logs", {"to": "9999-12-31"}).json()["total"] == 3
+    assert {str(before.pk), str(after.pk)} <= {e["id"] for e in operator.get("/logs", {"from": "2024-08-11"}).json()["logs"]}
+
+
 def test_a_time_without_offset_is_utc_as_the_core_api_writes_it(operator, settings):
     settings.TIME_ZONE = "Europe/Berlin"
     add_log(0)
