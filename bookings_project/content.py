@@ -10,17 +10,26 @@ all three, so they would fail at the INSERT instead of at the door.
 reads a body only up to Content-Length, so the view would otherwise see no body at all and
 answer a misleading "field required".
 
+`ExactJSONRenderer` writes money (Decimal) as the exact JSON number: DRF's encoder goes
+through float, which is exact up to 15 significant digits — every price — but would round a
+sum beyond that (a revenue total of 99999899990000.01 came out as …0.02).
+
 `JSONFallbackNegotiation` answers an `Accept` header no renderer matches (a browser's
 `text/html`) with JSON instead of a 406 before authentication has even run; an explicit
 `?format=` the view does not offer is a 400 naming the formats it does.
 """
 
+import json
 import math
 import re
+import uuid
+from decimal import Decimal
 
 from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_DEPTH = 64  # levels of objects/arrays in a request body; no field of the API needs more than a few
@@ -51,6 +60,47 @@ class SafeJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply") from None
         _check_storable(data)
         return data
+
+
+class _InexactDecimal(Exception):
+    """A Decimal that float() would change: render the slow, exact way."""
+
+
+class _FloatIfExact(JSONEncoder):
+    def default(self, obj):
+        if isinstance(obj, Decimal):
+            as_float = float(obj)
+            if not obj.is_finite() or Decimal(repr(as_float)) != obj:
+                raise _InexactDecimal()
+            return as_float
+        return super().default(obj)
+
+
+class ExactJSONRenderer(JSONRenderer):
+    encoder_class = _FloatIfExact
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except _InexactDecimal:
+            return self._render_decimals_exactly(data)
+
+    def _render_decimals_exactly(self, data) -> bytes:
+        """Each Decimal goes through the encoder as a string holding a one-off marker and its
+        digits; then the quoted marker is replaced by the bare digits. The marker is random per
+        call, so no string of the data can be taken for one. (Compact, as DRF writes it.)"""
+        marker = uuid.uuid4().hex
+
+        class Marked(JSONEncoder):
+            def default(self, obj):
+                if isinstance(obj, Decimal):
+                    return f"{marker}{obj:f}"
+                return super().default(obj)
+
+        text = json.dumps(data, cls=Marked, ensure_ascii=self.ensure_ascii, allow_nan=not self.strict,
+                          separators=(",", ":"))
+        text = re.sub(f'"{marker}(-?[0-9.]+)"', r"\1", text)
+        return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
 class JSONFallbackNegotiation(DefaultContentNegotiation):

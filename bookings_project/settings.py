@@ -223,7 +223,7 @@ SIMPLE_JWT = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["bookings_project.content.ExactJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["bookings_project.content.SafeJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bookings_project.content.JSONFallbackNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -3,11 +3,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import SAFE_METHODS, AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
+from bookings_project.content import ExactJSONRenderer
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import (ARRAY_PAGE_SIZE, ARRAY_PAGING, add_paging_headers, page_rows,
                                          parse_page_params, wants_paging)
@@ -47,7 +47,7 @@ class ItemCollectionView(APIView):
         def render() -> tuple[int, bytes]:
             items = selectors.item_list(actor=lister, filters=filters)
             total, rows = page_rows(items, *paging) if paging else (None, list(items))
-            return (len(rows) if total is None else total), JSONRenderer().render(items_json(rows))
+            return (len(rows) if total is None else total), ExactJSONRenderer().render(items_json(rows))
 
         total, body = cached_list((scope, filters, paging), render)
         response = HttpResponse(body, content_type="application/json")

@@ -1,11 +1,11 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin
+from bookings_project.content import ExactJSONRenderer
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.validation import valid_data
@@ -22,7 +22,7 @@ class RevenueReportView(APIView):
     """GET /reports/revenue (ADMIN): JSON, or CSV with ?format=csv / Accept: text/csv."""
 
     permission_classes = (IsAdmin,)
-    renderer_classes = (JSONRenderer, RevenueCSVRenderer)
+    renderer_classes = (ExactJSONRenderer, RevenueCSVRenderer)
 
     @extend_schema(
         tags=["reports"], parameters=[RevenueQuerySerializer],
@@ -37,7 +37,7 @@ class RevenueReportView(APIView):
                                               "per item; a final total row",
                 examples=[OpenApiExample("csv", value=CSV_EXAMPLE, media_type="text/csv")]),
             # Errors are JSON even for ?format=csv (bookings_project.errors.exception_handler).
-            **{(code, JSONRenderer.media_type): error for code, error in error_responses(400, 401, 403).items()},
+            **{(code, ExactJSONRenderer.media_type): error for code, error in error_responses(400, 401, 403).items()},
         },
     )
     def get(self, request):

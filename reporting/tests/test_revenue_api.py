@@ -270,3 +270,20 @@ def test_sums_are_exact_to_the_cent_at_the_largest_prices(admin_client, organize
                                          end_time=template.end_time) for _ in range(20_000)])
     body = admin_client.get(URL).json()
     assert Decimal(str(body["totalRevenue"])) == Decimal("1999999999800.07")
+
+
+def test_a_total_beyond_a_floats_precision_is_written_exactly(admin_client, monkeypatch):
+    """999,999 bookings at the largest price: 16 significant digits, which float() would round
+    (…0.01 → …0.02). The database sums exactly (above); this pins the JSON writing of it."""
+    huge = Decimal("99999899990000.01")
+    report = selectors.RevenueReport(total=huge, bookings=999_999,
+                                     details=[selectors.ItemRevenue(7, "Mega \u2028\"quoted\"", huge, 999_999)])
+    monkeypatch.setattr(selectors, "revenue_by_item", lambda filters: report)
+
+    response = get_report(admin_client)
+
+    assert b'"totalRevenue":99999899990000.01' in response.content
+    body = json.loads(response.content, parse_float=Decimal)
+    assert body == {"totalRevenue": huge, "reportDetails": [
+        {"itemId": 7, "itemName": "Mega \u2028\"quoted\"", "itemRevenue": huge, "numberOfBookings": 999_999}]}
+    assert b"\\u2028" in response.content  # escaped as DRF's renderer does (JavaScript-safe)
