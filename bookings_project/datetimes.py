@@ -35,6 +35,14 @@ def to_utc_z(value: datetime | None) -> str | None:
 
 
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
+_FINER_THAN_MICROSECONDS = re.compile(r"\d{2}:\d{2}:\d{2}[.,]\d{7}")
+
+
+def refuse_finer_than_microseconds(value) -> None:
+    """Times are kept to the microsecond: a finer fraction would be cut off silently (and no
+    longer round-trip), so it is a field error instead."""
+    if isinstance(value, str) and _FINER_THAN_MICROSECONDS.search(value):
+        raise serializers.ValidationError("At most 6 decimal places of a second (microseconds)", code="precision")
 
 
 class NonexistentLocalTime(ValueError):
@@ -96,6 +104,10 @@ class LocalDateTimeField(serializers.DateTimeField):
         self.seconds = seconds
         super().__init__(**kwargs)
 
+    def to_internal_value(self, value):
+        refuse_finer_than_microseconds(value)
+        return super().to_internal_value(value)
+
     def enforce_timezone(self, value):
         """In UTC: an unambiguous instant (Python compares and subtracts aware datetimes of one
         zone by wall clock, blind to a DST change between them) that the database can store.
@@ -126,6 +138,7 @@ class UtcDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid", format="ISO 8601")
+        refuse_finer_than_microseconds(value)
         try:
             moment = parse_api_datetime(value)
         except ValueError:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 from rest_framework import serializers
 
-from bookings_project.datetimes import LocalDateTimeField
+from bookings_project.datetimes import LocalDateTimeField, UtcDateTimeField
 from catalog.models import BookableItem
 from catalog.tests.factories import make_item
 from reservations.models import Booking
@@ -125,3 +125,10 @@ class TestApi:  # the item routes' cases: catalog/tests/test_api.py
             booking_date=datetime(2025, 7, 13, 13, 30, 0, 136982, tzinfo=dt_timezone.utc))
         [body] = client_for(user).get("/api/v1/bookings/me").json()
         assert body["bookingDate"] == ("2025-07-13T13:30:00" if zone == "UTC" else "2025-07-13T15:30:00")
+
+
+@pytest.mark.parametrize("field", [LocalDateTimeField, UtcDateTimeField])
+def test_a_fraction_finer_than_microseconds_is_refused_not_cut(field):
+    assert field().run_validation("2031-01-01T10:00:00.123456") == field().run_validation("2031-01-01T10:00:00.123456Z")
+    with pytest.raises(serializers.ValidationError, match="At most 6 decimal places"):
+        field().run_validation("2031-01-01T10:00:00.123456789")
