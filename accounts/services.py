@@ -56,11 +56,19 @@ def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:
         raise DuplicateUser("A user with this email already exists")
 
 
-def _validate_password(password: str, user: User) -> None:
+def password_problems(password: str, user: User) -> list[str]:
+    """What Django's password validators say about `password` for `user` (its username and
+    email count: a password too much like them is weak); [] when it is fine."""
     try:
         password_validation.validate_password(password, user)
     except DjangoValidationError as exc:
-        raise ValidationFailed("Password is too weak", fields={"password": list(exc.messages)}) from exc
+        return list(exc.messages)
+    return []
+
+
+def _validate_password(password: str, user: User) -> None:
+    if problems := password_problems(password, user):
+        raise ValidationFailed("Password is too weak", fields={"password": problems})
 
 
 def user_register(*, username: str, email: str, password: str, roles=None, request=None) -> User:

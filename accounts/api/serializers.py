@@ -14,7 +14,27 @@ class UsernameField(serializers.CharField):
         super().__init__(max_length=150, min_length=1, validators=[UnicodeUsernameValidator()], **kwargs)
 
 
-class UserRegisterSerializer(serializers.Serializer):
+class PasswordProblemsWithOtherErrors:
+    """When other fields are invalid, the password's problems are reported with them, so a
+    client sees every error at once (the service checks the password again before saving)."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            password = data.get("password") if isinstance(data, dict) else None
+            if isinstance(exc.detail, dict) and "password" not in exc.detail and isinstance(password, str):
+                from accounts.models import User
+                from accounts.services import password_problems
+
+                texts = {name: data.get(name) for name in ("username", "email")}
+                user = User(**{name: value for name, value in texts.items() if isinstance(value, str)})
+                if problems := password_problems(password, user):
+                    exc.detail["password"] = problems
+            raise
+
+
+class UserRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serializer):
     username = UsernameField()
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
@@ -61,7 +81,7 @@ class RefreshSerializer(serializers.Serializer):
 # --- Core API (seed 000) ---------------------------------------------------------------------
 
 
-class CoreRegisterSerializer(serializers.Serializer):
+class CoreRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
     role = serializers.ChoiceField(choices=CORE_ROLE_CHOICES, required=False, allow_null=True, default="customer",

@@ -156,6 +156,14 @@ def test_bad_email_is_400_with_fields(api_client, email):
     assert not User.objects.exists()
 
 
+def test_a_bad_email_and_a_weak_password_are_reported_together(api_client):
+    body = assert_error(register_booking(api_client, email="not-an-email", password="1"), 400,
+                        fields=["email", "password"])
+    assert any("too short" in message for message in body["fields"]["password"])
+    assert_error(register_core(api_client, email="not-an-email", password="1"), 400, fields=["email", "password"])
+    assert not User.objects.exists()
+
+
 @pytest.mark.parametrize("body, field", [
     ({"email": "a@example.com", "password": PASSWORD}, "username"),
     ({"username": "bad user!", "email": "a@example.com", "password": PASSWORD}, "username"),
