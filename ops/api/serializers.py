@@ -134,6 +134,8 @@ class EntityIdField(serializers.CharField):
     def to_internal_value(self, data):
         if isinstance(data, (bool, float)):
             raise serializers.ValidationError("Must be a string or an integer", code="invalid")
+        if isinstance(data, int) and not 0 <= data <= 2 ** 63 - 1:
+            raise serializers.ValidationError("An integer id is from 0 to 2^63 - 1", code="invalid")
         return super().to_internal_value(data)
 
 

@@ -152,6 +152,7 @@ def test_launch_is_accepted_as_item_and_echoed(synced_item, op_client):
     ("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "item", "entityId": ""}}),
     ("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "item", "entityId": 2.87e289}}),
     ("/reconciliation", {"entityType": "item", "entityId": True}),
+    ("/reconciliation", {"entityType": "item", "entityId": -201}),
     ("/reconciliation/events", {"entityType": "item", "entityId": 1.5, "action": "update"}),
 ])
 def test_a_blank_or_non_id_entity_id_is_refused_not_read_as_the_whole_type(op_client, path, body):
