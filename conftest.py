@@ -56,6 +56,21 @@ def make_user(db):
 
 
 @pytest.fixture
+def admin_user(make_user):
+    """The ADMIN who uses the admin site (replaces pytest-django's superuser: access here comes
+    from roles)."""
+    return make_user(roles=["ADMIN"], username="boss")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """Django's test client signed in to the admin site as `admin_user` (also `.admin_user`)."""
+    client.force_login(admin_user)
+    client.admin_user = admin_user
+    return client
+
+
+@pytest.fixture
 def token_for():
     """token_for(user) -> a valid access token (Bearer) for the user."""
     from accounts.tokens import token_pair_for_user

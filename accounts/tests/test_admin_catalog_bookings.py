@@ -16,12 +16,6 @@ from reservations.services import booking_cancel, booking_create, booking_set_st
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, make_user):
-    client.force_login(make_user(roles=["ADMIN"]))
-    return client
-
-
 def make_item(organizer, name, *, days=3, private=False):
     start = timezone.now() + timedelta(days=days)
     return item_create(organizer=organizer, name=name, start_time=start, end_time=start + timedelta(hours=2),
