@@ -11,9 +11,10 @@ import pytest
 
 from catalog.services import item_delete
 from reservations.services import booking_cancel
+from reservations.tests.factories import book
 
 from .. import selectors
-from .factories import book, item_at, local, queries_during
+from .factories import item_at, local, queries_during
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/reports/revenue"
