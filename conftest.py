@@ -56,6 +56,27 @@ def make_user(db):
 
 
 @pytest.fixture
+def organizer(make_user):
+    return make_user(roles=["EVENT_ORGANIZER"], username="event_organizer")
+
+
+@pytest.fixture
+def other_organizer(make_user):
+    return make_user(roles=["EVENT_ORGANIZER"], username="other_organizer")
+
+
+@pytest.fixture
+def admin(make_user):
+    """An ADMIN acting through the API and the services (the admin site's is `admin_user`)."""
+    return make_user(roles=["ADMIN"], username="the_admin")
+
+
+@pytest.fixture
+def customer(make_user):
+    return make_user(roles=["USER"], username="testuser")
+
+
+@pytest.fixture
 def admin_user(make_user):
     """The ADMIN who uses the admin site (replaces pytest-django's superuser: access here comes
     from roles)."""
