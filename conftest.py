@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from bookings_project.testing import LoopbackSMTP, free_port  # noqa: F401  (tests import free_port from here)
+from bookings_project.testing import LoopbackSMTP
 
 
 def pytest_configure(config):
