@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from bookings_project.testing import LoopbackSMTP, free_port  # noqa: F401  (tests import free_port from here)
+from bookings_project.testing import LoopbackSMTP
 
 
 def pytest_configure(config):
@@ -53,6 +53,42 @@ def make_user(db):
         return UserFactory(roles=list(roles), **fields)
 
     return make
+
+
+@pytest.fixture
+def organizer(make_user):
+    return make_user(roles=["EVENT_ORGANIZER"], username="event_organizer")
+
+
+@pytest.fixture
+def other_organizer(make_user):
+    return make_user(roles=["EVENT_ORGANIZER"], username="other_organizer")
+
+
+@pytest.fixture
+def admin(make_user):
+    """An ADMIN acting through the API and the services (the admin site's is `admin_user`)."""
+    return make_user(roles=["ADMIN"], username="the_admin")
+
+
+@pytest.fixture
+def customer(make_user):
+    return make_user(roles=["USER"], username="testuser")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    """The ADMIN who uses the admin site (replaces pytest-django's superuser: access here comes
+    from roles)."""
+    return make_user(roles=["ADMIN"], username="boss")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """Django's test client signed in to the admin site as `admin_user` (also `.admin_user`)."""
+    client.force_login(admin_user)
+    client.admin_user = admin_user
+    return client
 
 
 @pytest.fixture
@@ -105,14 +141,3 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not settings.REDIS_URL:
             item.add_marker(skip_redis)
-
-
-def database_url(alias: str) -> str:
-    """A URL for the (test) database behind `alias`, for subprocesses of a test."""
-    from django.db import connections
-
-    s = connections[alias].settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"

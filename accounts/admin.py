@@ -13,8 +13,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
 from django.http import HttpResponseRedirect
 
+from bookings_project.admin import action_run_each
 from bookings_project.errors import ApplicationError
-from ops.admin import action_run_each
 
 from . import services
 from .models import Role, User

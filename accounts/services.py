@@ -11,7 +11,7 @@ from bookings_project.errors import Conflict, Forbidden, NotFound, RateLimited, 
 from bookings_project.ratelimit import rate_limit_hit
 from catalog.cache import catalog_changed
 from ops.models import Severity
-from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync
+from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync, outbox_enqueue_user_registered
 from ops.services import log_event
 from reservations.services import booking_cancel_future_for_user
 
@@ -84,8 +84,6 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
     try:
         with transaction.atomic():
             user.save()
-            from ops.outbox import outbox_enqueue_user_registered
-
             outbox_enqueue_user_registered(user=user)
     except IntegrityError as exc:  # a concurrent registration won the race
         raise DuplicateUser() from exc

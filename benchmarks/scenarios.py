@@ -169,12 +169,6 @@ def booking_load(stack, world: World, size: dict) -> LoadResult:
     return result
 
 
-def outbox_counts() -> dict[str, int]:
-    from ops.models import OutboxEvent
-
-    return dict(Counter(OutboxEvent.objects.values_list("status", flat=True)))
-
-
 def outbox_drain(stack, timeout: float) -> dict:
     """Wait until no event is PENDING (the booking phase's backlog): seconds and events/s."""
     from ops.models import OutboxEvent, OutboxStatus

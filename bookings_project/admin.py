@@ -5,20 +5,29 @@ query strings, so no admin URL answers a 500 to input (a year 9999 in the date h
 Installed through `BookingsAdminConfig` (INSTALLED_APPS), so third-party registrations get the
 same treatment as ours without being registered twice; the ones that would bypass the services
 (groups, the token blacklist) are taken off the site once every app has registered.
+
+Also the plumbing the apps' ModelAdmins share: ReadOnlyAdmin (records written by the system only),
+action_run_each (an admin action calling a service per object, with history and refusal
+messages), json_display and user_as_text (read-only fields).
 """
 
+import json
 import logging
+from collections import defaultdict
 
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, models
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.module_loading import import_string
 
+from .errors import ApplicationError
 from .ratelimit import rate_limit_hit
 
 logger = logging.getLogger(__name__)
@@ -89,3 +98,101 @@ class BookingsAdminConfig(AdminConfig):
             model = apps.get_model(label)
             if admin.site.is_registered(model):
                 admin.site.unregister(model)
+
+
+# --- Shared by the apps' ModelAdmins -----------------------------------------------------------
+
+# A refusal message lists this many of the refused objects, then "and N more".
+REFUSED_LABELS_SHOWN = 5
+
+
+def action_run_each(model_admin, request, objects, *, noun: str, done: str | None, change, label=str) -> list:
+    """Run `change(obj)` (a service call) for each object and return what the calls returned.
+
+    Every object changed gets an admin history entry naming the action (the object logged is
+    what `change` returned if that is a model instance, else `obj`; `None` means nothing needed
+    changing: no entry). ApplicationErrors are refusals: one error message per distinct reason,
+    with a count and the first few labels, and no history. The successes get one summary
+    message, `f"{count} {noun} {done}."`, unless `done` is None."""
+    results, refused = [], defaultdict(list)
+    for obj in objects:
+        try:
+            result = change(obj)
+        except ApplicationError as exc:
+            refused[exc.message].append(label(obj))
+            continue
+        results.append(result)
+        if result is not None:
+            action_log(model_admin, request, result if isinstance(result, models.Model) else obj)
+    for reason, labels in refused.items():
+        shown = ", ".join(labels[:REFUSED_LABELS_SHOWN])
+        more = f" and {len(labels) - REFUSED_LABELS_SHOWN} more" if len(labels) > REFUSED_LABELS_SHOWN else ""
+        model_admin.message_user(request, f"{len(labels)} {noun} not changed: {reason} ({shown}{more})",
+                                 messages.ERROR)
+    if results and done is not None:
+        model_admin.message_user(request, f"{len(results)} {noun} {done}.", messages.SUCCESS)
+    return results
+
+
+def action_log(model_admin, request, obj) -> None:
+    """An admin history entry on `obj` naming the action being run (from the posted form)."""
+    action = model_admin.get_action(request.POST.get("action", ""))
+    description = action[2] if action else request.POST.get("action", "")
+    model_admin.log_change(request, obj, f"Ran the action “{description}”.")
+
+
+def json_display(field: str, description: str):
+    """A read-only field showing the JSON in `field` pretty-printed (escaped) in a <pre>."""
+    @admin.display(description=description)
+    def show(model_admin, obj):
+        value = getattr(obj, field)
+        # Keys sorted: PostgreSQL's jsonb keeps its own key order, SQLite the inserted one.
+        return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False,
+                                                       default=str))
+    return show
+
+
+def user_as_text(field: str, description: str):
+    """A read-only field showing the user in `field` as "username (#id)", without a link."""
+    @admin.display(description=description)
+    def show(model_admin, obj):
+        user = getattr(obj, field)
+        return f"{user.username} (#{user.pk})" if user is not None else "-"
+    return show
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Operational records are written by the system only."""
+
+    # Foreign keys to users: Django's links to the user page for viewers who may open it, else
+    # the `<field>_text` display (an IT operator gets a 403 behind such a link).
+    user_fields = ()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_operate_permission(self, request):
+        """Actions (retry, execute) run services, never edit a record: they need the model's
+        change permission, which the "IT operators" group holds, while the forms stay read-only."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    def get_fields(self, request, obj=None):
+        return self._users_as_text(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._users_as_text(request, super().get_readonly_fields(request, obj))
+
+    def _users_as_text(self, request, names) -> list:
+        if not self.user_fields:
+            return list(names)
+        user_admin = self.admin_site._registry.get(get_user_model())
+        if user_admin is not None and user_admin.has_view_permission(request):
+            return list(names)
+        return [f"{name}_text" if name in self.user_fields else name for name in names]

@@ -5,13 +5,9 @@ import math
 from contextlib import contextmanager
 
 from django.core.management.base import CommandError
-from django.db import InterfaceError, OperationalError
 
-from bookings_project.text import one_line
-
-# The database cannot be reached (down, restarting, pool exhausted, connection dropped): worth
-# a clear message, and worth waiting out in a long-running loop.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+from bookings_project.db import DATABASE_UNAVAILABLE
+from bookings_project.text import error_line
 
 
 def bounded(low, high, *, kind=int):
@@ -29,11 +25,6 @@ def bounded(low, high, *, kind=int):
         return value
 
     return parse
-
-
-def error_line(exc: BaseException) -> str:
-    """The error's message on one line (a driver's message often spans several)."""
-    return one_line(str(exc)) or exc.__class__.__name__
 
 
 @contextmanager

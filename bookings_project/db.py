@@ -1,9 +1,50 @@
-"""Lean statements for the hot paths, where building a query through the ORM costs more than
-the database spends answering it (make bench: the booking path spent most of its CPU there)."""
+"""Database helpers shared by the apps.
 
-from django.db import connections, router
+What a database error means: DATABASE_UNAVAILABLE, sqlstate, constraint_name, connection_lost.
+
+Lean statements for the hot paths, where building a query through the ORM costs more than
+the database spends answering it (make bench: the booking path spent most of its CPU there).
+"""
+
+from django.db import InterfaceError, OperationalError, connections, router
 from django.db.models import Model
 from django.db.models.fields import AutoFieldMixin
+
+# The database cannot be reached (down, restarting, pool exhausted, connection dropped): worth
+# a clear message, and worth waiting out in a long-running loop.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+# The server reported no error of its own: the connection broke (class 08) or the server is
+# shutting down or crashed (57P01-57P03), so whether a COMMIT in flight took effect is unknown.
+_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+def sqlstate(exc: Exception) -> str | None:
+    cause = exc.__cause__ or exc.__context__
+    return getattr(cause, "sqlstate", None) or getattr(exc, "sqlstate", None)
+
+
+def constraint_name(exc: Exception) -> str | None:
+    """The constraint an IntegrityError names: PostgreSQL's diagnostics, or SQLite's message
+    ("CHECK constraint failed: <name>")."""
+    cause = exc.__cause__ or exc.__context__
+    diag = getattr(cause, "diag", None)
+    if diag is not None:
+        return diag.constraint_name
+    prefix = "CHECK constraint failed: "
+    return str(exc)[len(prefix):].strip() if str(exc).startswith(prefix) else None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """A DatabaseError that is the connection to a PostgreSQL server breaking rather than the
+    server refusing. (SQLite runs in-process: whatever it says about a COMMIT is final.)"""
+    from psycopg import Error as PsycopgError
+
+    cause = exc.__cause__ or exc.__context__
+    if not isinstance(exc, DATABASE_UNAVAILABLE) or not isinstance(cause, PsycopgError):
+        return False
+    return isinstance(exc, InterfaceError) or cause.sqlstate is None or cause.sqlstate.startswith(_CONNECTION_LOST)
+
 
 # (model, rows, vendor) → (INSERT statement, fields in column order). Bounded: a few models,
 # a few row counts.

@@ -9,7 +9,6 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.utils import timezone
@@ -17,6 +16,8 @@ from rest_framework import exceptions as drf
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+
+from .db import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
         return 413, "Request body too large", None, {}
     if isinstance(exc, SuspiciousOperation):
         return 400, "Bad request", None, {}
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, DATABASE_UNAVAILABLE):
         logger.warning("Database unavailable: %s", exc)
         return 503, "Database temporarily unavailable, retry shortly", None, {"Retry-After": "2"}
     raise exc

@@ -278,8 +278,9 @@ if REDIS_URL:
     }
 
 else:
-    # Embedded mode serves from one web process (gunicorn --workers 1 --threads N), so an
-    # in-process cache is shared by every request that process handles.
+    # Embedded mode serves from one web process (runstack: `runserver` when DEBUG is on, else
+    # gunicorn with WEB_CONCURRENCY workers, default 1), so this in-process cache is shared by
+    # every request.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # After a Redis call fails, a process leaves Redis alone this long (bookings_project.cache): a
 # hung Redis costs a request at most one socket timeout, not one per call.

@@ -35,6 +35,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def database_url(alias: str) -> str:
+    """A URL for the (test) database behind `alias`, for subprocesses of a test."""
+    from django.db import connections
+
+    s = connections[alias].settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
 class LoopbackSMTP:
     """A real SMTP server on 127.0.0.1 that records what it receives and can be stopped and
     restarted on the same port to simulate an outage."""

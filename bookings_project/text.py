@@ -1,4 +1,4 @@
-"""Plain-text rules shared by request validation and the emails.
+"""Plain-text rules shared by request validation, the emails and error messages.
 
 Names, locations, categories and tags are one line of printable text: a control character
 (ESC, DEL, a C1 code, a line or paragraph separator) has no meaning in them and would travel
@@ -33,6 +33,11 @@ def one_line(text: str) -> str:
     """`text` as one line of printable text: control characters and runs of whitespace become
     one space."""
     return " ".join(_NOT_ONE_LINE.sub(" ", text).split())
+
+
+def error_line(exc: BaseException) -> str:
+    """The error's message on one line (a driver's message often spans several)."""
+    return one_line(str(exc)) or exc.__class__.__name__
 
 
 def loggable(value, limit: int = 500) -> str:

@@ -1,13 +1,10 @@
 from contextlib import contextmanager, suppress
 from functools import cache
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 
+from .db import DATABASE_UNAVAILABLE, connection_lost
 from .errors import ServiceUnavailable
-
-# The server reported no error of its own: the connection broke (class 08) or the server is
-# shutting down or crashed (57P01-57P03), so whether a COMMIT in flight took effect is unknown.
-_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
 
 
 class CommitOutcomeUnknown(ServiceUnavailable):
@@ -17,17 +14,6 @@ class CommitOutcomeUnknown(ServiceUnavailable):
 
     default_message = ("The database connection was lost while saving: the change may or may not "
                        "have been saved. Check before retrying")
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """A DatabaseError that is the connection to a PostgreSQL server breaking rather than the
-    server refusing. (SQLite runs in-process: whatever it says about a COMMIT is final.)"""
-    from psycopg import Error as PsycopgError
-
-    cause = exc.__cause__ or exc.__context__
-    if not isinstance(exc, (OperationalError, InterfaceError)) or not isinstance(cause, PsycopgError):
-        return False
-    return isinstance(exc, InterfaceError) or cause.sqlstate is None or cause.sqlstate.startswith(_CONNECTION_LOST)
 
 
 def on_commit_once(func) -> None:
@@ -76,7 +62,7 @@ def atomic_with_tail(using=None):
                 for fn in tail:
                     fn()
             committing = commits
-    except (OperationalError, InterfaceError) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         if committing and connection_lost(exc):
             raise CommitOutcomeUnknown() from exc
         raise

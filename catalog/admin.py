@@ -3,7 +3,7 @@
 
 from django.contrib import admin
 
-from ops.admin import ReadOnlyAdmin
+from bookings_project.admin import ReadOnlyAdmin
 
 from .models import BookableItem, PriceTier
 

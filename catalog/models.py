@@ -42,10 +42,6 @@ class BookableItem(models.Model):
     def __str__(self):
         return f"{self.name} ({self.start_time:%Y-%m-%d %H:%M})"
 
-    @property
-    def is_deleted(self) -> bool:
-        return self.deleted_at is not None
-
 
 class PriceTier(models.Model):
     item = models.ForeignKey(BookableItem, on_delete=models.CASCADE, related_name="tiers")

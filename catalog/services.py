@@ -14,13 +14,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.selectors import user_lock
-from bookings_project.db import db_value
+from bookings_project.db import constraint_name, db_value
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 
 from .cache import catalog_changed
 from .exceptions import CapacityExceeded, ItemLimitReached, ItemNotFound, TierSoldOut, UnknownTier
-from .locking import constraint_name, contention_guard
+from .locking import contention_guard
 from .models import BookableItem, PriceTier
 from .selectors import item_can_manage, item_visible
 

@@ -24,7 +24,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings_project.commands import DATABASE_UNAVAILABLE, error_line
+from bookings_project.db import DATABASE_UNAVAILABLE
+from bookings_project.text import error_line
 
 from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send
 from .models import OutboxEvent, OutboxStatus

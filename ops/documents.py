@@ -21,11 +21,10 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from .models import Document
-
-MAX_VERSION = 2**31 - 1  # `version` is a 4-byte integer column (a public schema: contract §7)
 from .outbox import ITEM_BOOKINGS, ORGANIZER_ITEMS, USER_BOOKINGS
 from .routers import DOCUMENTS_DB
 
+MAX_VERSION = 2**31 - 1  # `version` is a 4-byte integer column (a public schema: contract §7)
 ENTITY_TYPES = ("item", "booking")
 
 

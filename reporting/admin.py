@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from ops.admin import ReadOnlyAdmin
+from bookings_project.admin import ReadOnlyAdmin
 
 from .api.serializers import RevenueQuerySerializer
 from .charts import CHART_HEIGHT, CHART_WIDTH, daily_bars, item_bars

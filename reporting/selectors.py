@@ -192,7 +192,8 @@ def recommendation_candidates(*, user, now: datetime, history: list[ItemFeatures
 
 def recommended_items(*, user, limit: int, now: datetime | None = None) -> list[BookableItem]:
     """Annotated items (catalog's `item_queryset`) in recommendation order, each with `reason`.
-    A fixed number of queries: history, candidates, items, their tiers."""
+    A fixed number of queries: history, the next candidates, the matching candidates (none at
+    cold start), the chosen items, their tiers."""
     now = now or timezone.now()
     history = recommendation_history(user=user)
     candidates = recommendation_candidates(user=user, now=now, history=history, popular=not history,

@@ -3,7 +3,7 @@ go through reservations.services (seat counters, outbox notifications, status ma
 
 from django.contrib import admin
 
-from ops.admin import ReadOnlyAdmin, action_run_each
+from bookings_project.admin import ReadOnlyAdmin, action_run_each
 
 from .models import Booking, BookingStatus
 from .services import booking_cancel, booking_set_status

@@ -13,10 +13,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
-    return a_start < b_end and b_start < a_end
-
-
 def overlap_q(start: datetime, end: datetime) -> Q:
     """Bookings whose [start_time, end_time) overlaps [start, end)."""
     return Q(start_time__lt=end, end_time__gt=start)

@@ -5,7 +5,6 @@ from django.db.models import QuerySet
 from catalog.selectors import item_can_manage
 
 from .conflicts import overlap_q
-from .exceptions import BookingNotFound
 from .models import Booking, BookingStatus
 
 
@@ -19,13 +18,6 @@ def booking_list_for_user(*, user) -> QuerySet[Booking]:
 
 def booking_list_for_item(*, item) -> QuerySet[Booking]:
     return booking_queryset().filter(item=item).order_by("booking_date", "id")
-
-
-def booking_get(*, booking_id) -> Booking:
-    booking = booking_queryset().filter(pk=booking_id).first()
-    if booking is None:
-        raise BookingNotFound()
-    return booking
 
 
 def booking_visible(*, actor, booking: Booking) -> bool:

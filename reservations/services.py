@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_lock
-from bookings_project.db import db_value, insert_many
+from bookings_project.db import constraint_name, db_value, insert_many, sqlstate
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
 from catalog.exceptions import ItemBusy
-from catalog.locking import constraint_name, contention_guard, sqlstate
+from catalog.locking import contention_guard
 from catalog.models import BookableItem
 from catalog.selectors import item_can_manage, item_get_for_booking
 from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused

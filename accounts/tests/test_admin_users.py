@@ -22,14 +22,6 @@ pytestmark = pytest.mark.django_db
 USERS_URL = "/admin/accounts/user/"
 
 
-@pytest.fixture
-def admin_client(client, make_user):
-    admin_user = make_user(roles=["ADMIN"], username="boss")
-    client.force_login(admin_user)
-    client.admin_user = admin_user
-    return client
-
-
 def run_action(client, action, users):
     response = client.post(USERS_URL, {"action": action, "_selected_action": [u.pk for u in users]}, follow=True)
     assert response.status_code == 200

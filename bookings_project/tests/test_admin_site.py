@@ -21,13 +21,6 @@ pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "An0ther-Str0ng-One!"
 
 
-@pytest.fixture
-def admin_client(client, make_user):
-    client.admin_user = make_user(roles=["ADMIN"], username="boss")
-    client.force_login(client.admin_user)
-    return client
-
-
 @pytest.mark.parametrize("model", [Group, BlacklistedToken, OutstandingToken])
 def test_groups_and_the_token_blacklist_are_not_on_the_site(model):
     assert not admin.site.is_registered(model)

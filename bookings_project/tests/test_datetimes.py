@@ -80,10 +80,6 @@ class TestField:
 
 @pytest.mark.django_db
 class TestApi:  # the item routes' cases: catalog/tests/test_api.py
-    @pytest.fixture
-    def organizer(self, make_user):
-        return make_user(roles=["EVENT_ORGANIZER"])
-
     @staticmethod
     def item(**times) -> dict:
         return {"name": "Workshop", "capacity": 5, **times}

@@ -19,16 +19,6 @@ from reservations.models import Booking
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def organizer(make_user):
-    return make_user(roles=["EVENT_ORGANIZER"])
-
-
-@pytest.fixture
-def customer(make_user):
-    return make_user()
-
-
 def test_insert_many_stores_what_the_orm_stores(customer, organizer):
     item = make_item(organizer, tiers=[("A", "12.34", 10)])
     tier = item.tiers.get()

@@ -27,11 +27,6 @@ def listing(client, query=""):
     return response, len(ctx.captured_queries)
 
 
-@pytest.fixture
-def organizer(make_user):
-    return make_user(roles=["EVENT_ORGANIZER"])
-
-
 def test_second_request_is_served_from_cache_and_changes_invalidate_it(
         api_client, organizer, make_user):
     item = make_item(organizer, name="Cached", capacity=3, tiers=[("A", "10.00", 1), ("B", "20.00", 2)])

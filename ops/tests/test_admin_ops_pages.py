@@ -21,17 +21,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_user(make_user):
-    return make_user(roles=["ADMIN"], username="boss")
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def operator_client(make_user, admin_user):
     client = Client()
     client.force_login(user_grant_role(actor=admin_user, user=make_user(username="ops1"), role="IT_OPERATOR"))

@@ -65,11 +65,6 @@ def expect():
 
 
 @pytest.fixture
-def admin_user(make_user):
-    return make_user(roles=["ADMIN"], username="root")
-
-
-@pytest.fixture
 def operator(make_user, admin_user):
     """An IT operator made the way production makes one: an ADMIN grants the role (service)."""
     user = make_user(username="ops1")

@@ -13,9 +13,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from bookings_project.testing import free_port, wait_for
+from bookings_project.testing import database_url, free_port, wait_for
 from catalog.tests.factories import make_item
-from conftest import database_url
 from ops.dispatch import outbox_dispatch_until_empty
 from ops.models import OutboxEvent, OutboxStatus
 from ops.outbox import EventType, outbox_enqueue

@@ -33,11 +33,6 @@ def orphan(entity_type, entity_id):
 
 
 @pytest.fixture
-def organizer(make_user):
-    return make_user(roles=["EVENT_ORGANIZER"])
-
-
-@pytest.fixture
 def op_client(client_for, make_user):
     return client_for(make_user(roles=["IT_OPERATOR"]))
 

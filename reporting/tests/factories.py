@@ -1,4 +1,4 @@
-"""Items and bookings for reporting tests, made through the catalog/reservations services."""
+"""Items, dates and query counts for reporting tests (bookings: reservations/tests/factories.py)."""
 
 from datetime import datetime, timedelta
 
@@ -7,8 +7,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.tests.factories import FUTURE, make_item
-from reservations.models import Booking
-from reservations.services import booking_create, booking_set_status
 
 
 def future(days: float = 0, hours: float = 0) -> datetime:
@@ -19,18 +17,6 @@ def future(days: float = 0, hours: float = 0) -> datetime:
 def item_at(organizer, day: float, **fields):
     """An item starting `day` days after the anchor, so one user's bookings never overlap."""
     return make_item(organizer, start=future(day), **fields)
-
-
-def book(user, item, *, booked_at: datetime | None = None, status: str | None = None, actor=None) -> Booking:
-    """A CONFIRMED booking through the service; optionally moved to `status` (by `actor`, an
-    ADMIN or the organizer) and re-dated to `booked_at`."""
-    booking = booking_create(user=user, item_id=item.pk)
-    if status is not None:
-        booking = booking_set_status(actor=actor or item.organizer, booking_id=booking.pk, status=status)
-    if booked_at is not None:
-        Booking.objects.filter(pk=booking.pk).update(booking_date=booked_at)
-        booking.refresh_from_db()
-    return booking
 
 
 def local(*args) -> datetime:

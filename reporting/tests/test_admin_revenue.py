@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from .factories import book, item_at, local
+from reservations.tests.factories import book
+
+from .factories import item_at, local
 
 pytestmark = pytest.mark.django_db
 PAGE = "/admin/reporting/revenue/"

@@ -9,8 +9,9 @@ from django.utils import timezone
 from catalog.services import item_delete
 from catalog.tests.factories import make_item
 from reservations.services import booking_cancel
+from reservations.tests.factories import book
 
-from .factories import book, item_at, queries_during
+from .factories import item_at, queries_during
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations/users/me"

@@ -11,16 +11,17 @@ import pytest
 
 from catalog.services import item_delete
 from reservations.services import booking_cancel
+from reservations.tests.factories import book
 
 from .. import selectors
-from .factories import book, item_at, local, queries_during
+from .factories import item_at, local, queries_during
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/reports/revenue"
 
 
 @pytest.fixture
-def admin_client(admin, client_for):
+def admin_api(admin, client_for):
     return client_for(admin)
 
 
@@ -39,12 +40,12 @@ def get_report(client, **params):
     return response
 
 
-def test_three_bookings_at_49_99_sum_to_149_97_as_a_json_number(admin_client, organizer, buyers):
+def test_three_bookings_at_49_99_sum_to_149_97_as_a_json_number(admin_api, organizer, buyers):
     item = priced_item(organizer, 1, "49.99", name="Spring Boot Workshop")
     for buyer in buyers[:3]:
         book(buyer, item)
 
-    response = get_report(admin_client)
+    response = get_report(admin_api)
 
     assert b'"totalRevenue":149.97' in response.content.replace(b" ", b"")
     body = json.loads(response.content, parse_float=Decimal)
@@ -53,31 +54,31 @@ def test_three_bookings_at_49_99_sum_to_149_97_as_a_json_number(admin_client, or
          "numberOfBookings": 3}]}
 
 
-def test_cancelled_bookings_excluded_completed_included(admin_client, organizer, buyers):
+def test_cancelled_bookings_excluded_completed_included(admin_api, organizer, buyers):
     item = priced_item(organizer, 1, "20.00")
     book(buyers[0], item)
     book(buyers[1], item, status="COMPLETED")
     cancelled = book(buyers[2], item)
     booking_cancel(actor=buyers[2], booking_id=cancelled.pk)
 
-    body = get_report(admin_client).json()
+    body = get_report(admin_api).json()
 
     assert body["totalRevenue"] == 40.0
     assert body["reportDetails"][0]["numberOfBookings"] == 2
 
 
-def test_deleted_item_keeps_its_revenue_history(admin_client, organizer, admin, buyers):
+def test_deleted_item_keeps_its_revenue_history(admin_api, organizer, admin, buyers):
     item = priced_item(organizer, 1, "15.50", name="Gone Workshop")
     book(buyers[0], item, status="COMPLETED")
     item_delete(actor=admin, item_id=item.pk)
 
-    body = get_report(admin_client).json()
+    body = get_report(admin_api).json()
 
     assert body["reportDetails"] == [{"itemId": item.pk, "itemName": "Gone Workshop", "itemRevenue": 15.5,
                                       "numberOfBookings": 1}]
 
 
-def test_date_bounds_are_inclusive_local_days(admin_client, organizer, buyers, settings):
+def test_date_bounds_are_inclusive_local_days(admin_api, organizer, buyers, settings):
     settings.TIME_ZONE = "America/New_York"  # 23:30 local is the next day in UTC
     item = priced_item(organizer, 1, "10.00")
     book(buyers[0], item, booked_at=local(2030, 2, 28, 23, 59))  # day before: out
@@ -85,14 +86,14 @@ def test_date_bounds_are_inclusive_local_days(admin_client, organizer, buyers, s
     book(buyers[2], item, booked_at=local(2030, 3, 31, 23, 30))  # late on endDate: in
     book(buyers[3], item, booked_at=local(2030, 4, 1, 0, 0))     # day after: out
 
-    body = get_report(admin_client, startDate="2030-03-01", endDate="2030-03-31").json()
+    body = get_report(admin_api, startDate="2030-03-01", endDate="2030-03-31").json()
     assert body["totalRevenue"] == 20.0 and body["reportDetails"][0]["numberOfBookings"] == 2
 
-    one_day = get_report(admin_client, startDate="2030-03-31", endDate="2030-03-31").json()
+    one_day = get_report(admin_api, startDate="2030-03-31", endDate="2030-03-31").json()
     assert one_day["reportDetails"][0]["numberOfBookings"] == 1
-    open_start = get_report(admin_client, endDate="2030-03-01").json()
+    open_start = get_report(admin_api, endDate="2030-03-01").json()
     assert open_start["reportDetails"][0]["numberOfBookings"] == 2
-    open_end = get_report(admin_client, startDate="2030-04-01").json()
+    open_end = get_report(admin_api, startDate="2030-04-01").json()
     assert open_end["reportDetails"][0]["numberOfBookings"] == 1
 
 
@@ -100,13 +101,13 @@ def test_date_bounds_are_inclusive_local_days(admin_client, organizer, buyers, s
 @pytest.mark.parametrize("params", [{"startDate": "0001-01-01"}, {"endDate": "9999-12-31"},
                                     {"startDate": "0001-01-01", "endDate": "9999-12-31"},
                                     {"startDate": "0001-01-01", "endDate": "9999-12-31", "format": "csv"}])
-def test_the_first_and_last_dates_bound_nothing(admin_client, organizer, buyers, settings, zone, params):
+def test_the_first_and_last_dates_bound_nothing(admin_api, organizer, buyers, settings, zone, params):
     settings.TIME_ZONE = zone
     item = priced_item(organizer, 1, "10.00")
     book(buyers[0], item, booked_at=local(2000, 1, 1, 0, 0))
     book(buyers[1], item)
 
-    response = get_report(admin_client, **params)
+    response = get_report(admin_api, **params)
 
     if params.get("format") == "csv":
         assert response.content.decode().splitlines()[-1] == ",TOTAL,20.00,2"
@@ -115,40 +116,40 @@ def test_the_first_and_last_dates_bound_nothing(admin_client, organizer, buyers,
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
-def test_dates_near_the_extremes_still_bound(admin_client, organizer, buyers, settings, zone):
+def test_dates_near_the_extremes_still_bound(admin_api, organizer, buyers, settings, zone):
     settings.TIME_ZONE = zone
     book(buyers[0], priced_item(organizer, 1, "10.00"))
 
-    assert get_report(admin_client, endDate="0001-01-02").json()["totalRevenue"] == 0
-    assert get_report(admin_client, startDate="9999-12-31").json()["totalRevenue"] == 0
-    assert get_report(admin_client, startDate="0001-01-02", endDate="9999-12-30").json()["totalRevenue"] == 10.0
+    assert get_report(admin_api, endDate="0001-01-02").json()["totalRevenue"] == 0
+    assert get_report(admin_api, startDate="9999-12-31").json()["totalRevenue"] == 0
+    assert get_report(admin_api, startDate="0001-01-02", endDate="9999-12-30").json()["totalRevenue"] == 10.0
 
 
-def test_a_day_bound_the_database_cannot_store_is_a_400_field_error(admin_client, monkeypatch):
+def test_a_day_bound_the_database_cannot_store_is_a_400_field_error(admin_api, monkeypatch):
     """No real zone gets here (the first and last days are handled above); still never a 500."""
     before_year_1 = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
     monkeypatch.setattr(selectors, "local_day_start", lambda day: before_year_1)
 
-    response = admin_client.get(URL, {"startDate": "2030-01-01", "endDate": "2030-01-31"})
+    response = admin_api.get(URL, {"startDate": "2030-01-01", "endDate": "2030-01-31"})
 
     assert response.status_code == 400
     assert set(response.json()["fields"]) == {"startDate", "endDate"}
 
 
-def test_item_filter(admin_client, organizer, buyers):
+def test_item_filter(admin_api, organizer, buyers):
     first, second = priced_item(organizer, 1, "10.00"), priced_item(organizer, 2, "25.00")
     book(buyers[0], first)
     book(buyers[0], second)
     book(buyers[1], second)
 
-    body = get_report(admin_client, itemId=second.pk).json()
+    body = get_report(admin_api, itemId=second.pk).json()
 
     assert body["totalRevenue"] == 50.0
     assert [d["itemId"] for d in body["reportDetails"]] == [second.pk]
-    assert get_report(admin_client, itemId=999999).json() == {"totalRevenue": 0.0, "reportDetails": []}
+    assert get_report(admin_api, itemId=999999).json() == {"totalRevenue": 0.0, "reportDetails": []}
 
 
-def test_details_sorted_by_revenue_descending_ties_by_item_id(admin_client, organizer, buyers):
+def test_details_sorted_by_revenue_descending_ties_by_item_id(admin_api, organizer, buyers):
     low_a = priced_item(organizer, 1, "10.00", name="A")
     top = priced_item(organizer, 2, "30.00", name="Top")
     low_b = priced_item(organizer, 3, "5.00", name="B")
@@ -159,21 +160,21 @@ def test_details_sorted_by_revenue_descending_ties_by_item_id(admin_client, orga
     book(buyers[1], low_b)
     book(buyers[0], free)
 
-    details = get_report(admin_client).json()["reportDetails"]
+    details = get_report(admin_api).json()["reportDetails"]
 
     assert [(d["itemName"], d["itemRevenue"]) for d in details] == [
         ("Top", 30.0), ("A", 10.0), ("B", 10.0), ("Free", 0.0)]
 
 
-def test_csv_has_the_same_rows_and_total_as_json(admin_client, organizer, buyers):
+def test_csv_has_the_same_rows_and_total_as_json(admin_api, organizer, buyers):
     workshop = priced_item(organizer, 1, "49.99", name='Workshop, "advanced"')
     formula = priced_item(organizer, 2, "12.00", name="=HYPERLINK(1)")
     for buyer in buyers[:3]:
         book(buyer, workshop)
     book(buyers[0], formula)
 
-    body = get_report(admin_client).json()
-    response = get_report(admin_client, format="csv")
+    body = get_report(admin_api).json()
+    response = get_report(admin_api, format="csv")
 
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
@@ -186,12 +187,12 @@ def test_csv_has_the_same_rows_and_total_as_json(admin_client, organizer, buyers
     assert rows[-1] == ["", "TOTAL", "161.97", "4"]
     assert body["totalRevenue"] == 161.97
 
-    by_accept = admin_client.get(URL, HTTP_ACCEPT="text/csv")
+    by_accept = admin_api.get(URL, HTTP_ACCEPT="text/csv")
     assert by_accept.status_code == 200 and by_accept.content == response.content
 
 
-def test_csv_of_an_empty_report_has_header_and_zero_total(admin_client):
-    response = get_report(admin_client, format="csv")
+def test_csv_of_an_empty_report_has_header_and_zero_total(admin_api):
+    response = get_report(admin_api, format="csv")
     assert response.content.decode().splitlines() == ["itemId,itemName,itemRevenue,numberOfBookings",
                                                       ",TOTAL,0.00,0"]
 
@@ -207,8 +208,8 @@ def test_csv_of_an_empty_report_has_header_and_zero_total(admin_client):
     ({"format": "xml"}, "format"),
     ({"format": "csv", "itemId": "1.5"}, "itemId"),
 ])
-def test_bad_parameters_are_400_json_with_fields(admin_client, params, field):
-    response = admin_client.get(URL, params)
+def test_bad_parameters_are_400_json_with_fields(admin_api, params, field):
+    response = admin_api.get(URL, params)
 
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/json")
@@ -240,10 +241,10 @@ def _queries_for_report(client, organizer, buyers, *, items: int, bookings_per_i
     return count
 
 
-def test_query_count_does_not_grow_with_items_or_bookings(admin_client, organizer, other_organizer, buyers, settings):
+def test_query_count_does_not_grow_with_items_or_bookings(admin_api, organizer, other_organizer, buyers, settings):
     settings.MAX_ACTIVE_BOOKINGS_PER_USER = 100  # a few buyers hold many bookings here
-    small = _queries_for_report(admin_client, organizer, buyers, items=3, bookings_per_item=2, first_day=100)
-    large = _queries_for_report(admin_client, other_organizer, buyers, items=30, bookings_per_item=5, first_day=200)
+    small = _queries_for_report(admin_api, organizer, buyers, items=3, bookings_per_item=2, first_day=100)
+    large = _queries_for_report(admin_api, other_organizer, buyers, items=30, bookings_per_item=5, first_day=200)
     assert small == large <= 6  # two requests (JSON, CSV): the caller and one grouped query each
 
 
@@ -255,7 +256,7 @@ def test_formula_looking_names_are_neutralised_after_whitespace_and_in_full_widt
     assert _safe_text("Jazz = fun") == "Jazz = fun"
 
 
-def test_sums_are_exact_to_the_cent_at_the_largest_prices(admin_client, organizer, buyers):
+def test_sums_are_exact_to_the_cent_at_the_largest_prices(admin_api, organizer, buyers):
     """Whole cents summed as integers: SQLite would add the decimals as floating point."""
     from decimal import Decimal
 
@@ -268,11 +269,11 @@ def test_sums_are_exact_to_the_cent_at_the_largest_prices(admin_client, organize
     Booking.objects.bulk_create([Booking(user=template.user, item=item, tier=template.tier, status="COMPLETED",
                                          price_paid=Decimal("99999999.99"), start_time=template.start_time,
                                          end_time=template.end_time) for _ in range(20_000)])
-    body = admin_client.get(URL).json()
+    body = admin_api.get(URL).json()
     assert Decimal(str(body["totalRevenue"])) == Decimal("1999999999800.07")
 
 
-def test_a_total_beyond_a_floats_precision_is_written_exactly(admin_client, monkeypatch):
+def test_a_total_beyond_a_floats_precision_is_written_exactly(admin_api, monkeypatch):
     """999,999 bookings at the largest price: 16 significant digits, which float() would round
     (…0.01 → …0.02). The database sums exactly (above); this pins the JSON writing of it."""
     huge = Decimal("99999899990000.01")
@@ -280,7 +281,7 @@ def test_a_total_beyond_a_floats_precision_is_written_exactly(admin_client, monk
                                      details=[selectors.ItemRevenue(7, "Mega \u2028\"quoted\"", huge, 999_999)])
     monkeypatch.setattr(selectors, "revenue_by_item", lambda filters: report)
 
-    response = get_report(admin_client)
+    response = get_report(admin_api)
 
     assert b'"totalRevenue":99999899990000.01' in response.content
     body = json.loads(response.content, parse_float=Decimal)

@@ -4,7 +4,9 @@ from time import sleep
 from django.core.management.base import BaseCommand
 from django.db import Error, connections
 
-from bookings_project.commands import DATABASE_UNAVAILABLE, bounded, database_errors_as_command_error, error_line
+from bookings_project.commands import bounded, database_errors_as_command_error
+from bookings_project.db import DATABASE_UNAVAILABLE
+from bookings_project.text import error_line
 from ops.dispatch import outbox_dispatch_batch
 
 # --loop waits out a database outage: 1 s after the first error, doubling up to this.

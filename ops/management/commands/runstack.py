@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
-from bookings_project.commands import database_errors_as_command_error, error_line
+from bookings_project.commands import database_errors_as_command_error
+from bookings_project.text import error_line
 
 
 def check_database(alias: str) -> None:

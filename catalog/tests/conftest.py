@@ -1,1 +1,0 @@
-from catalog.tests.fixtures import *  # noqa: F401,F403
