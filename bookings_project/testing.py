@@ -29,6 +29,31 @@ def wait_for(predicate, timeout: float, *, interval: float = 0.1, ignore: tuple 
         time.sleep(interval)
 
 
+def race(calls) -> list:
+    """Run the zero-argument `calls` at the same moment in threads; their results or exceptions."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait(timeout=30)
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each racer got
+            results[index] = exc
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a racer hung"
+    return results
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -2,7 +2,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from catalog.selectors import item_can_manage
+from bookings_project.errors import Forbidden
+from catalog.selectors import item_can_manage, item_get_visible
 
 from .conflicts import overlap_q
 from .models import Booking, BookingStatus
@@ -16,7 +17,12 @@ def booking_list_for_user(*, user) -> QuerySet[Booking]:
     return booking_queryset().filter(user=user).order_by("-booking_date", "-id")
 
 
-def booking_list_for_item(*, item) -> QuerySet[Booking]:
+def booking_list_for_item(*, actor, item_id) -> QuerySet[Booking]:
+    """GET /bookings/items/{id}: the item's bookings, for its organizer and ADMINs. An item the
+    actor cannot see is a 404; one they see but do not manage, a 403."""
+    item = item_get_visible(actor=actor, item_id=item_id)
+    if not item_can_manage(actor=actor, item=item):
+        raise Forbidden("Only an ADMIN or the item's organizer may list its bookings")
     return booking_queryset().filter(item=item).order_by("booking_date", "id")
 
 

@@ -6,7 +6,7 @@ from django.db import connection
 from accounts.models import User
 from accounts.services import user_deactivate, user_update
 from bookings_project.errors import Forbidden
-from reservations.tests.test_concurrency import race
+from bookings_project.testing import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
