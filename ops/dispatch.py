@@ -270,6 +270,17 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
     return stats
 
 
+def outbox_dispatch_run(*, max_seconds: float) -> dict:
+    """What a dispatcher task does: let the next commit nudge again, bring back events that
+    died only of the mail server's outage (once it answers), then deliver until nothing is due
+    or `max_seconds` pass."""
+    from .outbox import outbox_nudge_taken
+
+    outbox_nudge_taken()  # before claiming: events committed from now on nudge again
+    outbox_revive_after_outage()
+    return outbox_dispatch_until_empty(max_seconds=max_seconds)
+
+
 def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | None = None) -> dict:
     """Dispatch batches (at least one) until nothing is due or the time budget is used up. A
     full batch means a backlog: it nudges once more, so an idle worker joins in and a dispatcher

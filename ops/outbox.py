@@ -50,7 +50,7 @@ def outbox_nudge() -> None:
     set. Under a booking load that is one Celery message per dispatcher run instead of one per
     booking (make bench: publishing a task cost a booking a fifth of its CPU time).
     """
-    from .tasks import outbox_nudge_task
+    from .tasks import outbox_dispatch_enqueue
 
     redis = shared_redis()
     if redis is not None:
@@ -62,7 +62,7 @@ def outbox_nudge() -> None:
         except Exception as exc:  # noqa: BLE001 - the broker is this Redis: publishing would fail too
             logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
             return
-    outbox_nudge_task()
+    outbox_dispatch_enqueue()
 
 
 def outbox_nudge_taken() -> None:

@@ -1,4 +1,5 @@
-"""Thin Celery tasks: each calls one service and is safe to run twice."""
+"""Thin Celery tasks: each calls one service and is safe to run twice (plus the publisher
+that queues a dispatch, outbox_dispatch_enqueue)."""
 
 import logging
 
@@ -13,12 +14,9 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="ops.outbox_dispatch_task", ignore_result=True)
 def outbox_dispatch_task():
-    from .dispatch import outbox_dispatch_until_empty, outbox_revive_after_outage
-    from .outbox import outbox_nudge_taken
+    from .dispatch import outbox_dispatch_run
 
-    outbox_nudge_taken()  # before claiming: events committed from now on nudge again
-    outbox_revive_after_outage()  # DEAD only because the mail server was away: back once it answers
-    return outbox_dispatch_until_empty(max_seconds=settings.OUTBOX_DISPATCH_SECONDS)
+    return outbox_dispatch_run(max_seconds=settings.OUTBOX_DISPATCH_SECONDS)
 
 
 # Beat sends this once a night: a database blip then (or a dropped connection, InterfaceError)
@@ -40,8 +38,8 @@ def history_prune_task():
     logger.info("history pruned: %s", history_prune())
 
 
-def outbox_nudge_task() -> None:
-    """Enqueue a dispatch; never fails the caller (the beat sweep is the safety net)."""
+def outbox_dispatch_enqueue() -> None:
+    """Queue an outbox_dispatch_task; never fails the caller (the beat sweep is the safety net)."""
     try:
         outbox_dispatch_task.apply_async(retry=False)
     except Exception as exc:  # broker unreachable: events wait in the DB
