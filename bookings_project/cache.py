@@ -19,11 +19,19 @@ from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
 from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 _FAILURES = (ConnectionInterrupted, RedisError, ConnectionError, TimeoutError, OSError)
+# Of those, the ones that say Redis cannot be reached (rather than that a command was wrong).
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionInterrupted):  # django-redis wraps the client's error
+        exc = exc.__cause__
+    return isinstance(exc, _UNREACHABLE)
 
 
 class RedisResting(ConnectionError):
@@ -58,8 +66,9 @@ class _RestingRedis:
                 raise RedisResting("Redis failed moments ago; not retried yet")
             try:
                 return method(*args, **kwargs)
-            except _FAILURES:
-                redis_failed()
+            except _FAILURES as exc:
+                if _unreachable(exc):
+                    redis_failed()
                 raise
 
         return call
@@ -77,7 +86,8 @@ class FailoverRedisCache(RedisCache):
         try:
             result = getattr(super(), name)(*args, **kwargs)
         except _FAILURES as exc:
-            redis_failed()
+            if _unreachable(exc):
+                redis_failed()
             if not self._degraded.is_set():
                 self._degraded.set()
                 logger.warning("Redis cache unreachable (%s); using process-local fallback", exc)

@@ -242,3 +242,21 @@ def test_the_raw_client_fails_at_once_while_redis_rests(monkeypatch, settings):
     with pytest.raises(shared.RedisResting):
         shared.shared_redis().set("k", 1)
     assert len(calls) == 1
+
+
+def test_a_command_error_does_not_put_redis_to_rest(monkeypatch, settings):
+    """Only an unreachable Redis rests: a refused command (a bug, a wrong type) is that call's
+    error alone."""
+    import redis
+
+    import bookings_project.cache as shared
+
+    class Picky:
+        def get(self, *args, **kwargs):
+            raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    monkeypatch.setattr("django_redis.get_redis_connection", lambda alias: Picky())
+    with pytest.raises(redis.exceptions.ResponseError):
+        shared.shared_redis().get("k")
+    assert not shared.redis_resting()
