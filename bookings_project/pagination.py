@@ -2,7 +2,7 @@
 
 Booking API lists are plain JSON arrays; `?page=&pageSize=` opts in to paging, reported in
 `X-Total-Count` and `Link` headers. Core API lists always page, `{<items>, total, page, pageSize}`
-(ops.api.views.core_page, with the page read by a list-query serializer).
+(core_page, with the page read by a list-query serializer).
 """
 
 from urllib.parse import urlencode
@@ -81,4 +81,11 @@ def add_paging_headers(response, request, *, total: int, page: int, size: int):
     if links:
         response["Link"] = ", ".join(links)
     return response
+
+
+def core_page(queryset, query: dict, serializer_class, *, key: str) -> Response:
+    """Core API list body {key: [...], total, page, pageSize} from a validated list query."""
+    page, size = query["page"], query["pageSize"]
+    total, rows = page_rows(queryset, page, size)
+    return Response({key: serializer_class(rows, many=True).data, "total": total, "page": page, "pageSize": size})
 

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.openapi import error_responses
 from bookings_project.validation import no_body_expected, valid_data
-from bookings_project.pagination import page_rows
+from bookings_project.pagination import core_page
 
 from bookings_project.errors import NotFound
 from bookings_project.ratelimit import rate_limit
@@ -29,13 +29,6 @@ from .serializers import (
     ReconciliationJobQuerySerializer,
     ReconciliationParamsSerializer,
 )
-
-
-def core_page(queryset, query: dict, serializer_class, *, key: str) -> Response:
-    """Core API list body {key: [...], total, page, pageSize} from a validated list query."""
-    page, size = query["page"], query["pageSize"]
-    total, rows = page_rows(queryset, page, size)
-    return Response({key: serializer_class(rows, many=True).data, "total": total, "page": page, "pageSize": size})
 
 
 class LogViewSet(viewsets.ViewSet):
