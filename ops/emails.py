@@ -19,8 +19,12 @@ from django.utils import timezone
 from bookings_project.datetimes import parse_api_datetime
 from bookings_project.text import one_line
 
-EMAIL_TEMPLATES = ("USER_REGISTERED", "BOOKING_CONFIRMED", "BOOKING_CANCELLED", "NEW_BOOKING", "GENERIC")
-BOOKING_TEMPLATES = {"BOOKING_CONFIRMED", "BOOKING_CANCELLED"}
+from .outbox import EventType
+
+# One template per email event type (templates/emails/<type>.txt, .html and .subject.txt).
+EMAIL_TEMPLATES = (EventType.USER_REGISTERED, EventType.BOOKING_CONFIRMED, EventType.BOOKING_CANCELLED,
+                   EventType.NEW_BOOKING, EventType.GENERIC)
+BOOKING_TEMPLATES = {EventType.BOOKING_CONFIRMED, EventType.BOOKING_CANCELLED}
 
 
 def _sender() -> str:
