@@ -87,6 +87,20 @@ def test_failed_attempts_count_and_the_limit_is_per_client_ip(api_client, alice)
     assert other_ip.status_code == 200
 
 
+
+@override_settings(RATE_LIMIT_LOGIN="3/m", TRUSTED_PROXY_COUNT=1)
+def test_behind_one_trusted_proxy_the_limit_counts_the_address_that_proxy_saw(api_client, alice):
+    """X-Forwarded-For: "<whatever the client wrote>, <address the proxy saw>": with one trusted
+    proxy only the rightmost entry is believed. A client rotating a spoofed leftmost entry is
+    still one client; another real address has its own budget."""
+    def login(spoofed, real):
+        return api_client.post("/api/v1/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD},
+                               format="json", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"{spoofed}, {real}")
+
+    assert [login(f"198.51.100.{n}", "203.0.113.5").status_code for n in range(3)] == [200] * 3
+    assert_error(login("198.51.100.99", "203.0.113.5"), 429)
+    assert login("198.51.100.1", "203.0.113.6").status_code == 200
+
 @override_settings(RATE_LIMIT_REGISTER="2/m")
 def test_both_registration_forms_share_one_budget(api_client):
     assert _register(api_client, 1).status_code == 201

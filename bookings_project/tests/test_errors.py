@@ -110,6 +110,37 @@ def test_unhandled_error_is_500_envelope_without_trace(api_client, monkeypatch):
     assert "Traceback" not in response.content.decode()
 
 
+
+def test_an_unhandled_error_is_logged_with_its_traceback(api_client, monkeypatch, caplog):
+    """The client sees no trace, so the log must: "Unhandled error on <path>" with the exception."""
+    def explode(**kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(account_services, "auth_login", explode)
+    api_client.raise_request_exception = False
+    with caplog.at_level("ERROR"):
+        response = api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}, format="json")
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.getMessage() == "Unhandled error on /api/v1/auth/login"]
+    assert record.levelname == "ERROR" and record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError and "secret internal detail" in caplog.text
+    assert "Traceback" in caplog.text
+
+
+def test_the_database_unavailable_in_a_view_is_503_with_retry_after(api_client, monkeypatch):
+    """An OperationalError (database down, pool exhausted) is the service's passing trouble, not
+    a bug: 503 and Retry-After, so clients and load balancers come back shortly."""
+    from django.db import OperationalError
+
+    def unreachable(**kwargs):
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(account_services, "auth_login", unreachable)
+    response = api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}, format="json")
+    body = assert_error(response, 503, path="/api/v1/auth/login")
+    assert body["error"] == "service_unavailable"
+    assert response["Retry-After"] == "2"
+
 # Every kind of error a client can meet, from one request each.
 ERROR_CASES = [
     ("post", "/api/v1/user", {"username": "x"}, None, 400),

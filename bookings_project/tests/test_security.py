@@ -150,6 +150,25 @@ def test_one_account_cannot_hoard_seats(make_user, client_for):
     assert client.post(f"/api/v1/bookings/items/{items[3].pk}", {}, format="json").status_code == 201
 
 
+
+@override_settings(MAX_ACTIVE_BOOKINGS_PER_USER=2)
+def test_past_bookings_do_not_count_toward_the_booking_cap(make_user, client_for):
+    """The cap limits seats held ahead (`end_time > now`): a regular whose bookings are history
+    is not locked out. Two of the hoarder's bookings are moved into the past; two new ones fit."""
+    organizer, regular = make_user(roles=["EVENT_ORGANIZER"]), make_user()
+    start = timezone.now() + timezone.timedelta(days=30)
+    items = [make_item(organizer, name=f"Slot {n}", capacity=10, start=start + timezone.timedelta(hours=3 * n),
+                       hours=1) for n in range(4)]
+    client = client_for(regular)
+    for item in items[:2]:
+        assert client.post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").status_code == 201
+    last_year = timezone.now() - timezone.timedelta(days=365)
+    for n, booking in enumerate(Booking.objects.filter(user=regular).order_by("pk")):
+        Booking.objects.filter(pk=booking.pk).update(start_time=last_year + timezone.timedelta(hours=3 * n),
+                                                     end_time=last_year + timezone.timedelta(hours=3 * n + 1))
+    statuses = [client.post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").status_code for item in items[2:]]
+    assert statuses == [201, 201]
+
 # --- API7: SSRF ---------------------------------------------------------------------------------
 
 def test_notifications_never_fetch_user_supplied_urls(make_user, client_for, smtp_server, monkeypatch):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from catalog.models import BookableItem
 from catalog.tests.factories import FUTURE, item_payload, local_iso, make_item
 from ops.models import OutboxEvent
+from reservations.models import Booking
 from reservations.services import booking_create
 
 pytestmark = pytest.mark.django_db
@@ -159,6 +160,9 @@ class TestFilters:
         assert ids("?category=tech") == [a.pk]
         assert ids("?q=PYTHON") == [a.pk, b.pk]
         assert ids(f"?from={local_iso(FUTURE + timedelta(days=5))}") == [b.pk]
+        # `from` keeps an item still running at that moment (it overlaps [from, …)): end_time > from
+        assert ids(f"?from={local_iso(FUTURE + timedelta(hours=1))}") == [a.pk, b.pk]
+        assert ids(f"?from={local_iso(FUTURE + timedelta(hours=2))}") == [b.pk]
         assert ids(f"?to={local_iso(FUTURE + timedelta(days=5))}") == [a.pk]
 
     def test_opt_in_pagination(self, client_for, organizer):
@@ -267,6 +271,25 @@ class TestUpdateAndDelete:
         assert {b.__class__.objects.get(pk=b.pk).status for b in bookings} == {"CANCELLED"}
         assert OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count() == 2
 
+
+    def test_deleting_an_item_that_already_started_keeps_its_bookings(self, make_user, client_for, organizer, admin):
+        """Bookings of a started item are history (and revenue): the soft delete leaves them
+        CONFIRMED, notifies nobody and keeps the seats and the revenue."""
+        item = make_item(organizer, capacity=3, tiers=[("Std", "25.00", 3)])
+        bookings = [booking_create(user=make_user(), item_id=item.pk) for _ in range(2)]
+        started = timezone.now() - timedelta(minutes=30)
+        BookableItem.objects.filter(pk=item.pk).update(start_time=started, end_time=started + timedelta(hours=2))
+        Booking.objects.filter(item=item).update(start_time=started, end_time=started + timedelta(hours=2))
+        events_before = OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count()
+
+        assert client_for(organizer).delete(f"/api/v1/items/{item.pk}").status_code == 204
+
+        item.refresh_from_db()
+        assert item.deleted_at is not None and item.sold == 2
+        assert {Booking.objects.get(pk=b.pk).status for b in bookings} == {"CONFIRMED"}
+        assert OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count() == events_before == 0
+        report = client_for(admin).get("/api/v1/reports/revenue").json()
+        assert report["totalRevenue"] == 50.0
 
 class TestQueryCounts:
     @staticmethod

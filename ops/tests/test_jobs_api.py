@@ -171,6 +171,8 @@ def test_list_jobs_filters_and_pages(op_client):
     page = op_client.get("/jobs?page=2&pageSize=3").json()
     assert page["total"] == 4 and len(page["jobs"]) == 1
     assert op_client.get("/jobs?from=2999-01-01T00:00:00Z").json()["total"] == 0
+    assert op_client.get("/jobs?to=2000-01-01T00:00:00Z").json()["total"] == 0
+    assert op_client.get("/jobs?to=2999-01-01T00:00:00Z").json()["total"] == 4
     assert op_client.get("/jobs?status=weird").status_code == 400
     assert op_client.get("/jobs?from=yesterday").status_code == 400
     assert op_client.get("/jobs?pageSize=101").status_code == 400
@@ -193,3 +195,17 @@ def test_job_endpoints_role_matrix(client_for, make_user, roles, expected):
     job = Job.objects.first()
     if job is not None:
         assert client.get(f"/jobs/{job.pk}").status_code == expected
+
+
+def test_list_jobs_newest_first_and_to_is_inclusive(op_client):
+    """GET /jobs: newest first (created_at descending); `to` bounds created_at from above."""
+    from datetime import datetime, timezone
+
+    ids = [op_client.post("/jobs", NOTIFICATION_JOB, format="json").json()["jobId"] for _ in range(3)]
+    for day, job_id in zip((2, 3, 1), ids):  # created on 2030-01-02, -03 and -01
+        Job.objects.filter(pk=job_id).update(created_at=datetime(2030, 1, day, 12, tzinfo=timezone.utc))
+
+    listed = [j["jobId"] for j in op_client.get("/jobs").json()["jobs"]]
+    assert listed == [ids[1], ids[0], ids[2]]
+    until_the_2nd = op_client.get("/jobs?to=2030-01-02T12:00:00Z").json()
+    assert until_the_2nd["total"] == 2 and [j["jobId"] for j in until_the_2nd["jobs"]] == [ids[0], ids[2]]

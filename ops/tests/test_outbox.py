@@ -422,3 +422,176 @@ class TestNudgeDebounce:
         while OutboxEvent.objects.filter(status=OutboxStatus.PENDING).exists():
             outbox_dispatch_task()
         assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 25
+
+
+def test_the_claim_takes_the_longest_waiting_due_events_first(smtp_server):
+    """outbox_claim orders by next_attempt_at (oldest due first): under a backlog a fresh event
+    must not starve one that has been waiting (a retried event waits behind nothing newer)."""
+    from ops.dispatch import outbox_claim
+
+    now = timezone.now()
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"q{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(3)]
+    for minutes, event in zip((1, 30, 5), events):  # due since 1, 30 and 5 minutes
+        OutboxEvent.objects.filter(pk=event.pk).update(next_attempt_at=now - timedelta(minutes=minutes))
+
+    assert [e.pk for e in outbox_claim(batch_size=2)] == [events[1].pk, events[2].pk]
+    assert [e.pk for e in outbox_claim(batch_size=2)] == [events[0].pk]
+
+
+def test_a_deferral_to_a_past_time_waits_at_least_the_minimum(monkeypatch):
+    """A handler's "not yet, try at <a moment already past>" must not make the event due at once:
+    the same dispatcher run would claim it again and spin. It waits MIN_DEFERRAL at least."""
+    from ops import dispatch
+
+    def not_yet(event, ctx):
+        raise dispatch.EventDeferred("job still running", until=timezone.now() - timedelta(hours=1))
+
+    monkeypatch.setattr(dispatch, "_send_email", not_yet)
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="p@example.com",
+                           payload={"subject": "s", "message": "m"})
+    before = timezone.now()
+
+    assert outbox_dispatch_batch()["deferred"] == 1
+
+    event.refresh_from_db()
+    assert event.status == OutboxStatus.PENDING and event.retry_count == 0
+    assert event.next_attempt_at >= before + dispatch.MIN_DEFERRAL
+    assert outbox_dispatch_batch()["claimed"] == 0  # not due again within the same run
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_emails_go_before_document_syncs_even_when_the_sync_is_older(smtp_server, monkeypatch):
+    """Within a batch, emails are processed first: an email never waits behind the documents
+    database (which may be slow or down), whatever the events' age."""
+    from ops import dispatch
+    from ops.outbox import document_sync_event, outbox_enqueue_many
+
+    order = []
+    real_email, real_sync, real_batch_sync = dispatch._send_email, dispatch._sync_documents, \
+        dispatch._sync_batch_documents
+
+    def email(event, ctx):
+        order.append("email")
+        return real_email(event, ctx)
+
+    def sync(event, ctx):
+        order.append("sync")
+        return real_sync(event, ctx)
+
+    def batch_sync(events, ctx):
+        order.append("batch sync")
+        return real_batch_sync(events, ctx)
+
+    monkeypatch.setattr(dispatch, "_send_email", email)
+    monkeypatch.setattr(dispatch, "_sync_documents", sync)
+    monkeypatch.setattr(dispatch, "_sync_batch_documents", batch_sync)
+    [older_sync] = outbox_enqueue_many([document_sync_event(("item", 1))])
+    mail = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="e@example.com",
+                          payload={"subject": "s", "message": "m"})
+    past = timezone.now() - timedelta(minutes=10)
+    OutboxEvent.objects.filter(pk=older_sync.pk).update(created_at=past, next_attempt_at=past)
+    OutboxEvent.objects.filter(pk=mail.pk).update(next_attempt_at=past + timedelta(minutes=5))
+
+    stats = outbox_dispatch_batch(batch_size=10)
+
+    assert stats["claimed"] == 2 and stats["sent"] == 2
+    assert order == ["email", "batch sync", "sync"]
+
+
+class OneConnectionBackend:
+    """Email backend double: one instance is one SMTP connection. `fail_first` sends fail by
+    breaking it (like a server dropping the connection mid-DATA); a broken connection stays
+    broken, so only a fresh one (get_connection) can send again."""
+
+    fail_first = 0
+    sent: list = []
+
+    def __init__(self, fail_silently=False, **kwargs):
+        self.broken = False
+
+    def open(self):
+        return False
+
+    def close(self):
+        pass
+
+    def send_messages(self, messages):
+        from smtplib import SMTPServerDisconnected
+
+        if self.broken:
+            raise SMTPServerDisconnected("please run connect() first")
+        if OneConnectionBackend.fail_first:
+            OneConnectionBackend.fail_first -= 1
+            self.broken = True
+            raise SMTPServerDisconnected("Connection unexpectedly closed")
+        OneConnectionBackend.sent.extend(m.to[0] for m in messages)
+        return len(messages)
+
+
+def test_after_an_smtp_failure_the_next_email_of_the_batch_gets_a_fresh_connection(settings, monkeypatch):
+    """One connection serves a batch; once it failed, the next email must not reuse it (it would
+    fail too, and the batch would burn an attempt of every remaining email)."""
+    settings.EMAIL_BACKEND = "ops.tests.test_outbox.OneConnectionBackend"
+    monkeypatch.setattr(OneConnectionBackend, "fail_first", 1)
+    monkeypatch.setattr(OneConnectionBackend, "sent", [])
+    first, second = (outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"{name}@example.com",
+                                    payload={"subject": "s", "message": "m"}) for name in ("first", "second"))
+
+    stats = outbox_dispatch_batch()
+
+    assert (stats["retry"], stats["sent"]) == (1, 1)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.retry_count) == (OutboxStatus.PENDING, 1)
+    assert second.status == OutboxStatus.SENT
+    assert OneConnectionBackend.sent == ["second@example.com"]
+
+
+def test_an_event_revived_after_the_outage_gets_a_full_set_of_attempts_again(smtp_server, settings):
+    """outbox_revive_after_outage resets retry_count to 0: one more failure after the revival is
+    a retry with backoff, not at once DEAD again."""
+    from ops.dispatch import outbox_revive_after_outage
+
+    settings.OUTBOX_MAX_RETRIES = 3
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
+                           payload={"subject": "s", "message": "m"})
+    smtp_server.stop()
+    for _ in range(3):
+        make_due()
+        outbox_dispatch_batch()
+    event.refresh_from_db()
+    assert (event.status, event.retry_count) == (OutboxStatus.DEAD, 3)
+
+    smtp_server.start()
+    assert outbox_revive_after_outage(probe_every=0) == 1
+    event.refresh_from_db()
+    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 0)
+
+    smtp_server.stop()  # the server goes away again before the dispatcher gets to it
+    outbox_dispatch_batch()
+    event.refresh_from_db()
+    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 1)
+    smtp_server.start()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_booking_publishes_one_nudge(make_user, monkeypatch, settings):
+    """The commit path itself (real COMMIT, real on_commit hooks): a booking's transaction writes
+    several outbox events and asks for exactly one dispatcher, after it commits."""
+    from catalog.tests.factories import make_item
+    from ops import tasks
+    from reservations.services import booking_create
+
+    settings.REDIS_URL = ""  # no debounce flag: every commit that asks, publishes
+    published = []
+    monkeypatch.setattr(tasks.outbox_dispatch_task, "apply_async", lambda **kwargs: published.append(kwargs))
+    item = make_item(make_user(roles=["EVENT_ORGANIZER"]), capacity=5, tiers=[("A", "10.00", 5)])
+    customer = make_user()
+    published.clear()
+    before = OutboxEvent.objects.count()
+
+    booking_create(user=customer, item_id=item.pk)
+
+    assert OutboxEvent.objects.count() > before  # the booking wrote its events ...
+    assert len(published) == 1  # ... and nudged once, after its commit

@@ -22,9 +22,10 @@ def log_at(days_ago):
 
 
 def event(status, days_ago):
+    """Every status gets an old processed_at (a DEAD event was processed too; a PENDING one may
+    carry it from an earlier attempt), so only `status=SENT` keeps PENDING and DEAD events."""
     moment = timezone.now() - timedelta(days=days_ago)
-    return OutboxEvent.objects.create(event_type="GENERIC", status=status, created_at=moment,
-                                      processed_at=moment if status == OutboxStatus.SENT else None)
+    return OutboxEvent.objects.create(event_type="GENERIC", status=status, created_at=moment, processed_at=moment)
 
 
 @pytest.fixture

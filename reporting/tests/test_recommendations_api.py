@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from catalog.services import item_delete
 from catalog.tests.factories import make_item
+from reservations.models import Booking
 from reservations.services import booking_cancel
 from reservations.tests.factories import book
 
@@ -64,8 +65,10 @@ def test_history_changes_the_ranking(customer, client_for, seed_items, other_org
 def test_completed_bookings_count_and_cancelled_do_not(customer, client_for, seed_items, admin):
     tech = book(customer, seed_items["tech"])
     booking_cancel(actor=customer, booking_id=tech.pk)
-    cold = names(client_for(customer).get(URL))
-    assert "Tech Workshop" in cold  # a cancelled booking neither profiles nor excludes
+    cold = client_for(customer).get(URL).json()
+    assert "Tech Workshop" in [i["name"] for i in cold]  # a cancelled booking neither profiles nor excludes
+    reasons = {i["name"]: i["reason"] for i in cold}
+    assert not any("Same category" in r or "Same organizer" in r for r in reasons.values()), reasons
 
     book(customer, seed_items["fitness"], status="COMPLETED", actor=admin)
     ranked = names(client_for(customer).get(URL))
@@ -89,6 +92,34 @@ def test_never_recommends_booked_private_past_deleted_or_full_items(
 
     assert ranked == ["Another Tech Workshop", "Fitness Class"]
 
+
+def test_an_item_held_pending_is_not_recommended(customer, client_for, seed_items):
+    """A PENDING booking holds the item (it is the user's, awaiting confirmation): not
+    recommended back to them, though it does not shape the profile yet."""
+    pending = book(customer, seed_items["tech"])
+    Booking.objects.filter(pk=pending.pk).update(status="PENDING")
+
+    ranked = names(client_for(customer).get(URL, {"limit": 50}))
+
+    assert "Tech Workshop" not in ranked
+    assert sorted(ranked) == ["Another Tech Workshop", "Fitness Class"]
+
+
+def test_the_most_recent_booking_weighs_most_through_the_api(customer, client_for, organizer, other_organizer):
+    """Two symmetric interests, booked a month apart: the item like the RECENT booking ranks
+    first, and reasons name the most recent booked item (history read newest first)."""
+    now = timezone.now()
+    old = item_at(other_organizer, 1, name="Yoga Morning", category="Sport", tags=["fitness"], location="Gym")
+    recent = item_at(organizer, 2, name="Python Intro", category="Tech", tags=["python"], location="Room 1")
+    item_at(other_organizer, 3, name="Yoga Evening", category="Sport", tags=["fitness"], location="Gym")
+    item_at(organizer, 4, name="Python Advanced", category="Tech", tags=["python"], location="Room 1")
+    book(customer, old, booked_at=now - timedelta(days=30))
+    book(customer, recent, booked_at=now - timedelta(days=1))
+
+    response = client_for(customer).get(URL)
+
+    assert names(response) == ["Python Advanced", "Yoga Evening"]
+    assert "Same organizer as 'Python Intro'" in response.json()[0]["reason"]
 
 def test_limit_is_respected(customer, client_for, organizer):
     for day in range(8):

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from catalog.services import item_delete
+from reservations.models import Booking
 from reservations.services import booking_cancel
 from reservations.tests.factories import book
 
@@ -66,6 +67,18 @@ def test_cancelled_bookings_excluded_completed_included(admin_api, organizer, bu
     assert body["totalRevenue"] == 40.0
     assert body["reportDetails"][0]["numberOfBookings"] == 2
 
+
+def test_pending_bookings_are_not_revenue_yet(admin_api, organizer, buyers):
+    """Revenue is CONFIRMED and COMPLETED only: a PENDING booking is not money yet."""
+    item = priced_item(organizer, 1, "20.00")
+    book(buyers[0], item)
+    pending = book(buyers[1], item)
+    Booking.objects.filter(pk=pending.pk).update(status="PENDING")  # awaiting confirmation
+
+    body = get_report(admin_api).json()
+
+    assert body["totalRevenue"] == 20.0
+    assert body["reportDetails"][0]["numberOfBookings"] == 1
 
 def test_deleted_item_keeps_its_revenue_history(admin_api, organizer, admin, buyers):
     item = priced_item(organizer, 1, "15.50", name="Gone Workshop")
@@ -259,8 +272,6 @@ def test_formula_looking_names_are_neutralised_after_whitespace_and_in_full_widt
 def test_sums_are_exact_to_the_cent_at_the_largest_prices(admin_api, organizer, buyers):
     """Whole cents summed as integers: SQLite would add the decimals as floating point."""
     from decimal import Decimal
-
-    from reservations.models import Booking
 
     item = priced_item(organizer, 3, "1.00")
     book(buyers[0], item)

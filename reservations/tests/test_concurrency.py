@@ -226,3 +226,54 @@ def test_deactivation_racing_a_change_to_one_of_the_bookings_still_deactivates(m
         cancellations = Counter(e.payload["bookingId"] for e in OutboxEvent.objects.filter(
             event_type="BOOKING_CANCELLED", payload__userId=user.pk))
         assert set(cancellations.values()) == {1}
+
+
+def test_a_capacity_cut_waits_for_a_cancellation_in_flight_and_counts_its_freed_seat(
+        make_user, organizer, monkeypatch):
+    """Deterministic interleaving: a cancellation has marked its booking CANCELLED but not yet
+    given the seat back when the organizer cuts capacity to the seats that will remain. The
+    cancellation holds the item lock from its start (lock order item → booking), so the cut
+    waits for it, then counts the freed seat and succeeds: sold never exceeds capacity and
+    equals the active bookings. (Without that lock the cut read the stale count and was refused.)"""
+    import threading
+
+    from bookings_project.testing import wait_for
+    from catalog.services import item_update
+    from reservations import services
+    from reservations.models import ACTIVE_STATUSES
+    from reservations.services import booking_cancel
+
+    item = make_item(organizer, capacity=3)
+    owners = [make_user() for _ in range(3)]
+    bookings = [booking_create(user=u, item_id=item.pk) for u in owners]
+    paused, cut_done = threading.Event(), threading.Event()
+    real_release = services.item_seat_release
+
+    def waiting_on_a_lock() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            return cursor.fetchone()[0] > 0
+
+    def slow_release(**kwargs):
+        paused.set()  # the booking row is CANCELLED (uncommitted); the seat not yet released
+        assert wait_for(lambda: cut_done.is_set() or waiting_on_a_lock(), timeout=10, interval=0.02)
+        return real_release(**kwargs)
+
+    monkeypatch.setattr(services, "item_seat_release", slow_release)
+
+    def cut():
+        assert paused.wait(timeout=10)
+        try:
+            return item_update(actor=organizer, item_id=item.pk, capacity=2)
+        finally:
+            cut_done.set()
+
+    cancelled, updated = race([lambda: booking_cancel(actor=owners[0], booking_id=bookings[0].pk), cut])
+
+    assert isinstance(cancelled, Booking) and cancelled.status == BookingStatus.CANCELLED, cancelled
+    assert isinstance(updated, BookableItem), updated
+    item.refresh_from_db()
+    active = Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).count()
+    assert (item.capacity, item.sold, active) == (2, 2, 2)

@@ -88,3 +88,20 @@ def test_only_my_items_needs_a_token(client_for, organizer):
     make_item(organizer)
     assert client_for().get("/api/v1/items?onlyMyItems=true").status_code == 401
     assert client_for().get("/api/v1/items?onlyMyItems=false").status_code == 200
+
+
+def test_an_organizer_who_booked_another_organizers_item_cannot_set_its_status(make_user, client_for, organizer):
+    """The EVENT_ORGANIZER role opens /status only for the organizer's own items: owning the
+    booking is not enough (else an organizer could mark their own booking COMPLETED or revive
+    it at will)."""
+    item = make_item(organizer)
+    booker = make_user(roles=["EVENT_ORGANIZER"])
+    booking = booking_create(user=booker, item_id=item.pk)
+    refused = client_for(booker).put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"}, format="json")
+    assert refused.status_code == 403
+    booking.refresh_from_db()
+    assert booking.status == "CONFIRMED"
+    # The item's own organizer still may.
+    allowed = client_for(organizer).put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"},
+                                        format="json")
+    assert allowed.status_code == 200 and allowed.json()["status"] == "COMPLETED"

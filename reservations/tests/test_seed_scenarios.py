@@ -74,6 +74,17 @@ class TestConflictDetection:
         mine = user.get("/api/v1/bookings/me").json()
         assert sorted(b["itemName"] for b in mine) == ["A", "C"]
 
+    def test_back_to_back_booked_later_item_first(self, client_for, organizer, customer):
+        """The booker's clash check is half-open from the other side too: holding [11:00, 12:00),
+        booking [10:00, 11:00) is fine (`start_time < new end`, not `<=`)."""
+        org, user = client_for(organizer), client_for(customer)
+        later = org.post("/api/v1/items", item_payload(
+            name="Later", startTime="2031-09-15T11:00:00", endTime="2031-09-15T12:00:00"), format="json").json()
+        earlier = org.post("/api/v1/items", item_payload(
+            name="Earlier", startTime="2031-09-15T10:00:00", endTime="2031-09-15T11:00:00"), format="json").json()
+        assert book(user, later["id"]).status_code == 201
+        assert book(user, earlier["id"]).status_code == 201
+
     def test_cancelled_booking_no_longer_conflicts(self, client_for, organizer, customer):
         org, user = client_for(organizer), client_for(customer)
         a = org.post("/api/v1/items", item_payload(name="A"), format="json").json()["id"]
@@ -98,6 +109,33 @@ class TestConflictDetection:
         touching = user.get("/api/v1/users/me/conflicts",
                             {"startTime": "2031-09-15T10:30:00", "endTime": "2031-09-15T11:00:00"})
         assert touching.json() == {"userId": customer.pk, "hasConflict": False, "conflictingBookings": []}
+
+    def test_window_ending_exactly_at_a_booking_start_is_no_conflict(self, client_for, organizer, customer):
+        """Half-open ranges on the endpoint too: a window [09:00, 09:30) only touches a booking
+        that starts at 09:30 (`start_time < end`, not `<=`)."""
+        org, user = client_for(organizer), client_for(customer)
+        item = org.post("/api/v1/items", item_payload(
+            name="Another Meeting", startTime="2031-09-15T09:30:00", endTime="2031-09-15T10:30:00"),
+            format="json").json()
+        assert book(user, item["id"]).status_code == 201
+        before = user.get("/api/v1/users/me/conflicts",
+                          {"startTime": "2031-09-15T09:00:00", "endTime": "2031-09-15T09:30:00"})
+        assert before.json() == {"userId": customer.pk, "hasConflict": False, "conflictingBookings": []}
+        one_minute_in = user.get("/api/v1/users/me/conflicts",
+                                 {"startTime": "2031-09-15T09:00:00", "endTime": "2031-09-15T09:31:00"})
+        assert one_minute_in.json()["hasConflict"] is True
+
+    def test_cancelled_booking_is_no_conflict_on_the_conflicts_endpoint(self, client_for, organizer, customer):
+        """Only CONFIRMED bookings count: a cancelled one is history, not a clash."""
+        org, user = client_for(organizer), client_for(customer)
+        item = org.post("/api/v1/items", item_payload(
+            name="Dropped", startTime="2031-09-15T09:30:00", endTime="2031-09-15T10:30:00"), format="json").json()
+        booking = book(user, item["id"]).json()
+        window = {"startTime": "2031-09-15T09:00:00", "endTime": "2031-09-15T11:00:00"}
+        assert user.get("/api/v1/users/me/conflicts", window).json()["hasConflict"] is True
+        assert user.put(f"/api/v1/bookings/{booking['id']}/cancel").status_code == 200
+        assert user.get("/api/v1/users/me/conflicts", window).json() == {
+            "userId": customer.pk, "hasConflict": False, "conflictingBookings": []}
 
 
 class TestDynamicAvailability:

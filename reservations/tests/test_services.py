@@ -14,6 +14,7 @@ from ops.models import OutboxEvent
 from reservations.exceptions import InvalidStatusTransition, ItemAlreadyStarted
 from reservations.models import Booking, BookingStatus
 from reservations.services import booking_cancel_future_for_user, booking_create, booking_set_status
+from reservations.tests.factories import book
 
 pytestmark = pytest.mark.django_db
 
@@ -355,6 +356,18 @@ def commit_reply_lost(monkeypatch):
             yield
 
     return lost
+
+
+def test_my_bookings_are_listed_newest_first(client_for, customer, organizer):
+    """GET /bookings/me: the latest booking first (booking_date, then id, descending)."""
+    start = timezone.now() + timedelta(days=30)
+    items = [make_item(organizer, name=f"Slot {n}", start=start + timedelta(hours=3 * n), hours=1) for n in range(3)]
+    booked_at = timezone.now() - timedelta(days=10)
+    # booked in the order 1, 0, 2 (so neither item order nor id order gives the answer)
+    middle, oldest, newest = (book(customer, items[n], booked_at=booked_at + timedelta(days=d))
+                              for n, d in ((0, 2), (1, 1), (2, 3)))
+    mine = client_for(customer).get("/api/v1/bookings/me").json()
+    assert [b["id"] for b in mine] == [newest.pk, middle.pk, oldest.pk]
 
 
 @pytest.mark.django_db(transaction=True)
