@@ -29,6 +29,9 @@ def _clean_cache():
     import bookings_project.cache
 
     bookings_project.cache._resting_until = 0.0
+    if hasattr(cache, "_fallback"):  # (Redis mode) the outage fallback's counters and its warning state
+        cache._fallback.clear()
+        cache._degraded.clear()
 
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

@@ -53,16 +53,18 @@ def redis_failed() -> None:
 
 class _RestingRedis:
     """A Redis client whose calls fail at once (RedisResting) while Redis rests, and put it to
-    rest when they fail."""
+    rest when they fail. `always_try`: calls go to Redis even while it rests (and still put it
+    to rest when they fail)."""
 
-    def __init__(self, client):
+    def __init__(self, client, *, always_try: bool = False):
         self._client = client
+        self._always_try = always_try
 
     def __getattr__(self, name):
         method = getattr(self._client, name)
 
         def call(*args, **kwargs):
-            if redis_resting():
+            if redis_resting() and not self._always_try:
                 raise RedisResting("Redis failed moments ago; not retried yet")
             try:
                 return method(*args, **kwargs)
@@ -117,14 +119,17 @@ class FailoverRedisCache(RedisCache):
         return self._call("clear")
 
 
-def shared_redis():
+def shared_redis(*, always_try: bool = False):
     """The shared cache's own Redis client (its calls raise when Redis is unreachable, and at
-    once while it rests), or None in embedded mode (no REDIS_URL)."""
+    once while it rests), or None in embedded mode (no REDIS_URL). `always_try` for the few
+    calls whose skipping would cost more than a timeout: the catalog version bump (skipped, other
+    processes would serve a list older than the change — Redis may answer them already) and the
+    dispatcher clearing the nudge flag (left set, commits would not nudge for a few seconds)."""
     if not settings.REDIS_URL:
         return None
     from django_redis import get_redis_connection
 
-    return _RestingRedis(get_redis_connection("default"))
+    return _RestingRedis(get_redis_connection("default"), always_try=always_try)
 
 
 def shared_key(name: str) -> str:

@@ -66,11 +66,18 @@ class _InexactDecimal(Exception):
     """A Decimal that float() would change: render the slow, exact way."""
 
 
+def _float_if_exact(value: Decimal) -> float | None:
+    if not value.is_finite():  # as json refuses float("nan"): no JSON number can say it
+        raise ValueError(f"Out of range Decimal values are not JSON compliant: {value}")
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else None
+
+
 class _FloatIfExact(JSONEncoder):
     def default(self, obj):
         if isinstance(obj, Decimal):
-            as_float = float(obj)
-            if not obj.is_finite() or Decimal(repr(as_float)) != obj:
+            as_float = _float_if_exact(obj)
+            if as_float is None:
                 raise _InexactDecimal()
             return as_float
         return super().default(obj)
@@ -93,8 +100,9 @@ class ExactJSONRenderer(JSONRenderer):
 
         class Marked(JSONEncoder):
             def default(self, obj):
-                if isinstance(obj, Decimal):
-                    return f"{marker}{obj:f}"
+                if isinstance(obj, Decimal):  # written as the fast path would, where it can
+                    as_float = _float_if_exact(obj)
+                    return f"{marker}{obj:f}" if as_float is None else as_float
                 return super().default(obj)
 
         text = json.dumps(data, cls=Marked, ensure_ascii=self.ensure_ascii, allow_nan=not self.strict,

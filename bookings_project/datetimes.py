@@ -90,8 +90,9 @@ LOCAL_DATETIME_SCHEMA = {
     # Written without offset (local time in TIME_ZONE); read with or without one.
     "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$",
     "example": "2025-09-15T10:00:00",
-    "description": "ISO 8601 local date-time in the server's TIME_ZONE (no offset when written; "
-                   "an offset is accepted on input).",
+    "description": "ISO 8601 local date-time in the server's TIME_ZONE, written without offset — except "
+                   "the second pass through an hour the zone repeats (clocks going back), written with "
+                   "its offset so it reads back as the same instant; an offset is accepted on input.",
 }
 
 

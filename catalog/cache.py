@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 from django.conf import settings
 
-from bookings_project.cache import RedisResting, shared_key, shared_redis
+from bookings_project.cache import shared_key, shared_redis
 from bookings_project.transactions import on_commit_once
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def catalog_version_bump() -> None:
     """A fresh random version, never a counter: a counter restarts when Redis loses its data,
     and a list cached in a web process under a reused number would be served stale. Raises when
     Redis is unreachable (the outbox handler retries it)."""
-    _redis().set(shared_key(VERSION_KEY), uuid.uuid4().hex)
+    shared_redis(always_try=True).set(shared_key(VERSION_KEY), uuid.uuid4().hex)
 
 
 def _current_version(redis) -> str:
@@ -58,8 +58,7 @@ def _bump_after_commit() -> None:
     except Exception as exc:  # Redis down: make the bump durable, and retried, through the outbox
         from ops.outbox import outbox_enqueue
 
-        log = logger.debug if isinstance(exc, RedisResting) else logger.warning  # (said once per outage)
-        log("Catalog cache version bump failed (%s); retrying through the outbox", exc)
+        logger.warning("Catalog cache version bump failed (%s); retrying through the outbox", exc)
         outbox_enqueue(event_type=CACHE_BUMP_EVENT)
 
 

@@ -67,7 +67,7 @@ def outbox_nudge() -> None:
 
 def outbox_nudge_taken() -> None:
     """A dispatcher is starting: the next commit must nudge again."""
-    redis = shared_redis()
+    redis = shared_redis(always_try=True)
     if redis is not None:
         try:
             redis.delete(shared_key(NUDGE_PENDING_KEY))

@@ -252,3 +252,16 @@ def test_an_endpoint_without_a_body_refuses_a_malformed_one_and_does_nothing(mak
     assert victim.is_active
     # An empty or well-formed body is ignored as before.
     assert client_for(booker).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 200
+
+
+def test_money_is_written_exactly_and_the_same_way_whatever_else_is_in_the_response():
+    from decimal import Decimal
+
+    from bookings_project.content import ExactJSONRenderer
+
+    render = ExactJSONRenderer().render
+    assert render({"a": Decimal("1.10"), "b": Decimal("149.97")}) == b'{"a":1.1,"b":149.97}'
+    assert render({"a": Decimal("1.10"), "b": Decimal("99999899990000.01"), "c": "\u2028"}) == (
+        b'{"a":1.1,"b":99999899990000.01,"c":"\\u2028"}')  # 1.10 written as above next to an exact sum
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        render({"a": Decimal("NaN")})
