@@ -48,10 +48,14 @@ class JobFailed(Exception):
 
 def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) -> Job:
     """A queued job and (`on_worker`) the JOB_RUN event that runs it soon; without it the job is
-    its creator's to claim and run (a shell's `manage.py reconcile`)."""
+    created `running`, its first run being its creator's (a shell's `manage.py reconcile`): no
+    moment where a worker or an execute could take it, none where it sits queued with no one
+    to run it."""
     with transaction.atomic():
         now = timezone.now()  # a new job was last updated when it was created
-        job = Job.objects.create(type=type, params=params, created_by=actor, created_at=now, updated_at=now)
+        run_here = {} if on_worker else {"status": JobStatus.RUNNING, "started_at": now, "attempts": 1}
+        job = Job.objects.create(type=type, params=params, created_by=actor, created_at=now, updated_at=now,
+                                 **run_here)
         if on_worker:
             outbox_enqueue(event_type=JOB_RUN, payload={"jobId": str(job.pk)})
     return job
@@ -208,18 +212,18 @@ def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size:
                                 progress: Callable[[int], None] | None = None) -> Job:
     """`manage.py reconcile`: a reconciliation run in this process, recorded as a job like any
     other (readable in the admin); returns it completed or failed. No JOB_RUN event: the shell
-    runs it, and a run that fails there is not re-run unattended. From the claim on, every way
-    out — an error, Ctrl-C (or a signal the caller turns into KeyboardInterrupt) — finishes the
-    job: none is left `running` for a worker to wait out."""
+    runs it, and a run that fails there is not re-run unattended. Every way out once the job
+    exists — an error, Ctrl-C (or a signal the caller turns into KeyboardInterrupt) — finishes
+    it: none is left `running` for a worker to wait out (only SIGKILL can; see OPERATIONS.md)."""
     from . import reconciliation
 
-    job = job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli", on_worker=False)
-    if not claim(job.pk):
-        raise Conflict(f"Job {job.pk} was taken by a worker; see the admin")
-    job.refresh_from_db()
+    job = None
     try:
+        job = job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli", on_worker=False)
         result = reconciliation.reconcile(job=job, entity_type=ENTITY_TYPES[entity_type], entity_id=entity_id,
                                           label=entity_type, batch_size=batch_size, progress=progress)
     except (Exception, KeyboardInterrupt) as exc:
+        if job is None:
+            raise
         return job_finish(job, error=exc)
     return job_finish(job, result=result)

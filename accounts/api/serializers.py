@@ -28,7 +28,8 @@ class PasswordProblemsWithOtherErrors:
                 from accounts.services import password_problems
 
                 texts = {name: data.get(name) for name in ("username", "email")}
-                user = User(**{name: value for name, value in texts.items() if isinstance(value, str)})
+                # (only plausible values: the similarity check's cost grows with their length)
+                user = User(**{name: value for name, value in texts.items() if isinstance(value, str) and len(value) <= 254})
                 if problems := password_problems(password, user):
                     exc.detail["password"] = problems
             raise

@@ -73,6 +73,24 @@ def test_reconcile_finishes_its_job_as_failed_when_the_run_fails(monkeypatch):
 
 
 @pytest.mark.django_db(databases=["default", "documents"])
+def test_a_shell_run_s_job_is_running_from_its_first_moment(monkeypatch):
+    """Never `queued` with no worker event to run it, never claimable by an execute meanwhile."""
+    import ops.reconciliation
+
+    seen = []
+    real = ops.reconciliation.reconcile
+
+    def watching(**kwargs):
+        seen.append(Job.objects.values_list("status", "attempts").get(pk=kwargs["job"].pk))
+        return real(**kwargs)
+
+    monkeypatch.setattr(ops.reconciliation, "reconcile", watching)
+    call_command("reconcile", "--entity-type", "item", "--no-progress")
+    assert seen == [(JobStatus.RUNNING, 1)]
+    assert Job.objects.get().status == JobStatus.COMPLETED
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
 def test_reconcile_interrupted_while_counting_leaves_no_job(monkeypatch):
     def interrupted(**kwargs):
         raise KeyboardInterrupt

@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from bookings_project.commands import bounded, database_errors_as_command_error
-from bookings_project.errors import ApplicationError
 from ops import jobs
 from ops.models import JobStatus
 from ops.reconciliation import BATCH_SIZE, reconciliation_steps
@@ -36,9 +35,7 @@ class Command(BaseCommand):
                       file=self.stderr._out) as bar:
                 job = jobs.job_run_reconciliation_here(entity_type=entity_type, entity_id=entity_id,
                                                        batch_size=batch_size, progress=lambda n: bar.update(n or 1))
-        except ApplicationError as exc:
-            raise CommandError(exc.message) from exc
-        except KeyboardInterrupt as exc:  # while counting, before any job: nothing to finish
+        except KeyboardInterrupt as exc:  # while counting or creating, before any job: nothing to finish
             raise CommandError(f"Reconciliation not started: {exc or 'interrupted'}") from exc
         finally:
             interrupted.restore()
