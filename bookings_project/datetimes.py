@@ -73,13 +73,16 @@ def local_aware(value: datetime, zone) -> datetime:
     return aware
 
 
+def plus_restored(text: str) -> str:
+    """An unencoded "+02:00" in a query string arrives as " 02:00": put the "+" back (only in
+    a date-time with a "T", where a space has no other meaning)."""
+    return text.replace(" ", "+") if "T" in text and " " in text else text
+
+
 def parse_api_datetime(raw: str) -> datetime:
     """A core API time: ISO 8601; a value without offset is UTC, the zone the core API writes
     its times in (the booking API's local times are LocalDateTimeField's). Raises ValueError."""
-    text = raw.strip()
-    if "T" in text and " " in text:
-        text = text.replace(" ", "+")  # an unencoded "+02:00" in a query string arrives as " 02:00"
-    value = datetime.fromisoformat(text)
+    value = datetime.fromisoformat(plus_restored(raw.strip()))
     if timezone.is_naive(value):
         value = value.replace(tzinfo=dt_timezone.utc)
     return ensure_storable(value)
@@ -107,6 +110,8 @@ class LocalDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         refuse_finer_than_microseconds(value)
+        if isinstance(value, str):
+            value = plus_restored(value.strip())
         return super().to_internal_value(value)
 
     def enforce_timezone(self, value):

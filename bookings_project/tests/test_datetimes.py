@@ -128,3 +128,10 @@ def test_a_fraction_finer_than_microseconds_is_refused_not_cut(field):
     assert field().run_validation("2031-01-01T10:00:00.123456") == field().run_validation("2031-01-01T10:00:00.123456Z")
     with pytest.raises(serializers.ValidationError, match="At most 6 decimal places"):
         field().run_validation("2031-01-01T10:00:00.123456789")
+
+
+def test_an_unencoded_plus_in_an_offset_is_read_as_the_plus_it_was():
+    """In a query string "+02:00" arrives as " 02:00" unless the client encoded it (both APIs)."""
+    expected = datetime(2031, 1, 1, 8, 0, tzinfo=dt_timezone.utc)
+    assert LocalDateTimeField().run_validation("2031-01-01T10:00:00 02:00") == expected
+    assert UtcDateTimeField().run_validation("2031-01-01T10:00:00 02:00") == expected
