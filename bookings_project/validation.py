@@ -1,6 +1,7 @@
 """Request input validation shared by every view."""
 
 from django.http import QueryDict
+from rest_framework import serializers
 
 from .errors import ValidationFailed
 
@@ -24,4 +25,22 @@ def no_body_expected(request) -> None:
     §8): the client meant something else, and the action must not go ahead. DRF parses lazily,
     so without this a cancel or a delete sent with broken JSON would simply run."""
     request.data  # noqa: B018 - parsing is the check (SafeJSONParser raises ParseError)
+
+
+class _StringOnly:
+    """A text field that takes JSON strings only. DRF's CharField turns a number into its text
+    (`"message": 123` → "123"), accepting a body the schema calls invalid."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StringOnly, serializers.CharField):
+    pass
+
+
+class StrictRegexField(_StringOnly, serializers.RegexField):
+    pass
 

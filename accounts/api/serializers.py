@@ -2,6 +2,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
+from bookings_project.validation import StrictCharField
 
 from ..models import CORE_ROLE_NAMES, Role
 
@@ -9,7 +10,7 @@ ROLE_CHOICES = Role.values
 CORE_ROLE_CHOICES = list(CORE_ROLE_NAMES.values())
 
 
-class UsernameField(serializers.CharField):
+class UsernameField(StrictCharField):
     def __init__(self, **kwargs):
         super().__init__(max_length=150, min_length=1, validators=[UnicodeUsernameValidator()], **kwargs)
 
@@ -38,7 +39,7 @@ class PasswordProblemsWithOtherErrors:
 class UserRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serializer):
     username = UsernameField()
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
                                   allow_null=True, max_length=4, help_text="Left out, null or []: USER")
 
@@ -48,14 +49,14 @@ class UserUpdateSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False)
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
                                   allow_null=True, max_length=4, help_text="Left out or null: unchanged")
-    password = serializers.CharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
-    currentPassword = serializers.CharField(max_length=128, required=False, write_only=True,
-                                            trim_whitespace=False)
+    password = StrictCharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
+    currentPassword = StrictCharField(max_length=128, required=False, write_only=True,
+                                      trim_whitespace=False)
 
 
 class UserResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    username = serializers.CharField()
+    username = StrictCharField()
     email = serializers.EmailField()
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), source="role_set")
 
@@ -66,17 +67,17 @@ class UserResponseSerializer(serializers.Serializer):
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=254, help_text="Username or email")
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    username = StrictCharField(max_length=254, help_text="Username or email")
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class TokenPairSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    refreshToken = serializers.CharField()
+    token = StrictCharField()
+    refreshToken = StrictCharField()
 
 
 class RefreshSerializer(serializers.Serializer):
-    refreshToken = serializers.CharField(max_length=4096)
+    refreshToken = StrictCharField(max_length=4096)
 
 
 # --- Core API (seed 000) ---------------------------------------------------------------------
@@ -84,7 +85,7 @@ class RefreshSerializer(serializers.Serializer):
 
 class CoreRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
     role = serializers.ChoiceField(choices=CORE_ROLE_CHOICES, required=False, allow_null=True, default="customer",
                                    help_text="Left out or null: customer")
 
@@ -93,9 +94,9 @@ class CoreRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serial
 
 
 class CoreUserSerializer(serializers.Serializer):
-    id = serializers.CharField()
+    id = StrictCharField()
     email = serializers.EmailField()
-    role = serializers.CharField(source="core_role")
+    role = StrictCharField(source="core_role")
 
 
 class CoreRegisteredSerializer(CoreUserSerializer):
@@ -103,12 +104,12 @@ class CoreRegisteredSerializer(CoreUserSerializer):
 
 
 class CoreLoginSerializer(serializers.Serializer):
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    email = StrictCharField(max_length=254)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class CoreLoginResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    refreshToken = serializers.CharField()
+    token = StrictCharField()
+    refreshToken = StrictCharField()
     expiresIn = serializers.IntegerField()
     user = CoreUserSerializer()

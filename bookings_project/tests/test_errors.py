@@ -265,3 +265,17 @@ def test_money_is_written_exactly_and_the_same_way_whatever_else_is_in_the_respo
         b'{"a":1.1,"b":99999899990000.01,"c":"\\u2028"}')  # 1.10 written as above next to an exact sum
     with pytest.raises(ValueError, match="not JSON compliant"):
         render({"a": Decimal("NaN")})
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/logs", {"eventType": "APP", "severity": "info", "message": -9.2e-73}, "message"),
+    ("/logs", {"eventType": 123, "severity": "info", "message": "m"}, "eventType"),
+    ("/api/v1/items", {"name": 123, "startTime": "2031-09-15T10:00:00", "endTime": "2031-09-15T12:00:00",
+                       "capacity": 5}, "name"),
+    ("/api/v1/user", {"username": 42, "email": "a@example.com", "password": "Long-enough-pw-1"}, "username"),
+])
+def test_a_number_where_the_schema_says_string_is_400_not_its_text(make_user, client_for, path, body, field):
+    """DRF's CharField would store 123 as "123": a body the schema calls invalid, accepted
+    (schemathesis found it with a larger budget)."""
+    client = client_for(make_user(roles=["ADMIN", "EVENT_ORGANIZER"]))
+    assert_error(client.post(path, body, format="json"), 400, fields=[field])

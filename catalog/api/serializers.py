@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
 from bookings_project.text import validate_plain_text, validate_single_line
+from bookings_project.validation import StrictCharField
 
 MAX_CAPACITY = 1_000_000
 MAX_PRICE = Decimal("99999999.99")
@@ -14,19 +15,19 @@ MONEY = {"max_digits": 10, "decimal_places": 2}
 
 
 class PriceTierSerializer(serializers.Serializer):
-    tier = serializers.CharField(source="name", max_length=100, validators=[validate_single_line])
+    tier = StrictCharField(source="name", max_length=100, validators=[validate_single_line])
     price = serializers.DecimalField(**MONEY, min_value=Decimal("0"), max_value=MAX_PRICE)
     maxCapacity = serializers.IntegerField(source="max_capacity", min_value=1, max_value=MAX_CAPACITY)
 
 
 class ItemRequestSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, validators=[validate_single_line])
-    description = serializers.CharField(max_length=10_000, allow_blank=True, allow_null=True, required=False,
-                                        default="", validators=[validate_plain_text], help_text="null: empty")
+    name = StrictCharField(max_length=200, validators=[validate_single_line])
+    description = StrictCharField(max_length=10_000, allow_blank=True, allow_null=True, required=False,
+                                  default="", validators=[validate_plain_text], help_text="null: empty")
     startTime = LocalDateTimeField(source="start_time")
     endTime = LocalDateTimeField(source="end_time")
-    location = serializers.CharField(max_length=255, allow_blank=True, allow_null=True, required=False, default="",
-                                     validators=[validate_single_line], help_text="null: empty")
+    location = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False, default="",
+                               validators=[validate_single_line], help_text="null: empty")
     capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
     isPrivate = serializers.BooleanField(source="is_private", required=False, default=False)
     # The list may be null, its elements not (many=True would pass allow_null down to them).
@@ -35,9 +36,9 @@ class ItemRequestSerializer(serializers.Serializer):
                                             help_text="Sold in the listed order; omitted, null or [] = a free "
                                                       "item. On update, omitted keeps the current tiers "
                                                       "(null or [] removes them).")
-    category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True,
-                                     validators=[validate_single_line])
-    tags = serializers.ListField(child=serializers.CharField(max_length=50, validators=[validate_single_line]),
+    category = StrictCharField(max_length=100, required=False, allow_null=True, allow_blank=True,
+                               validators=[validate_single_line])
+    tags = serializers.ListField(child=StrictCharField(max_length=50, validators=[validate_single_line]),
                                  required=False, allow_null=True, max_length=30, help_text="null: none")
 
     # null means "empty" for the optional texts, tags and tiers (as for `category`).
@@ -67,20 +68,20 @@ class ItemUpdateSerializer(ItemRequestSerializer):
 
 class ItemResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
-    description = serializers.CharField()
+    name = StrictCharField()
+    description = StrictCharField()
     startTime = LocalDateTimeField(source="start_time")
     endTime = LocalDateTimeField(source="end_time")
-    location = serializers.CharField()
+    location = StrictCharField()
     capacity = serializers.IntegerField()
     organizerId = serializers.IntegerField(source="organizer_id")
-    organizerUsername = serializers.CharField(source="organizer.username")
+    organizerUsername = StrictCharField(source="organizer.username")
     isPrivate = serializers.BooleanField(source="is_private")
     priceTiers = PriceTierSerializer(source="tiers.all", many=True)
     currentPrice = serializers.DecimalField(source="current_price", **MONEY)
     availableCapacity = serializers.IntegerField(source="available_capacity")
-    category = serializers.CharField(allow_null=True)
-    tags = serializers.ListField(child=serializers.CharField())
+    category = StrictCharField(allow_null=True)
+    tags = serializers.ListField(child=StrictCharField())
     createdAt = LocalDateTimeField(source="created_at", seconds=True)
     updatedAt = LocalDateTimeField(source="updated_at", seconds=True)
 
@@ -90,9 +91,9 @@ class ItemFilterSerializer(serializers.Serializer):
                                            max_value=2**63 - 1)
     onlyMyItems = serializers.BooleanField(source="only_mine", required=False, default=False,
                                            help_text="true: only the caller's items (needs a token)")
-    location = serializers.CharField(required=False, max_length=255)
-    category = serializers.CharField(required=False, max_length=100)
-    q = serializers.CharField(required=False, max_length=200, help_text="Words in name or description")
+    location = StrictCharField(required=False, max_length=255)
+    category = StrictCharField(required=False, max_length=100)
+    q = StrictCharField(required=False, max_length=200, help_text="Words in name or description")
 
     def get_fields(self):
         fields = super().get_fields()  # `from` is a Python keyword, so these two are added here
@@ -105,7 +106,7 @@ class ItemFilterSerializer(serializers.Serializer):
 
 class AvailabilitySerializer(serializers.Serializer):
     itemId = serializers.IntegerField(source="id")
-    itemName = serializers.CharField(source="name")
+    itemName = StrictCharField(source="name")
     totalCapacity = serializers.IntegerField(source="capacity")
     bookedSlots = serializers.IntegerField(source="sold")
     availableSlots = serializers.IntegerField(source="available_capacity")

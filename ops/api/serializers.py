@@ -5,22 +5,22 @@ from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
 from bookings_project.pagination import PageQuerySerializer
+from bookings_project.validation import StrictCharField, StrictRegexField
 
 from ..emails import EMAIL_TEMPLATES, ics_datetime
 from ..jobs import ENTITY_TYPES
 from ..models import JobStatus, JobType, Severity
 
-
 MAX_ADDITIONAL_DATA = 16_384  # bytes of additionalData as JSON
 
 
 class LogCreateSerializer(serializers.Serializer):
-    eventType = serializers.RegexField(r"^[A-Za-z0-9_.:\-]{1,64}$", max_length=64)
+    eventType = StrictRegexField(r"^[A-Za-z0-9_.:\-]{1,64}$", max_length=64)
     severity = serializers.ChoiceField(choices=Severity.choices)
-    message = serializers.CharField(max_length=10_000)
-    userId = serializers.RegexField(r"^[A-Za-z0-9_.@+:\-]{0,64}$", max_length=64, required=False, allow_blank=True,
-                                    help_text="The user the event concerns (the entry also records who "
-                                              "sent it: reportedBy)")
+    message = StrictCharField(max_length=10_000)
+    userId = StrictRegexField(r"^[A-Za-z0-9_.@+:\-]{0,64}$", max_length=64, required=False, allow_blank=True,
+                              help_text="The user the event concerns (the entry also records who "
+                                        "sent it: reportedBy)")
     ipAddress = serializers.IPAddressField(required=False, allow_null=True)
     additionalData = serializers.DictField(required=False, help_text=f"At most {MAX_ADDITIONAL_DATA} bytes as JSON")
 
@@ -31,13 +31,13 @@ class LogCreateSerializer(serializers.Serializer):
 
 
 class LogSerializer(serializers.Serializer):
-    id = serializers.CharField()
+    id = StrictCharField()
     timestamp = UtcDateTimeField()
-    eventType = serializers.CharField(source="event_type")
-    severity = serializers.CharField()
-    message = serializers.CharField()
+    eventType = StrictCharField(source="event_type")
+    severity = StrictCharField()
+    message = StrictCharField()
     userId = serializers.SerializerMethodField()
-    ipAddress = serializers.CharField(source="ip_address", allow_null=True)
+    ipAddress = StrictCharField(source="ip_address", allow_null=True)
     additionalData = serializers.DictField(source="additional_data")
     reportedBy = serializers.SerializerMethodField(
         help_text="Id of the account that sent the entry through POST /logs (null: the system's own)")
@@ -68,9 +68,9 @@ class CoreListQuerySerializer(PageQuerySerializer):
 
 
 class LogQuerySerializer(CoreListQuerySerializer):
-    eventType = serializers.CharField(required=False, max_length=64)
+    eventType = StrictCharField(required=False, max_length=64)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
-    userId = serializers.CharField(required=False, max_length=64)
+    userId = StrictCharField(required=False, max_length=64)
 
 
 class LogListSerializer(serializers.Serializer):
@@ -112,14 +112,14 @@ class NotificationRequestSerializer(serializers.Serializer):
 
 
 class QueuedSerializer(serializers.Serializer):
-    jobId = serializers.CharField()
-    status = serializers.CharField()
+    jobId = StrictCharField()
+    status = StrictCharField()
 
 
 class NotificationParamsSerializer(serializers.Serializer):
     recipientEmail = serializers.EmailField(max_length=254)
-    subject = serializers.CharField(max_length=200)
-    message = serializers.CharField(max_length=20_000)
+    subject = StrictCharField(max_length=200)
+    message = StrictCharField(max_length=20_000)
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 64},
@@ -163,15 +163,15 @@ class ReconciliationEventSerializer(serializers.Serializer):
 
 
 class ReconciliationEventQueuedSerializer(serializers.Serializer):
-    eventId = serializers.CharField()
-    status = serializers.CharField()
+    eventId = StrictCharField()
+    status = StrictCharField()
 
 
 class ReconciliationChangeSerializer(serializers.Serializer):
-    entityType = serializers.CharField(source="entity_type")
-    entityId = serializers.CharField(source="entity_id")
-    action = serializers.CharField()
-    field = serializers.CharField(allow_blank=True)
+    entityType = StrictCharField(source="entity_type")
+    entityId = StrictCharField(source="entity_id")
+    action = StrictCharField()
+    field = StrictCharField(allow_blank=True)
     documentValue = serializers.JSONField(source="document_value", allow_null=True)
     relationalValue = serializers.JSONField(source="relational_value", allow_null=True)
 
@@ -185,18 +185,18 @@ class ReconciliationSummarySerializer(serializers.Serializer):
 
 
 class JobReconciliationSerializer(serializers.Serializer):
-    entityType = serializers.CharField()
-    entityId = serializers.CharField(allow_null=True)
-    changesLog = serializers.CharField(required=False)
+    entityType = StrictCharField()
+    entityId = StrictCharField(allow_null=True)
+    changesLog = StrictCharField(required=False)
     summary = ReconciliationSummarySerializer(required=False)
     changes = ReconciliationChangeSerializer(many=True, required=False)
 
 
 class JobNotificationSerializer(serializers.Serializer):
-    template = serializers.CharField()
+    template = StrictCharField()
     recipientEmail = serializers.EmailField()
-    subject = serializers.CharField(allow_blank=True)
-    message = serializers.CharField(allow_blank=True)
+    subject = StrictCharField(allow_blank=True)
+    message = StrictCharField(allow_blank=True)
 
 
 MAX_CHANGES_SHOWN = 100
@@ -205,8 +205,8 @@ MAX_CHANGES_SHOWN = 100
 class JobSerializer(serializers.Serializer):
     """A job as the core API shows it; `id` and `jobId` carry the same value (the seed uses both)."""
 
-    id = serializers.CharField()
-    jobId = serializers.CharField(source="id")
+    id = StrictCharField()
+    jobId = StrictCharField(source="id")
     type = serializers.ChoiceField(choices=JobType.choices)
     status = serializers.ChoiceField(choices=JobStatus.choices)
     createdAt = UtcDateTimeField(source="created_at")

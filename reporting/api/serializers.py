@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from bookings_project.validation import StrictCharField
 from catalog.api.serializers import ItemResponseSerializer
 
 from ..selectors import CANDIDATE_CAP, PROFILE_CAP, booking_day_window
@@ -42,7 +43,7 @@ class RevenueQuerySerializer(serializers.Serializer):
 
 class ItemRevenueDetailSerializer(serializers.Serializer):
     itemId = serializers.IntegerField(source="item_id")
-    itemName = serializers.CharField(source="item_name")
+    itemName = StrictCharField(source="item_name")
     itemRevenue = serializers.DecimalField(source="revenue", max_digits=20, decimal_places=2)
     numberOfBookings = serializers.IntegerField(source="bookings")
 
@@ -58,7 +59,7 @@ class RecommendationQuerySerializer(serializers.Serializer):
 
 
 class RecommendedItemSerializer(ItemResponseSerializer):
-    reason = serializers.CharField(help_text="Why this item was recommended")
+    reason = StrictCharField(help_text="Why this item was recommended")
 
     class Meta:
         ref_name = "RecommendedItemResponse"

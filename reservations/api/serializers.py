@@ -1,21 +1,22 @@
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
+from bookings_project.validation import StrictCharField
 
 from ..models import BookingStatus
 
 
 class BookingRequestSerializer(serializers.Serializer):
-    priceTier = serializers.CharField(source="tier_name", max_length=100, required=False, allow_null=True,
-                                      help_text="Optional: a tier by name; omitted = the current tier")
+    priceTier = StrictCharField(source="tier_name", max_length=100, required=False, allow_null=True,
+                                help_text="Optional: a tier by name; omitted = the current tier")
 
 
 class BookingResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     userId = serializers.IntegerField(source="user_id")
-    username = serializers.CharField(source="user.username")
+    username = StrictCharField(source="user.username")
     itemId = serializers.IntegerField(source="item_id")
-    itemName = serializers.CharField(source="item.name")
+    itemName = StrictCharField(source="item.name")
     bookingDate = LocalDateTimeField(source="booking_date", seconds=True)
     status = serializers.ChoiceField(choices=BookingStatus.choices)
     pricePaid = serializers.DecimalField(source="price_paid", max_digits=10, decimal_places=2)
@@ -37,7 +38,7 @@ class ConflictQuerySerializer(serializers.Serializer):
 
 class ConflictingBookingSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    itemName = serializers.CharField(source="item.name")
+    itemName = StrictCharField(source="item.name")
     startTime = LocalDateTimeField(source="start_time")
     endTime = LocalDateTimeField(source="end_time")
 
