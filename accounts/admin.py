@@ -18,6 +18,7 @@ from bookings_project.errors import ApplicationError
 
 from . import services
 from .models import Role, User
+from .selectors import user_name_taken
 
 
 class RoleListFilter(admin.SimpleListFilter):
@@ -43,15 +44,15 @@ class UserChangeForm(auth_forms.UserChangeForm):
     constraints on lower() would otherwise show their names)."""
 
     def clean_username(self):
-        return self._unique_whatever_case("username", "A user with this username already exists")
+        return self._unique_whatever_case("username")
 
     def clean_email(self):
-        return self._unique_whatever_case("email", "A user with this email already exists")
+        return self._unique_whatever_case("email")
 
-    def _unique_whatever_case(self, field: str, message: str) -> str:
+    def _unique_whatever_case(self, field: str) -> str:
         value = self.cleaned_data[field]
-        if value and User.objects.exclude(pk=self.instance.pk).filter(**{f"{field}__iexact": value}).exists():
-            raise forms.ValidationError(message)
+        if value and user_name_taken(field=field, value=value, exclude_pk=self.instance.pk):
+            raise forms.ValidationError(f"A user with this {field} already exists")  # (the service's words)
         return value
 
 

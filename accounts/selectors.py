@@ -15,6 +15,11 @@ def user_find_for_login(*, identifier: str) -> User | None:
     return user
 
 
+def user_name_taken(*, field: str, value: str, exclude_pk=None) -> bool:
+    """Whether another account holds `value` as its `field` ("username" or "email"), in any case."""
+    return User.objects.exclude(pk=exclude_pk).filter(**{f"{field}__iexact": value}).exists()
+
+
 def user_list(*, include_inactive: bool = False) -> QuerySet[User]:
     qs = User.objects.all() if include_inactive else User.objects.filter(is_active=True)
     return qs.order_by("id")

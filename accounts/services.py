@@ -18,7 +18,7 @@ from reservations.services import booking_cancel_future_for_user
 from .backends import UsernameOrEmailBackend
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
-from .selectors import user_find_for_login
+from .selectors import user_find_for_login, user_name_taken
 from .tokens import token_pair_for_user
 
 
@@ -49,11 +49,9 @@ def _operator_group_sync(user: User) -> None:
 
 
 def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:
-    others = User.objects.exclude(pk=exclude_pk)
-    if others.filter(username__iexact=username).exists():
-        raise DuplicateUser("A user with this username already exists")
-    if others.filter(email__iexact=email).exists():
-        raise DuplicateUser("A user with this email already exists")
+    for field, value in (("username", username), ("email", email)):
+        if user_name_taken(field=field, value=value, exclude_pk=exclude_pk):
+            raise DuplicateUser(f"A user with this {field} already exists")
 
 
 def password_problems(password: str, user: User) -> list[str]:

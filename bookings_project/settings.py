@@ -276,7 +276,6 @@ if REDIS_URL:
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "bookings"),
         }
     }
-
 else:
     # Embedded mode serves from one web process (runstack: `runserver` when DEBUG is on, else
     # gunicorn with WEB_CONCURRENCY workers, default 1), so this in-process cache is shared by

@@ -313,6 +313,12 @@ def _eager() -> bool:
 SMTP_PROBE_KEY = "outbox:smtp-probe"
 
 
+def _fresh_attempts(now: datetime) -> dict:
+    """How a revived event is written: due now, a full set of attempts, held by no dispatcher."""
+    return {"status": OutboxStatus.PENDING, "retry_count": 0, "next_attempt_at": now, "claimed_until": None,
+            "transient_failure": False}
+
+
 def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
     """DEAD events that failed only on the mail server's passing trouble go out again on their
     own once it answers: at most every `probe_every` seconds (across processes, through the
@@ -329,8 +335,7 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
         logger.info("mail server still unavailable (%s: %s); %s DEAD events wait for it",
                     exc.__class__.__name__, exc, waiting.count())
         return 0
-    revived = waiting.update(status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=timezone.now(),
-                             transient_failure=False, claimed_until=None)
+    revived = waiting.update(**_fresh_attempts(timezone.now()))
     logger.warning("mail server answers again: %s DEAD events revived", revived)
     return revived
 
@@ -347,10 +352,7 @@ def outbox_retry(*, event_ids) -> int:
         # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
         ids = list(OutboxEvent.objects.select_for_update().filter(revivable, pk__in=list(event_ids))
                    .order_by("pk").values_list("pk", flat=True))
-        count = OutboxEvent.objects.filter(pk__in=ids).update(
-            status=OutboxStatus.PENDING, retry_count=0, next_attempt_at=now, error_message="", claimed_until=None,
-            transient_failure=False,
-        )
+        count = OutboxEvent.objects.filter(pk__in=ids).update(**_fresh_attempts(now), error_message="")
     if count:
         transaction.on_commit(outbox_nudge)
     return count

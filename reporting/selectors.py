@@ -32,7 +32,6 @@ PROFILE_CAP = 50
 MATCH_CAP = 500
 CANDIDATE_CAP = 500
 TEXT_CHARS = 1_000
-# Sums can outgrow a single price's 10 digits; on SQLite the sum is quantized back to cents.
 ZERO = Decimal("0.00")
 # Sums of money in whole cents, as integers: exact on every database (SQLite would add the
 # decimals as floating point and lose cents on very large totals).

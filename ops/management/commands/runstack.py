@@ -143,7 +143,7 @@ class Command(BaseCommand):
         self.stop(processes)
         return exit_code
 
-    def keep_up(self, processes: dict[str, subprocess.Popen], restarts: "Restarts",
+    def keep_up(self, processes: dict[str, subprocess.Popen], restarts: Restarts,
                 now: float | None = None) -> bool:
         """Restart a worker or beat that exited (a broker restart can make Celery's worker quit),
         1, 2, 4 … s after it exited, without blocking the caller; False — stop everything — when
