@@ -23,6 +23,10 @@ class InvalidStatusTransition(Conflict):
     default_message = "This status change is not allowed"
 
 
+class CompletionTooEarly(Conflict):
+    default_message = "The item has not started yet: a booking can be completed once its item has started"
+
+
 class CancellationTooLate(Conflict):
     default_message = "The item has already started: only an ADMIN can cancel this booking now"
 

@@ -32,7 +32,8 @@ from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outb
 
 from .conflicts import overlap_q, transition_allowed
 from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound, BookingOutcomeUnknown,
-                         BookingTimeConflict, CancellationTooLate, InvalidStatusTransition, ItemAlreadyStarted)
+                         BookingTimeConflict, CancellationTooLate, CompletionTooEarly, InvalidStatusTransition,
+                         ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
 from .selectors import booking_conflicts, booking_queryset, booking_visible
 
@@ -220,6 +221,10 @@ def _transition(*, booking_id, target: str, check=None, only_active: bool = Fals
                 check(booking)
             if not transition_allowed(booking.status, target):
                 raise InvalidStatusTransition(f"A {booking.status} booking cannot become {target}")
+            if target == BookingStatus.COMPLETED and booking.start_time > timezone.now():
+                # Completing frees the seat (only active bookings hold one); before the start
+                # someone else could then book it, and the item would hold more than its capacity.
+                raise CompletionTooEarly()
             if target == BookingStatus.CONFIRMED and booking_conflicts(
                     user=booking.user, start=booking.start_time, end=booking.end_time,
                     exclude_id=booking.pk).exists():

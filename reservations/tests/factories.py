@@ -1,8 +1,11 @@
 """Test data for bookings, made through reservations.services."""
 
-from datetime import datetime
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta
 
-from reservations.models import Booking
+from freezegun import freeze_time
+
+from reservations.models import Booking, BookingStatus
 from reservations.services import booking_create, booking_set_status
 
 
@@ -11,8 +14,16 @@ def book(user, item, *, booked_at: datetime | None = None, status: str | None = 
     ADMIN or the organizer) and re-dated to `booked_at`."""
     booking = booking_create(user=user, item_id=item.pk)
     if status is not None:
-        booking = booking_set_status(actor=actor or item.organizer, booking_id=booking.pk, status=status)
+        with once_started(item) if status == BookingStatus.COMPLETED else nullcontext():
+            booking = booking_set_status(actor=actor or item.organizer, booking_id=booking.pk, status=status)
     if booked_at is not None:
         Booking.objects.filter(pk=booking.pk).update(booking_date=booked_at)
         booking.refresh_from_db()
     return booking
+
+
+@contextmanager
+def once_started(item):
+    """The clock a minute past the item's start: a booking can be completed from then on."""
+    with freeze_time(item.start_time + timedelta(minutes=1)):
+        yield

@@ -11,6 +11,7 @@ from django.utils import timezone
 from catalog.tests.factories import make_item
 from reservations.models import BookingStatus
 from reservations.services import booking_cancel, booking_create, booking_set_status
+from reservations.tests.factories import once_started
 
 pytestmark = pytest.mark.django_db
 
@@ -23,17 +24,22 @@ def test_booking_actions_complete_and_report_refusals(admin_client, make_user):
     organizer, customer = make_user(roles=["EVENT_ORGANIZER"]), make_user()
     done = booking_create(user=customer, item_id=make_item(organizer, name="One", start=days_ahead(3)).pk)
     gone = booking_create(user=customer, item_id=make_item(organizer, name="Two", start=days_ahead(4)).pk)
+    early = booking_create(user=customer, item_id=make_item(organizer, name="Later", start=days_ahead(10)).pk)
     booking_cancel(actor=customer, booking_id=gone.pk)
 
-    response = admin_client.post("/admin/reservations/booking/", {
-        "action": "complete_bookings", "_selected_action": [done.pk, gone.pk]}, follow=True)
+    with once_started(done.item):
+        response = admin_client.post("/admin/reservations/booking/", {
+            "action": "complete_bookings", "_selected_action": [done.pk, gone.pk, early.pk]}, follow=True)
 
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert "1 booking(s) completed." in messages
     assert f"1 booking(s) not changed: A CANCELLED booking cannot become COMPLETED (Booking #{gone.pk})" in messages
-    done.refresh_from_db()
-    gone.refresh_from_db()
-    assert (done.status, gone.status) == (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
+    assert ("1 booking(s) not changed: The item has not started yet: a booking can be completed once its item "
+            f"has started (Booking #{early.pk})") in messages
+    for booking in (done, gone, early):
+        booking.refresh_from_db()
+    assert (done.status, gone.status, early.status) == (
+        BookingStatus.COMPLETED, BookingStatus.CANCELLED, BookingStatus.CONFIRMED)
     assert history(done) == ["Ran the action “Mark selected bookings completed”."]
     assert history(gone) == []
     assert admin_client.post(f"/admin/reservations/booking/{done.pk}/change/", {"status": "PENDING"}).status_code == 403
@@ -50,7 +56,8 @@ def test_refusals_are_one_message_per_reason_with_a_count(admin_client, make_use
     for booking in bookings[:3]:
         booking_cancel(actor=booking.user, booking_id=booking.pk)
     completed = bookings[3]
-    booking_set_status(actor=organizer, booking_id=completed.pk, status=BookingStatus.COMPLETED)
+    with once_started(item):
+        booking_set_status(actor=organizer, booking_id=completed.pk, status=BookingStatus.COMPLETED)
 
     response = admin_client.post("/admin/reservations/booking/", {
         "action": "cancel_bookings", "_selected_action": [b.pk for b in bookings]}, follow=True)

@@ -14,7 +14,7 @@ from ops.models import OutboxEvent
 from reservations.exceptions import InvalidStatusTransition, ItemAlreadyStarted
 from reservations.models import Booking, BookingStatus
 from reservations.services import booking_cancel_future_for_user, booking_create, booking_set_status
-from reservations.tests.factories import book
+from reservations.tests.factories import book, once_started
 
 pytestmark = pytest.mark.django_db
 
@@ -65,25 +65,46 @@ class TestStatusMachine:
         if start not in ("PENDING", "CONFIRMED"):
             BookableItem.objects.filter(pk=item.pk).update(sold=0)
             PriceTier.objects.filter(item=item).update(sold=0)
-        if allowed:
-            assert booking_set_status(actor=organizer, booking_id=booking.pk, status=target).status == target
-        else:
-            with pytest.raises(InvalidStatusTransition):
-                booking_set_status(actor=organizer, booking_id=booking.pk, status=target)
+        with once_started(item):
+            if allowed:
+                assert booking_set_status(actor=organizer, booking_id=booking.pk, status=target).status == target
+            else:
+                with pytest.raises(InvalidStatusTransition):
+                    booking_set_status(actor=organizer, booking_id=booking.pk, status=target)
         assert Booking.objects.get(pk=booking.pk).status == (target if allowed else start)
         active = Booking.objects.get(pk=booking.pk).status in ("PENDING", "CONFIRMED")
         assert counters(item) == ((1, [1]) if active else (0, [0]))
 
     def test_invalid_move_over_http_is_409_and_unknown_status_400(self, client_for, customer, organizer):
-        booking = booking_create(user=customer, item_id=make_item(organizer).pk)
-        put = client_for(organizer).put
-        assert put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"}, format="json").status_code == 200
-        again = put(f"/api/v1/bookings/{booking.pk}/status", {"status": "CANCELLED"}, format="json")
-        assert again.status_code == 409 and again.json()["error"] == "conflict"
-        bad = put(f"/api/v1/bookings/{booking.pk}/status", {"status": "DONE"}, format="json")
-        assert bad.status_code == 400 and "status" in bad.json()["fields"]
-        assert client_for(customer).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 409
-        assert put("/api/v1/bookings/999999/status", {"status": "CANCELLED"}, format="json").status_code == 404
+        item = make_item(organizer)
+        booking = booking_create(user=customer, item_id=item.pk)
+        with once_started(item):
+            put = client_for(organizer).put
+            assert put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"},
+                       format="json").status_code == 200
+            again = put(f"/api/v1/bookings/{booking.pk}/status", {"status": "CANCELLED"}, format="json")
+            assert again.status_code == 409 and again.json()["error"] == "conflict"
+            bad = put(f"/api/v1/bookings/{booking.pk}/status", {"status": "DONE"}, format="json")
+            assert bad.status_code == 400 and "status" in bad.json()["fields"]
+            assert client_for(customer).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 409
+            assert put("/api/v1/bookings/999999/status", {"status": "CANCELLED"}, format="json").status_code == 404
+
+    def test_a_booking_is_completed_only_once_its_item_started(self, client_for, customer, make_user, organizer):
+        """Completing frees the seat: before the start that seat could be sold again, and the
+        item would hold more people than its capacity."""
+        item = make_item(organizer, tiers=[("A", "10.00", 1)], capacity=1)
+        booking = booking_create(user=customer, item_id=item.pk)
+
+        early = client_for(organizer).put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"},
+                                          format="json")
+
+        assert early.status_code == 409 and "has not started" in early.json()["message"]
+        assert Booking.objects.get(pk=booking.pk).status == "CONFIRMED" and counters(item) == (1, [1])
+        refused = client_for(make_user()).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+        assert refused.status_code == 400 and refused.json()["message"] == "Capacity exceeded"
+        with once_started(item):
+            assert booking_set_status(actor=organizer, booking_id=booking.pk,
+                                      status="COMPLETED").status == "COMPLETED"
 
     def test_once_the_item_started_its_owner_cannot_cancel_but_an_admin_can(self, client_for, customer,
                                                                              organizer, admin):
