@@ -1,5 +1,6 @@
 """Shared OpenAPI pieces: every documented endpoint lists its error statuses with the envelope."""
 
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -33,6 +34,24 @@ def error_responses(*codes: int, **described: str) -> dict[int, OpenApiResponse]
     every = {*codes, 405, 503}
     return {code: OpenApiResponse(ErrorSerializer, description=described.get(f"e{code}", _DESCRIPTIONS[code]))
             for code in sorted(every)}
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """Adds the statuses that cross-cutting layers return on every operation they cover, so no
+    view has to repeat them: 401 wherever a bearer token is read (a bad one is refused even where
+    no token is needed), 413 and 415 wherever a request body is parsed."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        implicit = set()
+        if self.view.get_authenticators():
+            implicit.add(401)
+        if self.method in {"POST", "PUT", "PATCH"}:
+            implicit |= {413, 415}
+        for code in sorted(implicit - {int(c) for c in responses if c.isdigit()}):
+            responses[str(code)] = self._get_response_for_code(
+                OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]), str(code), direction=direction)
+        return dict(sorted(responses.items()))
 
 
 # The docs pages load only this server's files (drf-spectacular-sidecar); ReDoc's bundle still

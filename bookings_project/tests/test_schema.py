@@ -106,3 +106,38 @@ def test_docs_pages_forbid_images_and_fonts_from_elsewhere(api_client, path):
     """ReDoc's bundle names a logo on a CDN: the page's policy keeps the browser from loading it."""
     policy = api_client.get(path)["Content-Security-Policy"]
     assert "img-src 'self' data: blob:" in policy and "font-src 'self' data:" in policy
+
+
+def _operations(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            concrete = re.sub(r"\{[^}]+\}", "1", path)
+            yield path, method, concrete, set(operation["responses"])
+
+
+PROBES = {  # (token: None = garbage, else whose; body; content type)
+    "a token that is not a JWT": (None, None, None),
+    "a text/plain body": ("admin", "x", "text/plain"),
+    "a body over the size limit": ("admin", '{"a": "' + "x" * 3_000_000 + '"}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("probe", PROBES)
+def test_every_operation_documents_what_cross_cutting_failures_return(schema, probe, settings, admin, token_for):
+    """Whatever an endpoint answers to a bad token, a body it cannot parse or one too large is
+    in its documented responses (a client generated from the schema knows every status). Body
+    probes carry an ADMIN's token, so they reach the parser wherever one is allowed in."""
+    from rest_framework.test import APIClient
+
+    settings.RATE_LIMIT_ENABLED = False
+    who, body, content_type = PROBES[probe]
+    token = token_for(admin) if who else "garbage"
+    undocumented = []
+    for path, method, concrete, documented in _operations(schema):
+        if body is not None and method not in {"post", "put", "patch"}:
+            continue
+        response = getattr(APIClient(), method)(concrete, data=body, content_type=content_type,
+                                                HTTP_AUTHORIZATION=f"Bearer {token}")
+        if str(response.status_code) not in documented:
+            undocumented.append(f"{method.upper()} {path}: {response.status_code}")
+    assert not undocumented, undocumented
