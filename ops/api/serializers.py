@@ -197,6 +197,7 @@ class JobNotificationSerializer(serializers.Serializer):
     recipientEmail = serializers.EmailField()
     subject = StrictCharField(allow_blank=True)
     message = StrictCharField(allow_blank=True)
+    data = serializers.DictField(help_text="The `data` of a POST /notifications request, as sent ({} otherwise)")
 
 
 MAX_CHANGES_SHOWN = 100
@@ -226,7 +227,7 @@ class JobSerializer(serializers.Serializer):
             return None
         p = job.params
         return {"template": p.get("template", "GENERIC"), "recipientEmail": p.get("recipientEmail"),
-                "subject": p.get("subject", ""), "message": p.get("message", "")}
+                "subject": p.get("subject", ""), "message": p.get("message", ""), "data": p.get("data", {})}
 
     @extend_schema_field(JobReconciliationSerializer(allow_null=True))
     def get_reconciliation(self, job):

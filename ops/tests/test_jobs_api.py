@@ -38,6 +38,9 @@ def test_post_notification_queues_a_job_that_the_outbox_delivers(op_client, smtp
     assert mail["to"] == ["supplier@example.com"]
     text = mail["message"].get_body(preferencelist=("plain",)).get_content()
     assert "launch456" in text and "seats: 2" in text
+    shown = op_client.get(f"/jobs/{body['jobId']}").json()["notification"]
+    assert shown == {"template": "NEW_BOOKING", "recipientEmail": "supplier@example.com", "subject": "",
+                     "message": "", "data": {"bookingId": "booking123", "launchId": "launch456", "seats": 2}}
 
 
 @pytest.mark.parametrize("payload", [
