@@ -139,6 +139,13 @@ class EntityIdField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class JobExecuteSerializer(serializers.Serializer):
+    """PUT /jobs/{jobId}/execute: the seed sends the job's id in the body too. Optional; when
+    sent it must be the job of the path (executing one job while naming another is a mistake)."""
+
+    jobId = EntityIdField(required=False)
+
+
 class ReconciliationParamsSerializer(serializers.Serializer):
     entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
     entityId = EntityIdField(required=False, allow_null=True, help_text="Left out (or null): the whole type, in batches")

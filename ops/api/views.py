@@ -5,16 +5,17 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.openapi import error_responses
-from bookings_project.validation import no_body_expected, valid_data
+from bookings_project.validation import valid_data
 from bookings_project.pagination import core_page
 
-from bookings_project.errors import NotFound
+from bookings_project.errors import NotFound, ValidationFailed
 from bookings_project.ratelimit import rate_limit
 
 from .. import jobs, selectors, services
 from ..models import JobType
 from .serializers import (
     JobCreateSerializer,
+    JobExecuteSerializer,
     JobListSerializer,
     JobQuerySerializer,
     JobSerializer,
@@ -113,11 +114,16 @@ class JobViewSet(viewsets.ViewSet):
     def retrieve(self, request, pk=None):
         return Response(_job_body(self._get(pk), with_changes=True))
 
-    @extend_schema(tags=["core: jobs"], request=None,
+    @extend_schema(tags=["core: jobs"], request=JobExecuteSerializer,
                    responses={200: JobSerializer, **error_responses(400, 401, 403, 404, 409)})
     def execute(self, request, pk=None):
-        no_body_expected(request)
-        job = jobs.job_execute(job_id=self._get(pk).pk)
+        job = self._get(pk)
+        if request.data not in (None, {}):  # (no body, or an empty one: nothing to check)
+            named = valid_data(JobExecuteSerializer, request.data).get("jobId")
+            if named is not None and named != str(job.pk):
+                raise ValidationFailed("The body's jobId names another job than the path",
+                                       fields={"jobId": [f"Must be this job's id ({job.pk}) or left out"]})
+        job = jobs.job_execute(job_id=job.pk)
         return Response(_job_body(job, with_changes=True))
 
 

@@ -107,6 +107,13 @@ def test_create_job_then_execute_returns_final_state_and_sends_once(op_client, s
     job = created.json()
     assert job["type"] == "NOTIFICATION" and job["status"] == "queued"
     assert job["id"] == job["jobId"] and job["createdAt"].endswith("Z") and job["updatedAt"] == job["createdAt"]
+    other = op_client.post("/jobs", {"type": "RECONCILIATION", "reconciliation": {"entityType": "item"}},
+                           format="json").json()["id"]
+    for wrong in ({"jobId": other}, {"jobId": 2.5}, [1]):
+        refused = op_client.put(f"/jobs/{job['id']}/execute", wrong, format="json")
+        assert refused.status_code == 400, (wrong, refused.content)
+    assert "jobId" in op_client.put(f"/jobs/{job['id']}/execute", {"jobId": other}, format="json").json()["fields"]
+    assert len(smtp_server.messages) == 0 and Job.objects.get(pk=job["id"]).status == JobStatus.QUEUED
 
     executed = op_client.put(f"/jobs/{job['id']}/execute", {"jobId": job["id"]}, format="json")
     assert executed.status_code == 200
