@@ -4,7 +4,7 @@ password or its hash."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.forms import AdminPasswordChangeForm
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import update_session_auth_hash
@@ -62,6 +62,20 @@ class ServicePasswordChangeForm(AdminPasswordChangeForm):
 
     def clean_old_password(self):
         return self.cleaned_data["old_password"]
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's login form (BookingsAdminSite.login_form). Good credentials of an account the
+    admin does not admit (no ADMIN or IT_OPERATOR role) are a failed login too, and logged as one
+    (wrong credentials are logged by accounts.backends)."""
+
+    def confirm_login_allowed(self, user):
+        try:
+            super().confirm_login_allowed(user)
+        except forms.ValidationError:
+            services.auth_login_failed(user=user, reason="Not allowed in the admin", request=self.request,
+                                       via="admin")
+            raise
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

@@ -1,24 +1,17 @@
 from django.contrib.auth.backends import ModelBackend
 
-from .selectors import user_find_for_login
+from .services import auth_check, auth_login_failed
 
 
 class UsernameOrEmailBackend(ModelBackend):
-    """Admin-site login by username or email, case-insensitive."""
+    """Admin-site login by username or email, case-insensitive; a failure is a system log entry
+    like a failed API login (contract §4: every failed login)."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None or password is None:
             return None
-        user = user_find_for_login(identifier=username)
-        if user is None:
-            self.user_class_dummy_hash(password)
+        user, refused = auth_check(identifier=username, password=password)
+        if refused is not None:
+            auth_login_failed(user=user, reason=refused, request=request, via="admin")
             return None
-        if user.check_password(password) and self.user_can_authenticate(user):
-            return user
-        return None
-
-    @staticmethod
-    def user_class_dummy_hash(password):
-        from .models import User
-
-        User().set_password(password)  # same cost as a real check: no user-existence timing oracle
+        return user

@@ -15,7 +15,6 @@ from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_s
 from ops.services import log_event
 from reservations.services import booking_cancel_future_for_user
 
-from .backends import UsernameOrEmailBackend
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
 from .selectors import user_find_for_login, user_name_taken
@@ -107,29 +106,47 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
 
 
-def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, str, str]:
-    """Check credentials; every failure is logged and answered with the same 401."""
+def _same_time_as_a_password_check(password: str) -> None:
+    User().set_password(password)  # no user-existence timing oracle
+
+
+def auth_check(*, identifier: str, password: str) -> tuple[User | None, str | None]:
+    """(the account, None) when the credentials open it, else (the account or None, why not),
+    in the time of one password check either way. Both logins use it: the API's and the admin's
+    (accounts.backends)."""
     user = user_find_for_login(identifier=identifier)
     if user is None:
-        UsernameOrEmailBackend.user_class_dummy_hash(password or "")
-        reason = "Unknown user"
-    elif not user.is_active:  # deactivation also made the password unusable: say why it failed
-        UsernameOrEmailBackend.user_class_dummy_hash(password or "")  # same time as a real check
-        reason = "Account inactive"
-    elif not user.check_password(password or ""):
-        reason = "Invalid password"
-    else:
-        access, refresh = token_pair_for_user(user)
-        return user, access, refresh
+        _same_time_as_a_password_check(password or "")
+        return None, "Unknown user"
+    if not user.is_active:  # deactivation also made the password unusable: say why it failed
+        _same_time_as_a_password_check(password or "")
+        return user, "Account inactive"
+    if not user.check_password(password or ""):
+        return user, "Invalid password"
+    return user, None
+
+
+def auth_login_failed(*, user: User | None, reason: str, request=None, via: str | None = None) -> None:
+    """The system log entry of a failed login (the seed's fields; `via` names a login other than
+    the API's, e.g. "admin")."""
     log_event(
         event_type="AUTH",
         severity=Severity.ERROR,
         message="Failed login attempt",
         user_id=user.pk if user is not None else None,
         request=request,
-        additional_data={"reason": reason},
+        additional_data={"reason": reason, **({"via": via} if via else {})},
     )
-    raise InvalidCredentials()
+
+
+def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, str, str]:
+    """Check credentials; every failure is logged and answered with the same 401."""
+    user, refused = auth_check(identifier=identifier, password=password)
+    if refused is not None:
+        auth_login_failed(user=user, reason=refused, request=request)
+        raise InvalidCredentials()
+    access, refresh = token_pair_for_user(user)
+    return user, access, refresh
 
 
 # A password change by its owner checks the current password: as many guesses as logins allow,

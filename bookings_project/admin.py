@@ -64,6 +64,11 @@ class BookingsAdminSite(admin.AdminSite):
     # The header's "Change password": through accounts.services, like the API.
     password_change_view = "accounts.admin.PasswordChangeView"
 
+    @property
+    def login_form(self):
+        """Failed logins here are system log entries, as on the API (accounts.admin)."""
+        return import_string("accounts.admin.AdminLoginForm")
+
     def login(self, request, extra_context=None):
         """Password attempts here count against the same per-IP login limit as the API's."""
         if request.method == "POST":

@@ -149,3 +149,26 @@ def test_successful_login_writes_no_failure_entry(api_client, make_user):
     make_user(username="alice")
     assert booking_login(api_client, "alice").status_code == 200
     assert not SystemLog.objects.filter(message="Failed login attempt").exists()
+
+
+def test_failed_admin_logins_are_logged_like_the_apis(client, make_user):
+    """Contract §4: every failed login — the admin's login page included, where good credentials
+    of an account the admin does not admit fail too."""
+    boss = make_user(username="boss", roles=["ADMIN"])
+    customer = make_user(username="carol")
+    gone = make_user(username="gone", is_active=False)
+    attempts = [("boss", "Wrong-pass-123"), ("ghost", "Wrong-pass-123"), ("gone", DEFAULT_PASSWORD),
+                ("carol", DEFAULT_PASSWORD)]
+    for username, password in attempts:
+        page = client.post("/admin/login/", {"username": username, "password": password}, REMOTE_ADDR="10.1.2.3")
+        assert page.status_code == 200 and "_auth_user_id" not in client.session
+
+    entries = SystemLog.objects.filter(event_type="AUTH", message="Failed login attempt").order_by("id")
+    assert [(e.user_id, e.ip_address, e.severity, e.additional_data) for e in entries] == [
+        (str(boss.pk), "10.1.2.3", "error", {"reason": "Invalid password", "via": "admin"}),
+        ("", "10.1.2.3", "error", {"reason": "Unknown user", "via": "admin"}),
+        (str(gone.pk), "10.1.2.3", "error", {"reason": "Account inactive", "via": "admin"}),
+        (str(customer.pk), "10.1.2.3", "error", {"reason": "Not allowed in the admin", "via": "admin"}),
+    ]
+    assert client.post("/admin/login/", {"username": "boss", "password": DEFAULT_PASSWORD}).status_code == 302
+    assert entries.count() == 4
