@@ -153,9 +153,9 @@ class UserAdmin(DjangoUserAdmin):
         except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
             self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
 
-    def _apply(self, request, queryset, done: str, change) -> None:
+    def _apply(self, request, queryset, done: str, change, unchanged: str) -> None:
         action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,
-                        label=lambda user: user.username)
+                        label=lambda user: user.username, unchanged=unchanged)
 
     def _grant(self, request, queryset, role: str) -> None:
         actor = request.user
@@ -164,7 +164,7 @@ class UserAdmin(DjangoUserAdmin):
             updated = services.user_grant_role(actor=actor, user=user, role=role, request=request)
             return updated if updated.roles != user.roles else None  # held it already: no history
 
-        self._apply(request, queryset, f"now hold {role}", grant)
+        self._apply(request, queryset, f"now hold {role}", grant, unchanged=f"held {role} already")
 
     @admin.action(description="Grant EVENT_ORGANIZER", permissions=["change"])
     def grant_event_organizer(self, request, queryset):
@@ -186,4 +186,4 @@ class UserAdmin(DjangoUserAdmin):
             updated = services.user_deactivate(actor=actor, user=user, request=request)
             return updated if user.is_active else None  # deactivated already: no history
 
-        self._apply(request, queryset, "deactivated", deactivate)
+        self._apply(request, queryset, "deactivated", deactivate, unchanged="deactivated already")

@@ -111,15 +111,17 @@ class BookingsAdminConfig(AdminConfig):
 REFUSED_LABELS_SHOWN = 5
 
 
-def action_run_each(model_admin, request, objects, *, noun: str, done: str | None, change, label=str) -> list:
+def action_run_each(model_admin, request, objects, *, noun: str, done: str | None, change, label=str,
+                    unchanged: str = "nothing to change") -> list:
     """Run `change(obj)` (a service call) for each object and return what the calls returned.
 
     Every object changed gets an admin history entry naming the action (the object logged is
-    what `change` returned if that is a model instance, else `obj`; `None` means nothing needed
-    changing: no entry). ApplicationErrors are refusals: one error message per distinct reason,
-    with a count and the first few labels, and no history. The successes get one summary
-    message, `f"{count} {noun} {done}."`, unless `done` is None."""
-    results, refused = [], defaultdict(list)
+    what `change` returned if that is a model instance, else `obj`). `None` means nothing needed
+    changing: no entry, not counted as done, and one message saying so (`unchanged`: why).
+    ApplicationErrors are refusals: one error message per distinct reason, with a count and the
+    first few labels, and no history. The changes get one summary message,
+    `f"{count} {noun} {done}."`, unless `done` is None."""
+    results, changed, refused, same = [], [], defaultdict(list), []
     for obj in objects:
         try:
             result = change(obj)
@@ -127,23 +129,45 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
             refused[exc.message].append(label(obj))
             continue
         results.append(result)
-        if result is not None:
-            action_log(model_admin, request, result if isinstance(result, models.Model) else obj)
-    for reason, labels in refused.items():
-        shown = ", ".join(labels[:REFUSED_LABELS_SHOWN])
-        more = f" and {len(labels) - REFUSED_LABELS_SHOWN} more" if len(labels) > REFUSED_LABELS_SHOWN else ""
-        model_admin.message_user(request, f"{len(labels)} {noun} not changed: {reason} ({shown}{more})",
-                                 messages.ERROR)
-    if results and done is not None:
-        model_admin.message_user(request, f"{len(results)} {noun} {done}.", messages.SUCCESS)
+        if result is None:
+            same.append(label(obj))
+        else:
+            changed.append(result if isinstance(result, models.Model) else obj)
+    action_log(model_admin, request, changed)
+    action_report(model_admin, request, noun=noun, done=done, changed=len(changed), refused=refused)
+    if same:
+        model_admin.message_user(request, f"{len(same)} {noun} left as they were: {unchanged} ({_labels(same)})",
+                                 messages.INFO)
     return results
 
 
-def action_log(model_admin, request, obj) -> None:
-    """An admin history entry on `obj` naming the action being run (from the posted form)."""
+def action_report(model_admin, request, *, noun: str, done: str | None, changed: int,
+                  refused: dict[str, list[str]]) -> None:
+    """An action's messages: one error per refusal reason (count and first labels), then
+    `f"{changed} {noun} {done}."` when anything changed (and `done` is given)."""
+    for reason, labels in refused.items():
+        model_admin.message_user(request, f"{len(labels)} {noun} not changed: {reason} ({_labels(labels)})",
+                                 messages.ERROR)
+    if changed and done is not None:
+        model_admin.message_user(request, f"{changed} {noun} {done}.", messages.SUCCESS)
+
+
+def _labels(labels: list[str]) -> str:
+    """The first few labels, then "and N more"."""
+    more = f" and {len(labels) - REFUSED_LABELS_SHOWN} more" if len(labels) > REFUSED_LABELS_SHOWN else ""
+    return ", ".join(labels[:REFUSED_LABELS_SHOWN]) + more
+
+
+def action_log(model_admin, request, objects) -> None:
+    """Admin history entries on `objects` naming the action being run (from the posted form),
+    written in bulk (an action on thousands of rows writes one INSERT per 1,000)."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+
     action = model_admin.get_action(request.POST.get("action", ""))
     description = action[2] if action else request.POST.get("action", "")
-    model_admin.log_change(request, obj, f"Ran the action “{description}”.")
+    for start in range(0, len(objects), 1000):
+        LogEntry.objects.log_actions(user_id=request.user.pk, queryset=objects[start:start + 1000],
+                                     action_flag=CHANGE, change_message=f"Ran the action “{description}”.")
 
 
 def json_display(field: str, description: str):

@@ -1,11 +1,13 @@
 import json
+import time
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from bookings_project.admin import ReadOnlyAdmin, action_run_each, json_display, user_as_text
-from bookings_project.errors import Conflict
+from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, action_run_each, json_display,
+                                    user_as_text)
 
 from . import dispatch, jobs
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
@@ -51,15 +53,14 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry selected events now (DEAD or pending)", permissions=["operate"])
     def retry_events(self, request, queryset):
-        # One event per call, so the history names exactly the events revived.
-        action_run_each(self, request, queryset.order_by("pk"), noun="event(s)",
-                        done="queued for delivery", change=self._retry, label=lambda event: str(event.pk))
-
-    @staticmethod
-    def _retry(event):
-        if not dispatch.outbox_retry(event_ids=[event.pk]):
-            raise Conflict("already sent, or being delivered right now")
-        return event
+        # In bulk (a retry of every DEAD event after a long outage is thousands of rows); the
+        # history names exactly the events revived.
+        selected = list(queryset.order_by("pk").values_list("pk", flat=True))
+        revived = set(dispatch.outbox_retry(event_ids=selected))
+        action_log(self, request, list(OutboxEvent.objects.filter(pk__in=sorted(revived)).order_by("pk")))
+        left = [str(pk) for pk in selected if pk not in revived]
+        action_report(self, request, noun="event(s)", done="queued for delivery", changed=len(revived),
+                      refused={"already sent, or being delivered right now": left} if left else {})
 
 
 @admin.register(ReconciliationChange)
@@ -127,9 +128,18 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Execute selected jobs now", permissions=["operate"])
     def execute_jobs(self, request, queryset):
-        done = action_run_each(self, request, queryset.filter(status__in=[JobStatus.QUEUED, JobStatus.FAILED]),
-                               noun="job(s)", done=None, change=lambda job: jobs.job_execute(job_id=job.pk),
+        # Each job as PUT /jobs/{id}/execute runs it (one that cannot run says why: running,
+        # completed), all within one JOB_EXECUTE_SECONDS, so the page answers inside gunicorn's
+        # timeout however many are selected: a job reached after that answers `running` and
+        # goes on in slices on the workers.
+        deadline = time.monotonic() + settings.JOB_EXECUTE_SECONDS
+        done = action_run_each(self, request, queryset.order_by("created_at"), noun="job(s)", done=None,
+                               change=lambda job: jobs.job_execute(job_id=job.pk, deadline=deadline),
                                label=lambda job: str(job.pk))
+        if not done:
+            return
         completed = sum(1 for j in done if j.status == JobStatus.COMPLETED)
+        running = sum(1 for j in done if j.status == JobStatus.RUNNING)
         level = messages.SUCCESS if completed == len(done) else messages.WARNING
-        self.message_user(request, f"{completed} of {len(done)} job(s) completed.", level)
+        still = f"; {running} still running on the workers (see their status)" if running else ""
+        self.message_user(request, f"{completed} of {len(done)} job(s) completed{still}.", level)

@@ -340,19 +340,26 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
     return revived
 
 
-def outbox_retry(*, event_ids) -> int:
+RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)
+
+
+def outbox_retry(*, event_ids) -> list[int]:
     """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
-    dispatcher that died), a fresh set of attempts, now. SENT events, and events a dispatcher is
-    delivering at this moment, are left alone: reviving one of those would send it twice."""
+    dispatcher that died), a fresh set of attempts, now; returns the ids revived. SENT events,
+    and events a dispatcher is delivering at this moment, are left alone: reviving one of those
+    would send it twice."""
     now = timezone.now()
     revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
         Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-    with transaction.atomic():
-        # Rows locked in primary-key order first: two retries over overlapping events (an
-        # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
-        ids = list(OutboxEvent.objects.select_for_update().filter(revivable, pk__in=list(event_ids))
-                   .order_by("pk").values_list("pk", flat=True))
-        count = OutboxEvent.objects.filter(pk__in=ids).update(**_fresh_attempts(now), error_message="")
-    if count:
-        transaction.on_commit(outbox_nudge)
-    return count
+    wanted, revived = sorted(set(event_ids)), []
+    for start in range(0, len(wanted), RETRY_CHUNK):
+        with transaction.atomic():
+            # Rows locked in primary-key order first: two retries over overlapping events (an
+            # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
+            ids = list(OutboxEvent.objects.select_for_update().filter(revivable, pk__in=wanted[start:start + RETRY_CHUNK])
+                       .order_by("pk").values_list("pk", flat=True))
+            OutboxEvent.objects.filter(pk__in=ids).update(**_fresh_attempts(now), error_message="")
+        revived += ids
+    if revived:
+        outbox_nudge()
+    return revived

@@ -195,8 +195,10 @@ def job_run(*, job_id, deadline: float | None = None) -> Job | None:
     return job
 
 
-def job_execute(*, job_id) -> Job:
-    """PUT /jobs/{id}/execute: run a queued or failed job now and return its final state."""
+def job_execute(*, job_id, deadline: float | None = None) -> Job:
+    """PUT /jobs/{id}/execute: run a queued or failed job now and return its final state.
+    `deadline` (time.monotonic()): when a long job stops here and goes on on the workers;
+    JOB_EXECUTE_SECONDS from now unless given."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound("Job not found")
@@ -205,7 +207,7 @@ def job_execute(*, job_id) -> Job:
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
     # A job too long for one request (a whole-type reconciliation of a large DB) answers
     # `running` after JOB_EXECUTE_SECONDS and goes on in slices on the workers.
-    return _run_claimed(job_id, deadline=time.monotonic() + settings.JOB_EXECUTE_SECONDS)
+    return _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS)
 
 
 def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size: int,

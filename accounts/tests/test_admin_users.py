@@ -155,7 +155,8 @@ def test_grant_action_leaves_history_on_the_users_whose_roles_changed(admin_clie
 
     messages = run_action(admin_client, "grant_event_organizer", [plain, already])
 
-    assert "2 user(s) now hold EVENT_ORGANIZER." in messages
+    assert messages == ["1 user(s) now hold EVENT_ORGANIZER.",
+                        f"1 user(s) left as they were: held EVENT_ORGANIZER already ({already.username})"]
     assert history(plain) == ["Ran the action “Grant EVENT_ORGANIZER”."]
     entry = LogEntry.objects.get(object_id=str(plain.pk))
     assert (entry.user, entry.get_change_message()) == (admin_client.admin_user, history(plain)[0])
@@ -183,6 +184,10 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
     assert admin_client.admin_user.is_active
     assert history(customer) == ["Ran the action “Deactivate (cancels their future bookings)”."]
     assert history(admin_client.admin_user) == []
+
+    again = run_action(admin_client, "deactivate", [customer])  # a second time: nothing to do, and said so
+    assert again == ["1 user(s) left as they were: deactivated already (leaving)"]
+    assert len(history(customer)) == 1
 
 
 def test_group_follows_role_changes_through_the_api(make_user, client_for):

@@ -123,3 +123,68 @@ def test_job_execute_and_outbox_retry_leave_history_only_where_they_changed_some
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
         f"1 event(s) not changed: already sent, or being delivered right now ({sent.pk})",
         "1 event(s) queued for delivery."]
+
+
+def test_execute_action_runs_each_job_as_execute_does_and_says_why_one_cannot_run(admin_client, smtp_server,
+                                                                                  settings):
+    """A job left `running` by a dead worker (stale) runs, like PUT /jobs/{id}/execute runs it;
+    a completed one and one running right now are refused with their reason, not skipped."""
+    stale, busy, done = (job_create_notification(recipient_email=f"{n}@example.com", subject="s", message="m")
+                         for n in ("stale", "busy", "done"))
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 60)
+    Job.objects.filter(pk=stale.pk).update(status=JobStatus.RUNNING, started_at=long_ago, updated_at=long_ago)
+    Job.objects.filter(pk=busy.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+    Job.objects.filter(pk=done.pk).update(status=JobStatus.COMPLETED)
+
+    response = admin_client.post("/admin/ops/job/", {"action": "execute_jobs",
+                                                     "_selected_action": [stale.pk, busy.pk, done.pk]}, follow=True)
+
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert Job.objects.get(pk=stale.pk).status == JobStatus.COMPLETED
+    assert [m["to"] for m in smtp_server.messages] == [["stale@example.com"]]
+    assert f"1 job(s) not changed: Job is running; only queued or failed jobs can be executed ({busy.pk})" in messages
+    assert f"1 job(s) not changed: Job is completed; only queued or failed jobs can be executed ({done.pk})" in messages
+    assert "1 of 1 job(s) completed." in messages
+
+
+def test_execute_action_shares_one_time_budget_among_the_selected_jobs(admin_client, monkeypatch):
+    """However many jobs are selected, the page answers within one JOB_EXECUTE_SECONDS (inside
+    gunicorn's timeout): every job gets the same deadline, a long one then goes on on the workers."""
+    from ops import jobs
+
+    selected = [job_create_notification(recipient_email=f"{n}@example.com") for n in range(3)]
+    deadlines = []
+    monkeypatch.setattr(jobs, "_run_claimed", lambda job_id, deadline: deadlines.append(deadline)
+                        or Job.objects.get(pk=job_id))
+
+    admin_client.post("/admin/ops/job/", {"action": "execute_jobs", "_selected_action": [j.pk for j in selected]})
+
+    assert len(deadlines) == 3 and len(set(deadlines)) == 1
+
+
+def test_retry_action_revives_thousands_of_events_in_bulk_with_their_history(admin_client):
+    """After a long mail outage an operator retries every DEAD event at once: a bounded number of
+    statements (chunks of ops.dispatch.RETRY_CHUNK), each revived event in the history, the
+    events being delivered right now left alone and named."""
+    from ops.dispatch import RETRY_CHUNK
+
+    now = timezone.now()
+    OutboxEvent.objects.bulk_create(OutboxEvent(event_type=EventType.GENERIC, recipient_email="x@example.com",
+                                                payload={}, status=OutboxStatus.DEAD, retry_count=5,
+                                                next_attempt_at=now) for _ in range(2 * RETRY_CHUNK + 10))
+    busy = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="y@example.com", payload={})
+    OutboxEvent.objects.filter(pk=busy.pk).update(claimed_until=now + timedelta(minutes=5))
+    dead = OutboxEvent.objects.filter(status=OutboxStatus.DEAD)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events", "select_across": "1",
+                                                                 "index": "0", "_selected_action": [busy.pk]},
+                                     follow=True)
+
+    assert not dead.exists() and OutboxEvent.objects.filter(status=OutboxStatus.PENDING, retry_count=0).count() == \
+        2 * RETRY_CHUNK + 11
+    assert LogEntry.objects.count() == 2 * RETRY_CHUNK + 10 and history(busy) == []
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"1 event(s) not changed: already sent, or being delivered right now ({busy.pk})",
+        f"{2 * RETRY_CHUNK + 10} event(s) queued for delivery."]
+    assert len(queries) < 60, len(queries)

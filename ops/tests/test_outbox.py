@@ -134,7 +134,7 @@ def test_after_max_retries_event_is_dead_and_retry_sends_it(api_client, smtp_ser
     assert outbox_dispatch_batch()["claimed"] == 0  # DEAD events are not retried on their own
 
     smtp_server.start()
-    assert outbox_retry(event_ids=[event.pk]) == 1
+    assert outbox_retry(event_ids=[event.pk]) == [event.pk]
     outbox_dispatch_batch()
 
     event.refresh_from_db()
@@ -267,12 +267,12 @@ class TestClaimFencing:
         from ops.dispatch import BatchContext, outbox_claim, outbox_process
 
         [claimed] = outbox_claim(batch_size=1)
-        assert outbox_retry(event_ids=[event.pk]) == 0  # in flight: reviving it would send it twice
+        assert outbox_retry(event_ids=[event.pk]) == []  # in flight: reviving it would send it twice
         assert outbox_dispatch_batch()["claimed"] == 0
 
         assert outbox_process(claimed, BatchContext()) == OutboxStatus.SENT
         assert len(smtp_server.messages) == 1
-        assert outbox_retry(event_ids=[event.pk]) == 0  # SENT
+        assert outbox_retry(event_ids=[event.pk]) == []  # SENT
 
     def test_a_dispatcher_past_its_lease_does_not_overwrite_the_next_holders_outcome(self, event, smtp_server):
         from ops.dispatch import _record_failure, outbox_claim
@@ -293,7 +293,7 @@ class TestClaimFencing:
         from ops.dispatch import outbox_claim
 
         outbox_claim(batch_size=1, now=timezone.now() - timedelta(seconds=120))  # its lease is over
-        assert outbox_retry(event_ids=[event.pk]) == 1
+        assert outbox_retry(event_ids=[event.pk]) == [event.pk]
         outbox_dispatch_batch()
 
         event.refresh_from_db()
