@@ -5,6 +5,7 @@ password or its hash."""
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import update_session_auth_hash
@@ -12,9 +13,11 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import connections
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 
 from bookings_project.admin import action_run_each
 from bookings_project.errors import ApplicationError
+from reservations.selectors import booking_upcoming_active_counts
 
 from . import services
 from .models import Role, User
@@ -180,6 +183,15 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):
+        """Asks first (like a delete): it cannot be undone here, and it emails every customer
+        whose booking it cancels."""
+        if request.POST.get("post") != "yes":
+            users = list(queryset.order_by("pk"))
+            upcoming = booking_upcoming_active_counts(user_ids=[user.pk for user in users])
+            return TemplateResponse(request, "admin/accounts/user/deactivate_confirmation.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta, "title": "Deactivate users",
+                "rows": [(user, upcoming.get(user.pk, 0)) for user in users],
+                "action_checkbox_name": ACTION_CHECKBOX_NAME})
         actor = request.user
 
         def deactivate(user):

@@ -1,12 +1,13 @@
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from bookings_project.errors import Forbidden
 from catalog.selectors import item_can_manage, item_get_visible
 
 from .conflicts import overlap_q
-from .models import Booking, BookingStatus
+from .models import ACTIVE_STATUSES, Booking, BookingStatus
 
 
 def booking_queryset() -> QuerySet[Booking]:
@@ -38,3 +39,17 @@ def booking_conflicts(*, user, start: datetime, end: datetime, exclude_id=None) 
     if exclude_id is not None:
         qs = qs.exclude(pk=exclude_id)
     return qs.order_by("start_time", "id")
+
+
+def booking_upcoming(*, user) -> QuerySet[Booking]:
+    """The user's bookings of items that have not started: what a deactivation cancels
+    (reservations.services.booking_cancel_future_for_user)."""
+    return Booking.objects.filter(user=user, start_time__gt=timezone.now())
+
+
+def booking_upcoming_active_counts(*, user_ids) -> dict:
+    """{user id: active bookings of items that have not started}, for the users that have any."""
+    rows = (Booking.objects.filter(user_id__in=list(user_ids), start_time__gt=timezone.now(),
+                                   status__in=ACTIVE_STATUSES)
+            .values("user_id").annotate(n=Count("id")).values_list("user_id", "n"))
+    return dict(rows)

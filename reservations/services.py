@@ -35,7 +35,7 @@ from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound,
                          BookingTimeConflict, CancellationTooLate, CompletionTooEarly, InvalidStatusTransition,
                          ItemAlreadyStarted)
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
-from .selectors import booking_conflicts, booking_queryset, booking_visible
+from .selectors import booking_conflicts, booking_queryset, booking_upcoming, booking_visible
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def _cancel_all(bookings: QuerySet[Booking]) -> int:
 def booking_cancel_future_for_user(*, user, actor) -> int:
     """A deactivated user's bookings of items that have not started are cancelled (with
     notifications); past bookings stay as history. `actor` is the ADMIN who deactivated them."""
-    return _cancel_all(Booking.objects.filter(user=user, start_time__gt=timezone.now()))
+    return _cancel_all(booking_upcoming(user=user))
 
 
 def booking_cancel_for_item(*, item: BookableItem, actor) -> int:

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.django_db
 USERS_URL = "/admin/accounts/user/"
 
 
-def run_action(client, action, users):
-    response = client.post(USERS_URL, {"action": action, "_selected_action": [u.pk for u in users]}, follow=True)
+def run_action(client, action, users, **confirmed):
+    response = client.post(USERS_URL, {"action": action, "_selected_action": [u.pk for u in users], **confirmed},
+                           follow=True)
     assert response.status_code == 200
     return [str(m) for m in get_messages(response.wsgi_request)]
 
@@ -171,7 +172,15 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
                        capacity=5)
     booking = booking_create(user=customer, item_id=item.pk)
 
-    messages = run_action(admin_client, "deactivate", [customer, admin_client.admin_user])
+    asked = admin_client.post(USERS_URL, {"action": "deactivate",
+                                          "_selected_action": [customer.pk, admin_client.admin_user.pk]})
+    page = asked.content.decode()  # it asks first, showing what it will cancel; nothing changed yet
+    assert asked.status_code == 200 and "cannot be undone" in page and 'name="post" value="yes"' in page
+    assert '<td>leaving</td><td>' in page and '<td class="num">1</td>' in page
+    customer.refresh_from_db()
+    assert customer.is_active and BookingStatus.CONFIRMED == booking.__class__.objects.get(pk=booking.pk).status
+
+    messages = run_action(admin_client, "deactivate", [customer, admin_client.admin_user], post="yes")
 
     customer.refresh_from_db()
     booking.refresh_from_db()
@@ -185,7 +194,7 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
     assert history(customer) == ["Ran the action “Deactivate (cancels their future bookings)”."]
     assert history(admin_client.admin_user) == []
 
-    again = run_action(admin_client, "deactivate", [customer])  # a second time: nothing to do, and said so
+    again = run_action(admin_client, "deactivate", [customer], post="yes")  # a second time: nothing to do, and said so
     assert again == ["1 user(s) left as they were: deactivated already (leaving)"]
     assert len(history(customer)) == 1
 
