@@ -8,13 +8,17 @@ nothing else switches behaviour between development and production.
 from datetime import timedelta
 from pathlib import Path
 import os
+import re
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+try:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"VAR_DIR {str(VAR_DIR)!r} cannot be created: {exc.strerror}") from exc
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -36,6 +40,18 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+# django-ratelimit's rate syntax, strictly: its own parser reads "10/M" as 10 per second and
+# fails on every request (a 500 on each login) for "abc".
+RATE = re.compile(r"(?P<count>\d+)/(?P<multiple>[1-9]\d*)?[smhd]")
+
+
+def env_rate(name: str, default: str) -> str:
+    raw = env_str(name, default)
+    if not RATE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} must be a rate like 10/m, 100/h or 5/10s (s, m, h, d), got {raw!r}")
+    return raw
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -119,8 +135,12 @@ TEMPLATES = [
 # --- Databases ------------------------------------------------------------------------------
 
 
-def database_from_url(url: str) -> dict:
-    config = dj_database_url.parse(url)
+def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as exc:  # dj_database_url's UnknownSchemeError included
+        raise ImproperlyConfigured(f"{name} is not a database URL (sqlite:///path or postgres://…): "
+                                   f"{exc.__class__.__name__} {exc}") from exc
     engine = config["ENGINE"]
     if engine == "django.db.backends.sqlite3":
         # WAL + busy timeout + IMMEDIATE transactions: web, worker and beat share the file.
@@ -174,7 +194,7 @@ DOCUMENTS_DATABASE_URL = env_str(
 )
 DATABASES = {
     "default": database_from_url(DATABASE_URL),
-    "documents": database_from_url(DOCUMENTS_DATABASE_URL),
+    "documents": database_from_url(DOCUMENTS_DATABASE_URL, "DOCUMENTS_DATABASE_URL"),
 }
 DATABASE_ROUTERS = ["ops.routers.DocumentsRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -290,11 +310,11 @@ if not REDIS_URL:
 
 RATELIMIT_ENABLE = env_bool("RATE_LIMIT_ENABLED", True)
 RATELIMIT_USE_CACHE = "default"
-RATE_LIMIT_LOGIN = env_str("RATE_LIMIT_LOGIN", "10/m")
-RATE_LIMIT_REGISTER = env_str("RATE_LIMIT_REGISTER", "5/m")
-RATE_LIMIT_REFRESH = env_str("RATE_LIMIT_REFRESH", env_str("RATE_LIMIT_LOGIN", "10/m"))
+RATE_LIMIT_LOGIN = env_rate("RATE_LIMIT_LOGIN", "10/m")
+RATE_LIMIT_REGISTER = env_rate("RATE_LIMIT_REGISTER", "5/m")
+RATE_LIMIT_REFRESH = env_rate("RATE_LIMIT_REFRESH", RATE_LIMIT_LOGIN)
 # Per account: entries one signed-in user may add through POST /logs.
-RATE_LIMIT_LOGS = env_str("RATE_LIMIT_LOGS", "60/m")
+RATE_LIMIT_LOGS = env_rate("RATE_LIMIT_LOGS", "60/m")
 
 # --- Celery, outbox, email ------------------------------------------------------------------
 

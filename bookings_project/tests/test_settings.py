@@ -55,6 +55,30 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     assert "JWT_SIGNING_KEY must be at least 32 bytes" in result.stderr
 
 
+@pytest.mark.parametrize("name, value", [
+    ("RATE_LIMIT_LOGIN", "abc"),       # django-ratelimit would fail on every login: a 500 each
+    ("RATE_LIMIT_REGISTER", "10/M"),   # django-ratelimit would read it as 10 per second
+    ("RATE_LIMIT_REFRESH", "5/0m"),
+    ("VAR_DIR", "/proc/no-such-dir/var"),
+    ("DATABASE_URL", "garbage"),
+    ("DOCUMENTS_DATABASE_URL", "mysqlx://db/x"),
+    ("OUTBOX_MAX_RETRIES", "five"),
+])
+def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"VAR_DIR": str(tmp_path), name: value})
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Configuration error: {name} ") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["10/m", "100/h", "5/10s", "1000/d", "0/m"])
+def test_rate_limits_take_django_ratelimits_syntax(tmp_path, rate):
+    result = import_settings(tmp_path, show="s.RATE_LIMIT_LOGIN", RATE_LIMIT_LOGIN=rate)
+    assert result.returncode == 0 and result.stdout.strip() == rate, result.stderr
+
+
 def test_development_defaults_import(tmp_path):
     result = import_settings(tmp_path)
     assert result.returncode == 0, result.stderr
