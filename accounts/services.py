@@ -320,10 +320,22 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
 
 
 def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User, bool]:
-    """Create the admin from DJANGO_SUPERUSER_* once; later runs leave it untouched."""
+    """Create the admin from DJANGO_SUPERUSER_* once; later runs leave it untouched. It meets the
+    rules every account meets (a valid username and email, a password the validators accept),
+    else ValidationFailed names what is wrong and nothing is created."""
     existing = User.objects.filter(username__iexact=username).first()
     if existing is not None:
         return existing, False
-    user = User.objects.create_superuser(username=username, email=email.lower(), password=password)
+    email = User.objects.normalize_email(email).lower()
+    candidate, problems = User(username=username, email=email), {}
+    try:
+        candidate.full_clean(exclude=["password"])
+    except DjangoValidationError as exc:
+        problems.update(exc.message_dict)
+    if weak := password_problems(password, candidate):
+        problems["password"] = weak
+    if problems:
+        raise ValidationFailed("The admin account from DJANGO_SUPERUSER_* is not valid", fields=problems)
+    user = User.objects.create_superuser(username=username, email=email, password=password)
     log_event(event_type="USER", severity=Severity.INFO, message="Superuser created", user_id=user.pk)
     return user, True

@@ -104,6 +104,27 @@ def test_an_empty_superuser_email_falls_back_instead_of_making_an_admin_without_
     assert User.objects.get(username="root").email == "root@localhost"
 
 
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_an_invalid_admin_from_the_environment_stops_the_start_and_says_what_is_wrong(monkeypatch):
+    """The operator asked for this admin: starting without it (or with a password every other
+    account would be refused) would hide the mistake."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from accounts.models import User
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "bad name!")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "short")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "notanemail")
+    monkeypatch.setenv("DEMO_DATA", "0")
+    with pytest.raises(CommandError) as refused:
+        call_command("runstack", "--prepare-only")
+    message = str(refused.value)
+    assert message.startswith("Admin 'bad name!' not created: ")
+    assert all(f"{field}: " in message for field in ("username", "email", "password")), message
+    assert not User.objects.exists()
+
+
 def test_a_worker_that_exits_is_restarted_until_it_crash_loops_and_the_web_is_never():
     from ops.management.commands import runstack
 

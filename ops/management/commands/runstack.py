@@ -82,9 +82,14 @@ class Command(BaseCommand):
             self.stderr.write("No admin created: set both DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD.")
         if username and password:
             from accounts.services import superuser_ensure
+            from bookings_project.errors import ValidationFailed
 
             email = os.environ.get("DJANGO_SUPERUSER_EMAIL") or f"{username}@localhost"  # compose passes ""
-            _, created = superuser_ensure(username=username, email=email, password=password)
+            try:
+                _, created = superuser_ensure(username=username, email=email, password=password)
+            except ValidationFailed as exc:  # set on purpose: starting without that admin would hide it
+                problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.fields.items())
+                raise CommandError(f"Admin {username!r} not created: {problems}") from exc
             self.stdout.write(f"Admin {username!r} {'created' if created else 'already exists'}.")
         if os.environ.get("DEMO_DATA", "1") != "0" and "seed_demo" in get_commands():
             try:
