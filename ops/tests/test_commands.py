@@ -91,6 +91,12 @@ def test_a_shell_run_s_job_is_running_from_its_first_moment(monkeypatch):
 
 
 @pytest.mark.django_db(databases=["default", "documents"])
+def test_reconcile_of_an_id_neither_database_holds_says_so(capsys):
+    call_command("reconcile", "--entity-type", "item", "--entity-id", "999999", "--no-progress")
+    assert capsys.readouterr().out.splitlines()[-1] == "No item 999999 in either database: nothing to reconcile."
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
 def test_reconcile_interrupted_while_counting_leaves_no_job(monkeypatch):
     def interrupted(**kwargs):
         raise KeyboardInterrupt

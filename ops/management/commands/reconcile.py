@@ -31,7 +31,8 @@ class Command(BaseCommand):
         try:
             total = reconciliation_steps(entity_type=jobs.ENTITY_TYPES[entity_type], entity_id=entity_id,
                                          batch_size=batch_size)
-            with tqdm(total=total, unit=jobs.ENTITY_TYPES[entity_type], disable=no_progress,
+            # (the steps are relational rows plus documents read: "records", not entities)
+            with tqdm(total=total, unit="record", desc=entity_type, disable=no_progress,
                       file=self.stderr._out) as bar:
                 job = jobs.job_run_reconciliation_here(entity_type=entity_type, entity_id=entity_id,
                                                        batch_size=batch_size, progress=lambda n: bar.update(n or 1))
@@ -47,6 +48,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{summary['checked']:>10} {summary['created']:>8} {summary['updated']:>8} "
                           f"{summary['deleted']:>8} {summary['unchanged']:>10}")
         self.stdout.write(job.result["changesLog"])
+        if entity_id is not None and not summary["checked"]:
+            self.stdout.write(f"No {entity_type} {entity_id} in either database: nothing to reconcile.")
 
 
 class _interrupt_on:
