@@ -120,7 +120,8 @@ class UserAdmin(DjangoUserAdmin):
     )
     readonly_fields = ("roles", "is_active", "is_staff", "is_superuser", "groups", "last_login",
                        "date_joined")
-    actions = ["grant_event_organizer", "grant_it_operator", "grant_admin", "deactivate"]
+    actions = ["grant_event_organizer", "grant_it_operator", "grant_admin", "revoke_event_organizer",
+               "revoke_it_operator", "revoke_admin", "deactivate"]
 
     @admin.display(description="roles", ordering="roles")
     def role_list(self, obj):
@@ -160,26 +161,42 @@ class UserAdmin(DjangoUserAdmin):
         action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,
                         label=lambda user: user.username, unchanged=unchanged)
 
-    def _grant(self, request, queryset, role: str) -> None:
+    def _change_role(self, request, queryset, role: str, *, grant: bool) -> None:
         actor = request.user
+        service = services.user_grant_role if grant else services.user_revoke_role
 
-        def grant(user):
-            updated = services.user_grant_role(actor=actor, user=user, role=role, request=request)
-            return updated if updated.roles != user.roles else None  # held it already: no history
+        def change(user):
+            updated = service(actor=actor, user=user, role=role, request=request)
+            return updated if updated.roles != user.roles else None  # nothing to change: no history
 
-        self._apply(request, queryset, f"now hold {role}", grant, unchanged=f"held {role} already")
+        if grant:
+            self._apply(request, queryset, f"now hold {role}", change, unchanged=f"held {role} already")
+        else:
+            self._apply(request, queryset, f"no longer hold {role}", change, unchanged=f"did not hold {role}")
 
     @admin.action(description="Grant EVENT_ORGANIZER", permissions=["change"])
     def grant_event_organizer(self, request, queryset):
-        self._grant(request, queryset, Role.EVENT_ORGANIZER)
+        self._change_role(request, queryset, Role.EVENT_ORGANIZER, grant=True)
 
     @admin.action(description="Grant IT_OPERATOR", permissions=["change"])
     def grant_it_operator(self, request, queryset):
-        self._grant(request, queryset, Role.IT_OPERATOR)
+        self._change_role(request, queryset, Role.IT_OPERATOR, grant=True)
 
     @admin.action(description="Grant ADMIN", permissions=["change"])
     def grant_admin(self, request, queryset):
-        self._grant(request, queryset, Role.ADMIN)
+        self._change_role(request, queryset, Role.ADMIN, grant=True)
+
+    @admin.action(description="Revoke EVENT_ORGANIZER", permissions=["change"])
+    def revoke_event_organizer(self, request, queryset):
+        self._change_role(request, queryset, Role.EVENT_ORGANIZER, grant=False)
+
+    @admin.action(description="Revoke IT_OPERATOR", permissions=["change"])
+    def revoke_it_operator(self, request, queryset):
+        self._change_role(request, queryset, Role.IT_OPERATOR, grant=False)
+
+    @admin.action(description="Revoke ADMIN", permissions=["change"])
+    def revoke_admin(self, request, queryset):
+        self._change_role(request, queryset, Role.ADMIN, grant=False)
 
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):

@@ -169,13 +169,13 @@ def user_update(
     first_name: str | None = None,
     last_name: str | None = None,
     roles=None,
-    add_role: str | None = None,
     password: str | None = None,
     current_password: str | None = None,
     request=None,
 ) -> User:
-    """Profile update. Only an ADMIN changes roles (`roles`: the new set; `add_role`: one more);
-    anyone else's `roles` is ignored. Changing one's own password is rate limited per account
+    """Profile update. Only an ADMIN changes roles (`roles`: the new set, or a function of the
+    roles the user holds under the lock, as user_grant_role / user_revoke_role pass); anyone
+    else's `roles` is ignored. Changing one's own password is rate limited per account
     (PASSWORD_CHECK_LIMIT), through the API and the admin alike.
 
     Every decision is made on the row as it is under its lock (the lock a deactivation and a
@@ -190,8 +190,8 @@ def user_update(
     names = {"first_name": first_name, "last_name": last_name}
     try:
         return _user_update_locked(actor=actor, user=user, username=username, email=email, names=names,
-                                   roles=roles, add_role=add_role, password=password,
-                                   current_password=current_password, request=request)
+                                   roles=roles, password=password, current_password=current_password,
+                                   request=request)
     except WrongCurrentPassword:
         # Logged after the transaction rolled back, like a failed login.
         log_event(event_type="AUTH", severity=Severity.ERROR, message="Failed password check", user_id=user.pk,
@@ -215,14 +215,13 @@ def _lock_actor_and_user(*, actor: User, user: User) -> tuple[User, User]:
     return current, target
 
 
-def _user_update_locked(*, actor, user, username, email, names, roles, add_role, password, current_password,
+def _user_update_locked(*, actor, user, username, email, names, roles, password, current_password,
                         request) -> User:
     with transaction.atomic():
         actor, user = _lock_actor_and_user(actor=actor, user=user)
         old_roles = sorted(user.role_set)
         changed = _apply_profile_changes(actor=actor, user=user, username=username, email=email, names=names,
-                                         roles=roles, add_role=add_role, password=password,
-                                         current_password=current_password)
+                                         roles=roles, password=password, current_password=current_password)
         if not changed:
             return user
         _ensure_unique(username=user.username, email=user.email, exclude_pk=user.pk)
@@ -245,7 +244,7 @@ def _user_update_locked(*, actor, user, username, email, names, roles, add_role,
     return user
 
 
-def _apply_profile_changes(*, actor: User, user: User, username, email, names, roles, add_role, password,
+def _apply_profile_changes(*, actor: User, user: User, username, email, names, roles, password,
                            current_password) -> list[str]:
     """Set the requested changes on the (locked) user; returns the names of what changed."""
     changed = [name for name, value in names.items() if value is not None and value != getattr(user, name)]
@@ -257,8 +256,8 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
         email = User.objects.normalize_email(email).lower()
         if email != user.email:
             user.email, changed = email, changed + ["email"]
-    if add_role is not None:
-        roles = [*user.role_set, add_role]
+    if callable(roles):
+        roles = roles(user.role_set)
     if roles is not None and actor.is_admin:
         asked = normalize_roles(roles, superuser=False)
         if actor.pk == user.pk and Role.ADMIN not in asked:
@@ -290,7 +289,13 @@ def _announce_username_change(user: User) -> None:
 
 def user_grant_role(*, actor: User, user: User, role: str, request=None) -> User:
     """Admin action: add one role to a user."""
-    return user_update(actor=actor, user=user, add_role=role, request=request)
+    return user_update(actor=actor, user=user, roles=lambda held: held | {role}, request=request)
+
+
+def user_revoke_role(*, actor: User, user: User, role: str, request=None) -> User:
+    """Admin action: take one role from a user (one left with none is a USER; an ADMIN cannot
+    drop their own ADMIN role, nor anyone a superuser's)."""
+    return user_update(actor=actor, user=user, roles=lambda held: held - {role}, request=request)
 
 
 def user_deactivate(*, actor: User, user: User, request=None) -> User:

@@ -248,3 +248,25 @@ def test_group_is_recreated_with_its_permissions_when_missing(make_user):
     assert in_operator_group(user)
     assert user.has_perm("ops.change_job") and user.has_perm("ops.view_reconciliationchange")
     assert not user.has_perm("ops.delete_job") and not user.has_perm("reservations.view_booking")
+
+
+def test_revoke_actions_take_a_role_away_through_the_service(admin_client, make_user):
+    """The admin can take back what it grants (not only through PUT /api/v1/user/{id}); the
+    service's rules hold: no ADMIN drops their own ADMIN role, nor anyone a superuser's."""
+    organizer, operator = make_user(roles=["EVENT_ORGANIZER"]), make_user(roles=["IT_OPERATOR"])
+    plain = make_user(username="plain")
+
+    messages = run_action(admin_client, "revoke_event_organizer", [organizer, plain])
+    assert messages == ["1 user(s) no longer hold EVENT_ORGANIZER.",
+                        "1 user(s) left as they were: did not hold EVENT_ORGANIZER (plain)"]
+    assert run_action(admin_client, "revoke_it_operator", [operator]) == ["1 user(s) no longer hold IT_OPERATOR."]
+    organizer.refresh_from_db()
+    operator.refresh_from_db()
+    assert organizer.roles == ["USER"] and operator.roles == ["USER"]
+    assert not operator.is_staff and not in_operator_group(operator)
+    assert history(organizer) == ["Ran the action “Revoke EVENT_ORGANIZER”."] and history(plain) == []
+    assert SystemLog.objects.filter(message="User roles changed", user_id=str(operator.pk)).exists()
+
+    boss = admin_client.admin_user
+    refused = run_action(admin_client, "revoke_admin", [boss])
+    assert refused == [f"1 user(s) not changed: You cannot remove your own ADMIN role ({boss.username})"]
