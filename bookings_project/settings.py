@@ -150,7 +150,7 @@ def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     elif engine in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
-        config["ENGINE"] = "django.db.backends.postgresql"
+        config["ENGINE"] = "bookings_project.postgresql"  # Django's, with a pool that recovers at once
         options = {
             # Bounded lock waits: a blocked booking fails fast instead of hanging a worker.
             "options": f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
@@ -181,7 +181,8 @@ def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
             config["CONN_MAX_AGE"] = 0
             # After a database restart every idle pooled connection is dead. With health
             # checks the pool checks a connection (an empty round trip) before handing it out
-            # and replaces a dead one, instead of failing the request that gets it with a 503.
+            # and replaces a dead one, instead of failing the request that gets it with a 503;
+            # the first dead one makes it test all its idle ones (bookings_project.postgresql).
             config["CONN_HEALTH_CHECKS"] = True
         config["OPTIONS"] = options
     config.setdefault("TEST", {})

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from bookings_project.testing import free_port, wait_for
 
@@ -68,7 +69,7 @@ def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp
 
 @pytest.mark.postgres
 def test_a_missing_postgresql_database_is_one_line_naming_the_cause(tmp_path):
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
     config = settings.DATABASES["default"]
     url = f"postgres://{config['USER']}@{config['HOST']}:{config['PORT'] or 5432}/no_such_db_for_runstack"

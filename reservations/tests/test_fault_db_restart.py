@@ -26,6 +26,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -201,10 +203,11 @@ class Http:
 
 
 
-@pytest.fixture
-def web(cluster, tmp_path):
+@contextmanager
+def serving(cluster, tmp_path, **extra_env):
+    """Seeded databases on the private cluster and gunicorn (2 workers × 4 threads) serving them."""
     var_dir = tmp_path / "var"
-    env = app_env(cluster, var_dir)
+    env = app_env(cluster, var_dir, **extra_env)
     manage({**env, "DB_POOL": "0"}, "migrate", "--noinput")
     manage({**env, "DB_POOL": "0"}, "migrate", "--database", "documents", "--noinput")
     seed = manage({**env, "DB_POOL": "0"}, "shell", "-c", SEED)
@@ -229,6 +232,12 @@ def web(cluster, tmp_path):
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(5)
         log.close()
+
+
+@pytest.fixture
+def web(cluster, tmp_path):
+    with serving(cluster, tmp_path) as served:
+        yield served
 
 
 def login_all(client: Http, usernames: list[str]) -> dict[str, str]:
@@ -503,3 +512,28 @@ def test_database_restart_under_load_fails_cleanly_recovers_and_leaves_no_partia
     assert db_state(pg)["bookings"] == created, (
         "the bookings in the database are not exactly those answered 201 (the retries of "
         f"{len(unknown)} unknown outcomes included)\n{report}")
+
+
+def test_after_a_restart_the_first_requests_do_not_wait_out_every_dead_pooled_connection(cluster, tmp_path):
+    """Pools grown by load, then the database restarts while nobody uses them: every idle
+    connection is dead. psycopg_pool checks them one by one with a doubling sleep between
+    failures (1, 2, 4, 8 s), so with the production pool size and timeout (10, 10 s) the first
+    request of each process waited ~11 s and got a 503, and later ones seconds more, for
+    minutes. One dead connection must make the pool sweep out all its idle ones at once."""
+    with serving(cluster, tmp_path, DB_POOL_MAX_SIZE="10", DB_POOL_TIMEOUT="10") as served:
+        client = served["client"]
+        with ThreadPoolExecutor(16) as pool:  # every thread of both workers holds connections at once
+            assert set(pool.map(lambda _: client.request("GET", "/readyz")[0], range(600))) == {200}
+        cluster.stop("fast")
+        cluster.start()
+        time.sleep(1.0)
+
+        answers = []
+        for _ in range(12):  # one after another: each lands on a pool full of dead connections
+            started = time.monotonic()
+            status = client.request("GET", "/readyz")[0]
+            answers.append((status, round(time.monotonic() - started, 2)))
+
+    print("after the restart:", answers)
+    assert {status for status, _ in answers} == {200}, answers
+    assert max(seconds for _, seconds in answers) < 3.0, answers

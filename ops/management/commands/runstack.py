@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from bookings_project.commands import database_errors_as_command_error
 from bookings_project.text import error_line
@@ -24,7 +25,7 @@ def check_database(alias: str) -> None:
     """A PostgreSQL database that cannot be reached is one clear line naming the cause (the
     connection pool would only report, after its timeout, that it got no connection)."""
     config = settings.DATABASES[alias]
-    if config["ENGINE"] != "django.db.backends.postgresql":
+    if connections[alias].vendor != "postgresql":
         return
     import psycopg
 
