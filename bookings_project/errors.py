@@ -5,6 +5,7 @@
 """
 
 import logging
+import sys
 from http import HTTPStatus
 
 from django.conf import settings
@@ -161,7 +162,7 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
         return 400, "Bad request", None, {}
     if isinstance(exc, DATABASE_UNAVAILABLE):
         logger.warning("Database unavailable: %s", exc)
-        return 503, "Database temporarily unavailable, retry shortly", None, {"Retry-After": "2"}
+        return 503, DATABASE_UNAVAILABLE_MESSAGE, None, {"Retry-After": "2"}
     raise exc
 
 
@@ -202,7 +203,14 @@ def handler404(request, exception=None, **kwargs):
     return json_error_response(request, 404, "Not found")
 
 
+DATABASE_UNAVAILABLE_MESSAGE = "Database temporarily unavailable, retry shortly"
+
+
 def handler500(request):
+    """Outside DRF (the admin, its login page): a database outage is a 503 with Retry-After,
+    as in the API, not a 500 (Django calls this inside its except block: the error is at hand)."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        return json_error_response(request, 503, DATABASE_UNAVAILABLE_MESSAGE, {"Retry-After": "2"})
     return json_error_response(request, 500, "Internal server error")
 
 

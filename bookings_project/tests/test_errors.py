@@ -141,6 +141,24 @@ def test_the_database_unavailable_in_a_view_is_503_with_retry_after(api_client, 
     assert body["error"] == "service_unavailable"
     assert response["Retry-After"] == "2"
 
+
+def test_the_database_unavailable_outside_the_api_is_503_too(client, monkeypatch):
+    """The admin (its login page, its actions) is Django, not DRF: the same outage is the same
+    503 with Retry-After there, not a 500."""
+    from django.db import OperationalError
+
+    from accounts import backends
+
+    def unreachable(**kwargs):
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(backends, "auth_check", unreachable)
+    client.raise_request_exception = False
+    response = client.post("/admin/login/", {"username": "boss", "password": "x"})
+    body = assert_error(response, 503, path="/admin/login/")
+    assert body["message"] == "Database temporarily unavailable, retry shortly" and response["Retry-After"] == "2"
+
+
 # Every kind of error a client can meet, from one request each.
 ERROR_CASES = [
     ("post", "/api/v1/user", {"username": "x"}, None, 400),
