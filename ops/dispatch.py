@@ -29,6 +29,7 @@ from bookings_project.text import error_line
 
 from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send
 from .models import OutboxEvent, OutboxStatus
+from .outages import database_wait
 from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
 
 logger = logging.getLogger(__name__)
@@ -265,9 +266,30 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
         _sync_batch_documents(syncs, ctx)
         process(syncs)
         process(jobs)
+    except DATABASE_UNAVAILABLE:
+        # The main database went away mid-batch (an outcome could not be written). This worker is
+        # alive: once the database answers, it hands back what it did not record instead of
+        # leaving it hidden for the whole lease.
+        if not database_wait(what="outbox batch"):
+            raise
+        _release_unrecorded(events)
     finally:
         ctx.close()
     return stats
+
+
+def _release_unrecorded(events: list[OutboxEvent]) -> int:
+    """Make a batch's events whose outcome was not written due again now. Only events still
+    PENDING under this batch's own claim (a recorded outcome cleared it; another dispatcher that
+    claimed one after the lease set its own). An email that went out but whose SENT write failed
+    is sent again, with the same Message-ID (at least once, contract §6)."""
+    leases = {event.claimed_until for event in events}
+    released = OutboxEvent.objects.filter(
+        pk__in=[event.pk for event in events], status=OutboxStatus.PENDING, claimed_until__in=leases,
+    ).update(claimed_until=None, next_attempt_at=timezone.now())
+    logger.warning("outbox batch interrupted by a database outage: %s of its %s events released for the next "
+                   "dispatcher", released, len(events))
+    return released
 
 
 def outbox_dispatch_run(*, max_seconds: float) -> dict:
