@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -30,11 +31,14 @@ from .dispatch import EventDeferred
 from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
 from .emails import delivery_failure_is_transient, email_send
 from .models import Job, JobStatus, JobType
+from .outages import database_retry
 from .outbox import JOB_RUN, outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
 ENTITY_TYPES = {"item": "item", "launch": "item", "booking": "booking"}
+# A request waits less for the database than a worker: it must answer inside gunicorn's timeout.
+EXECUTE_DATABASE_WAIT = 5.0
 
 
 class JobFailed(Exception):
@@ -158,18 +162,25 @@ def job_pause(job: Job, progress: dict) -> Job:
     return job
 
 
-def _run_claimed(job_id, *, deadline: float | None = None) -> Job:
-    """Run a claimed job (its next slice, when it is long and `deadline` comes first)."""
-    job = Job.objects.get(pk=job_id)
+def _run_claimed(job_id, *, deadline: float | None = None, database_wait: float | None = None) -> Job:
+    """Run a claimed job (its next slice, when it is long and `deadline` comes first). Its
+    outcome is written through a database outage of up to `database_wait` seconds
+    (ops.outages.DATABASE_WAIT_SECONDS): this run is alive, so the job must not stay `running`
+    until it counts as stale."""
+
+    def recorded(write, what):
+        return database_retry(write, what=f"job {job_id}: {what}", max_seconds=database_wait)
+
+    job = recorded(lambda: Job.objects.get(pk=job_id), "reading the job")
     try:
         result = _perform(job, deadline)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
-        job = job_finish(job, error=exc)
+        job = recorded(partial(job_finish, job, error=exc), "recording its failure")
         job.failed_transiently = delivery_failure_is_transient(exc)
         return job
     if "cursor" in result:
-        return job_pause(job, result)
-    return job_finish(job, result=result)
+        return recorded(partial(job_pause, job, result), "saving its progress")
+    return recorded(partial(job_finish, job, result=result), "recording its result")
 
 
 def _defer_while_running(job_id) -> None:
@@ -207,7 +218,8 @@ def job_execute(*, job_id, deadline: float | None = None) -> Job:
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
     # A job too long for one request (a whole-type reconciliation of a large DB) answers
     # `running` after JOB_EXECUTE_SECONDS and goes on in slices on the workers.
-    return _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS)
+    return _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS,
+                        database_wait=EXECUTE_DATABASE_WAIT)
 
 
 def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size: int,
@@ -227,5 +239,5 @@ def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size:
     except (Exception, KeyboardInterrupt) as exc:
         if job is None:
             raise
-        return job_finish(job, error=exc)
-    return job_finish(job, result=result)
+        return database_retry(partial(job_finish, job, error=exc), what=f"job {job.pk}: recording its failure")
+    return database_retry(partial(job_finish, job, result=result), what=f"job {job.pk}: recording its result")
