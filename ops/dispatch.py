@@ -27,7 +27,7 @@ from django.utils import timezone
 from bookings_project.db import DATABASE_UNAVAILABLE
 from bookings_project.text import error_line
 
-from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send
+from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send, mail_server_failing
 from .models import OutboxEvent, OutboxStatus
 from .outages import database_wait
 from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
@@ -41,6 +41,8 @@ DEFERRED = "DEFERRED"
 MIN_DEFERRAL = timedelta(seconds=1)
 # A document sync that could not reach its database tries again after this (no attempt counted).
 DOCUMENTS_RETRY = timedelta(seconds=30)
+# So does an email whose batch found the mail server failing (another email met it first).
+EMAIL_RETRY = timedelta(seconds=30)
 
 
 class EventDeferred(Exception):
@@ -58,10 +60,14 @@ class BatchContext:
     this batch has already brought up to date."""
 
     email_connection: object = None
+    sent_on_connection: int = 0  # emails the current connection delivered
     synced: set = field(default_factory=set)
     # Set when a database a document sync needs could not be reached: the batch's remaining
     # syncs are deferred at once instead of each waiting out the connection pool's timeout.
     documents_down: bool = False
+    # Why an email of this batch failed on the mail server as a whole (unreachable, timed out, a
+    # 4xx): the batch's other emails are deferred at once instead of each waiting out EMAIL_TIMEOUT.
+    mail_down: str = ""
     # Until when (time.monotonic()) a long job of this batch may run before it pauses (ops.jobs).
     job_deadline: float = field(default_factory=lambda: time.monotonic() + settings.JOB_SLICE_SECONDS)
 
@@ -77,13 +83,33 @@ class BatchContext:
             except Exception:  # closing a broken connection must not mask the batch result
                 logger.debug("closing the email connection failed", exc_info=True)
 
+    def drop_connection(self):
+        """After a failure: the next email gets a fresh connection."""
+        self.close()
+        self.email_connection, self.sent_on_connection = None, 0
+
+
+def _defer_email(ctx: BatchContext) -> EventDeferred:
+    return EventDeferred(f"mail server failing for an earlier email of this batch: {ctx.mail_down}",
+                         until=timezone.now() + EMAIL_RETRY)
+
 
 def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
     if not event.recipient_email:
         raise ValueError("event has no recipient")
+    if ctx.mail_down:  # not tried, so no attempt used up: only an email that met the failure pays
+        raise _defer_email(ctx)
     context = {**event.payload, "reference": str(event.id), "data": event.payload.get("data", {})}
-    email_send(template=event.event_type, recipient=event.recipient_email, context=context,
-               stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
+    try:
+        email_send(template=event.event_type, recipient=event.recipient_email, context=context,
+                   stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
+    except Exception as exc:
+        # A connection that already delivered may just have been dropped (an idle timeout, a
+        # per-connection limit): the next email tries a fresh one. A fresh one failing is the server.
+        if mail_server_failing(exc) and not ctx.sent_on_connection:
+            ctx.mail_down = f"{exc.__class__.__name__}: {error_line(exc)}"
+        raise
+    ctx.sent_on_connection += 1
 
 
 def _defer_documents(reason: str) -> EventDeferred:
@@ -147,9 +173,17 @@ def _sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
 
 
 def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
-    from .jobs import job_run
+    from .jobs import JobFailed, job_run, job_sends_email
 
-    job_run(job_id=event.payload["jobId"], deadline=ctx.job_deadline)
+    job_id = event.payload["jobId"]
+    if ctx.mail_down and job_sends_email(job_id):
+        raise _defer_email(ctx)
+    try:
+        job_run(job_id=job_id, deadline=ctx.job_deadline)
+    except JobFailed as failed:
+        if failed.mail_server_failing:
+            ctx.mail_down = str(failed)
+        raise
 
 
 def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
@@ -237,8 +271,7 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
         return _record_deferral(event, deferred)
     except Exception as exc:  # any failure is recorded on the event and retried later
         if ctx.email_connection is not None:
-            ctx.close()
-            ctx.email_connection = None  # the next email gets a fresh connection
+            ctx.drop_connection()
         return _record_failure(event, f"{exc.__class__.__name__}: {exc}", transient=delivery_failure_is_transient(exc))
     _record_success(event)
     return OutboxStatus.SENT

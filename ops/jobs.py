@@ -29,7 +29,7 @@ from bookings_project.errors import Conflict, NotFound
 
 from .dispatch import EventDeferred
 from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
-from .emails import delivery_failure_is_transient, email_send
+from .emails import delivery_failure_is_transient, email_send, mail_server_failing
 from .models import Job, JobStatus, JobType
 from .outages import database_retry
 from .outbox import JOB_RUN, outbox_enqueue
@@ -43,11 +43,13 @@ EXECUTE_DATABASE_WAIT = 5.0
 
 class JobFailed(Exception):
     """The job ran and failed; the outbox retries it with backoff. `transient`: it failed on
-    the mail server's passing trouble (ops.emails.delivery_failure_is_transient)."""
+    the mail server's passing trouble (ops.emails.delivery_failure_is_transient);
+    `mail_server_failing`: trouble of the server as a whole (ops.emails.mail_server_failing)."""
 
-    def __init__(self, message: str, *, transient: bool = False):
+    def __init__(self, message: str, *, transient: bool = False, mail_server_failing: bool = False):
         super().__init__(message)
         self.transient = transient
+        self.mail_server_failing = mail_server_failing
 
 
 def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) -> Job:
@@ -177,10 +179,16 @@ def _run_claimed(job_id, *, deadline: float | None = None, database_wait: float 
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
         job = recorded(partial(job_finish, job, error=exc), "recording its failure")
         job.failed_transiently = delivery_failure_is_transient(exc)
+        job.mail_server_failing = mail_server_failing(exc)
         return job
     if "cursor" in result:
         return recorded(partial(job_pause, job, result), "saving its progress")
     return recorded(partial(job_finish, job, result=result), "recording its result")
+
+
+def job_sends_email(job_id) -> bool:
+    """Whether running the job sends an email (a notification job)."""
+    return Job.objects.filter(pk=job_id, type=JobType.NOTIFICATION).exists()
 
 
 def _defer_while_running(job_id) -> None:
@@ -202,7 +210,8 @@ def job_run(*, job_id, deadline: float | None = None) -> Job | None:
         return None  # completed (or gone): nothing left to do
     job = _run_claimed(job_id, deadline=deadline)
     if job.status == JobStatus.FAILED:
-        raise JobFailed(job.error_message, transient=getattr(job, "failed_transiently", False))
+        raise JobFailed(job.error_message, transient=getattr(job, "failed_transiently", False),
+                        mail_server_failing=getattr(job, "mail_server_failing", False))
     return job
 
 

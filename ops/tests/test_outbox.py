@@ -81,12 +81,15 @@ def test_smtp_down_events_retry_with_backoff_then_all_delivered(api_client, smtp
     before = timezone.now()
     stats = outbox_dispatch_batch()
 
-    assert stats["retry"] == 3 and stats["sent"] == 0
-    for event in OutboxEvent.objects.all():
-        assert event.status == OutboxStatus.PENDING
-        assert event.retry_count == 1
-        assert event.error_message  # why it failed is recorded
-        assert event.next_attempt_at >= before + backoff(1) - timedelta(seconds=1)
+    # The first email finds the server away; the batch's others wait without using up an attempt.
+    assert (stats["retry"], stats["deferred"], stats["sent"]) == (1, 2, 0)
+    first, *others = OutboxEvent.objects.order_by("created_at")
+    assert (first.status, first.retry_count) == (OutboxStatus.PENDING, 1)
+    assert first.error_message  # why it failed is recorded
+    assert first.next_attempt_at >= before + backoff(1) - timedelta(seconds=1)
+    for event in others:
+        assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 0)
+        assert event.error_message.startswith("Deferred until")
     # Not due yet: nothing is claimed before the backoff has passed.
     assert outbox_dispatch_batch()["claimed"] == 0
 
@@ -500,15 +503,15 @@ def test_emails_go_before_document_syncs_even_when_the_sync_is_older(smtp_server
 
 
 class OneConnectionBackend:
-    """Email backend double: one instance is one SMTP connection. `fail_first` sends fail by
-    breaking it (like a server dropping the connection mid-DATA); a broken connection stays
-    broken, so only a fresh one (get_connection) can send again."""
+    """Email backend double: one instance is one SMTP connection, which the server drops after
+    `limit` messages (a per-connection limit, an idle timeout) while the next send is under way; a
+    dropped connection stays dropped, so only a fresh one (get_connection) can send again."""
 
-    fail_first = 0
+    limit = 1
     sent: list = []
 
     def __init__(self, fail_silently=False, **kwargs):
-        self.broken = False
+        self.delivered = 0
 
     def open(self):
         return False
@@ -519,33 +522,29 @@ class OneConnectionBackend:
     def send_messages(self, messages):
         from smtplib import SMTPServerDisconnected
 
-        if self.broken:
-            raise SMTPServerDisconnected("please run connect() first")
-        if OneConnectionBackend.fail_first:
-            OneConnectionBackend.fail_first -= 1
-            self.broken = True
+        if self.delivered >= OneConnectionBackend.limit:
             raise SMTPServerDisconnected("Connection unexpectedly closed")
+        self.delivered += 1
         OneConnectionBackend.sent.extend(m.to[0] for m in messages)
         return len(messages)
 
 
-def test_after_an_smtp_failure_the_next_email_of_the_batch_gets_a_fresh_connection(settings, monkeypatch):
+def test_a_connection_dropped_after_delivering_is_replaced_not_taken_for_an_outage(settings, monkeypatch):
     """One connection serves a batch; once it failed, the next email must not reuse it (it would
-    fail too, and the batch would burn an attempt of every remaining email)."""
+    fail too). A connection that had delivered and then failed may only have been dropped: the
+    next email tries a fresh one rather than deferring the rest of the batch."""
     settings.EMAIL_BACKEND = "ops.tests.test_outbox.OneConnectionBackend"
-    monkeypatch.setattr(OneConnectionBackend, "fail_first", 1)
     monkeypatch.setattr(OneConnectionBackend, "sent", [])
-    first, second = (outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"{name}@example.com",
-                                    payload={"subject": "s", "message": "m"}) for name in ("first", "second"))
+    first, second, third = (outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"{name}@example.com",
+                                           payload={"subject": "s", "message": "m"})
+                            for name in ("first", "second", "third"))
 
     stats = outbox_dispatch_batch()
 
-    assert (stats["retry"], stats["sent"]) == (1, 1)
-    first.refresh_from_db()
+    assert (stats["retry"], stats["sent"], stats["deferred"]) == (1, 2, 0)
     second.refresh_from_db()
-    assert (first.status, first.retry_count) == (OutboxStatus.PENDING, 1)
-    assert second.status == OutboxStatus.SENT
-    assert OneConnectionBackend.sent == ["second@example.com"]
+    assert (second.status, second.retry_count) == (OutboxStatus.PENDING, 1)
+    assert OneConnectionBackend.sent == ["first@example.com", "third@example.com"]
 
 
 def test_an_event_revived_after_the_outage_gets_a_full_set_of_attempts_again(smtp_server, settings):
@@ -706,3 +705,81 @@ def test_a_dispatcher_whose_connection_is_killed_mid_batch_reconnects_and_releas
         assert sorted(smtp_server.message_ids()).count(f"<{events[0].pk}@bookings.local>") == 2
     finally:
         connection.close()
+
+
+class TestHungMailServer:
+    """A mail server that accepts connections but never answers DATA (or fails every message):
+    one email of a batch pays for finding out, the batch's other emails are deferred without
+    using up an attempt, and the syncs and jobs behind them are not held back."""
+
+    TIMEOUT = 1  # EMAIL_TIMEOUT in these tests (10 s in production)
+
+    @pytest.fixture
+    def hung_server(self, smtp_server, settings):
+        settings.EMAIL_TIMEOUT = self.TIMEOUT
+        smtp_server.delay = 3600  # answers EHLO, MAIL and RCPT; DATA never gets a reply
+        yield smtp_server
+        smtp_server.delay = 0
+
+    @pytest.mark.django_db(databases=["default", "documents"])
+    def test_one_email_waits_out_the_timeout_the_rest_of_the_batch_is_deferred(self, hung_server, make_user):
+        import time
+
+        from catalog.tests.factories import make_item
+        from ops.models import Document
+
+        emails = [outbox_enqueue(event_type=EventType.USER_REGISTERED, recipient_email=f"h{n}@example.com",
+                                 payload={"username": f"h{n}", "email": f"h{n}@example.com"}) for n in range(12)]
+        item = make_item(make_user(roles=["EVENT_ORGANIZER"]), name="Behind the emails")  # queues its sync
+        started = time.monotonic()
+
+        stats = outbox_dispatch_batch(batch_size=20)
+
+        elapsed = time.monotonic() - started
+        assert (stats["retry"], stats["deferred"], stats["sent"]) == (1, 11, 1)
+        assert elapsed < 6 * self.TIMEOUT, f"the batch took {elapsed:.1f}s"  # 12 timeouts before
+        assert Document.objects.using("documents").filter(entity_type="item", entity_id=str(item.pk)).exists()
+        rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in emails])
+        assert sorted(row.retry_count for row in rows) == [0] * 11 + [1]  # only the one that tried
+        tried = rows.get(retry_count=1)
+        assert tried.transient_failure and tried.status == OutboxStatus.PENDING
+        for row in rows.exclude(pk=tried.pk):
+            assert row.status == OutboxStatus.PENDING and row.error_message.startswith("Deferred until")
+            assert "mail server failing" in row.error_message
+            assert row.next_attempt_at > timezone.now() + timedelta(seconds=20)
+
+    def test_notification_jobs_behind_a_failed_email_are_deferred_too(self, hung_server):
+        from ops.jobs import job_create_notification
+
+        outbox_enqueue(event_type=EventType.GENERIC, recipient_email="first@example.com",
+                       payload={"subject": "s", "message": "m"})
+        job = job_create_notification(recipient_email="later@example.com", subject="s", message="m")
+
+        stats = outbox_dispatch_batch(batch_size=10)
+
+        assert (stats["retry"], stats["deferred"]) == (1, 1)
+        assert job.__class__.objects.get(pk=job.pk).status == "queued"  # not run, not failed
+
+    def test_a_dead_server_still_makes_each_email_dead_after_its_own_attempts(self, smtp_server, settings):
+        settings.OUTBOX_MAX_RETRIES = 2
+        smtp_server.stop()  # refused at once: rounds are quick
+        emails = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"d{n}@example.com",
+                                 payload={"subject": "s", "message": "m"}) for n in range(3)]
+        for _ in range(6):  # each round one email tries; deferrals use up nothing
+            make_due()
+            stats = outbox_dispatch_batch(batch_size=10)
+            assert stats["retry"] + stats["dead"] == 1
+        rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in emails])
+        assert {(row.status, row.retry_count, row.transient_failure) for row in rows} == {
+            (OutboxStatus.DEAD, 2, True)}
+        assert outbox_dispatch_batch()["claimed"] == 0
+
+    def test_a_recipient_refused_for_now_does_not_hold_back_the_others(self):
+        from smtplib import SMTPRecipientsRefused, SMTPServerDisconnected
+
+        from ops.emails import delivery_failure_is_transient, mail_server_failing
+
+        mailbox_full = SMTPRecipientsRefused({"a@example.com": (452, b"mailbox full")})
+        assert delivery_failure_is_transient(mailbox_full) and not mail_server_failing(mailbox_full)
+        assert mail_server_failing(TimeoutError("timed out"))
+        assert mail_server_failing(SMTPServerDisconnected("Connection unexpectedly closed"))
