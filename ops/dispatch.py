@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.db.models import Q
@@ -331,6 +330,8 @@ def outbox_dispatch_run(*, max_seconds: float) -> dict:
     or `max_seconds` pass."""
     from .outbox import outbox_nudge_taken
 
+    from .revival import outbox_revive_after_outage
+
     outbox_nudge_taken()  # before claiming: events committed from now on nudge again
     outbox_revive_after_outage()
     return outbox_dispatch_until_empty(max_seconds=max_seconds)
@@ -365,34 +366,10 @@ def _eager() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
-SMTP_PROBE_KEY = "outbox:smtp-probe"
-
-
 def _fresh_attempts(now: datetime) -> dict:
     """How a revived event is written: due now, a full set of attempts, held by no dispatcher."""
     return {"status": OutboxStatus.PENDING, "retry_count": 0, "next_attempt_at": now, "claimed_until": None,
             "transient_failure": False}
-
-
-def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
-    """DEAD events that failed only on the mail server's passing trouble go out again on their
-    own once it answers: at most every `probe_every` seconds (across processes, through the
-    shared cache) a connection to it is opened; if it opens, they get a fresh set of attempts.
-    Returns how many were revived."""
-    waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD, transient_failure=True)
-    if not waiting.exists() or not cache.add(SMTP_PROBE_KEY, 1, timeout=probe_every):
-        return 0
-    try:
-        connection = get_connection(fail_silently=False)
-        connection.open()
-        connection.close()
-    except Exception as exc:  # noqa: BLE001 - still unreachable: try again at the next probe
-        logger.info("mail server still unavailable (%s: %s); %s DEAD events wait for it",
-                    exc.__class__.__name__, exc, waiting.count())
-        return 0
-    revived = waiting.update(**_fresh_attempts(timezone.now()))
-    logger.warning("mail server answers again: %s DEAD events revived", revived)
-    return revived
 
 
 RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)

@@ -159,7 +159,7 @@ class TestMailServerOutage:
             outbox_dispatch_batch()
 
     def test_unreachable_then_back_revives_and_delivers_without_an_operator(self, smtp_server):
-        from ops.dispatch import outbox_revive_after_outage
+        from ops.revival import outbox_revive_after_outage
 
         event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
                                payload={"subject": "s", "message": "m"})
@@ -179,7 +179,7 @@ class TestMailServerOutage:
                                                   ("550 No such user here", False)])
     def test_a_try_later_reply_is_the_servers_trouble_a_refusal_is_the_messages(self, smtp_server, reply,
                                                                                 transient):
-        from ops.dispatch import outbox_revive_after_outage
+        from ops.revival import outbox_revive_after_outage
 
         event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="r@example.com",
                                payload={"subject": "s", "message": "m"})
@@ -191,7 +191,7 @@ class TestMailServerOutage:
         assert outbox_revive_after_outage(probe_every=0) == (1 if transient else 0)
 
     def test_a_notification_job_that_failed_on_the_outage_runs_again(self, smtp_server, make_user, client_for):
-        from ops.dispatch import outbox_revive_after_outage
+        from ops.revival import outbox_revive_after_outage
         from ops.models import Job
 
         operator = client_for(make_user(roles=["IT_OPERATOR"]))
@@ -548,30 +548,65 @@ def test_a_connection_dropped_after_delivering_is_replaced_not_taken_for_an_outa
 
 
 def test_an_event_revived_after_the_outage_gets_a_full_set_of_attempts_again(smtp_server, settings):
-    """outbox_revive_after_outage resets retry_count to 0: one more failure after the revival is
-    a retry with backoff, not at once DEAD again."""
-    from ops.dispatch import outbox_revive_after_outage
+    """Once a probe went out, the other waiting events are revived with retry_count 0: one more
+    failure after the revival is a retry with backoff, not at once DEAD again."""
+    from ops.revival import outbox_revive_after_outage
 
     settings.OUTBOX_MAX_RETRIES = 3
-    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
-                           payload={"subject": "s", "message": "m"})
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"o{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(2)]
     smtp_server.stop()
-    for _ in range(3):
+    for _ in range(6):  # one email tries per batch, the other is deferred
         make_due()
         outbox_dispatch_batch()
-    event.refresh_from_db()
-    assert (event.status, event.retry_count) == (OutboxStatus.DEAD, 3)
+    assert {(e.status, e.retry_count) for e in OutboxEvent.objects.all()} == {(OutboxStatus.DEAD, 3)}
 
     smtp_server.start()
-    assert outbox_revive_after_outage(probe_every=0) == 1
-    event.refresh_from_db()
-    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 0)
+    assert outbox_revive_after_outage(probe_every=0) == 2
+    [probe] = smtp_server.message_ids()
+    other = OutboxEvent.objects.exclude(status=OutboxStatus.SENT).get()
+    assert probe == f"<{OutboxEvent.objects.get(status=OutboxStatus.SENT).pk}@bookings.local>"
+    assert other.pk in {e.pk for e in events}
+    assert (other.status, other.retry_count) == (OutboxStatus.PENDING, 0)
 
     smtp_server.stop()  # the server goes away again before the dispatcher gets to it
     outbox_dispatch_batch()
-    event.refresh_from_db()
-    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 1)
+    other.refresh_from_db()
+    assert (other.status, other.retry_count) == (OutboxStatus.PENDING, 1)
     smtp_server.start()
+
+
+@pytest.mark.parametrize("trouble", ["451 Requested action aborted: local error", "hangs at DATA"])
+def test_a_server_that_accepts_connections_but_does_not_deliver_revives_nothing(smtp_server, settings, trouble):
+    """A connection that opens is no evidence the server delivers: a server answering 451 to
+    every message, or hanging at DATA, must not make DEAD events cycle DEAD → revived → DEAD,
+    losing their retry history each time. Each probe tries one event (in turn) and counts it."""
+    from ops.revival import outbox_revive_after_outage
+
+    settings.OUTBOX_MAX_RETRIES = 3
+    settings.EMAIL_TIMEOUT = 1
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"c{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(3)]
+    OutboxEvent.objects.update(status=OutboxStatus.DEAD, retry_count=3, transient_failure=True,
+                               error_message="SMTPServerDisconnected: Connection unexpectedly closed")
+    if trouble == "hangs at DATA":
+        smtp_server.delay = 3600
+    else:
+        smtp_server.reply = trouble
+
+    assert outbox_revive_after_outage(probe_every=0) == 0
+    assert outbox_revive_after_outage(probe_every=0) == 0
+
+    rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in events])
+    assert {row.status for row in rows} == {OutboxStatus.DEAD}  # nothing revived, nothing cycling
+    assert sorted(row.retry_count for row in rows) == [3, 4, 4]  # two probes, two different events
+    assert all(row.transient_failure and row.claimed_until is None for row in rows)
+
+    smtp_server.delay, smtp_server.reply = 0, None  # it delivers again
+    assert outbox_revive_after_outage(probe_every=0) == 3
+    outbox_dispatch_until_empty()
+    assert {row.status for row in rows.all()} == {OutboxStatus.SENT}
+    assert sorted(smtp_server.message_ids()) == sorted(f"<{e.pk}@bookings.local>" for e in events)
 
 
 @pytest.mark.django_db(transaction=True)
