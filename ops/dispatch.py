@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.db.models import Q
@@ -27,8 +26,9 @@ from django.utils import timezone
 from bookings_project.db import DATABASE_UNAVAILABLE
 from bookings_project.text import error_line
 
-from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send
+from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient, email_send, mail_server_failing
 from .models import OutboxEvent, OutboxStatus
+from .outages import database_wait
 from .outbox import DOCUMENT_SYNC, JOB_RUN, outbox_nudge
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ DEFERRED = "DEFERRED"
 MIN_DEFERRAL = timedelta(seconds=1)
 # A document sync that could not reach its database tries again after this (no attempt counted).
 DOCUMENTS_RETRY = timedelta(seconds=30)
+# So does an email whose batch found the mail server failing (another email met it first).
+EMAIL_RETRY = timedelta(seconds=30)
 
 
 class EventDeferred(Exception):
@@ -57,10 +59,14 @@ class BatchContext:
     this batch has already brought up to date."""
 
     email_connection: object = None
+    sent_on_connection: int = 0  # emails the current connection delivered
     synced: set = field(default_factory=set)
     # Set when a database a document sync needs could not be reached: the batch's remaining
     # syncs are deferred at once instead of each waiting out the connection pool's timeout.
     documents_down: bool = False
+    # Why an email of this batch failed on the mail server as a whole (unreachable, timed out, a
+    # 4xx): the batch's other emails are deferred at once instead of each waiting out EMAIL_TIMEOUT.
+    mail_down: str = ""
     # Until when (time.monotonic()) a long job of this batch may run before it pauses (ops.jobs).
     job_deadline: float = field(default_factory=lambda: time.monotonic() + settings.JOB_SLICE_SECONDS)
 
@@ -76,13 +82,33 @@ class BatchContext:
             except Exception:  # closing a broken connection must not mask the batch result
                 logger.debug("closing the email connection failed", exc_info=True)
 
+    def drop_connection(self):
+        """After a failure: the next email gets a fresh connection."""
+        self.close()
+        self.email_connection, self.sent_on_connection = None, 0
+
+
+def _defer_email(ctx: BatchContext) -> EventDeferred:
+    return EventDeferred(f"mail server failing for an earlier email of this batch: {ctx.mail_down}",
+                         until=timezone.now() + EMAIL_RETRY)
+
 
 def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
     if not event.recipient_email:
         raise ValueError("event has no recipient")
+    if ctx.mail_down:  # not tried, so no attempt used up: only an email that met the failure pays
+        raise _defer_email(ctx)
     context = {**event.payload, "reference": str(event.id), "data": event.payload.get("data", {})}
-    email_send(template=event.event_type, recipient=event.recipient_email, context=context,
-               stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
+    try:
+        email_send(template=event.event_type, recipient=event.recipient_email, context=context,
+                   stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
+    except Exception as exc:
+        # A connection that already delivered may just have been dropped (an idle timeout, a
+        # per-connection limit): the next email tries a fresh one. A fresh one failing is the server.
+        if mail_server_failing(exc) and not ctx.sent_on_connection:
+            ctx.mail_down = f"{exc.__class__.__name__}: {error_line(exc)}"
+        raise
+    ctx.sent_on_connection += 1
 
 
 def _defer_documents(reason: str) -> EventDeferred:
@@ -146,9 +172,17 @@ def _sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
 
 
 def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
-    from .jobs import job_run
+    from .jobs import JobFailed, job_run, job_sends_email
 
-    job_run(job_id=event.payload["jobId"], deadline=ctx.job_deadline)
+    job_id = event.payload["jobId"]
+    if ctx.mail_down and job_sends_email(job_id):
+        raise _defer_email(ctx)
+    try:
+        job_run(job_id=job_id, deadline=ctx.job_deadline)
+    except JobFailed as failed:
+        if failed.mail_server_failing:
+            ctx.mail_down = str(failed)
+        raise
 
 
 def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
@@ -236,8 +270,7 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
         return _record_deferral(event, deferred)
     except Exception as exc:  # any failure is recorded on the event and retried later
         if ctx.email_connection is not None:
-            ctx.close()
-            ctx.email_connection = None  # the next email gets a fresh connection
+            ctx.drop_connection()
         return _record_failure(event, f"{exc.__class__.__name__}: {exc}", transient=delivery_failure_is_transient(exc))
     _record_success(event)
     return OutboxStatus.SENT
@@ -265,9 +298,30 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
         _sync_batch_documents(syncs, ctx)
         process(syncs)
         process(jobs)
+    except DATABASE_UNAVAILABLE:
+        # The main database went away mid-batch (an outcome could not be written). This worker is
+        # alive: once the database answers, it hands back what it did not record instead of
+        # leaving it hidden for the whole lease.
+        if not database_wait(what="outbox batch"):
+            raise
+        _release_unrecorded(events)
     finally:
         ctx.close()
     return stats
+
+
+def _release_unrecorded(events: list[OutboxEvent]) -> int:
+    """Make a batch's events whose outcome was not written due again now. Only events still
+    PENDING under this batch's own claim (a recorded outcome cleared it; another dispatcher that
+    claimed one after the lease set its own). An email that went out but whose SENT write failed
+    is sent again, with the same Message-ID (at least once, contract §6)."""
+    leases = {event.claimed_until for event in events}
+    released = OutboxEvent.objects.filter(
+        pk__in=[event.pk for event in events], status=OutboxStatus.PENDING, claimed_until__in=leases,
+    ).update(claimed_until=None, next_attempt_at=timezone.now())
+    logger.warning("outbox batch interrupted by a database outage: %s of its %s events released for the next "
+                   "dispatcher", released, len(events))
+    return released
 
 
 def outbox_dispatch_run(*, max_seconds: float) -> dict:
@@ -275,6 +329,8 @@ def outbox_dispatch_run(*, max_seconds: float) -> dict:
     died only of the mail server's outage (once it answers), then deliver until nothing is due
     or `max_seconds` pass."""
     from .outbox import outbox_nudge_taken
+
+    from .revival import outbox_revive_after_outage
 
     outbox_nudge_taken()  # before claiming: events committed from now on nudge again
     outbox_revive_after_outage()
@@ -310,34 +366,10 @@ def _eager() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
-SMTP_PROBE_KEY = "outbox:smtp-probe"
-
-
 def _fresh_attempts(now: datetime) -> dict:
     """How a revived event is written: due now, a full set of attempts, held by no dispatcher."""
     return {"status": OutboxStatus.PENDING, "retry_count": 0, "next_attempt_at": now, "claimed_until": None,
             "transient_failure": False}
-
-
-def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
-    """DEAD events that failed only on the mail server's passing trouble go out again on their
-    own once it answers: at most every `probe_every` seconds (across processes, through the
-    shared cache) a connection to it is opened; if it opens, they get a fresh set of attempts.
-    Returns how many were revived."""
-    waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD, transient_failure=True)
-    if not waiting.exists() or not cache.add(SMTP_PROBE_KEY, 1, timeout=probe_every):
-        return 0
-    try:
-        connection = get_connection(fail_silently=False)
-        connection.open()
-        connection.close()
-    except Exception as exc:  # noqa: BLE001 - still unreachable: try again at the next probe
-        logger.info("mail server still unavailable (%s: %s); %s DEAD events wait for it",
-                    exc.__class__.__name__, exc, waiting.count())
-        return 0
-    revived = waiting.update(**_fresh_attempts(timezone.now()))
-    logger.warning("mail server answers again: %s DEAD events revived", revived)
-    return revived
 
 
 RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)

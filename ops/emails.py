@@ -165,3 +165,17 @@ def delivery_failure_is_transient(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def mail_server_failing(exc: BaseException) -> bool:
+    """Whether a transient failure was the mail server's as a whole (unreachable, timed out,
+    disconnected, a 4xx to the connection or the message), so the next email would meet it too;
+    a 4xx refusing the recipients is about them, not the server."""
+    seen = set()
+    cause = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, smtplib.SMTPRecipientsRefused):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return delivery_failure_is_transient(exc)

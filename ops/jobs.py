@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -28,22 +29,27 @@ from bookings_project.errors import Conflict, NotFound
 
 from .dispatch import EventDeferred
 from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
-from .emails import delivery_failure_is_transient, email_send
+from .emails import delivery_failure_is_transient, email_send, mail_server_failing
 from .models import Job, JobStatus, JobType
+from .outages import database_retry
 from .outbox import JOB_RUN, outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
 ENTITY_TYPES = {"item": "item", "launch": "item", "booking": "booking"}
+# A request waits less for the database than a worker: it must answer inside gunicorn's timeout.
+EXECUTE_DATABASE_WAIT = 5.0
 
 
 class JobFailed(Exception):
     """The job ran and failed; the outbox retries it with backoff. `transient`: it failed on
-    the mail server's passing trouble (ops.emails.delivery_failure_is_transient)."""
+    the mail server's passing trouble (ops.emails.delivery_failure_is_transient);
+    `mail_server_failing`: trouble of the server as a whole (ops.emails.mail_server_failing)."""
 
-    def __init__(self, message: str, *, transient: bool = False):
+    def __init__(self, message: str, *, transient: bool = False, mail_server_failing: bool = False):
         super().__init__(message)
         self.transient = transient
+        self.mail_server_failing = mail_server_failing
 
 
 def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) -> Job:
@@ -158,18 +164,31 @@ def job_pause(job: Job, progress: dict) -> Job:
     return job
 
 
-def _run_claimed(job_id, *, deadline: float | None = None) -> Job:
-    """Run a claimed job (its next slice, when it is long and `deadline` comes first)."""
-    job = Job.objects.get(pk=job_id)
+def _run_claimed(job_id, *, deadline: float | None = None, database_wait: float | None = None) -> Job:
+    """Run a claimed job (its next slice, when it is long and `deadline` comes first). Its
+    outcome is written through a database outage of up to `database_wait` seconds
+    (ops.outages.DATABASE_WAIT_SECONDS): this run is alive, so the job must not stay `running`
+    until it counts as stale."""
+
+    def recorded(write, what):
+        return database_retry(write, what=f"job {job_id}: {what}", max_seconds=database_wait)
+
+    job = recorded(lambda: Job.objects.get(pk=job_id), "reading the job")
     try:
         result = _perform(job, deadline)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
-        job = job_finish(job, error=exc)
+        job = recorded(partial(job_finish, job, error=exc), "recording its failure")
         job.failed_transiently = delivery_failure_is_transient(exc)
+        job.mail_server_failing = mail_server_failing(exc)
         return job
     if "cursor" in result:
-        return job_pause(job, result)
-    return job_finish(job, result=result)
+        return recorded(partial(job_pause, job, result), "saving its progress")
+    return recorded(partial(job_finish, job, result=result), "recording its result")
+
+
+def job_sends_email(job_id) -> bool:
+    """Whether running the job sends an email (a notification job)."""
+    return Job.objects.filter(pk=job_id, type=JobType.NOTIFICATION).exists()
 
 
 def _defer_while_running(job_id) -> None:
@@ -191,7 +210,8 @@ def job_run(*, job_id, deadline: float | None = None) -> Job | None:
         return None  # completed (or gone): nothing left to do
     job = _run_claimed(job_id, deadline=deadline)
     if job.status == JobStatus.FAILED:
-        raise JobFailed(job.error_message, transient=getattr(job, "failed_transiently", False))
+        raise JobFailed(job.error_message, transient=getattr(job, "failed_transiently", False),
+                        mail_server_failing=getattr(job, "mail_server_failing", False))
     return job
 
 
@@ -207,7 +227,8 @@ def job_execute(*, job_id, deadline: float | None = None) -> Job:
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
     # A job too long for one request (a whole-type reconciliation of a large DB) answers
     # `running` after JOB_EXECUTE_SECONDS and goes on in slices on the workers.
-    return _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS)
+    return _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS,
+                        database_wait=EXECUTE_DATABASE_WAIT)
 
 
 def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size: int,
@@ -227,5 +248,5 @@ def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size:
     except (Exception, KeyboardInterrupt) as exc:
         if job is None:
             raise
-        return job_finish(job, error=exc)
-    return job_finish(job, result=result)
+        return database_retry(partial(job_finish, job, error=exc), what=f"job {job.pk}: recording its failure")
+    return database_retry(partial(job_finish, job, result=result), what=f"job {job.pk}: recording its result")

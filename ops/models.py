@@ -87,7 +87,7 @@ class OutboxEvent(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     # The last failure was the mail server's (unreachable, timed out, "try later"), not the
     # event's: a DEAD event with it set goes out again on its own once the server answers
-    # (ops.dispatch.outbox_revive_after_outage).
+    # (ops.revival.outbox_revive_after_outage).
     transient_failure = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)

@@ -275,3 +275,46 @@ def test_a_shell_run_stopped_by_a_signal_ends_its_job_as_failed(drifted_items, m
         call_command("reconcile", "--entity-type", "item", "--no-progress")
     assert Job.objects.get(params__trigger="cli").status == JobStatus.FAILED
     assert signal.getsignal(getattr(signal, signame)) == before  # handlers restored
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_a_job_hit_by_a_database_blip_ends_failed_once_it_returns_not_running_until_stale(
+        drifted_items, monkeypatch, client_for, make_user):
+    """The database goes away mid-run and is still away when the (live) worker records the
+    failure: it waits for it and writes `failed`, so the job's event retries it as any failed job,
+    and execute is allowed at once — not 409 for JOB_STALE_AFTER_SECONDS."""
+    from django.db import OperationalError
+
+    from ops import jobs, outages, reconciliation
+    from ops.dispatch import outbox_dispatch_batch
+    from ops.jobs import job_create_reconciliation
+
+    monkeypatch.setattr(outages, "FIRST_PAUSE", 0)
+    real_reconcile, real_update = reconciliation.reconcile, jobs._update_own_run
+    writes = []
+
+    def database_restarting(**kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+
+    def update_once_it_is_back(job, **changes):
+        writes.append(changes.get("status"))
+        if len(writes) <= 2:
+            raise OperationalError("connection failed: Connection refused")
+        return real_update(job, **changes)
+
+    monkeypatch.setattr(reconciliation, "reconcile", database_restarting)
+    monkeypatch.setattr(jobs, "_update_own_run", update_once_it_is_back)
+    job = job_create_reconciliation(entity_type="booking")
+
+    stats = outbox_dispatch_batch()
+
+    assert stats["retry"] == 1
+    failed = Job.objects.get(pk=job.pk)
+    assert failed.status == JobStatus.FAILED and "OperationalError" in failed.error_message
+    assert writes == [JobStatus.FAILED] * 3
+    event = job_event(job)
+    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 1)
+
+    monkeypatch.setattr(reconciliation, "reconcile", real_reconcile)
+    operator = client_for(make_user(roles=["IT_OPERATOR"]))
+    assert operator.put(f"/jobs/{job.pk}/execute").json()["status"] == "completed"

@@ -81,12 +81,15 @@ def test_smtp_down_events_retry_with_backoff_then_all_delivered(api_client, smtp
     before = timezone.now()
     stats = outbox_dispatch_batch()
 
-    assert stats["retry"] == 3 and stats["sent"] == 0
-    for event in OutboxEvent.objects.all():
-        assert event.status == OutboxStatus.PENDING
-        assert event.retry_count == 1
-        assert event.error_message  # why it failed is recorded
-        assert event.next_attempt_at >= before + backoff(1) - timedelta(seconds=1)
+    # The first email finds the server away; the batch's others wait without using up an attempt.
+    assert (stats["retry"], stats["deferred"], stats["sent"]) == (1, 2, 0)
+    first, *others = OutboxEvent.objects.order_by("created_at")
+    assert (first.status, first.retry_count) == (OutboxStatus.PENDING, 1)
+    assert first.error_message  # why it failed is recorded
+    assert first.next_attempt_at >= before + backoff(1) - timedelta(seconds=1)
+    for event in others:
+        assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 0)
+        assert event.error_message.startswith("Deferred until")
     # Not due yet: nothing is claimed before the backoff has passed.
     assert outbox_dispatch_batch()["claimed"] == 0
 
@@ -156,7 +159,7 @@ class TestMailServerOutage:
             outbox_dispatch_batch()
 
     def test_unreachable_then_back_revives_and_delivers_without_an_operator(self, smtp_server):
-        from ops.dispatch import outbox_revive_after_outage
+        from ops.revival import outbox_revive_after_outage
 
         event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
                                payload={"subject": "s", "message": "m"})
@@ -176,7 +179,7 @@ class TestMailServerOutage:
                                                   ("550 No such user here", False)])
     def test_a_try_later_reply_is_the_servers_trouble_a_refusal_is_the_messages(self, smtp_server, reply,
                                                                                 transient):
-        from ops.dispatch import outbox_revive_after_outage
+        from ops.revival import outbox_revive_after_outage
 
         event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="r@example.com",
                                payload={"subject": "s", "message": "m"})
@@ -188,7 +191,7 @@ class TestMailServerOutage:
         assert outbox_revive_after_outage(probe_every=0) == (1 if transient else 0)
 
     def test_a_notification_job_that_failed_on_the_outage_runs_again(self, smtp_server, make_user, client_for):
-        from ops.dispatch import outbox_revive_after_outage
+        from ops.revival import outbox_revive_after_outage
         from ops.models import Job
 
         operator = client_for(make_user(roles=["IT_OPERATOR"]))
@@ -500,15 +503,15 @@ def test_emails_go_before_document_syncs_even_when_the_sync_is_older(smtp_server
 
 
 class OneConnectionBackend:
-    """Email backend double: one instance is one SMTP connection. `fail_first` sends fail by
-    breaking it (like a server dropping the connection mid-DATA); a broken connection stays
-    broken, so only a fresh one (get_connection) can send again."""
+    """Email backend double: one instance is one SMTP connection, which the server drops after
+    `limit` messages (a per-connection limit, an idle timeout) while the next send is under way; a
+    dropped connection stays dropped, so only a fresh one (get_connection) can send again."""
 
-    fail_first = 0
+    limit = 1
     sent: list = []
 
     def __init__(self, fail_silently=False, **kwargs):
-        self.broken = False
+        self.delivered = 0
 
     def open(self):
         return False
@@ -519,60 +522,91 @@ class OneConnectionBackend:
     def send_messages(self, messages):
         from smtplib import SMTPServerDisconnected
 
-        if self.broken:
-            raise SMTPServerDisconnected("please run connect() first")
-        if OneConnectionBackend.fail_first:
-            OneConnectionBackend.fail_first -= 1
-            self.broken = True
+        if self.delivered >= OneConnectionBackend.limit:
             raise SMTPServerDisconnected("Connection unexpectedly closed")
+        self.delivered += 1
         OneConnectionBackend.sent.extend(m.to[0] for m in messages)
         return len(messages)
 
 
-def test_after_an_smtp_failure_the_next_email_of_the_batch_gets_a_fresh_connection(settings, monkeypatch):
+def test_a_connection_dropped_after_delivering_is_replaced_not_taken_for_an_outage(settings, monkeypatch):
     """One connection serves a batch; once it failed, the next email must not reuse it (it would
-    fail too, and the batch would burn an attempt of every remaining email)."""
+    fail too). A connection that had delivered and then failed may only have been dropped: the
+    next email tries a fresh one rather than deferring the rest of the batch."""
     settings.EMAIL_BACKEND = "ops.tests.test_outbox.OneConnectionBackend"
-    monkeypatch.setattr(OneConnectionBackend, "fail_first", 1)
     monkeypatch.setattr(OneConnectionBackend, "sent", [])
-    first, second = (outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"{name}@example.com",
-                                    payload={"subject": "s", "message": "m"}) for name in ("first", "second"))
+    first, second, third = (outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"{name}@example.com",
+                                           payload={"subject": "s", "message": "m"})
+                            for name in ("first", "second", "third"))
 
     stats = outbox_dispatch_batch()
 
-    assert (stats["retry"], stats["sent"]) == (1, 1)
-    first.refresh_from_db()
+    assert (stats["retry"], stats["sent"], stats["deferred"]) == (1, 2, 0)
     second.refresh_from_db()
-    assert (first.status, first.retry_count) == (OutboxStatus.PENDING, 1)
-    assert second.status == OutboxStatus.SENT
-    assert OneConnectionBackend.sent == ["second@example.com"]
+    assert (second.status, second.retry_count) == (OutboxStatus.PENDING, 1)
+    assert OneConnectionBackend.sent == ["first@example.com", "third@example.com"]
 
 
 def test_an_event_revived_after_the_outage_gets_a_full_set_of_attempts_again(smtp_server, settings):
-    """outbox_revive_after_outage resets retry_count to 0: one more failure after the revival is
-    a retry with backoff, not at once DEAD again."""
-    from ops.dispatch import outbox_revive_after_outage
+    """Once a probe went out, the other waiting events are revived with retry_count 0: one more
+    failure after the revival is a retry with backoff, not at once DEAD again."""
+    from ops.revival import outbox_revive_after_outage
 
     settings.OUTBOX_MAX_RETRIES = 3
-    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
-                           payload={"subject": "s", "message": "m"})
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"o{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(2)]
     smtp_server.stop()
-    for _ in range(3):
+    for _ in range(6):  # one email tries per batch, the other is deferred
         make_due()
         outbox_dispatch_batch()
-    event.refresh_from_db()
-    assert (event.status, event.retry_count) == (OutboxStatus.DEAD, 3)
+    assert {(e.status, e.retry_count) for e in OutboxEvent.objects.all()} == {(OutboxStatus.DEAD, 3)}
 
     smtp_server.start()
-    assert outbox_revive_after_outage(probe_every=0) == 1
-    event.refresh_from_db()
-    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 0)
+    assert outbox_revive_after_outage(probe_every=0) == 2
+    [probe] = smtp_server.message_ids()
+    other = OutboxEvent.objects.exclude(status=OutboxStatus.SENT).get()
+    assert probe == f"<{OutboxEvent.objects.get(status=OutboxStatus.SENT).pk}@bookings.local>"
+    assert other.pk in {e.pk for e in events}
+    assert (other.status, other.retry_count) == (OutboxStatus.PENDING, 0)
 
     smtp_server.stop()  # the server goes away again before the dispatcher gets to it
     outbox_dispatch_batch()
-    event.refresh_from_db()
-    assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 1)
+    other.refresh_from_db()
+    assert (other.status, other.retry_count) == (OutboxStatus.PENDING, 1)
     smtp_server.start()
+
+
+@pytest.mark.parametrize("trouble", ["451 Requested action aborted: local error", "hangs at DATA"])
+def test_a_server_that_accepts_connections_but_does_not_deliver_revives_nothing(smtp_server, settings, trouble):
+    """A connection that opens is no evidence the server delivers: a server answering 451 to
+    every message, or hanging at DATA, must not make DEAD events cycle DEAD → revived → DEAD,
+    losing their retry history each time. Each probe tries one event (in turn) and counts it."""
+    from ops.revival import outbox_revive_after_outage
+
+    settings.OUTBOX_MAX_RETRIES = 3
+    settings.EMAIL_TIMEOUT = 1
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"c{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(3)]
+    OutboxEvent.objects.update(status=OutboxStatus.DEAD, retry_count=3, transient_failure=True,
+                               error_message="SMTPServerDisconnected: Connection unexpectedly closed")
+    if trouble == "hangs at DATA":
+        smtp_server.delay = 3600
+    else:
+        smtp_server.reply = trouble
+
+    assert outbox_revive_after_outage(probe_every=0) == 0
+    assert outbox_revive_after_outage(probe_every=0) == 0
+
+    rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in events])
+    assert {row.status for row in rows} == {OutboxStatus.DEAD}  # nothing revived, nothing cycling
+    assert sorted(row.retry_count for row in rows) == [3, 4, 4]  # two probes, two different events
+    assert all(row.transient_failure and row.claimed_until is None for row in rows)
+
+    smtp_server.delay, smtp_server.reply = 0, None  # it delivers again
+    assert outbox_revive_after_outage(probe_every=0) == 3
+    outbox_dispatch_until_empty()
+    assert {row.status for row in rows.all()} == {OutboxStatus.SENT}
+    assert sorted(smtp_server.message_ids()) == sorted(f"<{e.pk}@bookings.local>" for e in events)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -595,3 +629,192 @@ def test_a_committed_booking_publishes_one_nudge(make_user, monkeypatch, setting
 
     assert OutboxEvent.objects.count() > before  # the booking wrote its events ...
     assert len(published) == 1  # ... and nudged once, after its commit
+
+
+class TestMainDatabaseOutageMidBatch:
+    """The main database goes away while a batch is out (an outcome cannot be written): the live
+    dispatcher waits for it and hands back the events it did not record, instead of crashing and
+    leaving them hidden for the whole lease."""
+
+    @pytest.fixture
+    def events(self, settings):
+        settings.OUTBOX_LEASE_SECONDS = 600
+        return [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"b{n}@example.com",
+                               payload={"subject": "s", "message": "m"}) for n in range(4)]
+
+    @pytest.fixture
+    def outage_at_second_outcome(self, monkeypatch):
+        """Writing the second SENT fails as a dropped connection does (the email went out);
+        `meanwhile` runs just before, as another process would."""
+        from django.db import OperationalError
+
+        from ops import dispatch, outages
+
+        monkeypatch.setattr(outages, "FIRST_PAUSE", 0)
+        real, calls, state = dispatch._record_success, [], {"meanwhile": lambda: None}
+
+        def record_success(event):
+            calls.append(event.pk)
+            if len(calls) == 2:
+                state["meanwhile"]()
+                raise OperationalError("server closed the connection unexpectedly")
+            real(event)
+
+        monkeypatch.setattr(dispatch, "_record_success", record_success)
+        return state
+
+    def test_unrecorded_events_are_released_and_go_out_soon(self, events, outage_at_second_outcome, smtp_server):
+        stats = outbox_dispatch_batch(batch_size=4)  # does not raise: the database answers again
+
+        assert stats["sent"] == 1
+        rows = {e.pk: e for e in OutboxEvent.objects.all()}
+        assert rows[events[0].pk].status == OutboxStatus.SENT
+        for event in events[1:]:  # the one whose SENT was lost, and the two never tried
+            row = rows[event.pk]
+            assert (row.status, row.retry_count, row.claimed_until) == (OutboxStatus.PENDING, 0, None)
+            assert row.next_attempt_at <= timezone.now()  # due now, not at the end of the lease
+
+        assert outbox_dispatch_until_empty()["sent"] == 3
+        assert set(OutboxEvent.objects.values_list("status", flat=True)) == {OutboxStatus.SENT}
+        # The email sent before its SENT was lost goes out again, with the same Message-ID.
+        assert smtp_server.message_ids().count(f"<{events[1].pk}@bookings.local>") == 2
+        assert smtp_server.duplicates() == 1
+
+    def test_an_event_another_dispatcher_claimed_meanwhile_is_not_released(self, events, outage_at_second_outcome,
+                                                                             smtp_server):
+        other_lease = timezone.now() + timedelta(seconds=900)
+
+        def claimed_by_another():  # this batch's lease ran out and another dispatcher took the last event
+            OutboxEvent.objects.filter(pk=events[3].pk).update(claimed_until=other_lease, next_attempt_at=other_lease)
+
+        outage_at_second_outcome["meanwhile"] = claimed_by_another
+        outbox_dispatch_batch(batch_size=4)
+
+        taken = OutboxEvent.objects.get(pk=events[3].pk)
+        assert (taken.status, taken.claimed_until, taken.next_attempt_at) == (
+            OutboxStatus.PENDING, other_lease, other_lease)
+        assert OutboxEvent.objects.get(pk=events[2].pk).claimed_until is None
+
+    def test_a_database_that_stays_away_fails_the_task(self, events, outage_at_second_outcome, monkeypatch):
+        from django.db import OperationalError
+
+        from ops import dispatch
+
+        monkeypatch.setattr(dispatch, "database_wait", lambda **kwargs: False)
+        with pytest.raises(OperationalError):
+            outbox_dispatch_batch(batch_size=4)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatcher_whose_connection_is_killed_mid_batch_reconnects_and_releases(smtp_server, monkeypatch):
+    """A real dropped connection (the server ends the dispatcher's session, as a restart does)
+    between two sends: the batch reconnects and its unrecorded events are due again at once."""
+    import psycopg
+    from django.db import connection
+
+    from bookings_project.testing import database_url
+    from ops import dispatch, outages
+
+    monkeypatch.setattr(outages, "FIRST_PAUSE", 0.05)
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"k{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(3)]
+    real_send = dispatch._send_email
+
+    def send_then_lose_the_connection(event, ctx):
+        real_send(event, ctx)
+        if event.pk == events[0].pk:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                [pid] = cursor.fetchone()
+            with psycopg.connect(database_url("default"), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    monkeypatch.setattr(dispatch, "_send_email", send_then_lose_the_connection)
+    try:
+        outbox_dispatch_batch(batch_size=3)
+        rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in events])
+        assert all(row.status == OutboxStatus.PENDING and row.claimed_until is None for row in rows)
+        monkeypatch.setattr(dispatch, "_send_email", real_send)
+        assert outbox_dispatch_until_empty()["sent"] == 3
+        assert sorted(smtp_server.message_ids()).count(f"<{events[0].pk}@bookings.local>") == 2
+    finally:
+        connection.close()
+
+
+class TestHungMailServer:
+    """A mail server that accepts connections but never answers DATA (or fails every message):
+    one email of a batch pays for finding out, the batch's other emails are deferred without
+    using up an attempt, and the syncs and jobs behind them are not held back."""
+
+    TIMEOUT = 1  # EMAIL_TIMEOUT in these tests (10 s in production)
+
+    @pytest.fixture
+    def hung_server(self, smtp_server, settings):
+        settings.EMAIL_TIMEOUT = self.TIMEOUT
+        smtp_server.delay = 3600  # answers EHLO, MAIL and RCPT; DATA never gets a reply
+        yield smtp_server
+        smtp_server.delay = 0
+
+    @pytest.mark.django_db(databases=["default", "documents"])
+    def test_one_email_waits_out_the_timeout_the_rest_of_the_batch_is_deferred(self, hung_server, make_user):
+        import time
+
+        from catalog.tests.factories import make_item
+        from ops.models import Document
+
+        emails = [outbox_enqueue(event_type=EventType.USER_REGISTERED, recipient_email=f"h{n}@example.com",
+                                 payload={"username": f"h{n}", "email": f"h{n}@example.com"}) for n in range(12)]
+        item = make_item(make_user(roles=["EVENT_ORGANIZER"]), name="Behind the emails")  # queues its sync
+        started = time.monotonic()
+
+        stats = outbox_dispatch_batch(batch_size=20)
+
+        elapsed = time.monotonic() - started
+        assert (stats["retry"], stats["deferred"], stats["sent"]) == (1, 11, 1)
+        assert elapsed < 6 * self.TIMEOUT, f"the batch took {elapsed:.1f}s"  # 12 timeouts before
+        assert Document.objects.using("documents").filter(entity_type="item", entity_id=str(item.pk)).exists()
+        rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in emails])
+        assert sorted(row.retry_count for row in rows) == [0] * 11 + [1]  # only the one that tried
+        tried = rows.get(retry_count=1)
+        assert tried.transient_failure and tried.status == OutboxStatus.PENDING
+        for row in rows.exclude(pk=tried.pk):
+            assert row.status == OutboxStatus.PENDING and row.error_message.startswith("Deferred until")
+            assert "mail server failing" in row.error_message
+            assert row.next_attempt_at > timezone.now() + timedelta(seconds=20)
+
+    def test_notification_jobs_behind_a_failed_email_are_deferred_too(self, hung_server):
+        from ops.jobs import job_create_notification
+
+        outbox_enqueue(event_type=EventType.GENERIC, recipient_email="first@example.com",
+                       payload={"subject": "s", "message": "m"})
+        job = job_create_notification(recipient_email="later@example.com", subject="s", message="m")
+
+        stats = outbox_dispatch_batch(batch_size=10)
+
+        assert (stats["retry"], stats["deferred"]) == (1, 1)
+        assert job.__class__.objects.get(pk=job.pk).status == "queued"  # not run, not failed
+
+    def test_a_dead_server_still_makes_each_email_dead_after_its_own_attempts(self, smtp_server, settings):
+        settings.OUTBOX_MAX_RETRIES = 2
+        smtp_server.stop()  # refused at once: rounds are quick
+        emails = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"d{n}@example.com",
+                                 payload={"subject": "s", "message": "m"}) for n in range(3)]
+        for _ in range(6):  # each round one email tries; deferrals use up nothing
+            make_due()
+            stats = outbox_dispatch_batch(batch_size=10)
+            assert stats["retry"] + stats["dead"] == 1
+        rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in emails])
+        assert {(row.status, row.retry_count, row.transient_failure) for row in rows} == {
+            (OutboxStatus.DEAD, 2, True)}
+        assert outbox_dispatch_batch()["claimed"] == 0
+
+    def test_a_recipient_refused_for_now_does_not_hold_back_the_others(self):
+        from smtplib import SMTPRecipientsRefused, SMTPServerDisconnected
+
+        from ops.emails import delivery_failure_is_transient, mail_server_failing
+
+        mailbox_full = SMTPRecipientsRefused({"a@example.com": (452, b"mailbox full")})
+        assert delivery_failure_is_transient(mailbox_full) and not mail_server_failing(mailbox_full)
+        assert mail_server_failing(TimeoutError("timed out"))
+        assert mail_server_failing(SMTPServerDisconnected("Connection unexpectedly closed"))

@@ -1,0 +1,79 @@
+"""Mail-server outages end on their own: DEAD events that failed only on the server's passing
+trouble (`transient_failure`) go out again once it is seen delivering (ops.dispatch runs this
+before each dispatch)."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from bookings_project.text import error_line
+
+from .dispatch import (BatchContext, EventDeferred, _fresh_attempts, _record, _record_success, backoff,
+                       handler_for)
+from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient
+from .models import OutboxEvent, OutboxStatus
+from .outbox import JOB_RUN
+
+logger = logging.getLogger(__name__)
+
+SMTP_PROBE_KEY = "outbox:smtp-probe"
+
+
+def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
+    """DEAD events that failed only on the mail server's passing trouble go out again on their
+    own once it delivers: at most every `probe_every` seconds (across processes, through the
+    shared cache) one of them is sent as a probe. A connection that opens is no evidence (a
+    server may accept connections and hang at DATA, or answer 451 to every message: reviving on
+    it made events cycle DEAD → revived → DEAD, their retry history reset each time); a message
+    delivered is. Then the others get a fresh set of attempts. Returns how many went out again
+    (the probe included)."""
+    waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD, transient_failure=True)
+    if not waiting.exists() or not cache.add(SMTP_PROBE_KEY, 1, timeout=probe_every):
+        return 0
+    probe = _probe_claim(waiting)
+    if probe is None or not _probe_delivers(probe):
+        return 0
+    revived = waiting.update(**_fresh_attempts(timezone.now()))
+    logger.warning("mail server delivers again (event %s went out): %s DEAD events revived", probe.pk, revived)
+    return revived + 1
+
+
+def _probe_claim(waiting) -> OutboxEvent | None:
+    """Claim, like a batch would, the waiting email (or notification job) whose retry would have
+    been due first: probes take turns, so one message the server refuses for its own reasons
+    (a full mailbox) does not keep the others DEAD."""
+    candidates = waiting.filter(event_type__in=[*EMAIL_TEMPLATES, JOB_RUN]).order_by("next_attempt_at", "created_at")
+    for probe in candidates[:5]:
+        lease_end = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+        if OutboxEvent.objects.filter(pk=probe.pk, status=OutboxStatus.DEAD, transient_failure=True).update(
+                status=OutboxStatus.PENDING, next_attempt_at=lease_end, claimed_until=lease_end):
+            probe.status, probe.next_attempt_at, probe.claimed_until = OutboxStatus.PENDING, lease_end, lease_end
+            return probe
+    return None
+
+
+def _probe_delivers(probe: OutboxEvent) -> bool:
+    """Send the probe. Failing, it is DEAD again with the attempt counted (its retry_count goes
+    past OUTBOX_MAX_RETRIES: its history is kept) and why it failed."""
+    ctx = BatchContext()
+    try:
+        handler_for(probe.event_type)(probe, ctx)
+    except EventDeferred:  # its job is running elsewhere: no evidence either way
+        _record(probe, status=OutboxStatus.DEAD)
+        return False
+    except Exception as exc:  # noqa: BLE001 - still not delivering: the next probe tries another
+        retry_count = probe.retry_count + 1
+        _record(probe, status=OutboxStatus.DEAD, retry_count=retry_count,
+                error_message=f"{exc.__class__.__name__}: {exc}"[:2000],
+                next_attempt_at=timezone.now() + backoff(retry_count),
+                transient_failure=delivery_failure_is_transient(exc))
+        logger.info("mail server still not delivering (probe %s, attempt %s: %s: %s); DEAD events wait for it",
+                    probe.pk, retry_count, exc.__class__.__name__, error_line(exc))
+        return False
+    finally:
+        ctx.close()
+    _record_success(probe)
+    return True
