@@ -41,6 +41,8 @@ class AutoSchema(SpectacularAutoSchema):
     view has to repeat them: 401 wherever a bearer token is read (a bad one is refused even where
     no token is needed), 413 and 415 wherever a request body is parsed."""
 
+    # (drf-spectacular's own hook for every operation's responses; the version is pinned in
+    # requirements.txt, and bookings_project/tests/test_schema.py probes what it produces.)
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         implicit = set()

@@ -43,14 +43,17 @@ def env_int(name: str, default: int) -> int:
 
 
 # django-ratelimit's rate syntax, strictly: its own parser reads "10/M" as 10 per second and
-# fails on every request (a 500 on each login) for "abc".
-RATE = re.compile(r"(?P<count>\d+)/(?P<multiple>[1-9]\d*)?[smhd]")
+# fails on every request (a 500 on each login) for "abc". It reads a unit by its first letter, so
+# the spelled-out units it accepts ("10/minute") are accepted here too.
+RATE = re.compile(r"(?P<count>\d+)/(?P<multiple>[1-9]\d*)?"
+                  r"(?:s|m|h|d|secs?|seconds?|mins?|minutes?|hours?|days?)")
 
 
 def env_rate(name: str, default: str) -> str:
     raw = env_str(name, default)
     if not RATE.fullmatch(raw):
-        raise ImproperlyConfigured(f"{name} must be a rate like 10/m, 100/h or 5/10s (s, m, h, d), got {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be a rate like 10/m, 100/hour or 5/10s (lowercase s, m, h, d), "
+                                   f"got {raw!r}")
     return raw
 
 

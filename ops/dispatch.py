@@ -180,7 +180,7 @@ def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
     try:
         job_run(job_id=job_id, deadline=ctx.job_deadline)
     except JobFailed as failed:
-        if failed.mail_server_failing:
+        if failed.mail_server_failing and job_sends_email(job_id):  # (a reconciliation's timeout is not the server's)
             ctx.mail_down = str(failed)
         raise
 
@@ -222,7 +222,7 @@ def outbox_claim(*, batch_size: int, now: datetime | None = None) -> list[Outbox
     return events
 
 
-def _record(event: OutboxEvent, **outcome) -> bool:
+def record_outcome(event: OutboxEvent, **outcome) -> bool:
     """Write a claimed event's outcome, unless this dispatcher no longer holds it: its lease ran
     out and another dispatcher claimed it, or an operator revived it (the newer holder's outcome
     stands). False when nothing was written."""
@@ -234,15 +234,17 @@ def _record(event: OutboxEvent, **outcome) -> bool:
     return bool(written)
 
 
-def _record_success(event: OutboxEvent) -> None:
-    _record(event, status=OutboxStatus.SENT, processed_at=timezone.now(), error_message="")
+def record_sent(event: OutboxEvent) -> None:
+    record_outcome(event, status=OutboxStatus.SENT, processed_at=timezone.now(), error_message="")
 
 
-def _record_failure(event: OutboxEvent, error: str, *, transient: bool = False) -> str:
+def record_failure(event: OutboxEvent, error: str, *, transient: bool = False, dead: bool = False) -> str:
+    """One more failed attempt: PENDING with backoff, or DEAD after OUTBOX_MAX_RETRIES (or at
+    once with `dead`: a failed revival probe, ops.revival)."""
     retry_count = event.retry_count + 1
-    dead = retry_count >= settings.OUTBOX_MAX_RETRIES
+    dead = dead or retry_count >= settings.OUTBOX_MAX_RETRIES
     status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
-    if _record(event, status=status, retry_count=retry_count, error_message=error[:2000],
+    if record_outcome(event, status=status, retry_count=retry_count, error_message=error[:2000],
                next_attempt_at=timezone.now() + backoff(retry_count), transient_failure=transient):
         log = logger.error if dead else logger.warning
         log("outbox event %s (%s) failed, attempt %s/%s: %s", event.pk, event.event_type, retry_count,
@@ -250,9 +252,9 @@ def _record_failure(event: OutboxEvent, error: str, *, transient: bool = False) 
     return status
 
 
-def _record_deferral(event: OutboxEvent, deferred: EventDeferred) -> str:
+def record_deferral(event: OutboxEvent, deferred: EventDeferred) -> str:
     until = max(deferred.until, timezone.now() + MIN_DEFERRAL)
-    if _record(event, next_attempt_at=until, error_message=f"Deferred until {until.isoformat()}: {deferred}"[:2000]):
+    if record_outcome(event, next_attempt_at=until, error_message=f"Deferred until {until.isoformat()}: {deferred}"[:2000]):
         logger.info("outbox event %s (%s) deferred until %s: %s", event.pk, event.event_type, until.isoformat(),
                     deferred)
     return DEFERRED
@@ -262,17 +264,17 @@ def outbox_process(event: OutboxEvent, ctx: BatchContext) -> str:
     """Run one claimed event; returns its new status (or DEFERRED: still PENDING, not failed)."""
     handler = handler_for(event.event_type)
     if handler is None:
-        _record(event, status=OutboxStatus.DEAD, error_message=f"No handler for event type {event.event_type}")
+        record_outcome(event, status=OutboxStatus.DEAD, error_message=f"No handler for event type {event.event_type}")
         return OutboxStatus.DEAD
     try:
         handler(event, ctx)
     except EventDeferred as deferred:
-        return _record_deferral(event, deferred)
+        return record_deferral(event, deferred)
     except Exception as exc:  # any failure is recorded on the event and retried later
         if ctx.email_connection is not None:
             ctx.drop_connection()
-        return _record_failure(event, f"{exc.__class__.__name__}: {exc}", transient=delivery_failure_is_transient(exc))
-    _record_success(event)
+        return record_failure(event, f"{exc.__class__.__name__}: {exc}", transient=delivery_failure_is_transient(exc))
+    record_sent(event)
     return OutboxStatus.SENT
 
 
@@ -366,7 +368,7 @@ def _eager() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
-def _fresh_attempts(now: datetime) -> dict:
+def fresh_attempts(now: datetime) -> dict:
     """How a revived event is written: due now, a full set of attempts, held by no dispatcher."""
     return {"status": OutboxStatus.PENDING, "retry_count": 0, "next_attempt_at": now, "claimed_until": None,
             "transient_failure": False}
@@ -390,7 +392,7 @@ def outbox_retry(*, event_ids) -> list[int]:
             # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
             ids = list(OutboxEvent.objects.select_for_update().filter(revivable, pk__in=wanted[start:start + RETRY_CHUNK])
                        .order_by("pk").values_list("pk", flat=True))
-            OutboxEvent.objects.filter(pk__in=ids).update(**_fresh_attempts(now), error_message="")
+            OutboxEvent.objects.filter(pk__in=ids).update(**fresh_attempts(now), error_message="")
         revived += ids
     if revived:
         outbox_nudge()

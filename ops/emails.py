@@ -168,14 +168,17 @@ def delivery_failure_is_transient(exc: BaseException) -> bool:
 
 
 def mail_server_failing(exc: BaseException) -> bool:
-    """Whether a transient failure was the mail server's as a whole (unreachable, timed out,
-    disconnected, a 4xx to the connection or the message), so the next email would meet it too;
-    a 4xx refusing the recipients is about them, not the server."""
+    """Whether a transient failure was the mail server's as a whole in a way every next email
+    would pay for too: unreachable, timed out, disconnected, refusing the connection or the
+    greeting. A reply about one message (a 4xx to its sender, recipients or data: a full
+    mailbox, greylisting) is about that message, and costs the next one nothing to find out."""
     seen = set()
     cause = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, smtplib.SMTPRecipientsRefused):
+        if isinstance(cause, smtplib.SMTPRecipientsRefused) or (
+                isinstance(cause, smtplib.SMTPResponseException)
+                and not isinstance(cause, (smtplib.SMTPConnectError, smtplib.SMTPHeloError))):
             return False
         cause = cause.__cause__ or cause.__context__
     return delivery_failure_is_transient(exc)

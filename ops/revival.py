@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from bookings_project.text import error_line
 
-from .dispatch import (BatchContext, EventDeferred, _fresh_attempts, _record, _record_success, backoff,
-                       handler_for)
+from .dispatch import BatchContext, EventDeferred, fresh_attempts, handler_for, record_failure, record_outcome, record_sent
 from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient
-from .models import OutboxEvent, OutboxStatus
+from .jobs import job_run, job_sends_email
+from .models import JobStatus, OutboxEvent, OutboxStatus
 from .outbox import JOB_RUN
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
     probe = _probe_claim(waiting)
     if probe is None or not _probe_delivers(probe):
         return 0
-    revived = waiting.update(**_fresh_attempts(timezone.now()))
+    revived = waiting.update(**fresh_attempts(timezone.now()))
     logger.warning("mail server delivers again (event %s went out): %s DEAD events revived", probe.pk, revived)
     return revived + 1
 
@@ -44,9 +44,12 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
 def _probe_claim(waiting) -> OutboxEvent | None:
     """Claim, like a batch would, the waiting email (or notification job) whose retry would have
     been due first: probes take turns, so one message the server refuses for its own reasons
-    (a full mailbox) does not keep the others DEAD."""
+    (a full mailbox) does not keep the others DEAD. Only events that send an email can prove the
+    server delivers: a reconciliation's JOB_RUN proves nothing."""
     candidates = waiting.filter(event_type__in=[*EMAIL_TEMPLATES, JOB_RUN]).order_by("next_attempt_at", "created_at")
     for probe in candidates[:5]:
+        if probe.event_type == JOB_RUN and not job_sends_email(probe.payload.get("jobId")):
+            continue
         lease_end = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
         if OutboxEvent.objects.filter(pk=probe.pk, status=OutboxStatus.DEAD, transient_failure=True).update(
                 status=OutboxStatus.PENDING, next_attempt_at=lease_end, claimed_until=lease_end):
@@ -56,24 +59,28 @@ def _probe_claim(waiting) -> OutboxEvent | None:
 
 
 def _probe_delivers(probe: OutboxEvent) -> bool:
-    """Send the probe. Failing, it is DEAD again with the attempt counted (its retry_count goes
-    past OUTBOX_MAX_RETRIES: its history is kept) and why it failed."""
+    """Send the probe; True only if a message was handed to the server just now. Failing, it is
+    DEAD again with the attempt counted (its retry_count goes past OUTBOX_MAX_RETRIES: its
+    history is kept) and why it failed. A notification job that someone already ran (PUT
+    /jobs/{id}/execute) sends nothing: its event is done, but that is no evidence."""
     ctx = BatchContext()
     try:
-        handler_for(probe.event_type)(probe, ctx)
+        if probe.event_type == JOB_RUN:
+            ran = job_run(job_id=probe.payload["jobId"])
+            delivered = ran is not None and ran.status == JobStatus.COMPLETED
+        else:
+            handler_for(probe.event_type)(probe, ctx)
+            delivered = True
     except EventDeferred:  # its job is running elsewhere: no evidence either way
-        _record(probe, status=OutboxStatus.DEAD)
+        record_outcome(probe, status=OutboxStatus.DEAD)
         return False
     except Exception as exc:  # noqa: BLE001 - still not delivering: the next probe tries another
-        retry_count = probe.retry_count + 1
-        _record(probe, status=OutboxStatus.DEAD, retry_count=retry_count,
-                error_message=f"{exc.__class__.__name__}: {exc}"[:2000],
-                next_attempt_at=timezone.now() + backoff(retry_count),
-                transient_failure=delivery_failure_is_transient(exc))
-        logger.info("mail server still not delivering (probe %s, attempt %s: %s: %s); DEAD events wait for it",
-                    probe.pk, retry_count, exc.__class__.__name__, error_line(exc))
+        record_failure(probe, f"{exc.__class__.__name__}: {exc}", transient=delivery_failure_is_transient(exc),
+                       dead=True)
+        logger.info("mail server still not delivering (probe %s: %s: %s); DEAD events wait for it",
+                    probe.pk, exc.__class__.__name__, error_line(exc))
         return False
     finally:
         ctx.close()
-    _record_success(probe)
-    return True
+    record_sent(probe)
+    return delivered

@@ -4,14 +4,17 @@ After a database restart every idle pooled connection is dead. psycopg_pool chec
 connection it is about to hand out, and after each failed check sleeps before trying the next
 one, doubling the sleep (1, 2, 4, 8 s): a pool of ten dead connections made the first request
 of each process wait out its whole timeout (a 503 after 10 s) and later ones seconds more, for
-minutes. Here the first failed check makes the pool test all its idle connections at once (in
-the background: on a network that drops packets each test can take DB_TCP_USER_TIMEOUT_MS),
-so the request's next try gets a fresh connection after the pool's first short sleep.
+minutes. Here the first failed check makes the pool take all its idle connections out and test
+them, one after another, in a background thread (psycopg_pool's `check()`): after a restart
+each dead one fails at once and is replaced, so the request's next try gets a fresh connection.
+On a network that drops packets instead, each test can take DB_TCP_USER_TIMEOUT_MS; the sweep
+then takes that long per connection, in the background, while requests get new connections.
 """
 
 import logging
 import threading
 
+from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
@@ -22,7 +25,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
         pool_options = self.settings_dict["OPTIONS"].get("pool")
-        if self.alias in self._connection_pools or not pool_options or not self.settings_dict["CONN_HEALTH_CHECKS"]:
+        if (self.alias == NO_DB_ALIAS or self.alias in self._connection_pools or not pool_options
+                or not self.settings_dict["CONN_HEALTH_CHECKS"]):
             return super().pool
         if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
             return super().pool  # (Django refuses this combination)
@@ -64,4 +68,7 @@ class _Sweeper:
             finally:
                 self._sweeping.release()
 
-        threading.Thread(target=sweep, name=f"pool-sweep-{self.pool.name}", daemon=True).start()
+        try:
+            threading.Thread(target=sweep, name=f"pool-sweep-{self.pool.name}", daemon=True).start()
+        except RuntimeError:  # no thread to be had (interpreter shutting down): the next failure tries again
+            self._sweeping.release()

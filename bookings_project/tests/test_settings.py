@@ -73,7 +73,7 @@ def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp
     assert result.stderr.startswith(f"Configuration error: {name} ") and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("rate", ["10/m", "100/h", "5/10s", "1000/d", "0/m"])
+@pytest.mark.parametrize("rate", ["10/m", "100/h", "5/10s", "1000/d", "0/m", "10/minute", "100/hour", "3/2days"])
 def test_rate_limits_take_django_ratelimits_syntax(tmp_path, rate):
     result = import_settings(tmp_path, show="s.RATE_LIMIT_LOGIN", RATE_LIMIT_LOGIN=rate)
     assert result.returncode == 0 and result.stdout.strip() == rate, result.stderr

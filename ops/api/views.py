@@ -120,7 +120,7 @@ class JobViewSet(viewsets.ViewSet):
         job = self._get(pk)
         if request.data not in (None, {}):  # (no body, or an empty one: nothing to check)
             named = valid_data(JobExecuteSerializer, request.data).get("jobId")
-            if named is not None and named != str(job.pk):
+            if named is not None and named.lower() != str(job.pk):  # (a job id is a UUID: any case)
                 raise ValidationFailed("The body's jobId names another job than the path",
                                        fields={"jobId": [f"Must be this job's id ({job.pk}) or left out"]})
         job = jobs.job_execute(job_id=job.pk)

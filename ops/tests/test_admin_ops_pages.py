@@ -188,3 +188,19 @@ def test_retry_action_revives_thousands_of_events_in_bulk_with_their_history(adm
         f"1 event(s) not changed: already sent, or being delivered right now ({busy.pk})",
         f"{2 * RETRY_CHUNK + 10} event(s) queued for delivery."]
     assert len(queries) < 60, len(queries)
+
+
+def test_execute_action_starts_no_job_once_its_time_budget_is_used_up(admin_client, settings, smtp_server):
+    """An email job cannot be cut short: once the page's JOB_EXECUTE_SECONDS are used up, the
+    remaining jobs are not started here, and the page says so."""
+    settings.JOB_EXECUTE_SECONDS = 0
+    selected = [job_create_notification(recipient_email=f"{n}@example.com", subject="s", message="m")
+                for n in range(2)]
+
+    response = admin_client.post("/admin/ops/job/", {"action": "execute_jobs",
+                                                     "_selected_action": [j.pk for j in selected]}, follow=True)
+
+    first = ", ".join(str(j.pk) for j in sorted(selected, key=lambda j: j.created_at))
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"2 job(s) not changed: not run: this page's 0 s were used up; execute it again ({first})"]
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.QUEUED} and not smtp_server.messages

@@ -278,7 +278,7 @@ class TestClaimFencing:
         assert outbox_retry(event_ids=[event.pk]) == []  # SENT
 
     def test_a_dispatcher_past_its_lease_does_not_overwrite_the_next_holders_outcome(self, event, smtp_server):
-        from ops.dispatch import _record_failure, outbox_claim
+        from ops.dispatch import outbox_claim, record_failure
 
         [first] = outbox_claim(batch_size=1)  # dispatcher A: stalls past its lease
         [second] = outbox_claim(batch_size=1, now=timezone.now() + timedelta(seconds=61))  # B
@@ -286,7 +286,7 @@ class TestClaimFencing:
         from ops.dispatch import BatchContext, outbox_process
 
         assert outbox_process(second, BatchContext()) == OutboxStatus.SENT
-        _record_failure(first, "SMTPServerDisconnected: timed out")  # A's late outcome
+        record_failure(first, "SMTPServerDisconnected: timed out")  # A's late outcome
 
         event.refresh_from_db()
         assert (event.status, event.retry_count, event.claimed_until) == (OutboxStatus.SENT, 0, None)
@@ -609,6 +609,34 @@ def test_a_server_that_accepts_connections_but_does_not_deliver_revives_nothing(
     assert sorted(smtp_server.message_ids()) == sorted(f"<{e.pk}@bookings.local>" for e in events)
 
 
+def test_a_job_that_sends_nothing_is_no_probe_of_the_mail_server(smtp_server):
+    """A DEAD notification job that someone already ran (PUT /jobs/{id}/execute) sends nothing
+    when its event runs, and a reconciliation job never sends: neither proves the server delivers."""
+    from ops.jobs import job_create_notification, job_create_reconciliation
+    from ops.models import Job, JobStatus
+    from ops.revival import outbox_revive_after_outage
+
+    done = job_create_notification(recipient_email="done@example.com", subject="s", message="m")
+    Job.objects.filter(pk=done.pk).update(status=JobStatus.COMPLETED)
+    job_create_reconciliation(entity_type="item")
+    email = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="e@example.com",
+                           payload={"subject": "s", "message": "m"})
+    OutboxEvent.objects.update(status=OutboxStatus.DEAD, retry_count=5, transient_failure=True,
+                               next_attempt_at=timezone.now() - timedelta(hours=1))
+    OutboxEvent.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())  # the others come first
+    smtp_server.stop()
+
+    assert outbox_revive_after_outage(probe_every=0) == 0  # probe: the done job's event, which sent nothing
+    email.refresh_from_db()
+    assert (email.status, email.retry_count) == (OutboxStatus.DEAD, 5)
+    assert OutboxEvent.objects.get(event_type="JOB_RUN", payload__jobId=str(done.pk)).status == OutboxStatus.SENT
+
+    assert outbox_revive_after_outage(probe_every=0) == 0  # probe: the email (the reconciliation is skipped)
+    email.refresh_from_db()
+    assert (email.status, email.retry_count) == (OutboxStatus.DEAD, 6)
+    smtp_server.start()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_committed_booking_publishes_one_nudge(make_user, monkeypatch, settings):
     """The commit path itself (real COMMIT, real on_commit hooks): a booking's transaction writes
@@ -651,7 +679,7 @@ class TestMainDatabaseOutageMidBatch:
         from ops import dispatch, outages
 
         monkeypatch.setattr(outages, "FIRST_PAUSE", 0)
-        real, calls, state = dispatch._record_success, [], {"meanwhile": lambda: None}
+        real, calls, state = dispatch.record_sent, [], {"meanwhile": lambda: None}
 
         def record_success(event):
             calls.append(event.pk)
@@ -660,7 +688,7 @@ class TestMainDatabaseOutageMidBatch:
                 raise OperationalError("server closed the connection unexpectedly")
             real(event)
 
-        monkeypatch.setattr(dispatch, "_record_success", record_success)
+        monkeypatch.setattr(dispatch, "record_sent", record_success)
         return state
 
     def test_unrecorded_events_are_released_and_go_out_soon(self, events, outage_at_second_outcome, smtp_server):
@@ -809,8 +837,26 @@ class TestHungMailServer:
             (OutboxStatus.DEAD, 2, True)}
         assert outbox_dispatch_batch()["claimed"] == 0
 
+    def test_a_failing_reconciliation_job_defers_no_notification(self, smtp_server, monkeypatch):
+        """A reconciliation that times out (an OSError, "transient") is not the mail server."""
+        import ops.reconciliation
+        from ops.jobs import job_create_notification, job_create_reconciliation
+
+        def times_out(**kwargs):
+            raise TimeoutError("documents database timed out")
+
+        monkeypatch.setattr(ops.reconciliation, "reconcile", times_out)
+        job_create_reconciliation(entity_type="item")
+        job = job_create_notification(recipient_email="later@example.com", subject="s", message="m")
+
+        stats = outbox_dispatch_batch(batch_size=10)
+
+        assert (stats["retry"], stats["sent"], stats["deferred"]) == (1, 1, 0)
+        assert job.__class__.objects.get(pk=job.pk).status == "completed"
+
     def test_a_recipient_refused_for_now_does_not_hold_back_the_others(self):
-        from smtplib import SMTPRecipientsRefused, SMTPServerDisconnected
+        from smtplib import (SMTPConnectError, SMTPDataError, SMTPRecipientsRefused, SMTPSenderRefused,
+                             SMTPServerDisconnected)
 
         from ops.emails import delivery_failure_is_transient, mail_server_failing
 
@@ -818,3 +864,7 @@ class TestHungMailServer:
         assert delivery_failure_is_transient(mailbox_full) and not mail_server_failing(mailbox_full)
         assert mail_server_failing(TimeoutError("timed out"))
         assert mail_server_failing(SMTPServerDisconnected("Connection unexpectedly closed"))
+        assert mail_server_failing(SMTPConnectError(421, b"too busy"))
+        for about_one_message in (SMTPDataError(451, b"local error"), SMTPSenderRefused(451, b"later", "a@b.c")):
+            assert delivery_failure_is_transient(about_one_message)
+            assert not mail_server_failing(about_one_message)  # answered at once: the next email asks for itself

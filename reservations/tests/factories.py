@@ -24,6 +24,7 @@ def book(user, item, *, booked_at: datetime | None = None, status: str | None = 
 
 @contextmanager
 def once_started(item):
-    """The clock a minute past the item's start: a booking can be completed from then on."""
+    """The clock a minute past the item's start: a booking can be completed from then on. (The
+    clock stands still there, and a JWT issued before is long expired: build API clients inside.)"""
     with freeze_time(item.start_time + timedelta(minutes=1)):
         yield
