@@ -2,12 +2,21 @@
 
 from functools import wraps
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from bookings_project.errors import json_error_response
+
+from .models import OutboxEvent, OutboxStatus
+
+# An outbox event due this long and still not taken means no dispatcher is running (the Celery
+# worker or beat is down): beat's sweep takes due events every OUTBOX_SWEEP_SECONDS.
+OUTBOX_BEHIND_SECONDS = 60
 
 
 def probe(view):
@@ -45,6 +54,18 @@ def _check_broker() -> None:
             conn.ensure_connection(max_retries=1)
 
 
+def _outbox_delivery() -> str:
+    """"ok", or how long the longest-waiting due event has waited. Told, not failed: the
+    contract's 503 names the databases and the broker, and the events wait safely in the DB."""
+    now = timezone.now()
+    oldest = (OutboxEvent.objects.filter(status=OutboxStatus.PENDING,
+                                         next_attempt_at__lte=now - timedelta(seconds=OUTBOX_BEHIND_SECONDS))
+              .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())
+    if oldest is None:
+        return "ok"
+    return f"behind: an event has been due for {int((now - oldest).total_seconds())} s (is a worker running, and beat?)"
+
+
 @probe
 def readyz(request):
     checks = {"database": lambda: _check_database("default"),
@@ -58,6 +79,8 @@ def readyz(request):
         except Exception as exc:  # any failure means "not ready"; say which and why
             results[name] = f"unavailable: {exc.__class__.__name__}"
             failed.append(name)
+    if "database" not in failed:
+        results["outbox"] = _outbox_delivery()
     body = {"status": "ok" if not failed else "unavailable", "checks": results}
     if failed:
         body["failed"] = failed

@@ -18,7 +18,27 @@ def test_readyz_reports_every_check(api_client):
     response = api_client.get("/readyz")
     assert response.status_code == 200, response.json()
     assert response.json() == {"status": "ok",
-                               "checks": {"database": "ok", "documents": "ok", "broker": "ok"}}
+                               "checks": {"database": "ok", "documents": "ok", "broker": "ok", "outbox": "ok"}}
+
+
+def test_readyz_tells_when_outbox_events_wait_with_no_dispatcher_taking_them(api_client):
+    """A stopped worker or beat loses nothing (the events wait in the database), so the probe
+    stays 200 — but it says delivery is behind, and since when."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ops.models import OutboxEvent
+    from ops.outbox import EventType, outbox_enqueue
+
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="a@example.com", payload={})
+    assert api_client.get("/readyz").json()["checks"]["outbox"] == "ok"  # just queued: not behind
+    OutboxEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=300))
+
+    response = api_client.get("/readyz")
+
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+    assert response.json()["checks"]["outbox"].startswith("behind: an event has been due for 30")
 
 
 @pytest.fixture
