@@ -349,12 +349,18 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 1)
 
 
-def _crontab(expression: str):
+def env_crontab(name: str, default: str):
+    """A cron expression (five fields: minute hour day-of-month month day-of-week)."""
     from celery.schedules import crontab
 
-    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
-    return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                   month_of_year=month_of_year, day_of_week=day_of_week)
+    expression = env_str(name, default)
+    try:
+        minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+        return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                       month_of_year=month_of_year, day_of_week=day_of_week)
+    except ValueError as exc:  # a wrong field count, or celery's ParseException (a ValueError)
+        raise ImproperlyConfigured(f"{name} must be a cron expression like '0 3 * * *' (minute hour "
+                                   f"day-of-month month day-of-week), got {expression!r}") from exc
 
 
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5)
@@ -367,10 +373,10 @@ CELERY_BEAT_SCHEDULE = {
                      "options": {"expires": float(OUTBOX_SWEEP_SECONDS)}},
     # Full reconciliation of the document DB, nightly by default (cron syntax, in TIME_ZONE); it
     # only creates the jobs (which the outbox runs), so a late start within the hour is harmless.
-    "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": _crontab(env_str("RECONCILE_CRON", "0 3 * * *")),
+    "reconcile-all": {"task": "ops.reconcile_all_task", "schedule": env_crontab("RECONCILE_CRON", "0 3 * * *"),
                       "options": {"expires": 3600.0}},
     # Retention of system logs and SENT outbox events (ops/retention.py), nightly by default.
-    "prune-history": {"task": "ops.history_prune_task", "schedule": _crontab(env_str("RETENTION_CRON", "30 3 * * *")),
+    "prune-history": {"task": "ops.history_prune_task", "schedule": env_crontab("RETENTION_CRON", "30 3 * * *"),
                       "options": {"expires": 3600.0}},
 }
 # Days kept: system log entries (0: forever — an audit trail), SENT outbox events (0: forever).

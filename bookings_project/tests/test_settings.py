@@ -63,6 +63,8 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("DATABASE_URL", "garbage"),
     ("DOCUMENTS_DATABASE_URL", "mysqlx://db/x"),
     ("OUTBOX_MAX_RETRIES", "five"),
+    ("RECONCILE_CRON", "every night"),
+    ("RETENTION_CRON", "99 3 * * *"),
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
