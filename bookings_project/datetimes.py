@@ -85,7 +85,9 @@ def parse_api_datetime(raw: str) -> datetime:
     value = datetime.fromisoformat(plus_restored(raw.strip()))
     if timezone.is_naive(value):
         value = value.replace(tzinfo=dt_timezone.utc)
-    return ensure_storable(value)
+    # In UTC: Python takes offsets up to ±23:59, PostgreSQL only to ±15:59 (a query with
+    # `+16:00` failed there with "time zone displacement out of range").
+    return ensure_storable(value).astimezone(dt_timezone.utc)
 
 
 LOCAL_DATETIME_SCHEMA = {

@@ -135,3 +135,16 @@ def test_an_unencoded_plus_in_an_offset_is_read_as_the_plus_it_was():
     expected = datetime(2031, 1, 1, 8, 0, tzinfo=dt_timezone.utc)
     assert LocalDateTimeField().run_validation("2031-01-01T10:00:00 02:00") == expected
     assert UtcDateTimeField().run_validation("2031-01-01T10:00:00 02:00") == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/jobs", "/logs", "/reconciliation/jobs"])
+def test_an_offset_postgresql_cannot_hold_is_read_as_its_utc_instant(path, make_user, client_for):
+    """Python takes offsets up to ±23:59, PostgreSQL only to ±15:59: `+16:00` in a filter was a
+    500 there ("time zone displacement out of range"). The value is the same instant in UTC."""
+    assert UtcDateTimeField().run_validation("2024-01-01T00:00:00+16:00") == datetime(
+        2023, 12, 31, 8, 0, tzinfo=dt_timezone.utc)
+    operator = client_for(make_user(roles=["IT_OPERATOR"]))
+    for bound in ("from", "to"):
+        assert operator.get(path, {bound: "2024-01-01T00:00:00+16:00"}).status_code == 200
+        assert operator.get(path, {bound: "2024-01-01T00:00:00-23:59"}).status_code == 200
