@@ -123,6 +123,9 @@ class JSONFallbackNegotiation(DefaultContentNegotiation):
         return matching
 
     def select_renderer(self, request, renderers, format_suffix=None):
+        override = self.settings.URL_FORMAT_OVERRIDE
+        if override and override in request.query_params and not request.query_params.get(override):
+            self.filter_renderers(renderers, "")  # `?format=` sent empty: a 400 too, not "no format"
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:
