@@ -1,5 +1,7 @@
 """Request input validation shared by every view."""
 
+import re
+
 from django.http import QueryDict
 from rest_framework import serializers
 
@@ -12,12 +14,31 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
     (DRF's form-style default), so a malformed value is never silently replaced by a default."""
     serializer = serializer_class(data=data, **kwargs)
     if isinstance(data, QueryDict):
-        blank = {name: ["Must not be empty"] for name, field in serializer.fields.items()
-                 if data.get(name) == "" and not getattr(field, "allow_blank", False)}
-        if blank:
-            raise ValidationFailed("Invalid query parameters", fields=blank)
+        problems = {name: [problem] for name, field in serializer.fields.items()
+                    if name in data and (problem := _query_value_problem(field, data.getlist(name)))}
+        if problems:
+            raise ValidationFailed("Invalid query parameters", fields=problems)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+_WHOLE_NUMBER = re.compile(r"-?\d+")
+
+
+def _query_value_problem(field, values: list[str]) -> str | None:
+    """What is wrong with a declared query parameter's raw values, before the serializer reads
+    them: sent empty (`?limit=`: not "omitted", DRF's form-style default), sent twice (`?page=abc&
+    page=1`: DRF would read the last one silently), or an integer DRF would forgive (`2.0`, `+1`,
+    ` 1`: the schema says integer)."""
+    if isinstance(field, (serializers.ListField, serializers.MultipleChoiceField)):
+        return None
+    if len(values) > 1:
+        return "Give one value"
+    if values[0] == "" and not getattr(field, "allow_blank", False):
+        return "Must not be empty"
+    if isinstance(field, serializers.IntegerField) and not _WHOLE_NUMBER.fullmatch(values[0]):
+        return "A valid integer is required."
+    return None
 
 
 def no_body_expected(request) -> None:

@@ -297,3 +297,21 @@ def test_a_number_where_the_schema_says_string_is_400_not_its_text(make_user, cl
     (schemathesis found it with a larger budget)."""
     client = client_for(make_user(roles=["ADMIN", "EVENT_ORGANIZER"]))
     assert_error(client.post(path, body, format="json"), 400, fields=[field])
+
+
+@pytest.mark.parametrize("path, query, field", [
+    ("/api/v1/bookings/me", "page=abc&page=1", "page"),       # sent twice: not "the last one wins"
+    ("/api/v1/bookings/me", "page=2.0", "page"),              # the schema says integer
+    ("/api/v1/bookings/me", "pageSize=5.0", "pageSize"),
+    ("/api/v1/bookings/me", "page=%2B1", "page"),             # "+1"
+    ("/api/v1/bookings/me", "page=%201", "page"),             # " 1"
+    ("/api/v1/bookings/me", "page=", "page"),                 # sent empty: not "omitted"
+    ("/logs", "pageSize=10&pageSize=100", "pageSize"),
+    ("/api/v1/recommendations/users/me", "limit=5.0", "limit"),
+])
+def test_query_parameters_are_read_as_the_schema_says_or_refused(make_user, client_for, path, query, field):
+    client = client_for(make_user(roles=["USER", "IT_OPERATOR"]))
+    response = client.get(f"{path}?{query}")
+    body = assert_error(response, 400, path=path)
+    assert field in body["fields"], body
+    assert client.get(f"{path}?{field}=1").status_code == 200
