@@ -67,6 +67,18 @@ class ServicePasswordChangeForm(AdminPasswordChangeForm):
         return self.cleaned_data["old_password"]
 
 
+def _role_action(role: str, *, grant: bool):
+    """The admin action "Grant <role>" or "Revoke <role>" (UserAdmin._change_role)."""
+    verb = "Grant" if grant else "Revoke"
+
+    @admin.action(description=f"{verb} {role}", permissions=["change"])
+    def action(model_admin, request, queryset):
+        model_admin._change_role(request, queryset, role, grant=grant)
+
+    action.__name__ = f"{verb.lower()}_{role.lower()}"
+    return action
+
+
 class AdminLoginForm(AdminAuthenticationForm):
     """The admin's login form (BookingsAdminSite.login_form). Good credentials of an account the
     admin does not admit (no ADMIN or IT_OPERATOR role) are a failed login too, and logged as one
@@ -174,29 +186,12 @@ class UserAdmin(DjangoUserAdmin):
         else:
             self._apply(request, queryset, f"no longer hold {role}", change, unchanged=f"did not hold {role}")
 
-    @admin.action(description="Grant EVENT_ORGANIZER", permissions=["change"])
-    def grant_event_organizer(self, request, queryset):
-        self._change_role(request, queryset, Role.EVENT_ORGANIZER, grant=True)
-
-    @admin.action(description="Grant IT_OPERATOR", permissions=["change"])
-    def grant_it_operator(self, request, queryset):
-        self._change_role(request, queryset, Role.IT_OPERATOR, grant=True)
-
-    @admin.action(description="Grant ADMIN", permissions=["change"])
-    def grant_admin(self, request, queryset):
-        self._change_role(request, queryset, Role.ADMIN, grant=True)
-
-    @admin.action(description="Revoke EVENT_ORGANIZER", permissions=["change"])
-    def revoke_event_organizer(self, request, queryset):
-        self._change_role(request, queryset, Role.EVENT_ORGANIZER, grant=False)
-
-    @admin.action(description="Revoke IT_OPERATOR", permissions=["change"])
-    def revoke_it_operator(self, request, queryset):
-        self._change_role(request, queryset, Role.IT_OPERATOR, grant=False)
-
-    @admin.action(description="Revoke ADMIN", permissions=["change"])
-    def revoke_admin(self, request, queryset):
-        self._change_role(request, queryset, Role.ADMIN, grant=False)
+    grant_event_organizer = _role_action(Role.EVENT_ORGANIZER, grant=True)
+    grant_it_operator = _role_action(Role.IT_OPERATOR, grant=True)
+    grant_admin = _role_action(Role.ADMIN, grant=True)
+    revoke_event_organizer = _role_action(Role.EVENT_ORGANIZER, grant=False)
+    revoke_it_operator = _role_action(Role.IT_OPERATOR, grant=False)
+    revoke_admin = _role_action(Role.ADMIN, grant=False)
 
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):
