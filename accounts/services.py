@@ -47,6 +47,11 @@ def _operator_group_sync(user: User) -> None:
         user.groups.remove(*user.groups.filter(name=IT_OPERATORS_GROUP))
 
 
+def normalized_email(email: str) -> str:
+    """How every email is stored and compared: Django's normalisation, then lower case."""
+    return User.objects.normalize_email(email).lower()
+
+
 def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:
     for field, value in (("username", username), ("email", email)):
         if user_name_taken(field=field, value=value, exclude_pk=exclude_pk):
@@ -73,7 +78,7 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
     wanted = set(roles or [Role.USER])
     if wanted - SELF_SERVICE_ROLES:
         raise RoleNotAllowed()
-    email = User.objects.normalize_email(email).lower()
+    email = normalized_email(email)
     user = User(username=username, email=email, roles=sorted(wanted))
     _validate_password(password, user)
     user.set_password(password)
@@ -93,7 +98,7 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
     """Core-API registration (no username field): the username is the email, unless another
     account already chose that text as its username — then the email plus a short suffix, so a
     username that looks like someone's address cannot keep its owner from registering."""
-    email = User.objects.normalize_email(email).lower()
+    email = normalized_email(email)
     suffixed = f"{email[:240]}-{secrets.token_hex(4)}"
     if User.objects.filter(username__iexact=email).exclude(email__iexact=email).exists():
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
@@ -253,7 +258,7 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
     if username is not None and username != user.username:
         user.username, changed = username, changed + ["username"]
     if email is not None:
-        email = User.objects.normalize_email(email).lower()
+        email = normalized_email(email)
         if email != user.email:
             user.email, changed = email, changed + ["email"]
     if callable(roles):
@@ -331,7 +336,7 @@ def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User,
     existing = User.objects.filter(username__iexact=username).first()
     if existing is not None:
         return existing, False
-    email = User.objects.normalize_email(email).lower()
+    email = normalized_email(email)
     candidate, problems = User(username=username, email=email), {}
     try:
         candidate.full_clean(exclude=["password"])
