@@ -180,7 +180,7 @@ def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
     try:
         job_run(job_id=job_id, deadline=ctx.job_deadline)
     except JobFailed as failed:
-        if failed.mail_server_failing and job_sends_email(job_id):  # (a reconciliation's timeout is not the server's)
+        if failed.mail_server_failing:
             ctx.mail_down = str(failed)
         raise
 

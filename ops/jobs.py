@@ -179,7 +179,8 @@ def _run_claimed(job_id, *, deadline: float | None = None, database_wait: float 
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
         job = recorded(partial(job_finish, job, error=exc), "recording its failure")
         job.failed_transiently = delivery_failure_is_transient(exc)
-        job.mail_server_failing = mail_server_failing(exc)
+        # (only an email job's failure can be the mail server's: a reconciliation's timeout is not)
+        job.mail_server_failing = job.type == JobType.NOTIFICATION and mail_server_failing(exc)
         return job
     if "cursor" in result:
         return recorded(partial(job_pause, job, result), "saving its progress")
