@@ -57,10 +57,10 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     def retry_events(self, request, queryset):
         # In bulk (a retry of every DEAD event after a long outage is thousands of rows); the
         # history names exactly the events revived.
-        selected = list(queryset.order_by("pk").values_list("pk", flat=True))
-        revived = set(dispatch.outbox_retry(event_ids=selected))
-        action_log(self, request, list(OutboxEvent.objects.filter(pk__in=sorted(revived)).order_by("pk")))
-        left = [str(pk) for pk in selected if pk not in revived]
+        selected = list(queryset.order_by("pk"))
+        revived = set(dispatch.outbox_retry(event_ids=[event.pk for event in selected]))
+        action_log(self, request, [event for event in selected if event.pk in revived])
+        left = [str(event.pk) for event in selected if event.pk not in revived]
         action_report(self, request, noun="event(s)", done="queued for delivery", changed=len(revived),
                       refused={"already sent, or being delivered right now": left} if left else {})
 
