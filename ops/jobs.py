@@ -164,11 +164,12 @@ def job_pause(job: Job, progress: dict) -> Job:
     return job
 
 
-def _run_claimed(job_id, *, deadline: float | None = None, database_wait: float | None = None) -> Job:
-    """Run a claimed job (its next slice, when it is long and `deadline` comes first). Its
-    outcome is written through a database outage of up to `database_wait` seconds
-    (ops.outages.DATABASE_WAIT_SECONDS): this run is alive, so the job must not stay `running`
-    until it counts as stale."""
+def _run_claimed(job_id, *, deadline: float | None = None,
+                 database_wait: float | None = None) -> tuple[Job, JobFailed | None]:
+    """Run a claimed job (its next slice, when it is long and `deadline` comes first): the job
+    as recorded, and how it failed if it did. Its outcome is written through a database outage
+    of up to `database_wait` seconds (ops.outages.DATABASE_WAIT_SECONDS): this run is alive, so
+    the job must not stay `running` until it counts as stale."""
 
     def recorded(write, what):
         return database_retry(write, what=f"job {job_id}: {what}", max_seconds=database_wait)
@@ -178,13 +179,14 @@ def _run_claimed(job_id, *, deadline: float | None = None, database_wait: float 
         result = _perform(job, deadline)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
         job = recorded(partial(job_finish, job, error=exc), "recording its failure")
-        job.failed_transiently = delivery_failure_is_transient(exc)
         # (only an email job's failure can be the mail server's: a reconciliation's timeout is not)
-        job.mail_server_failing = job.type == JobType.NOTIFICATION and mail_server_failing(exc)
-        return job
+        failure = JobFailed(job.error_message, transient=delivery_failure_is_transient(exc),
+                            mail_server_failing=job.type == JobType.NOTIFICATION and mail_server_failing(exc))
+        failure.__cause__ = exc
+        return job, failure
     if "cursor" in result:
-        return recorded(partial(job_pause, job, result), "saving its progress")
-    return recorded(partial(job_finish, job, result=result), "recording its result")
+        return recorded(partial(job_pause, job, result), "saving its progress"), None
+    return recorded(partial(job_finish, job, result=result), "recording its result"), None
 
 
 def job_sends_email(job_id) -> bool:
@@ -209,10 +211,9 @@ def job_run(*, job_id, deadline: float | None = None) -> Job | None:
     if not (claim_next_slice(job_id) or claim(job_id)):
         _defer_while_running(job_id)
         return None  # completed (or gone): nothing left to do
-    job = _run_claimed(job_id, deadline=deadline)
-    if job.status == JobStatus.FAILED:
-        raise JobFailed(job.error_message, transient=getattr(job, "failed_transiently", False),
-                        mail_server_failing=getattr(job, "mail_server_failing", False))
+    job, failure = _run_claimed(job_id, deadline=deadline)
+    if failure is not None:
+        raise failure
     return job
 
 
@@ -228,8 +229,9 @@ def job_execute(*, job_id, deadline: float | None = None) -> Job:
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
     # A job too long for one request (a whole-type reconciliation of a large DB) answers
     # `running` after JOB_EXECUTE_SECONDS and goes on in slices on the workers.
-    return _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS,
-                        database_wait=EXECUTE_DATABASE_WAIT)
+    job, _ = _run_claimed(job_id, deadline=deadline or time.monotonic() + settings.JOB_EXECUTE_SECONDS,
+                          database_wait=EXECUTE_DATABASE_WAIT)
+    return job
 
 
 def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size: int,

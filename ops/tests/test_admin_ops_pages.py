@@ -155,7 +155,7 @@ def test_execute_action_shares_one_time_budget_among_the_selected_jobs(admin_cli
     selected = [job_create_notification(recipient_email=f"{n}@example.com") for n in range(3)]
     deadlines = []
     monkeypatch.setattr(jobs, "_run_claimed", lambda job_id, deadline, **kwargs: deadlines.append(deadline)
-                        or Job.objects.get(pk=job_id))
+                        or (Job.objects.get(pk=job_id), None))
 
     admin_client.post("/admin/ops/job/", {"action": "execute_jobs", "_selected_action": [j.pk for j in selected]})
 
