@@ -56,11 +56,11 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     @admin.action(description="Retry selected events now (DEAD or pending)", permissions=["operate"])
     def retry_events(self, request, queryset):
         # In bulk (a retry of every DEAD event after a long outage is thousands of rows); the
-        # history names exactly the events revived.
-        selected = list(queryset.order_by("pk"))
-        revived = set(dispatch.outbox_retry(event_ids=[event.pk for event in selected]))
-        action_log(self, request, [event for event in selected if event.pk in revived])
-        left = [str(event.pk) for event in selected if event.pk not in revived]
+        # history names exactly the events revived, written with each chunk revived.
+        selected = {event.pk: event for event in queryset.order_by("pk")}
+        revived = set(dispatch.outbox_retry(
+            event_ids=list(selected), on_revived=lambda ids: action_log(self, request, [selected[pk] for pk in ids])))
+        left = [str(pk) for pk in selected if pk not in revived]
         action_report(self, request, noun="event(s)", done="queued for delivery", changed=len(revived),
                       refused={"already sent, or being delivered right now": left} if left else {})
 

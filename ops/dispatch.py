@@ -14,6 +14,7 @@ event waits until then, without using up an attempt.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -377,23 +378,29 @@ def fresh_attempts(now: datetime) -> dict:
 RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)
 
 
-def outbox_retry(*, event_ids) -> list[int]:
+def outbox_retry(*, event_ids, on_revived: Callable[[list[int]], None] | None = None) -> list[int]:
     """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
     dispatcher that died), a fresh set of attempts, now; returns the ids revived. SENT events,
     and events a dispatcher is delivering at this moment, are left alone: reviving one of those
-    would send it twice."""
+    would send it twice. `on_revived(ids)` runs inside each chunk's transaction (the admin's
+    history): if a later chunk fails, what was revived is recorded, and nothing else."""
     now = timezone.now()
     revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
         Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
     wanted, revived = sorted(set(event_ids)), []
-    for start in range(0, len(wanted), RETRY_CHUNK):
-        with transaction.atomic():
-            # Rows locked in primary-key order first: two retries over overlapping events (an
-            # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
-            ids = list(OutboxEvent.objects.select_for_update().filter(revivable, pk__in=wanted[start:start + RETRY_CHUNK])
-                       .order_by("pk").values_list("pk", flat=True))
-            OutboxEvent.objects.filter(pk__in=ids).update(**fresh_attempts(now), error_message="")
-        revived += ids
-    if revived:
-        outbox_nudge()
+    try:
+        for start in range(0, len(wanted), RETRY_CHUNK):
+            with transaction.atomic():
+                # Rows locked in primary-key order first: two retries over overlapping events (an
+                # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
+                ids = list(OutboxEvent.objects.select_for_update()
+                           .filter(revivable, pk__in=wanted[start:start + RETRY_CHUNK])
+                           .order_by("pk").values_list("pk", flat=True))
+                OutboxEvent.objects.filter(pk__in=ids).update(**fresh_attempts(now), error_message="")
+                if on_revived is not None and ids:
+                    on_revived(ids)
+            revived += ids
+    finally:
+        if revived:
+            outbox_nudge()  # (the chunks committed go out now even if a later one failed)
     return revived

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -188,6 +188,36 @@ def test_retry_action_revives_thousands_of_events_in_bulk_with_their_history(adm
         f"1 event(s) not changed: already sent, or being delivered right now ({busy.pk})",
         f"{2 * RETRY_CHUNK + 10} event(s) queued for delivery."]
     assert len(queries) < 60, len(queries)
+
+
+def test_retry_action_failing_midway_keeps_the_history_of_the_chunks_it_revived(admin_client, monkeypatch):
+    """A chunk that fails (the database went away mid-action) leaves the chunks before it
+    revived *and* in the history, the rest untouched: history never disagrees with the rows."""
+    from ops import dispatch
+
+    monkeypatch.setattr(dispatch, "RETRY_CHUNK", 3)
+    now = timezone.now()
+    OutboxEvent.objects.bulk_create(OutboxEvent(event_type=EventType.GENERIC, recipient_email="x@example.com",
+                                                payload={}, status=OutboxStatus.DEAD, retry_count=5,
+                                                next_attempt_at=now) for _ in range(7))
+    fresh_attempts, calls = dispatch.fresh_attempts, []
+
+    def failing_on_the_second_chunk(when):
+        calls.append(when)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return fresh_attempts(when)
+
+    monkeypatch.setattr(dispatch, "fresh_attempts", failing_on_the_second_chunk)
+    admin_client.raise_request_exception = False
+
+    admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events", "select_across": "1", "index": "0",
+                                                  "_selected_action": [0]})
+
+    first_chunk = list(OutboxEvent.objects.order_by("pk").values_list("pk", flat=True)[:3])
+    assert list(OutboxEvent.objects.filter(status=OutboxStatus.PENDING).order_by("pk").values_list("pk", flat=True)) \
+        == first_chunk
+    assert sorted(LogEntry.objects.values_list("object_id", flat=True)) == sorted(str(pk) for pk in first_chunk)
 
 
 def test_execute_action_starts_no_job_once_its_time_budget_is_used_up(admin_client, settings, smtp_server):
