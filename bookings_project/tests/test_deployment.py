@@ -20,10 +20,34 @@ def test_compose_describes_every_part_of_the_production_shape(compose):
     services = compose["services"]
     assert {"postgres", "redis", "web", "worker", "beat", "mailpit"} <= set(services)
     command = lambda name: " ".join(services[name]["command"])  # noqa: E731
-    assert "exec gunicorn bookings_project.wsgi" in command("web") and "${WEB_CONCURRENCY:-4}" in command("web")
+    assert command("web") == "gunicorn -c python:bookings_project.gunicorn bookings_project.wsgi"
     assert "exec celery -A bookings_project worker" in command("worker")
     assert services["beat"]["command"][:4] == ["celery", "-A", "bookings_project", "beat"]
     assert services["postgres"]["image"].startswith("postgres") and services["redis"]["image"].startswith("redis")
+
+
+def test_the_web_container_serves_with_the_shared_gunicorn_settings(compose, monkeypatch):
+    """One gunicorn configuration for make run, the Dockerfile and compose, read from the
+    environment the container gets: compose's defaults and the image's HOST/PORT."""
+    import importlib
+    import re
+
+    from bookings_project import gunicorn
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '"-c", "python:bookings_project.gunicorn"' in dockerfile
+    monkeypatch.setenv("HOST", re.search(r"HOST=(\S+)", dockerfile)[1])
+    monkeypatch.setenv("PORT", re.search(r"PORT=(\S+)", dockerfile)[1])
+    for name, value in compose["services"]["web"]["environment"].items():
+        if name.startswith("WEB_"):
+            monkeypatch.setenv(name, re.fullmatch(r"\$\{\w+:-(\w+)\}", value)[1])
+    try:
+        conf = importlib.reload(gunicorn)
+        assert (conf.bind, conf.workers, conf.threads) == ("0.0.0.0:8000", 4, 4)
+        assert conf.accesslog == "-" and "{x-request-id}o" in conf.access_log_format
+    finally:
+        monkeypatch.undo()
+        importlib.reload(gunicorn)
 
 
 def test_every_third_party_image_is_pinned_to_a_version(compose):

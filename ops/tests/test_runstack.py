@@ -4,6 +4,7 @@ and SIGTERM stops every process it started."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from bookings_project.testing import free_port, wait_for
 pytestmark = pytest.mark.slow
 
 
-def http(method, url, body=None):
+def http(method, url, body=None, headers=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -47,7 +49,8 @@ def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp
         assert wait_for(lambda: http("GET", f"{base}/healthz") == (200, {"status": "ok"}), timeout=60, interval=0.2, ignore=(OSError,))
         assert wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=20, interval=0.2, ignore=(OSError,))
         status, body = http("POST", f"{base}/api/v1/user",
-                            {"username": "newbie", "email": "newbie@example.com", "password": "S3cure-pass!"})
+                            {"username": "newbie", "email": "newbie@example.com", "password": "S3cure-pass!"},
+                            headers={"X-Request-ID": "signup-0042"})
         assert status == 201, body
         registered = time.monotonic()
         assert wait_for(lambda: any(m["to"] == ["newbie@example.com"] for m in smtp_server.messages), timeout=20, interval=0.2)
@@ -63,6 +66,8 @@ def test_make_run_serves_and_delivers_welcome_email_without_redis(tmp_path, smtp
             output = stack.communicate()[0].decode(errors="replace")
             pytest.fail(f"runstack did not stop on SIGTERM:\n{output[-3000:]}")
     assert "All processes stopped." in output, output[-3000:]
+    # The access log names each request's id (the one its application log lines carry) and time.
+    assert re.search(r'"POST /api/v1/user HTTP/1.1" 201 \d+ \d+ms \[signup-0042\]', output), output[-3000:]
     # Nothing it started is left listening.
     assert not wait_for(lambda: http("GET", f"{base}/healthz")[0] == 200, timeout=1, interval=0.2, ignore=(OSError,))
 

@@ -110,9 +110,8 @@ class Command(BaseCommand):
         else:
             # Embedded mode keeps one process (rate-limit counters are in-process then).
             workers = os.environ.get("WEB_CONCURRENCY", "4" if settings.REDIS_URL else "1")
-            web = [python, "-m", "gunicorn", "bookings_project.wsgi", "--bind", f"{host}:{port}",
-                   "--workers", workers, "--threads", os.environ.get("WEB_THREADS", "8"),
-                   "--access-logfile", "-", "--graceful-timeout", "10"]
+            web = [python, "-m", "gunicorn", "-c", "python:bookings_project.gunicorn", "bookings_project.wsgi",
+                   "--workers", workers]
         commands = {"web": web}
         if with_worker:
             celery = [python, "-m", "celery", "-A", "bookings_project"]
