@@ -163,9 +163,10 @@ class ReconciliationChange(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="changes")
     entity_type = models.CharField(max_length=16)
-    entity_id = models.CharField(max_length=64)
+    # Any text, as the customer side may write it into the documents table (its ids and keys).
+    entity_id = models.TextField()
     action = models.CharField(max_length=16, choices=Action.choices)
-    field = models.CharField(max_length=64, blank=True, default="")
+    field = models.TextField(blank=True, default="")
     document_value = models.JSONField(null=True, blank=True)
     relational_value = models.JSONField(null=True, blank=True)
 

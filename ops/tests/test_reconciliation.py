@@ -447,6 +447,21 @@ class TestWhatTheCustomerSideMayWrite:
         assert (change.field, change.document_value) == ("", body)
         assert doc("item", synced_item.pk).body == relational_body("item", synced_item.pk)
 
+    def test_long_ids_and_keys_are_recorded_in_the_job_changes(self, synced_item):
+        """Ids and keys are any text on the customer side: a change naming a 300-character id
+        or key is recorded like any other (PostgreSQL refused a varchar(64) here, failing the
+        job after the documents were already repaired)."""
+        long_id, long_key = "i" * 300, "k" * 300
+        orphan("item", long_id)
+        tamper("item", synced_item.pk, **{long_key: 1})
+        job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+
+        result = reconcile(job=job, entity_type="item")
+
+        assert result["summary"] == {"checked": 2, "created": 0, "updated": 1, "deleted": 1, "unchanged": 0}
+        assert set(ReconciliationChange.objects.filter(job=job).values_list("entity_id", "field")) == {
+            (long_id, ""), (str(synced_item.pk), long_key)}
+
     def test_a_version_at_the_columns_limit_starts_again_instead_of_blocking_the_document(self, synced_item):
         Document.objects.using("documents").filter(entity_type="item", entity_id=str(synced_item.pk)).update(
             version=2**31 - 1)
