@@ -327,17 +327,17 @@ def _release_unrecorded(events: list[OutboxEvent]) -> int:
     return released
 
 
-def outbox_dispatch_run(*, max_seconds: float) -> dict:
-    """What a dispatcher task does: let the next commit nudge again, bring back events that
-    died only of the mail server's outage (once it answers), then deliver until nothing is due
-    or `max_seconds` pass."""
+def outbox_dispatch_run(*, max_seconds: float, batch_size: int | None = None) -> dict:
+    """What a dispatcher does (the Celery task, `manage.py dispatch_outbox`): let the next
+    commit nudge again, bring back events that died only of the mail server's outage (once it
+    answers), then deliver until nothing is due or `max_seconds` pass (0: one batch)."""
     from .outbox import outbox_nudge_taken
 
     from .revival import outbox_revive_after_outage
 
     outbox_nudge_taken()  # before claiming: events committed from now on nudge again
-    outbox_revive_after_outage()
-    return outbox_dispatch_until_empty(max_seconds=max_seconds)
+    revived = outbox_revive_after_outage()
+    return {**outbox_dispatch_until_empty(max_seconds=max_seconds, batch_size=batch_size), "revived": revived}
 
 
 def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | None = None) -> dict:

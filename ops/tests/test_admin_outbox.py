@@ -35,3 +35,23 @@ def test_dispatch_outbox_command_sends_one_batch(smtp_server, capsys, settings):
     call_command("dispatch_outbox")
     assert "claimed 2: sent 2" in capsys.readouterr().out
     assert len(smtp_server.messages) == 2
+
+
+
+def test_dispatch_outbox_command_sends_what_died_of_a_mail_server_outage_once_it_is_back(smtp_server, capsys,
+                                                                                        settings):
+    """An operator dispatching by hand (no worker running) gets what a worker's dispatcher
+    does: events that went DEAD only because the mail server was away go out again."""
+    settings.OUTBOX_MAX_RETRIES = 1
+    outbox_enqueue(event_type=EventType.GENERIC, recipient_email="late@example.com",
+                   payload={"subject": "s", "message": "m"})
+    smtp_server.stop()
+    call_command("dispatch_outbox")
+    assert OutboxEvent.objects.get().status == OutboxStatus.DEAD
+
+    smtp_server.start()
+    call_command("dispatch_outbox")
+
+    assert OutboxEvent.objects.get().status == OutboxStatus.SENT
+    assert [m["to"] for m in smtp_server.messages] == [["late@example.com"]]
+    assert "revived 1 after a mail server outage" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from ops.management.commands import dispatch_outbox, reconcile
 from ops.models import Job, JobStatus
 from ops.tasks import reconcile_all_task
 
-IDLE = {"claimed": 0, "sent": 0, "retry": 0, "deferred": 0, "dead": 0}
+IDLE = {"claimed": 0, "sent": 0, "retry": 0, "deferred": 0, "dead": 0, "batches": 0, "revived": 0}
 
 
 def manage(*args, **env):
@@ -36,7 +36,7 @@ def manage(*args, **env):
     (["--loop", "--interval", "86400"], "must be from 0 to 3600"),
 ])
 def test_dispatch_outbox_rejects_out_of_range_arguments(args, message, monkeypatch):
-    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_batch", lambda **kw: pytest.fail("dispatched"))
+    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_run", lambda **kw: pytest.fail("dispatched"))
     with pytest.raises(CommandError, match=message):
         call_command("dispatch_outbox", *args)
 
@@ -127,7 +127,7 @@ def test_dispatch_outbox_reports_an_unavailable_database(monkeypatch):
     def down(**kwargs):
         raise OperationalError("connection refused\n\tIs the server running?")
 
-    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_batch", down)
+    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_run", down)
     with pytest.raises(CommandError) as raised:
         call_command("dispatch_outbox")
     assert str(raised.value) == "Database unavailable: connection refused Is the server running?"
@@ -164,11 +164,11 @@ class Loop:
         self.batches = 0
         self.sleeps = []
         self.closed = 0
-        monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_batch", self.dispatch)
+        monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_run", self.dispatch)
         monkeypatch.setattr(dispatch_outbox, "sleep", self.sleep)
         monkeypatch.setattr(dispatch_outbox.connections, "close_all", self.close_all)
 
-    def dispatch(self, *, batch_size):
+    def dispatch(self, *, max_seconds, batch_size):
         self.batches += 1
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):

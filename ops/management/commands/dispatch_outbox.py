@@ -1,20 +1,22 @@
 from contextlib import suppress
 from time import sleep
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import Error, connections
 
 from bookings_project.commands import bounded, database_errors_as_command_error
 from bookings_project.db import DATABASE_UNAVAILABLE
 from bookings_project.text import error_line
-from ops.dispatch import outbox_dispatch_batch
+from ops.dispatch import outbox_dispatch_run
 
 # --loop waits out a database outage: 1 s after the first error, doubling up to this.
 DB_RETRY_MAX_SECONDS = 30
 
 
 class Command(BaseCommand):
-    help = "Deliver due outbox events: one batch, or keep going with --loop."
+    help = ("Deliver due outbox events, as a worker's dispatcher does (events that died of a mail "
+            "server outage go out again once it delivers): one batch, or keep going with --loop.")
 
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true",
@@ -27,7 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, loop=False, batch_size=None, interval=2.0, **options):
         if not loop:
             with database_errors_as_command_error():
-                self._report(outbox_dispatch_batch(batch_size=batch_size))
+                self._report(outbox_dispatch_run(max_seconds=0, batch_size=batch_size))
             return
         try:
             self._loop(batch_size=batch_size, interval=interval)
@@ -38,7 +40,7 @@ class Command(BaseCommand):
         delay = 0
         while True:
             try:
-                stats = outbox_dispatch_batch(batch_size=batch_size)
+                stats = outbox_dispatch_run(max_seconds=settings.OUTBOX_DISPATCH_SECONDS, batch_size=batch_size)
             except DATABASE_UNAVAILABLE as exc:
                 delay = min(delay * 2 or 1, DB_RETRY_MAX_SECONDS)
                 self.stderr.write(f"Database unavailable: {error_line(exc)}; retrying in {delay} s")
@@ -47,12 +49,13 @@ class Command(BaseCommand):
                 sleep(delay)
                 continue
             delay = 0
-            if stats["claimed"]:
+            if stats["claimed"] or stats["revived"]:
                 self._report(stats)
             else:
                 sleep(interval)
 
     def _report(self, stats):
+        revived = f"revived {stats['revived']} after a mail server outage; " if stats["revived"] else ""
         self.stdout.write(
-            f"claimed {stats['claimed']}: sent {stats['sent']}, retry {stats['retry']}, "
+            f"{revived}claimed {stats['claimed']}: sent {stats['sent']}, retry {stats['retry']}, "
             f"deferred {stats['deferred']}, dead {stats['dead']}")
