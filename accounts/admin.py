@@ -84,6 +84,13 @@ class AdminLoginForm(AdminAuthenticationForm):
     admin does not admit (no ADMIN or IT_OPERATOR role) are a failed login too, and logged as one
     (wrong credentials are logged by accounts.backends)."""
 
+    def clean(self):
+        retry_after = getattr(self.request, "login_retry_after", None)  # BookingsAdminSite.login
+        if retry_after is not None:
+            raise forms.ValidationError(f"Too many login attempts from your address; try again in {retry_after} s.",
+                                        code="throttled")
+        return super().clean()
+
     def confirm_login_allowed(self, user):
         try:
             super().confirm_login_allowed(user)

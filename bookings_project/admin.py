@@ -22,7 +22,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
@@ -71,14 +71,16 @@ class BookingsAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         """Password attempts here count against the same per-IP login limit as the API's."""
+        retry_after = None
         if request.method == "POST":
             retry_after = rate_limit_hit(request, group="login", rate_setting="RATE_LIMIT_LOGIN")
-            if retry_after is not None:
-                response = HttpResponse(f"Too many login attempts; retry in {retry_after} s.", status=429,
-                                        content_type="text/plain; charset=utf-8")
-                response["Retry-After"] = str(retry_after)
-                return response
-        return super().login(request, extra_context)
+            # (read by AdminLoginForm, which then refuses before checking any password)
+            request.login_retry_after = retry_after
+        response = super().login(request, extra_context)
+        if retry_after is not None:  # the login page again, saying when to retry
+            response.status_code = 429
+            response["Retry-After"] = str(retry_after)
+        return response
 
     def password_change(self, request, extra_context=None):
         request.current_app = self.name

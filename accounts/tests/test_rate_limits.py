@@ -159,12 +159,19 @@ def test_rate_limit_keeps_holding_while_redis_is_down(api_client, alice, unreach
 
 def test_the_admin_login_shares_the_login_limit(client, api_client, alice):
     """The admin's password form is a login too: its attempts count with the API's, per IP."""
+    alice.roles = ["ADMIN"]  # one the admin admits: only the limit keeps her out below
+    alice.save()
     with override_settings(RATE_LIMIT_LOGIN="3/m"):
         assert _login(api_client, 0).status_code == 200
         statuses = [client.post("/admin/login/", {"username": "alice", "password": "wrong"}).status_code
                     for _ in range(3)]
         assert statuses == [200, 200, 429]  # the form re-rendered twice, then refused
-        assert 1 <= int(client.post("/admin/login/", {"username": "x", "password": "y"})["Retry-After"]) <= 60
+        refused = client.post("/admin/login/", {"username": "alice", "password": DEFAULT_PASSWORD})
+        assert 1 <= int(refused["Retry-After"]) <= 60
+        # The login page again (a person at a browser), saying why; even the right password is not tried.
+        assert refused["Content-Type"].startswith("text/html") and b'name="password"' in refused.content
+        assert b"Too many login attempts from your address; try again in" in refused.content
+        assert "_auth_user_id" not in client.session
         assert_error(_login(api_client, 1), 429)
         assert client.get("/admin/login/").status_code == 200  # the page itself still shows
 
