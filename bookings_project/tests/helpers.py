@@ -1,7 +1,10 @@
-"""Assertions shared by the API test suites (error envelope, secrets never leaked)."""
+"""Assertions shared by the API test suites (error envelope, secrets never leaked, query counts)."""
 
 import json
 from datetime import datetime
+
+from django.db import connection, reset_queries
+from django.test.utils import CaptureQueriesContext
 
 ENVELOPE_KEYS = {"status", "error", "message", "path", "timestamp"}
 
@@ -35,3 +38,24 @@ def assert_no_secrets(response, *passwords: str) -> None:
     assert '"!' not in text  # an unusable password's hash starts with "!"
     for password in passwords:
         assert password not in text
+
+
+def queries_during(call) -> int:
+    """Database queries run by `call()`. The query log is cleared first: it is a bounded deque,
+    and once full its length no longer moves, so a count taken after heavy setup would read 0."""
+    reset_queries()
+    with CaptureQueriesContext(connection) as ctx:
+        call()
+    return len(ctx.captured_queries)
+
+
+def list_cost(client, path: str) -> tuple[int, int]:
+    """(queries, rows) of a successful GET of a list: a plain array, or the first array in an
+    object body ({"logs": [...], "total": …})."""
+    responses = []
+    queries = queries_during(lambda: responses.append(client.get(path)))
+    [response] = responses
+    assert response.status_code == 200, response.content[:500]
+    body = response.json()
+    rows = body if isinstance(body, list) else next(v for v in body.values() if isinstance(v, list))
+    return queries, len(rows)

@@ -1,10 +1,9 @@
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from bookings_project.tests.helpers import list_cost
 from catalog.models import BookableItem
 from catalog.tests.factories import FUTURE, item_payload, local_iso, make_item
 from ops.models import OutboxEvent
@@ -294,10 +293,7 @@ class TestUpdateAndDelete:
 class TestQueryCounts:
     @staticmethod
     def count_list(client, query=""):
-        with CaptureQueriesContext(connection) as ctx:
-            response = client.get(f"/api/v1/items{query}")
-        assert response.status_code == 200
-        return len(ctx.captured_queries), len(response.json())
+        return list_cost(client, f"/api/v1/items{query}")
 
     def test_item_list_costs_the_same_for_1_and_100_items(self, make_user, client_for, organizer):
         make_item(organizer, tiers=[("A", "1.00", 5), ("B", "2.00", 5)])

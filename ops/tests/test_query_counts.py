@@ -1,9 +1,8 @@
 """The core API's lists and the user list run the same number of queries for 1 row and for 40."""
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from bookings_project.tests.helpers import list_cost
 from ops.jobs import job_create_notification, job_create_reconciliation
 from ops.services import log_event
 
@@ -17,24 +16,15 @@ def _rows_for(user, n: int) -> None:
         job_create_reconciliation(entity_type="item", entity_id=i + 1, actor=user)
 
 
-def _queries(client, path) -> tuple[int, int]:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get(path)
-    assert response.status_code == 200, response.content
-    body = response.json()
-    rows = len(body) if isinstance(body, list) else len(next(v for v in body.values() if isinstance(v, list)))
-    return len(ctx.captured_queries), rows
-
-
 @pytest.mark.django_db
 def test_lists_cost_the_same_for_one_row_and_forty(make_user, client_for):
     admin = make_user(roles=["ADMIN"])
     client = client_for(admin)
     _rows_for(admin, 1)
-    one = {path: _queries(client, path) for path in PATHS}
+    one = {path: list_cost(client, path) for path in PATHS}
     for _ in range(39):
         _rows_for(make_user(), 1)
-    forty = {path: _queries(client, path) for path in PATHS}
+    forty = {path: list_cost(client, path) for path in PATHS}
 
     for path in PATHS:
         assert forty[path][1] >= 40 > one[path][1], path

@@ -1,9 +1,7 @@
-"""Items, dates and query counts for reporting tests (bookings: reservations/tests/factories.py)."""
+"""Items and dates for reporting tests (bookings: reservations/tests/factories.py)."""
 
 from datetime import datetime, timedelta
 
-from django.db import connection, reset_queries
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.tests.factories import FUTURE, make_item
@@ -22,12 +20,3 @@ def item_at(organizer, day: float, **fields):
 def local(*args) -> datetime:
     """An aware datetime in TIME_ZONE: local(2031, 3, 1, 23, 30)."""
     return timezone.make_aware(datetime(*args), timezone.get_current_timezone())
-
-
-def queries_during(call) -> int:
-    """Database queries run by `call()`. The query log is cleared first: it is a bounded deque,
-    and once full its length no longer moves, so a count taken after heavy setup would read 0."""
-    reset_queries()
-    with CaptureQueriesContext(connection) as ctx:
-        call()
-    return len(ctx.captured_queries)

@@ -6,13 +6,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from bookings_project.tests.helpers import queries_during
 from catalog.services import item_delete
 from catalog.tests.factories import make_item
 from reservations.models import Booking
 from reservations.services import booking_cancel
 from reservations.tests.factories import book
 
-from .factories import item_at, queries_during
+from .factories import item_at
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations/users/me"

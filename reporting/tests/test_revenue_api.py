@@ -9,13 +9,14 @@ from decimal import Decimal
 
 import pytest
 
+from bookings_project.tests.helpers import queries_during
 from catalog.services import item_delete
 from reservations.models import Booking
 from reservations.services import booking_cancel
 from reservations.tests.factories import book
 
 from .. import selectors
-from .factories import item_at, local, queries_during
+from .factories import item_at, local
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/reports/revenue"

@@ -4,11 +4,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.services import user_deactivate
 from bookings_project.errors import Forbidden
+from bookings_project.tests.helpers import list_cost
 from catalog.exceptions import CapacityExceeded, ItemBusy, ItemNotFound
 from catalog.models import BookableItem, PriceTier
 from catalog.tests.factories import make_item
@@ -186,13 +186,6 @@ class TestDeactivation:
 
 
 class TestQueryCounts:
-    @staticmethod
-    def count(client, path):
-        with CaptureQueriesContext(connection) as ctx:
-            response = client.get(path)
-        assert response.status_code == 200
-        return len(ctx.captured_queries), len(response.json())
-
     def test_my_bookings_and_item_bookings_cost_the_same_for_1_and_many(self, make_user, client_for, customer,
                                                                         organizer, settings):
         settings.MAX_ACTIVE_BOOKINGS_PER_USER = 50  # this customer holds 30 upcoming bookings
@@ -201,13 +194,13 @@ class TestQueryCounts:
                            capacity=30, tiers=[("A", "3.50", 30)]) for i in range(30)]
         booking_create(user=customer, item_id=items[0].pk)
         me, item_path = client_for(customer), f"/api/v1/bookings/items/{items[0].pk}"
-        one_me, one_item = self.count(me, "/api/v1/bookings/me"), self.count(client_for(organizer), item_path)
+        one_me, one_item = list_cost(me, "/api/v1/bookings/me"), list_cost(client_for(organizer), item_path)
         for item in items[1:]:
             booking_create(user=customer, item_id=item.pk)
         for _ in range(20):
             booking_create(user=make_user(), item_id=items[0].pk)
-        assert self.count(me, "/api/v1/bookings/me") == (one_me[0], 30)
-        assert self.count(client_for(organizer), item_path) == (one_item[0], 21)
+        assert list_cost(me, "/api/v1/bookings/me") == (one_me[0], 30)
+        assert list_cost(client_for(organizer), item_path) == (one_item[0], 21)
         assert one_me[0] <= 2
 
 
