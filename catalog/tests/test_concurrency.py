@@ -165,3 +165,28 @@ def test_item_delete_racing_bookings_leaves_no_active_booking_and_every_cancelle
         assert emails == Counter({pk: 1 for pk in made})
         _counters_match_bookings(item)
 
+
+def test_ended_items_moved_back_into_the_future_at_once_never_pass_the_organizers_limit(make_user, settings):
+    """The organizer holds one place short of the limit and two ended items (historical records,
+    which hold no place); both are moved back into the future, and a new item created, at the
+    same moment: only one of the three may take the last place."""
+    settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER = 3
+    from catalog.services import item_update
+
+    for round_ in range(4):
+        organizer = make_user(roles=["EVENT_ORGANIZER"], username=f"reviver{round_}")
+        start = timezone.now() + timedelta(days=30)
+        for n in range(2):
+            make_item(organizer, name=f"Held {n}", start=start + timedelta(days=n))
+        ended = [make_item(organizer, name=f"Ended {n}", start=timezone.now() - timedelta(days=10 + n))
+                 for n in range(2)]
+
+        results = race([lambda i=i, n=n: item_update(actor=organizer, item_id=i.pk,
+                                                     start_time=start + timedelta(days=5 + n),
+                                                     end_time=start + timedelta(days=5 + n, hours=2))
+                        for n, i in enumerate(ended)]
+                       + [lambda: make_item(organizer, name="New", start=start + timedelta(days=9))])
+
+        assert sum(isinstance(r, BookableItem) for r in results) == 1, results
+        assert all(isinstance(r, (BookableItem, ItemLimitReached)) for r in results), results
+        assert _upcoming(organizer) == 3
