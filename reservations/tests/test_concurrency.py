@@ -409,3 +409,57 @@ def test_deactivation_racing_the_users_own_bookings_leaves_no_active_future_book
             _counters_match_bookings(item)
         made = Booking.objects.filter(user=user).values_list("pk", flat=True)
         assert _cancellation_emails(made) == Counter({pk: 1 for pk in made})
+
+
+def test_two_admins_deleting_one_user_at_once_cancel_each_booking_once(client_for, make_user, organizer):
+    """Both DELETEs answer 204 (deactivation is idempotent) or the later one 404 (the user is
+    gone by the time it looks); the user's bookings are cancelled once, with one email each,
+    and one "User deleted" entry is logged."""
+    from django.utils import timezone
+
+    from ops.models import SystemLog
+    from reservations.models import ACTIVE_STATUSES
+
+    for round_ in range(4):
+        user = make_user()
+        items = [make_item(organizer, name=f"Twice-deleted {round_}-{i}", capacity=3,
+                           start=timezone.now() + timedelta(days=50 + i)) for i in range(2)]
+        held = [booking_create(user=user, item_id=item.pk) for item in items]
+        admins = [client_for(make_user(roles=["ADMIN"])) for _ in range(2)]
+
+        responses = race([lambda c=c: c.delete(f"/api/v1/user/{user.pk}") for c in admins])
+
+        assert 204 in [r.status_code for r in responses], [r.content for r in responses]
+        assert all(r.status_code in (204, 404) for r in responses), [r.content for r in responses]
+        assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
+        assert _cancellation_emails(b.pk for b in held) == Counter({b.pk: 1 for b in held})
+        assert SystemLog.objects.filter(message="User deleted", user_id=str(user.pk)).count() == 1
+        for item in items:
+            _counters_match_bookings(item)
+
+
+def test_an_item_moved_onto_a_bookers_new_booking_at_once_never_leaves_two_overlapping(make_user, organizer):
+    """The organizer moves item X onto the time of item Y while X's booker books Y: the moved
+    booking and the new one would overlap. Whichever reaches the exclusion constraint second is
+    a 409 (BookingTimeConflict), never a 500 and never two overlapping confirmed bookings."""
+    from django.utils import timezone
+
+    from catalog.services import item_update
+
+    for round_ in range(6):
+        start = timezone.now() + timedelta(days=60 + round_)
+        x = make_item(organizer, name=f"X{round_}", start=start)
+        y = make_item(organizer, name=f"Y{round_}", start=start + timedelta(days=3))
+        booker = make_user()
+        booking_create(user=booker, item_id=x.pk)
+
+        moved, booked = race([
+            lambda: item_update(actor=organizer, item_id=x.pk, start_time=y.start_time, end_time=y.end_time),
+            lambda: booking_create(user=booker, item_id=y.pk)])
+
+        assert [isinstance(moved, BookableItem), isinstance(booked, Booking)].count(True) == 1, (moved, booked)
+        assert all(isinstance(r, (BookableItem, Booking, BookingTimeConflict)) for r in (moved, booked))
+        confirmed = Booking.objects.filter(user=booker, status=BookingStatus.CONFIRMED).order_by("start_time")
+        assert len(confirmed) == 1 or confirmed[0].end_time <= confirmed[1].start_time
+        for item in (x, y):
+            _counters_match_bookings(item)
