@@ -90,10 +90,10 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
 def _check_item_limit(organizer, *, lock: bool) -> None:
     """A business-flow limit (OWASP API6): one account may hold at most
     MAX_UPCOMING_ITEMS_PER_ORGANIZER items that have not ended, so self-registered suppliers
-    cannot flood the public list; ADMINs are not limited. On create it is counted under the
-    organizer's row lock (`lock`; lock order user → item), so parallel requests cannot both take
-    the last place; a move of an ended item back into the future, which already holds its item's
-    lock, counts without it."""
+    cannot flood the public list; ADMINs are not limited. It is counted under the organizer's row
+    lock, so parallel requests cannot both take the last place: a create takes it here (`lock`);
+    a move of an ended item back into the future took it before the item's
+    (_lock_organizer_if_reviving; lock order user → item)."""
     limit = settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER
     if organizer.is_admin:
         return
@@ -102,6 +102,22 @@ def _check_item_limit(organizer, *, lock: bool) -> None:
     upcoming = BookableItem.objects.filter(organizer=organizer, deleted_at__isnull=True, end_time__gt=timezone.now())
     if upcoming.count() >= limit:
         raise ItemLimitReached(limit)
+
+
+def _lock_organizer_if_reviving(*, item_id, end_time: datetime | None, now: datetime) -> bool:
+    """An update moving an ended item back into the future takes a place under the organizer's
+    limit, so it locks the organizer's row as a create does, before the item's (lock order
+    user → item): the item lock alone let two ended items, or one and a new item, take the last
+    place together. The item's organizer never changes, so it is read without a lock. True if
+    the row is locked."""
+    if end_time is None or end_time <= now:
+        return False
+    organizer_id = (BookableItem.objects.filter(pk=item_id, deleted_at__isnull=True, end_time__lte=now)
+                    .values_list("organizer_id", flat=True).first())
+    if organizer_id is None:
+        return False
+    user_lock(organizer_id)
+    return True
 
 
 def _lock_item_for_change(*, actor, item_id) -> BookableItem:
@@ -163,7 +179,9 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise TypeError(f"item_update() got unexpected fields {sorted(unknown)}")
+    now = timezone.now()
     with contention_guard(), transaction.atomic():
+        organizer_locked = _lock_organizer_if_reviving(item_id=item_id, end_time=changes.get("end_time"), now=now)
         item = _lock_item_for_change(actor=actor, item_id=item_id)
         current = list(item.tiers.order_by("position"))
         wanted = None if price_tiers is None else _tier_specs(price_tiers)
@@ -174,8 +192,9 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
                       capacity=merged["capacity"], tiers=effective)
         _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
         times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
-        if item.end_time <= timezone.now() < merged["end_time"]:  # an ended item comes back
-            _check_item_limit(item.organizer, lock=False)
+        if item.end_time <= now < merged["end_time"]:  # an ended item comes back
+            # (not locked before only if another update moved it into the past meanwhile)
+            _check_item_limit(item.organizer, lock=not organizer_locked)
         renamed = merged["name"] != item.name
         for field, value in merged.items():
             setattr(item, field, value)

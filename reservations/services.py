@@ -292,7 +292,11 @@ def booking_cancel_for_item(*, item: BookableItem, actor) -> int:
 def booking_times_follow_item(*, item: BookableItem) -> int:
     """Item moved: its active bookings take the new times, unless that would make one of its
     bookers hold two overlapping confirmed bookings (409), and every booker gets an email with
-    the new times."""
+    the new times. A started item moved back into the future first cancels (with an email) the
+    bookings of accounts deactivated since: a deactivation left them as history, and a
+    deactivated account holds no future booking."""
+    if item.start_time > timezone.now():
+        _cancel_all(Booking.objects.filter(item=item, user__is_active=False))
     active = Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES)
     bookers = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED).values("user_id")
     clash = Booking.objects.filter(overlap_q(item.start_time, item.end_time), user_id__in=bookers,

@@ -35,3 +35,105 @@ def test_two_admins_acting_on_each_other_at_once_never_leave_both_without_admin(
     assert sum(isinstance(r, Forbidden) for r in results) == 1, results
     admins = [u for u in User.objects.filter(pk__in=[a.pk, b.pk]) if u.is_active and u.is_admin]
     assert len(admins) == 1
+
+
+# --- Audit: refresh rotation, registration and role changes at the same moment -----------------
+
+PASSWORD = "Str0ng-Passw0rd!"
+
+
+def _client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+def test_concurrent_refreshes_with_one_refresh_token_exactly_one_succeeds(make_user, settings):
+    """Four clients present the same refresh token at once: one 200, three 401; the pair the
+    winner got works, and the used token stays refused."""
+    settings.RATE_LIMIT_REFRESH = "1000/m"
+    from accounts.tokens import token_pair_for_user
+
+    for _ in range(5):
+        _, refresh = token_pair_for_user(make_user())
+
+        responses = race([lambda: _client().post("/api/v1/auth/refresh", {"refreshToken": refresh}, format="json")] * 4)
+
+        assert sorted(r.status_code for r in responses) == [200, 401, 401, 401], [r.content for r in responses]
+        [won] = [r.json() for r in responses if r.status_code == 200]
+        me = _client()
+        me.credentials(HTTP_AUTHORIZATION=f"Bearer {won['token']}")
+        assert me.get("/api/v1/user/me").status_code == 200
+        assert _client().post("/api/v1/auth/refresh", {"refreshToken": refresh}, format="json").status_code == 401
+        assert _client().post("/api/v1/auth/refresh", {"refreshToken": won["refreshToken"]},
+                              format="json").status_code == 200
+
+
+@pytest.mark.parametrize("first, second", [
+    (("/api/v1/user", {"username": "Racer{n}", "email": "a{n}@example.com"}),
+     ("/api/v1/user", {"username": "racer{n}", "email": "b{n}@example.com"})),
+    (("/api/v1/user", {"username": "first{n}", "email": "Racer{n}@Example.com"}),
+     ("/api/v1/user", {"username": "second{n}", "email": "racer{n}@example.com"})),
+    (("/auth/register", {"email": "Racer{n}@example.com"}), ("/auth/register", {"email": "racer{n}@EXAMPLE.com"})),
+    (("/api/v1/user", {"username": "first{n}", "email": "racer{n}@example.com"}),
+     ("/auth/register", {"email": "RACER{n}@example.com"})),
+], ids=["username-case", "email-case", "core-email-case", "booking-and-core-api"])
+def test_two_registrations_of_one_name_in_different_case_are_one_201_and_one_409(first, second, settings):
+    """Both pass the uniqueness check before either commits; the case-insensitive unique
+    indexes refuse the second INSERT, which must be a 409, never a 500 or a second account."""
+    from accounts.models import User
+
+    settings.RATE_LIMIT_REGISTER = "1000/m"
+
+    def register(path, fields, n):
+        body = {key: value.format(n=n) for key, value in fields.items()} | {"password": PASSWORD}
+        return _client().post(path, body, format="json")
+
+    for n in range(5):
+        responses = race([lambda: register(*first, n), lambda: register(*second, n)])
+
+        assert sorted(r.status_code for r in responses) == [201, 409], [r.content for r in responses]
+        assert User.objects.filter(email__iexact=f"racer{n}@example.com").count() + User.objects.filter(
+            username__iexact=f"racer{n}").count() == 1
+
+
+def test_role_grants_and_revokes_on_one_user_at_once_all_take_effect(make_user):
+    """Four ADMIN actions on one user at once, each a change of the roles held under the lock:
+    none undoes another, and the IT operators group follows the final roles (recreated once if
+    it was removed by hand)."""
+    from django.contrib.auth.models import Group
+
+    from accounts.services import IT_OPERATORS_GROUP, user_grant_role, user_revoke_role
+
+    admin = make_user(roles=["ADMIN"])
+    for round_ in range(4):
+        Group.objects.filter(name=IT_OPERATORS_GROUP).delete()
+        user = make_user(roles=["USER", "EVENT_ORGANIZER"])
+
+        results = race([lambda: user_grant_role(actor=admin, user=user, role="IT_OPERATOR"),
+                        lambda: user_grant_role(actor=admin, user=user, role="ADMIN"),
+                        lambda: user_revoke_role(actor=admin, user=user, role="EVENT_ORGANIZER"),
+                        lambda: user_revoke_role(actor=admin, user=user, role="USER")])
+
+        assert all(isinstance(r, User) for r in results), results
+        user.refresh_from_db()
+        assert user.roles == ["ADMIN", "IT_OPERATOR"] and user.is_staff
+        assert list(user.groups.values_list("name", flat=True)) == [IT_OPERATORS_GROUP]
+        assert Group.objects.filter(name=IT_OPERATORS_GROUP).count() == 1
+
+
+def test_a_grant_racing_a_revoke_of_one_role_leaves_roles_and_group_in_agreement(make_user):
+    from accounts.services import IT_OPERATORS_GROUP, user_grant_role, user_revoke_role
+
+    admin = make_user(roles=["ADMIN"])
+    for _ in range(6):
+        user = make_user(roles=["USER"])
+
+        results = race([lambda: user_grant_role(actor=admin, user=user, role="IT_OPERATOR"),
+                        lambda: user_revoke_role(actor=admin, user=user, role="IT_OPERATOR")])
+
+        assert all(isinstance(r, User) for r in results), results
+        user.refresh_from_db()
+        operator = "IT_OPERATOR" in user.roles
+        assert user.is_staff == operator
+        assert user.groups.filter(name=IT_OPERATORS_GROUP).exists() == operator

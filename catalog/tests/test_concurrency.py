@@ -3,6 +3,7 @@ a race): the per-organizer item limit is counted under the organizer's row lock.
 
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -86,4 +87,106 @@ def test_parallel_creates_at_the_last_place_make_exactly_one_item(make_user, set
         refused = [r for r in results if not isinstance(r, BookableItem)]
         assert len(made) == 1, results
         assert all(isinstance(r, ItemLimitReached) for r in refused), refused
+        assert _upcoming(organizer) == 3
+
+
+# --- Audit: item edits and deletions racing bookings -------------------------------------------
+
+
+def _counters_match_bookings(item) -> None:
+    """The seat counters count exactly the active bookings, item and every tier."""
+    from reservations.models import ACTIVE_STATUSES, Booking
+
+    item = BookableItem.objects.get(pk=item.pk)
+    assert item.sold == Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).count() <= item.capacity
+    for tier in item.tiers.all():
+        assert tier.sold == Booking.objects.filter(tier=tier, status__in=ACTIVE_STATUSES).count() <= tier.max_capacity
+
+
+def test_capacity_and_tier_cuts_racing_bookings_never_leave_more_booked_than_allowed(make_user, organizer):
+    """While twelve users book, the organizer cuts capacity 10 → 6 and the second tier 6 → 2.
+    Either the cut comes first (the bookings fill what is left) or enough bookings come first
+    and the cut is a 400; never more active bookings than the item or a tier allows."""
+    from bookings_project.errors import ValidationFailed
+    from catalog.exceptions import CapacityExceeded
+    from catalog.services import item_update
+    from reservations.models import Booking
+    from reservations.services import booking_create
+
+    outcomes = set()
+    for round_ in range(4):
+        item = make_item(organizer, name=f"Cut {round_}", capacity=10,
+                         tiers=[("Early", "10.00", 4), ("Late", "20.00", 6)])
+        users = [make_user() for _ in range(12)]
+        cut = [{"name": "Early", "price": Decimal("10.00"), "max_capacity": 4},
+               {"name": "Late", "price": Decimal("20.00"), "max_capacity": 2}]
+
+        results = race([lambda: item_update(actor=organizer, item_id=item.pk, capacity=6, price_tiers=cut)]
+                       + [lambda u=u: booking_create(user=u, item_id=item.pk) for u in users])
+
+        updated, bookings = results[0], results[1:]
+        assert isinstance(updated, (BookableItem, ValidationFailed)), updated
+        assert all(isinstance(r, (Booking, CapacityExceeded)) for r in bookings), bookings
+        outcomes.add(type(updated).__name__)
+        _counters_match_bookings(item)
+        item.refresh_from_db()
+        assert item.capacity == (6 if isinstance(updated, BookableItem) else 10)
+    assert outcomes  # (which way each round went is up to the scheduler)
+
+
+def test_item_delete_racing_bookings_leaves_no_active_booking_and_every_cancelled_one_is_told(make_user, organizer):
+    """The organizer deletes an item while ten users book it: no booking stays active on the
+    deleted item, and every booking it holds is cancelled with exactly one email."""
+    from collections import Counter
+
+    from catalog.exceptions import CapacityExceeded, ItemNotFound
+    from catalog.services import item_delete
+    from ops.models import OutboxEvent
+    from reservations.models import ACTIVE_STATUSES, Booking, BookingStatus
+    from reservations.services import booking_create
+
+    for round_ in range(4):
+        item = make_item(organizer, name=f"Gone {round_}", capacity=8, tiers=[("A", "10.00", 8)])
+        early = [booking_create(user=make_user(), item_id=item.pk) for _ in range(2)]
+        users = [make_user() for _ in range(10)]
+
+        results = race([lambda: item_delete(actor=organizer, item_id=item.pk)]
+                       + [lambda u=u: booking_create(user=u, item_id=item.pk) for u in users])
+
+        deleted, bookings = results[0], results[1:]
+        assert isinstance(deleted, BookableItem), deleted
+        assert all(isinstance(r, (Booking, ItemNotFound, CapacityExceeded)) for r in bookings), bookings
+        assert not Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).exists()
+        made = list(Booking.objects.filter(item=item).values_list("pk", flat=True))
+        assert {b.pk for b in early} | {r.pk for r in bookings if isinstance(r, Booking)} == set(made)
+        assert set(Booking.objects.filter(item=item).values_list("status", flat=True)) == {BookingStatus.CANCELLED}
+        emails = Counter(e.payload["bookingId"] for e in OutboxEvent.objects.filter(
+            event_type="BOOKING_CANCELLED", payload__itemId=item.pk))
+        assert emails == Counter({pk: 1 for pk in made})
+        _counters_match_bookings(item)
+
+
+def test_ended_items_moved_back_into_the_future_at_once_never_pass_the_organizers_limit(make_user, settings):
+    """The organizer holds one place short of the limit and two ended items (historical records,
+    which hold no place); both are moved back into the future, and a new item created, at the
+    same moment: only one of the three may take the last place."""
+    settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER = 3
+    from catalog.services import item_update
+
+    for round_ in range(4):
+        organizer = make_user(roles=["EVENT_ORGANIZER"], username=f"reviver{round_}")
+        start = timezone.now() + timedelta(days=30)
+        for n in range(2):
+            make_item(organizer, name=f"Held {n}", start=start + timedelta(days=n))
+        ended = [make_item(organizer, name=f"Ended {n}", start=timezone.now() - timedelta(days=10 + n))
+                 for n in range(2)]
+
+        results = race([lambda i=i, n=n: item_update(actor=organizer, item_id=i.pk,
+                                                     start_time=start + timedelta(days=5 + n),
+                                                     end_time=start + timedelta(days=5 + n, hours=2))
+                        for n, i in enumerate(ended)]
+                       + [lambda: make_item(organizer, name="New", start=start + timedelta(days=9))])
+
+        assert sum(isinstance(r, BookableItem) for r in results) == 1, results
+        assert all(isinstance(r, (BookableItem, ItemLimitReached)) for r in results), results
         assert _upcoming(organizer) == 3

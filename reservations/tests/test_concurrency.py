@@ -279,3 +279,187 @@ def test_a_capacity_cut_waits_for_a_cancellation_in_flight_and_counts_its_freed_
     item.refresh_from_db()
     active = Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).count()
     assert (item.capacity, item.sold, active) == (2, 2, 2)
+
+
+# --- Audit: cancellations, completions and deactivations racing bookings ----------------------
+
+
+def _active_on(item) -> int:
+    from reservations.models import ACTIVE_STATUSES
+
+    return Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).count()
+
+
+def _counters_match_bookings(item) -> None:
+    """The seat counters count exactly the active bookings, item and every tier."""
+    from reservations.models import ACTIVE_STATUSES
+
+    item = BookableItem.objects.get(pk=item.pk)
+    assert item.sold == _active_on(item) <= item.capacity
+    for tier in item.tiers.all():
+        assert tier.sold == Booking.objects.filter(tier=tier, status__in=ACTIVE_STATUSES).count() <= tier.max_capacity
+
+
+def _cancellation_emails(booking_ids) -> Counter:
+    from ops.models import OutboxEvent
+
+    return Counter(e.payload["bookingId"] for e in OutboxEvent.objects.filter(
+        event_type="BOOKING_CANCELLED", payload__bookingId__in=list(booking_ids)))
+
+
+def test_cancellations_and_bookings_racing_for_a_full_item_never_oversell(make_user, organizer):
+    """A full item: three holders cancel while nine others try to book its seats. Every freed
+    seat goes to at most one newcomer; the counters end equal to the active bookings."""
+    from reservations.services import booking_cancel
+
+    for round_ in range(3):
+        item = make_item(organizer, name=f"Full {round_}", capacity=3, tiers=[("A", "10.00", 1), ("B", "20.00", 2)])
+        holders = [make_user() for _ in range(3)]
+        held = [booking_create(user=u, item_id=item.pk) for u in holders]
+        newcomers = [make_user() for _ in range(9)]
+
+        results = race([lambda u=u, b=b: booking_cancel(actor=u, booking_id=b.pk) for u, b in zip(holders, held)]
+                       + [lambda u=u: booking_create(user=u, item_id=item.pk) for u in newcomers])
+
+        cancels, bookings = results[:3], results[3:]
+        assert all(isinstance(r, Booking) and r.status == BookingStatus.CANCELLED for r in cancels), cancels
+        assert all(isinstance(r, (Booking, CapacityExceeded)) for r in bookings), bookings
+        assert sum(isinstance(r, Booking) for r in bookings) <= 3
+        _counters_match_bookings(item)
+        assert _cancellation_emails(b.pk for b in held) == Counter({b.pk: 1 for b in held})
+
+
+def test_two_cancels_of_one_booking_one_is_200_the_other_409_and_the_seat_is_freed_once(
+        client_for, make_user, organizer, admin):
+    """Its owner and an ADMIN cancel the same booking at the same moment (another booking keeps
+    the item's counter above 0, so a double release would show)."""
+    for round_ in range(4):
+        item = make_item(organizer, name=f"Twice {round_}", capacity=5, tiers=[("A", "10.00", 5)])
+        owner, other = make_user(), make_user()
+        booking = booking_create(user=owner, item_id=item.pk)
+        booking_create(user=other, item_id=item.pk)
+        owner_client, admin_client = client_for(owner), client_for(admin)
+
+        responses = race([lambda: owner_client.put(f"/api/v1/bookings/{booking.pk}/cancel"),
+                          lambda: admin_client.put(f"/api/v1/bookings/{booking.pk}/cancel")])
+
+        assert sorted(r.status_code for r in responses) == [200, 409], [r.content for r in responses]
+        assert Booking.objects.get(pk=booking.pk).status == BookingStatus.CANCELLED
+        _counters_match_bookings(item)
+        assert BookableItem.objects.get(pk=item.pk).sold == 1
+        assert _cancellation_emails([booking.pk]) == Counter({booking.pk: 1})
+
+
+def test_completion_racing_a_cancellation_one_wins_the_seat_is_freed_once(make_user, organizer, admin):
+    """Once the item has started its organizer completes a booking while an ADMIN cancels it
+    (a refund): one of them wins, the other is a 409, the seat is given back once."""
+    from django.utils import timezone
+
+    from reservations.exceptions import InvalidStatusTransition
+    from reservations.services import booking_cancel, booking_set_status
+
+    for round_ in range(4):
+        item = make_item(organizer, name=f"Started {round_}", capacity=5, tiers=[("A", "10.00", 5)])
+        booking = booking_create(user=make_user(), item_id=item.pk)
+        booking_create(user=make_user(), item_id=item.pk)
+        # The item started a minute ago (its bookings follow its times).
+        start = timezone.now() - timedelta(minutes=1)
+        BookableItem.objects.filter(pk=item.pk).update(start_time=start, end_time=start + timedelta(hours=2))
+        Booking.objects.filter(item=item).update(start_time=start, end_time=start + timedelta(hours=2))
+
+        completed, cancelled = race([
+            lambda: booking_set_status(actor=organizer, booking_id=booking.pk, status=BookingStatus.COMPLETED),
+            lambda: booking_cancel(actor=admin, booking_id=booking.pk)])
+
+        winners = [r for r in (completed, cancelled) if isinstance(r, Booking)]
+        assert len(winners) == 1, (completed, cancelled)
+        assert all(isinstance(r, InvalidStatusTransition) for r in (completed, cancelled) if r not in winners)
+        assert Booking.objects.get(pk=booking.pk).status == winners[0].status
+        _counters_match_bookings(item)
+        assert BookableItem.objects.get(pk=item.pk).sold == 1
+        emails = _cancellation_emails([booking.pk])
+        assert emails == (Counter({booking.pk: 1}) if winners[0] is cancelled else Counter())
+
+
+def test_deactivation_racing_the_users_own_bookings_leaves_no_active_future_booking(
+        client_for, make_user, organizer, admin):
+    """DELETE /user/{id} while that user books three items: whatever got in before the
+    deactivation is cancelled by it (with an email), whatever comes after is refused."""
+    from django.utils import timezone
+
+    from reservations.models import ACTIVE_STATUSES
+
+    for round_ in range(4):
+        user = make_user()
+        items = [make_item(organizer, name=f"D{round_}-{i}", capacity=5, tiers=[("A", "10.00", 5)],
+                           start=timezone.now() + timedelta(days=40 + i)) for i in range(3)]
+        booking_create(user=user, item_id=items[0].pk)  # one booking already held
+        user_client, admin_client = client_for(user), client_for(admin)
+
+        results = race([lambda: admin_client.delete(f"/api/v1/user/{user.pk}")]
+                       + [lambda i=i: user_client.post(f"/api/v1/bookings/items/{i.pk}", {}, format="json")
+                          for i in items[1:]])
+
+        assert results[0].status_code == 204, results[0].content
+        assert all(r.status_code in (201, 401, 403) for r in results[1:]), [r.content for r in results[1:]]
+        user.refresh_from_db()
+        assert not user.is_active
+        assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
+        for item in items:
+            _counters_match_bookings(item)
+        made = Booking.objects.filter(user=user).values_list("pk", flat=True)
+        assert _cancellation_emails(made) == Counter({pk: 1 for pk in made})
+
+
+def test_two_admins_deleting_one_user_at_once_cancel_each_booking_once(client_for, make_user, organizer):
+    """Both DELETEs answer 204 (deactivation is idempotent) or the later one 404 (the user is
+    gone by the time it looks); the user's bookings are cancelled once, with one email each,
+    and one "User deleted" entry is logged."""
+    from django.utils import timezone
+
+    from ops.models import SystemLog
+    from reservations.models import ACTIVE_STATUSES
+
+    for round_ in range(4):
+        user = make_user()
+        items = [make_item(organizer, name=f"Twice-deleted {round_}-{i}", capacity=3,
+                           start=timezone.now() + timedelta(days=50 + i)) for i in range(2)]
+        held = [booking_create(user=user, item_id=item.pk) for item in items]
+        admins = [client_for(make_user(roles=["ADMIN"])) for _ in range(2)]
+
+        responses = race([lambda c=c: c.delete(f"/api/v1/user/{user.pk}") for c in admins])
+
+        assert 204 in [r.status_code for r in responses], [r.content for r in responses]
+        assert all(r.status_code in (204, 404) for r in responses), [r.content for r in responses]
+        assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
+        assert _cancellation_emails(b.pk for b in held) == Counter({b.pk: 1 for b in held})
+        assert SystemLog.objects.filter(message="User deleted", user_id=str(user.pk)).count() == 1
+        for item in items:
+            _counters_match_bookings(item)
+
+
+def test_an_item_moved_onto_a_bookers_new_booking_at_once_never_leaves_two_overlapping(make_user, organizer):
+    """The organizer moves item X onto the time of item Y while X's booker books Y: the moved
+    booking and the new one would overlap. Whichever reaches the exclusion constraint second is
+    a 409 (BookingTimeConflict), never a 500 and never two overlapping confirmed bookings."""
+    from django.utils import timezone
+
+    from catalog.services import item_update
+
+    for round_ in range(6):
+        start = timezone.now() + timedelta(days=60 + round_)
+        x = make_item(organizer, name=f"X{round_}", start=start)
+        y = make_item(organizer, name=f"Y{round_}", start=start + timedelta(days=3))
+        booker = make_user()
+        booking_create(user=booker, item_id=x.pk)
+
+        moved, booked = race([
+            lambda: item_update(actor=organizer, item_id=x.pk, start_time=y.start_time, end_time=y.end_time),
+            lambda: booking_create(user=booker, item_id=y.pk)])
+
+        assert [isinstance(moved, BookableItem), isinstance(booked, Booking)].count(True) == 1, (moved, booked)
+        assert all(isinstance(r, (BookableItem, Booking, BookingTimeConflict)) for r in (moved, booked))
+        confirmed = Booking.objects.filter(user=booker, status=BookingStatus.CONFIRMED).order_by("start_time")
+        assert len(confirmed) == 1 or confirmed[0].end_time <= confirmed[1].start_time
+        for item in (x, y):
+            _counters_match_bookings(item)

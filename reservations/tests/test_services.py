@@ -179,6 +179,34 @@ class TestDeactivation:
         assert OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count() == 1
         assert booking_cancel_future_for_user(user=user, actor=admin) == 0
 
+    def test_a_past_item_moved_into_the_future_cancels_its_deactivated_bookers_bookings(
+            self, make_user, admin, organizer):
+        """A deactivation leaves bookings of started items as history; if their item is moved
+        back into the future they would be future bookings of a deactivated account, holding
+        seats (contract §4): they are cancelled, with an email, instead of moved."""
+        from catalog.services import item_update
+
+        gone, staying = make_user(), make_user()
+        item = make_item(organizer, capacity=3, tiers=[("A", "5.00", 3)])
+        gone_booking, staying_booking = (booking_create(user=u, item_id=item.pk) for u in (gone, staying))
+        past = timezone.now() - timedelta(days=2)
+        BookableItem.objects.filter(pk=item.pk).update(start_time=past, end_time=past + timedelta(hours=2))
+        Booking.objects.filter(item=item).update(start_time=past, end_time=past + timedelta(hours=2))
+        user_deactivate(actor=admin, user=gone)
+        assert Booking.objects.get(pk=gone_booking.pk).status == BookingStatus.CONFIRMED  # history
+
+        future = timezone.now() + timedelta(days=5)
+        item_update(actor=organizer, item_id=item.pk, start_time=future, end_time=future + timedelta(hours=2))
+
+        assert Booking.objects.get(pk=gone_booking.pk).status == BookingStatus.CANCELLED
+        moved = Booking.objects.get(pk=staying_booking.pk)
+        assert (moved.status, moved.start_time) == (BookingStatus.CONFIRMED, future)
+        assert counters(item) == (1, [1])
+        [cancelled] = OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED")
+        assert cancelled.payload["bookingId"] == gone_booking.pk
+        rescheduled = OutboxEvent.objects.filter(event_type="BOOKING_CONFIRMED", payload__rescheduled=True)
+        assert [e.payload["bookingId"] for e in rescheduled] == [staying_booking.pk]
+
     def test_deactivated_user_cannot_book(self, make_user, organizer):
         user = make_user(is_active=False)
         with pytest.raises(Forbidden, match="This account is not active"):
