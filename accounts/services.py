@@ -322,10 +322,11 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
         # A new password fingerprint kills every token already issued, even if reactivated.
         user.set_unusable_password()
         user.save(update_fields=["is_active", "password"])
-        booking_cancel_future_for_user(user=user, actor=actor)
-    log_event(event_type="USER", severity=Severity.WARNING, message="User deleted",
-              user_id=user.pk, request=request, reported_by=actor,
-              additional_data={"by": actor.pk})
+        cancelled = booking_cancel_future_for_user(user=user)
+        # (in the transaction: the audit entry commits with the deactivation, or neither does)
+        log_event(event_type="USER", severity=Severity.WARNING, message="User deleted",
+                  user_id=user.pk, request=request, reported_by=actor,
+                  additional_data={"by": actor.pk, "cancelledBookings": cancelled})
     return user
 
 

@@ -16,7 +16,9 @@ from django.utils import timezone
 from accounts.selectors import user_lock
 from bookings_project.db import constraint_name, db_value
 from bookings_project.errors import Forbidden, ValidationFailed
+from ops.models import Severity
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
+from ops.services import log_event
 
 from .cache import catalog_changed
 from .exceptions import CapacityExceeded, ItemLimitReached, ItemNotFound, TierSoldOut, UnknownTier
@@ -212,18 +214,23 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
     return item
 
 
-def item_delete(*, actor, item_id) -> BookableItem:
+def item_delete(*, actor, item_id, request=None) -> BookableItem:
     """Soft delete: the item leaves the API; bookings of an item that has not started yet are
-    cancelled with notifications; bookings of past items stay as history (revenue)."""
+    cancelled with notifications; bookings of past items stay as history (revenue). A system
+    log entry says who deleted it and how many bookings that cancelled."""
     with contention_guard(), transaction.atomic():
         item = _lock_item_for_change(actor=actor, item_id=item_id)
         item.deleted_at = timezone.now()
         item.save(update_fields=["deleted_at", "updated_at"])
+        cancelled = 0
         if item.start_time > item.deleted_at:
             from reservations.services import booking_cancel_for_item  # reservations builds on catalog
 
-            booking_cancel_for_item(item=item, actor=actor)
+            cancelled = booking_cancel_for_item(item=item)
         _announce_item_change(item)
+        log_event(event_type="ITEM", severity=Severity.WARNING, message="Item deleted", user_id=item.organizer_id,
+                  request=request, reported_by=actor,
+                  additional_data={"itemId": item.pk, "name": item.name, "by": actor.pk, "cancelledBookings": cancelled})
     return item
 
 

@@ -278,13 +278,13 @@ def _cancel_all(bookings: QuerySet[Booking]) -> int:
     return sum(booking is not None for booking in cancelled)
 
 
-def booking_cancel_future_for_user(*, user, actor) -> int:
+def booking_cancel_future_for_user(*, user) -> int:
     """A deactivated user's bookings of items that have not started are cancelled (with
-    notifications); past bookings stay as history. `actor` is the ADMIN who deactivated them."""
+    notifications); past bookings stay as history. (Who deactivated them is in the system log.)"""
     return _cancel_all(booking_upcoming(user=user))
 
 
-def booking_cancel_for_item(*, item: BookableItem, actor) -> int:
+def booking_cancel_for_item(*, item: BookableItem) -> int:
     """Item deleted: its active bookings are cancelled with notifications."""
     return _cancel_all(Booking.objects.filter(item=item))
 

@@ -219,6 +219,7 @@ def test_deleted_user_is_locked_out_but_kept(api_client, make_user, client_for):
     assert victim.pk not in [u["id"] for u in client_for(admin).get("/api/v1/user").json()]
     entry = SystemLog.objects.get(message="User deleted")
     assert entry.user_id == str(victim.pk) and entry.reported_by_id == admin.pk
+    assert entry.additional_data == {"by": admin.pk, "cancelledBookings": 0}
 
 
 def test_deleted_user_cannot_register_again_with_same_name(api_client, make_user, client_for):

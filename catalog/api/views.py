@@ -82,7 +82,7 @@ class ItemDetailView(APIView):
     @extend_schema(tags=["items"], responses={204: None, **error_responses(400, 401, 403, 404)})
     def delete(self, request, item_id):
         no_body_expected(request)
-        services.item_delete(actor=request.user, item_id=item_id)
+        services.item_delete(actor=request.user, item_id=item_id, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

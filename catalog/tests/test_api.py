@@ -6,7 +6,7 @@ from django.utils import timezone
 from bookings_project.tests.helpers import list_cost
 from catalog.models import BookableItem
 from catalog.tests.factories import FUTURE, item_payload, local_iso, make_item
-from ops.models import OutboxEvent
+from ops.models import OutboxEvent, SystemLog
 from reservations.models import Booking
 from reservations.services import booking_create
 
@@ -269,6 +269,13 @@ class TestUpdateAndDelete:
         assert item.deleted_at is not None and item.sold == 0
         assert {b.__class__.objects.get(pk=b.pk).status for b in bookings} == {"CANCELLED"}
         assert OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").count() == 2
+        # An audit entry: who deleted what, and what it cancelled (GET /logs?eventType=ITEM).
+        entry = SystemLog.objects.get(event_type="ITEM")
+        assert (entry.message, entry.severity, entry.user_id, entry.reported_by_id) == (
+            "Item deleted", "warning", str(organizer.pk), organizer.pk)
+        assert entry.additional_data == {"itemId": item.pk, "name": item.name, "by": organizer.pk,
+                                         "cancelledBookings": 2}
+        assert entry.ip_address == "127.0.0.1"
 
 
     def test_deleting_an_item_that_already_started_keeps_its_bookings(self, make_user, client_for, organizer, admin):
