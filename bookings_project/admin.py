@@ -89,6 +89,12 @@ class BookingsAdminSite(admin.AdminSite):
             extra_context={**self.each_context(request), **(extra_context or {})},
         )(request)
 
+    def get_urls(self):
+        # No "view on site" shortcut (r/<content type>/<id>/): no model has a get_absolute_url,
+        # so it served only 404s, after loading a row of any model for any staff member (an IT
+        # operator too) — and a 500 for a malformed UUID key, which it does not catch.
+        return [url for url in super().get_urls() if getattr(url, "name", None) != "view_on_site"]
+
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, HardenedAdminMixin):

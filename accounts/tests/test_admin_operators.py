@@ -5,6 +5,7 @@ not staff (USER, EVENT_ORGANIZER, or a session whose account was deactivated, ch
 password or lost its staff role since) is sent to the login page from every admin URL."""
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
@@ -140,6 +141,11 @@ def test_operators_get_the_ops_pages_and_nothing_else(client, make_user, records
     # An app without a page for them has no index either (Django's "no such admin page").
     for app in ("accounts", "catalog", "reservations", "reporting"):
         assert client.get(f"/admin/{app}/").status_code == 404, app
+    # No "view on site" shortcut looks up rows of any model for them (docs/DECISIONS.md).
+    for model, obj in records.items():
+        content_type = ContentType.objects.get_by_natural_key(*model.split("/"))
+        for object_id in (obj.pk, "x"):
+            assert client.get(f"/admin/r/{content_type.pk}/{object_id}/").status_code == 404, model
     assert set(attempt_changes(client, records, user)) == {403}
     assert_nothing_changed(records, user)
 
@@ -151,6 +157,10 @@ def test_who_is_not_staff_is_sent_to_the_login_page_from_every_admin_url(client,
     for url in ["/admin/", "/admin/ops/", "/admin/password_change/", *ops_pages, *refused_pages(records)]:
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next="), url
+    for model, obj in records.items():
+        content_type = ContentType.objects.get_by_natural_key(*model.split("/"))
+        response = client.get(f"/admin/r/{content_type.pk}/{obj.pk}/")
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next="), model
     assert set(attempt_changes(client, records, user)) == {302}
     assert_nothing_changed(records, user)
 
