@@ -100,6 +100,14 @@ def test_schema_and_docs_are_public(make_user, client_for, revoked_client_for, c
         assert response.json()["status"] == 401
 
 
+@pytest.mark.parametrize("method", ["options", "post", "put", "delete", "patch"])
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_answer_other_methods_405_json(api_client, method, path):
+    """(OPTIONS rendered the Swagger UI template without its context: a 500 for every caller.)"""
+    response = getattr(api_client, method)(path)
+    assert response.status_code == 405 and response.json()["status"] == 405
+
+
 def test_user_id_path_parameter_is_an_integer(schema):
     for operation in schema["paths"]["/api/v1/user/{id}"].values():
         (param,) = [p for p in operation["parameters"] if p["name"] == "id"]
