@@ -64,3 +64,14 @@ def test_there_is_no_view_on_site_shortcut_to_look_up_any_row(admin_client, obje
     for content_type in ContentType.objects.all():
         response = admin_client.get(f"/admin/r/{content_type.pk}/{object_id}/")
         assert response.status_code == 404, content_type
+
+
+def test_a_model_with_a_public_page_would_get_no_view_on_site_link():
+    class WithPage:
+        pk = 1
+
+        def get_absolute_url(self):
+            return "/somewhere/"
+
+    for model_admin in admin.site._registry.values():
+        assert model_admin.get_view_on_site_url(WithPage()) is None
