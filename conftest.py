@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from bookings_project.testing import LoopbackSMTP
+from bookings_project.testing import REVOKED_CALLERS, LoopbackSMTP
 
 
 def pytest_configure(config):
@@ -114,6 +114,32 @@ def client_for(token_for):
         client = APIClient()
         if user is not None:
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+        return client
+
+    return build
+
+
+@pytest.fixture
+def revoked_client_for(make_user, client_for):
+    """revoked_client_for(how, user=None) -> an APIClient holding an access token issued to the
+    user (default: a new ADMIN, so a revocation that did not hold shows as a success) before
+    `how` happened to the account:
+    - "deactivated": is_active set to False and nothing else, so the token's password fingerprint
+      still matches and only the active check stands between it and the API;
+    - "stale_password": the password changed (through the service, as PUT /user/{id} does)."""
+    from accounts.models import User
+    from accounts.services import user_update
+    from accounts.tests.factories import DEFAULT_PASSWORD
+
+    def build(how, user=None):
+        user = user or make_user(roles=["ADMIN"])
+        client = client_for(user)
+        if how == "deactivated":
+            User.objects.filter(pk=user.pk).update(is_active=False)
+        elif how == "stale_password":
+            user_update(actor=user, user=user, password="An0ther-Str0ng-One!", current_password=DEFAULT_PASSWORD)
+        else:
+            raise ValueError(f"unknown revocation {how!r}; one of {REVOKED_CALLERS}")
         return client
 
     return build

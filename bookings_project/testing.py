@@ -13,6 +13,10 @@ import time
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
+# Callers of the role matrices whose token was valid when issued and has been revoked since
+# (the root conftest's `revoked_client_for`).
+REVOKED_CALLERS = ("deactivated", "stale_password")
+
 
 def wait_for(predicate, timeout: float, *, interval: float = 0.1, ignore: tuple = ()) -> bool:
     """Poll `predicate` until it is true or `timeout` seconds have passed; exceptions of the

@@ -10,6 +10,8 @@ from ops.api import urls as ops_urls
 from . import errors
 from .openapi import local_assets_only
 
+DOCS_PAGE_METHODS = ["get", "head"]
+
 booking_api = [
     *accounts_urls.booking_api,
     path("", include("catalog.api.urls")),
@@ -21,8 +23,11 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
-    path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
+    # The docs pages are GET/HEAD only: DRF's OPTIONS would render their templates without context (a 500).
+    path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(
+        url_name="schema", http_method_names=DOCS_PAGE_METHODS)), name="swagger-ui"),
+    path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(
+        url_name="schema", http_method_names=DOCS_PAGE_METHODS)), name="redoc"),
     path("api/v1/", include(booking_api)),
     path("admin/", admin.site.urls),
     path("admin", RedirectView.as_view(url="/admin/")),

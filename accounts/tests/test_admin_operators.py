@@ -1,14 +1,23 @@
 """IT operators in the admin (contract §3): staff with the ops pages only, whose actions
 (execute a job, retry an outbox event) work with the group's permissions while records stay
-read-only; everything else is refused."""
+read-only; everything else is refused — whatever other role the operator holds besides. Who is
+not staff (USER, EVENT_ORGANIZER, or a session whose account was deactivated, changed its
+password or lost its staff role since) is sent to the login page from every admin URL."""
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
+from django.utils import timezone
 
-from accounts.services import user_grant_role
+from accounts.models import User
+from accounts.services import user_deactivate, user_grant_role, user_revoke_role, user_update
+from catalog.models import BookableItem
+from catalog.tests.factories import make_item
 from ops.jobs import job_create_notification
-from ops.models import JobStatus, OutboxEvent, OutboxStatus
+from ops.models import Job, JobStatus, OutboxEvent, OutboxStatus, ReconciliationChange, SystemLog
 from ops.outbox import EventType, outbox_enqueue
+from reservations.models import Booking, BookingStatus
+from reservations.services import booking_create
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +30,141 @@ def operator_client(client, make_user):
     return client
 
 
+# --- every admin URL × who is signed in ----------------------------------------------------------
+
+OPERATORS = [("IT_OPERATOR",), ("USER", "IT_OPERATOR"), ("EVENT_ORGANIZER", "IT_OPERATOR")]
+NOT_STAFF = ["anonymous", "USER", "EVENT_ORGANIZER", "USER+EVENT_ORGANIZER", "operator deactivated",
+             "operator with a new password", "operator whose IT_OPERATOR was revoked",
+             "ADMIN whose ADMIN was revoked"]
+
+
+@pytest.fixture
+def records(make_user):
+    """One row of every model the admin serves; `item` and `booking` of a customer."""
+    organizer = make_user(roles=["EVENT_ORGANIZER"], username="org")
+    item = make_item(organizer)
+    booking = booking_create(user=make_user(username="customer"), item_id=item.pk)
+    job = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    return {
+        "accounts/user": booking.user, "catalog/bookableitem": item, "reservations/booking": booking, "ops/job": job,
+        "ops/systemlog": SystemLog.objects.create(timestamp=timezone.now(), event_type="APP", severity="info",
+                                                  message="hi"),
+        "ops/outboxevent": outbox_enqueue(event_type=EventType.GENERIC, recipient_email="x@example.com", payload={}),
+        "ops/reconciliationchange": ReconciliationChange.objects.create(
+            job=job, entity_type="item", entity_id=str(item.pk), action="updated", field="name"),
+    }
+
+
+def model_pages(model, obj) -> list[str]:
+    base = f"/admin/{model}/"
+    return [base, f"{base}add/", f"{base}{obj.pk}/change/", f"{base}{obj.pk}/delete/", f"{base}{obj.pk}/history/"]
+
+
+def refused_pages(records) -> list[str]:
+    """Every admin URL outside the ops pages, and the ops pages that would write."""
+    pages = [url for model in ("accounts/user", "catalog/bookableitem", "reservations/booking")
+             for url in model_pages(model, records[model])]
+    pages += [f"/admin/{model}/add/" for model in records if model.startswith("ops/")]
+    pages += [f"/admin/{model}/{obj.pk}/delete/" for model, obj in records.items() if model.startswith("ops/")]
+    return pages + [
+        "/admin/reporting/revenue/",
+        "/admin/accounts/user/?_to_field=id&_popup=1",  # the raw-id lookup popup of the booking form
+        "/admin/autocomplete/?app_label=ops&model_name=job&field_name=created_by&term=",
+        "/admin/autocomplete/?app_label=reservations&model_name=booking&field_name=item&term=",
+    ]
+
+
+def sign_in(client, make_user, who):
+    """Sign `who` (NOT_STAFF, or a tuple of roles) in to the admin; returns the user."""
+    if who == "anonymous":
+        return None
+    admin = make_user(roles=["ADMIN"], username="root")
+    if isinstance(who, tuple) or "operator" in who:
+        roles = who if isinstance(who, tuple) else ("IT_OPERATOR",)
+        user = make_user(roles=[role for role in roles if role != "IT_OPERATOR"] or ["USER"], username="signed_in")
+        user = user_grant_role(actor=admin, user=user, role="IT_OPERATOR")
+        if "USER" not in roles and "USER" in user.roles:
+            user = user_revoke_role(actor=admin, user=user, role="USER")
+        assert user.roles == sorted(roles) and user.is_staff
+    else:
+        user = make_user(roles=["ADMIN"] if who.startswith("ADMIN") else who.split("+"), username="signed_in")
+    client.force_login(user)
+    user = User.objects.get(pk=user.pk)
+    if who == "operator deactivated":
+        user_deactivate(actor=admin, user=user)
+    elif who == "operator with a new password":
+        user_update(actor=admin, user=user, password="An0ther-Str0ng-One!")
+    elif who == "operator whose IT_OPERATOR was revoked":
+        user_revoke_role(actor=admin, user=user, role="IT_OPERATOR")
+    elif who == "ADMIN whose ADMIN was revoked":
+        user_update(actor=admin, user=user, roles=["USER"])
+    return user
+
+
+def attempt_changes(client, records, user) -> list[int]:
+    """POSTs that would change what an operator must not change; their statuses."""
+    target = user or records["accounts/user"]
+    return [client.post(url, data).status_code for url, data in [
+        ("/admin/accounts/user/", {"action": "grant_admin", "_selected_action": [target.pk]}),
+        (f"/admin/accounts/user/{records['accounts/user'].pk}/change/",
+         {"username": "hacked", "email": "h@example.com"}),
+        ("/admin/accounts/user/", {"action": "deactivate", "post": "yes",
+                                   "_selected_action": [records["accounts/user"].pk]}),
+        (f"/admin/catalog/bookableitem/{records['catalog/bookableitem'].pk}/delete/", {"post": "yes"}),
+        ("/admin/reservations/booking/", {"action": "cancel_bookings",
+                                          "_selected_action": [records["reservations/booking"].pk]}),
+        (f"/admin/ops/job/{records['ops/job'].pk}/change/", {"status": "completed"}),
+        (f"/admin/ops/job/{records['ops/job'].pk}/delete/", {"post": "yes"}),
+    ]]
+
+
+def assert_nothing_changed(records, user):
+    customer = User.objects.get(pk=records["accounts/user"].pk)
+    assert (customer.username, customer.is_active) == ("customer", True)
+    assert user is None or "ADMIN" not in User.objects.get(pk=user.pk).roles
+    assert BookableItem.objects.get(pk=records["catalog/bookableitem"].pk).deleted_at is None
+    assert Booking.objects.get(pk=records["reservations/booking"].pk).status == BookingStatus.CONFIRMED
+    assert Job.objects.filter(pk=records["ops/job"].pk, status=JobStatus.QUEUED).exists()
+
+
+@pytest.mark.parametrize("roles", OPERATORS, ids="+".join)
+def test_operators_get_the_ops_pages_and_nothing_else(client, make_user, records, roles):
+    user = sign_in(client, make_user, roles)
+    for model, obj in records.items():
+        if model.startswith("ops/"):
+            for url in (f"/admin/{model}/", f"/admin/{model}/{obj.pk}/change/", f"/admin/{model}/{obj.pk}/history/"):
+                assert client.get(url).status_code == 200, url
+    assert client.get("/admin/").status_code == client.get("/admin/ops/").status_code == 200
+    assert client.get("/admin/password_change/").status_code == 200  # their own password
+    refused = {url: client.get(url).status_code for url in refused_pages(records)}
+    assert refused == dict.fromkeys(refused, 403)
+    # An app without a page for them has no index either (Django's "no such admin page").
+    for app in ("accounts", "catalog", "reservations", "reporting"):
+        assert client.get(f"/admin/{app}/").status_code == 404, app
+    # No "view on site" shortcut looks up rows of any model for them (docs/DECISIONS.md).
+    for model, obj in records.items():
+        content_type = ContentType.objects.get_by_natural_key(*model.split("/"))
+        for object_id in (obj.pk, "x"):
+            assert client.get(f"/admin/r/{content_type.pk}/{object_id}/").status_code == 404, model
+    assert set(attempt_changes(client, records, user)) == {403}
+    assert_nothing_changed(records, user)
+
+
+@pytest.mark.parametrize("who", NOT_STAFF)
+def test_who_is_not_staff_is_sent_to_the_login_page_from_every_admin_url(client, make_user, records, who):
+    user = sign_in(client, make_user, who)
+    ops_pages = [url for model, obj in records.items() if model.startswith("ops/") for url in model_pages(model, obj)]
+    for url in ["/admin/", "/admin/ops/", "/admin/password_change/", *ops_pages, *refused_pages(records)]:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next="), url
+    for model, obj in records.items():
+        content_type = ContentType.objects.get_by_natural_key(*model.split("/"))
+        response = client.get(f"/admin/r/{content_type.pk}/{obj.pk}/")
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next="), model
+    assert set(attempt_changes(client, records, user)) == {302}
+    assert_nothing_changed(records, user)
+
+
 def test_operator_index_lists_only_the_ops_pages(operator_client):
     page = operator_client.get("/admin/").content.decode()
     for url in ("/admin/ops/systemlog/", "/admin/ops/job/", "/admin/ops/outboxevent/",
@@ -29,12 +173,6 @@ def test_operator_index_lists_only_the_ops_pages(operator_client):
     for url in ("/admin/accounts/user/", "/admin/catalog/bookableitem/", "/admin/reservations/booking/",
                 "/admin/reporting/", "/admin/auth/group/"):
         assert url not in page
-
-
-@pytest.mark.parametrize("url", ["/admin/accounts/user/", "/admin/catalog/bookableitem/",
-                                 "/admin/reservations/booking/"])
-def test_operator_is_refused_other_pages(operator_client, url):
-    assert operator_client.get(url).status_code == 403
 
 
 def test_there_is_no_group_page_to_refuse(operator_client):

@@ -158,11 +158,26 @@ def test_tokens_issued_before_a_password_change_are_refused(api_client, user):
     assert changed.status_code == 200
     assert_error(get_me(api_client, old_access), 401)
     assert_error(refresh(api_client, old_refresh), 401)
+    assert_error(api_client.post("/api/v1/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD},
+                                 format="json"), 401)
+    assert_error(api_client.post("/auth/login", {"email": "alice@example.com", "password": DEFAULT_PASSWORD},
+                                 format="json"), 401)
 
     login = api_client.post("/api/v1/auth/login", {"username": "alice", "password": "N3w-Passw0rd-xyz"},
                             format="json")
     assert login.status_code == 200
     assert get_me(api_client, login.json()["token"]).status_code == 200
+
+
+def test_tokens_of_an_account_deactivated_with_its_password_untouched_are_refused(api_client, user):
+    """The fingerprint still matches (only is_active changed, as a direct write would do it): the
+    active check alone refuses the access token and the refresh token."""
+    from accounts.models import User
+
+    access, refresh_token = token_pair_for_user(user)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert_error(get_me(api_client, access), 401)
+    assert_error(refresh(api_client, refresh_token), 401)
 
 
 def test_password_change_needs_the_current_password(api_client, user, token_for):

@@ -5,6 +5,8 @@ import re
 import pytest
 from drf_spectacular.validation import validate_schema
 
+from bookings_project.testing import REVOKED_CALLERS
+
 pytestmark = pytest.mark.django_db
 
 FOUNDATION_OPERATIONS = {
@@ -78,6 +80,32 @@ def test_docs_pages_use_only_local_static_files(api_client, path):
     for asset in scripts_and_styles:
         assert asset.startswith("/static/"), asset
         assert api_client.get(asset).status_code == 200, asset  # served by the app itself
+
+
+@pytest.mark.parametrize("caller, status", [
+    ("anonymous", 200), ("USER", 200), ("EVENT_ORGANIZER", 200), ("IT_OPERATOR", 200), ("ADMIN", 200),
+    ("USER+IT_OPERATOR", 200), ("EVENT_ORGANIZER+IT_OPERATOR", 200),
+    # A token that is sent is checked, here as on the public item reads (docs/DECISIONS.md).
+    *((revoked, 401) for revoked in REVOKED_CALLERS),
+])
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/redoc/"])
+def test_schema_and_docs_are_public(make_user, client_for, revoked_client_for, caller, status, path):
+    if caller in REVOKED_CALLERS:
+        client = revoked_client_for(caller)
+    else:
+        client = client_for(None if caller == "anonymous" else make_user(roles=caller.split("+")))
+    response = client.get(path)
+    assert response.status_code == status
+    if status == 401:
+        assert response.json()["status"] == 401
+
+
+@pytest.mark.parametrize("method", ["options", "post", "put", "delete", "patch"])
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_answer_other_methods_405_json(api_client, method, path):
+    """(OPTIONS rendered the Swagger UI template without its context: a 500 for every caller.)"""
+    response = getattr(api_client, method)(path)
+    assert response.status_code == 405 and response.json()["status"] == 405
 
 
 def test_user_id_path_parameter_is_an_integer(schema):

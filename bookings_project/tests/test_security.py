@@ -2,6 +2,7 @@
 item to its tests). Object-level authorization is checked for every templated route in the
 OpenAPI schema: a new `{id}` route without a row in BOLA_CASES fails the inventory test."""
 
+import re
 import socket
 
 import pytest
@@ -71,6 +72,25 @@ def test_object_level_authorization(world, client_for, method, schema_path, buil
     world["booking"].refresh_from_db()
     assert world["booking"].status == BookingStatus.CONFIRMED
     assert world["cust_a"].__class__.objects.get(pk=world["cust_a"].pk).is_active
+
+
+@pytest.mark.parametrize("method, schema_path, build, attacker, body, allowed", BOLA_CASES,
+                         ids=[f"{c[0]} {c[1]}" for c in BOLA_CASES])
+def test_options_tells_an_attacker_nothing_about_the_object(world, client_for, method, schema_path, build, attacker,
+                                                           body, allowed):
+    """OPTIONS answers DRF's metadata (the view's name and description, as the public schema
+    has them) after authentication and the route's role check, before any lookup: the same
+    answer for a row the attacker may not see as for no row at all."""
+    client = client_for(world[attacker])
+    url = build(world)
+    missing = url.replace(str(world["job"].pk), "00000000-0000-0000-0000-000000000000") if "/jobs/" in url else \
+        re.sub(r"/\d+(/|$)", r"/999999\1", url, count=1)
+    seen, unseen = client.options(url), client.options(missing)
+
+    def answer(response):
+        return response.status_code, {k: v for k, v in response.json().items() if k not in {"path", "timestamp"}}
+
+    assert answer(seen) == answer(unseen)
 
 
 # --- API3: object property level authorization (mass assignment) ------------------------------

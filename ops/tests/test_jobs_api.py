@@ -2,7 +2,9 @@
 
 import pytest
 
+from bookings_project.testing import REVOKED_CALLERS
 from ops.dispatch import outbox_dispatch_until_empty
+from ops.jobs import job_create_notification
 from ops.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -190,9 +192,15 @@ def test_list_jobs_filters_and_pages(op_client):
 
 @pytest.mark.parametrize("roles, expected", [
     (None, 401), (["USER"], 403), (["EVENT_ORGANIZER"], 403), (["IT_OPERATOR"], 200), (["ADMIN"], 200),
+    (["USER", "IT_OPERATOR"], 200), (["EVENT_ORGANIZER", "IT_OPERATOR"], 200),
+    *((revoked, 401) for revoked in REVOKED_CALLERS),  # an ADMIN's token, revoked since
 ])
-def test_job_endpoints_role_matrix(client_for, make_user, roles, expected):
-    client = client_for(make_user(roles=roles) if roles else None)
+def test_job_endpoints_role_matrix(client_for, revoked_client_for, make_user, roles, expected):
+    if roles in REVOKED_CALLERS:
+        client = revoked_client_for(roles)
+    else:
+        client = client_for(make_user(roles=roles) if roles else None)
+    job = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
     created_status = 202 if expected == 200 else expected
     assert client.post("/jobs", NOTIFICATION_JOB, format="json").status_code == created_status
     assert client.get("/jobs").status_code == expected
@@ -202,9 +210,16 @@ def test_job_endpoints_role_matrix(client_for, make_user, roles, expected):
     assert client.post("/reconciliation", {"entityType": "item"}, format="json").status_code == created_status
     assert client.post("/reconciliation/events", {"entityType": "booking", "entityId": "1", "action": "update"},
                        format="json").status_code == created_status
-    job = Job.objects.first()
-    if job is not None:
-        assert client.get(f"/jobs/{job.pk}").status_code == expected
+    assert client.get(f"/jobs/{job.pk}").status_code == expected
+    # Refused before any lookup: an unknown id tells a refused caller nothing more.
+    assert client.get("/jobs/00000000-0000-0000-0000-000000000000").status_code == (
+        404 if expected == 200 else expected)
+    executed = client.put(f"/jobs/{job.pk}/execute")
+    assert executed.status_code == expected
+    job.refresh_from_db()
+    assert job.status == (JobStatus.COMPLETED if expected == 200 else JobStatus.QUEUED)
+    if expected != 200:  # nothing was created behind the refusals
+        assert list(Job.objects.values_list("pk", flat=True)) == [job.pk]
 
 
 def test_list_jobs_newest_first_and_to_is_inclusive(op_client):

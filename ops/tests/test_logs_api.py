@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from freezegun import freeze_time
 
+from bookings_project.testing import REVOKED_CALLERS
 from ops.models import SystemLog
 from bookings_project.tests.helpers import assert_error
 
@@ -36,9 +37,10 @@ def operator(make_user, client_for):
 # --- POST ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ["USER", "EVENT_ORGANIZER", "IT_OPERATOR", "ADMIN"])
+@pytest.mark.parametrize("role", ["USER", "EVENT_ORGANIZER", "IT_OPERATOR", "ADMIN", "USER+IT_OPERATOR",
+                                  "EVENT_ORGANIZER+IT_OPERATOR"])
 def test_any_authenticated_user_records_an_event(make_user, client_for, role):
-    user = make_user(roles=[role])
+    user = make_user(roles=role.split("+"))
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
     response = client_for(user).post("/logs", SEED_ENTRY, format="json")
     assert response.status_code == 201
@@ -75,16 +77,20 @@ def test_invalid_event_is_400(make_user, client_for, change, field):
     assert not SystemLog.objects.exists()
 
 
-def test_anonymous_cannot_post_or_read_logs(api_client):
-    assert_error(api_client.post("/logs", SEED_ENTRY, format="json"), 401, path="/logs")
-    assert_error(api_client.get("/logs"), 401, path="/logs")
+@pytest.mark.parametrize("caller", ["anonymous", *REVOKED_CALLERS])  # (revoked: an ADMIN's token)
+def test_no_token_or_a_revoked_one_cannot_post_or_read_logs(api_client, revoked_client_for, caller):
+    client = api_client if caller == "anonymous" else revoked_client_for(caller)
+    SystemLog.objects.all().delete()  # (a password change logs itself)
+    assert_error(client.post("/logs", SEED_ENTRY, format="json"), 401, path="/logs")
+    assert_error(client.get("/logs"), 401, path="/logs")
     assert not SystemLog.objects.exists()
 
 
 @pytest.mark.parametrize("role, status", [("USER", 403), ("EVENT_ORGANIZER", 403),
-                                          ("IT_OPERATOR", 200), ("ADMIN", 200)])
+                                          ("IT_OPERATOR", 200), ("ADMIN", 200), ("USER+IT_OPERATOR", 200),
+                                          ("EVENT_ORGANIZER+IT_OPERATOR", 200)])
 def test_only_admin_or_operator_reads_logs(make_user, client_for, role, status):
-    response = client_for(make_user(roles=[role])).get("/logs")
+    response = client_for(make_user(roles=role.split("+"))).get("/logs")
     if status == 200:
         assert response.status_code == 200
         assert set(response.json()) == {"logs", "total", "page", "pageSize"}

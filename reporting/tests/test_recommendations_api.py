@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from bookings_project.testing import REVOKED_CALLERS
 from bookings_project.tests.helpers import queries_during
 from catalog.services import item_delete
 from catalog.tests.factories import make_item
@@ -152,9 +153,18 @@ def test_invalid_limit_is_400(customer, client_for, limit):
     assert "limit" in response.json()["fields"]
 
 
-def test_anonymous_is_401(api_client):
-    response = api_client.get(URL)
+@pytest.mark.parametrize("caller", ["anonymous", *REVOKED_CALLERS])  # (revoked: an ADMIN's token)
+def test_anonymous_or_a_revoked_token_is_401(api_client, revoked_client_for, caller):
+    client = api_client if caller == "anonymous" else revoked_client_for(caller)
+    response = client.get(URL)
     assert response.status_code == 401 and response.json()["status"] == 401
+
+
+@pytest.mark.parametrize("roles", [["USER"], ["EVENT_ORGANIZER"], ["IT_OPERATOR"], ["ADMIN"], ["USER", "IT_OPERATOR"],
+                                   ["EVENT_ORGANIZER", "IT_OPERATOR"]])
+def test_every_signed_in_role_gets_recommendations(make_user, client_for, organizer, roles):
+    item_at(organizer, 1, name="Upcoming")
+    assert names(client_for(make_user(roles=roles)).get(URL)) == ["Upcoming"]
 
 
 def test_cold_start_returns_most_booked_upcoming_items(customer, make_user, client_for, organizer):

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from bookings_project.testing import REVOKED_CALLERS
 from bookings_project.tests.helpers import queries_during
 from catalog.services import item_delete
 from reservations.models import Booking
@@ -234,9 +235,14 @@ def test_bad_parameters_are_400_json_with_fields(admin_api, params, field):
 
 @pytest.mark.parametrize("roles, status", [
     (None, 401), (["USER"], 403), (["EVENT_ORGANIZER"], 403), (["IT_OPERATOR"], 403), (["ADMIN"], 200),
+    (["USER", "IT_OPERATOR"], 403), (["EVENT_ORGANIZER", "IT_OPERATOR"], 403),
+    *((revoked, 401) for revoked in REVOKED_CALLERS),  # an ADMIN's token, revoked since
 ])
-def test_only_admins_see_revenue(make_user, client_for, roles, status):
-    client = client_for(make_user(roles=roles) if roles else None)
+def test_only_admins_see_revenue(make_user, client_for, revoked_client_for, roles, status):
+    if roles in REVOKED_CALLERS:
+        client = revoked_client_for(roles)
+    else:
+        client = client_for(make_user(roles=roles) if roles else None)
     for params in ({}, {"format": "csv"}):
         response = client.get(URL, params)
         assert response.status_code == status
