@@ -4,11 +4,12 @@ nudge that wakes a dispatcher after commit, and the admin's retry of DEAD events
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings_project.cache import RedisResting, shared_key, shared_redis
+from bookings_project.cache import RedisResting, redis_failed, shared_key, shared_redis
 from bookings_project.db import insert_many
 from bookings_project.transactions import on_commit_once
 
@@ -57,8 +58,6 @@ def outbox_nudge() -> None:
     set. Under a booking load that is one Celery message per dispatcher run instead of one per
     booking (make bench: publishing a task cost a booking a fifth of its CPU time).
     """
-    from .tasks import outbox_dispatch_enqueue
-
     redis = shared_redis()
     if redis is not None:
         try:
@@ -67,9 +66,25 @@ def outbox_nudge() -> None:
         except RedisResting:  # failed moments ago (and said so then): the sweep delivers
             return
         except Exception as exc:  # noqa: BLE001 - the broker is this Redis: publishing would fail too
-            logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
+            _nudge_failed(exc)
             return
     outbox_dispatch_enqueue()
+
+
+def outbox_dispatch_enqueue() -> None:
+    """Queue an outbox_dispatch_run_task; never fails the caller (the beat sweep is the safety net)."""
+    from .tasks import outbox_dispatch_run_task  # (the task runs the dispatcher, which imports this module)
+
+    try:
+        outbox_dispatch_run_task.apply_async(retry=False)
+    except Exception as exc:  # broker unreachable: events wait in the DB
+        if settings.REDIS_URL:  # the broker is the shared Redis: let it rest (bookings_project.cache)
+            redis_failed()
+        _nudge_failed(exc)
+
+
+def _nudge_failed(exc: Exception) -> None:
+    logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
 
 
 def outbox_nudge_taken() -> None:

@@ -322,20 +322,20 @@ class TestNudgeDebounce:
         from ops import tasks
 
         sent = []
-        monkeypatch.setattr(tasks.outbox_dispatch_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+        monkeypatch.setattr(tasks.outbox_dispatch_run_task, "apply_async", lambda **kwargs: sent.append(kwargs))
         return sent
 
     @pytest.mark.redis
     def test_a_queued_nudge_stands_for_later_ones_until_its_dispatcher_starts(self, published):
         from ops.outbox import outbox_nudge, outbox_nudge_taken
-        from ops.tasks import outbox_dispatch_task
+        from ops.tasks import outbox_dispatch_run_task
 
         outbox_nudge_taken()
         for _ in range(3):
             outbox_nudge()
         assert len(published) == 1
 
-        outbox_dispatch_task()  # a dispatcher starts: whatever commits from now on must nudge again
+        outbox_dispatch_run_task()  # a dispatcher starts: whatever commits from now on must nudge again
         outbox_nudge()
         outbox_nudge()
         assert len(published) == 2
@@ -414,7 +414,7 @@ class TestNudgeDebounce:
 
     def test_a_dispatcher_out_of_time_hands_the_backlog_to_the_next(self, published, settings):
         from ops.outbox import DOCUMENT_SYNC
-        from ops.tasks import outbox_dispatch_task
+        from ops.tasks import outbox_dispatch_run_task
 
         settings.REDIS_URL = ""
         settings.OUTBOX_DISPATCH_SECONDS = 0  # a worker asked to stop: one batch, then go
@@ -422,12 +422,12 @@ class TestNudgeDebounce:
             outbox_enqueue(event_type=DOCUMENT_SYNC)
         published.clear()
 
-        outbox_dispatch_task()
+        outbox_dispatch_run_task()
 
         assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 10
         assert len(published) == 1  # the next dispatcher was asked for
         while OutboxEvent.objects.filter(status=OutboxStatus.PENDING).exists():
-            outbox_dispatch_task()
+            outbox_dispatch_run_task()
         assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 25
 
 
@@ -653,7 +653,7 @@ def test_a_committed_booking_publishes_one_nudge(make_user, monkeypatch, setting
 
     settings.REDIS_URL = ""  # no debounce flag: every commit that asks, publishes
     published = []
-    monkeypatch.setattr(tasks.outbox_dispatch_task, "apply_async", lambda **kwargs: published.append(kwargs))
+    monkeypatch.setattr(tasks.outbox_dispatch_run_task, "apply_async", lambda **kwargs: published.append(kwargs))
     item = make_item(make_user(roles=["EVENT_ORGANIZER"]), capacity=5, tiers=[("A", "10.00", 5)])
     customer = make_user()
     published.clear()
