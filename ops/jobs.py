@@ -70,6 +70,18 @@ def job_create_reconciliation(*, entity_type: str, entity_id=None, actor=None, t
     return _job_create(type=JobType.RECONCILIATION, params=params, actor=actor, on_worker=on_worker)
 
 
+def job_create(*, job_type: str, notification: dict | None = None, reconciliation: dict | None = None,
+               actor) -> Job:
+    """POST /jobs: a job of `job_type` from its own section of the request, named like the job's
+    params (`notification`: recipientEmail, subject, message; `reconciliation`: entityType and
+    an optional entityId)."""
+    if job_type == JobType.NOTIFICATION:
+        return job_create_notification(recipient_email=notification["recipientEmail"],
+                                       subject=notification["subject"], message=notification["message"], actor=actor)
+    return job_create_reconciliation(entity_type=reconciliation["entityType"],
+                                     entity_id=reconciliation.get("entityId"), actor=actor)
+
+
 def reconciliation_schedule_all() -> list[Job]:
     """Beat: a full reconciliation of every entity type."""
     with transaction.atomic():  # all or none: a retried nightly task never doubles a type's job
