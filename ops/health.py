@@ -1,5 +1,6 @@
 """Liveness and readiness probes."""
 
+import logging
 from functools import wraps
 
 from datetime import timedelta
@@ -13,6 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 from bookings_project.errors import json_error_response
 
 from .models import OutboxEvent, OutboxStatus
+
+logger = logging.getLogger(__name__)
 
 # An outbox event due this long and still not taken means no dispatcher is running (the Celery
 # worker or beat is down): beat's sweep takes due events every OUTBOX_SWEEP_SECONDS.
@@ -77,6 +80,8 @@ def readyz(request):
             check()
             results[name] = "ok"
         except Exception as exc:  # any failure means "not ready"; say which and why
+            # (the body names only the error's class: the server's details go to the log)
+            logger.warning("readiness check %r failed", name, exc_info=True)
             results[name] = f"unavailable: {exc.__class__.__name__}"
             failed.append(name)
     if "database" not in failed:

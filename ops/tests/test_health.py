@@ -70,6 +70,16 @@ def test_readyz_is_503_naming_the_unreachable_database(api_client, broken_databa
     assert "connection refused" not in response.content.decode()  # no server details leak
 
 
+def test_readyz_logs_the_failed_check_with_its_error(api_client, broken_database, caplog):
+    """The body names only the error's class; the log says which check failed, and why."""
+    broken_database("documents")
+    with caplog.at_level("WARNING", logger="ops.health"):
+        api_client.get("/readyz")
+    [record] = [r for r in caplog.records if r.name == "ops.health"]
+    assert "'documents'" in record.getMessage() and isinstance(record.exc_info[1], OperationalError)
+    assert "connection refused" in caplog.text
+
+
 def test_readyz_is_503_when_the_broker_is_down(api_client, monkeypatch):
     def unreachable():
         raise ConnectionRefusedError("broker down")
