@@ -6,11 +6,11 @@ from functools import wraps
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from bookings_project.db import database_ping
 from bookings_project.errors import json_error_response
 
 from .models import OutboxEvent, OutboxStatus
@@ -40,11 +40,6 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _check_database(alias: str) -> None:
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT 1")
-
-
 def _check_broker() -> None:
     if settings.REDIS_URL:
         import redis
@@ -71,8 +66,8 @@ def _outbox_delivery() -> str:
 
 @probe
 def readyz(request):
-    checks = {"database": lambda: _check_database("default"),
-              "documents": lambda: _check_database("documents"),
+    checks = {"database": lambda: database_ping("default"),
+              "documents": lambda: database_ping("documents"),
               "broker": _check_broker}
     results, failed = {}, []
     for name, check in checks.items():

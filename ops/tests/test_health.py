@@ -44,7 +44,7 @@ def test_readyz_tells_when_outbox_events_wait_with_no_dispatcher_taking_them(api
 @pytest.fixture
 def broken_database(monkeypatch):
     """broken_database("documents"): that alias's check raises like an unreachable server."""
-    real = health._check_database
+    real = health.database_ping
 
     def install(dead_alias):
         def check(alias):
@@ -52,7 +52,7 @@ def broken_database(monkeypatch):
                 raise OperationalError("connection refused")
             real(alias)
 
-        monkeypatch.setattr(health, "_check_database", check)
+        monkeypatch.setattr(health, "database_ping", check)
 
     return install
 
