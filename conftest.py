@@ -27,11 +27,13 @@ def _clean_cache():
     from django.core.cache import cache
 
     import bookings_project.cache
+    import catalog.cache
 
     bookings_project.cache._resting_until = 0.0
+    catalog.cache.list_cache_outage.reset()
     if hasattr(cache, "_fallback"):  # (Redis mode) the outage fallback's counters and its warning state
         cache._fallback.clear()
-        cache._degraded.clear()
+        cache.outage.reset()
 
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

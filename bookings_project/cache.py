@@ -23,7 +23,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 logger = logging.getLogger(__name__)
 
-_FAILURES = (ConnectionInterrupted, RedisError, ConnectionError, TimeoutError, OSError)
+# What a call to Redis raises when Redis fails (unreachable, timed out, resting, refusing a command).
+REDIS_FAILURES = (ConnectionInterrupted, RedisError, ConnectionError, TimeoutError, OSError)
 # Of those, the ones that say Redis cannot be reached (rather than that a command was wrong).
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
@@ -68,7 +69,7 @@ class _RestingRedis:
                 raise RedisResting("Redis failed moments ago; not retried yet")
             try:
                 return method(*args, **kwargs)
-            except _FAILURES as exc:
+            except REDIS_FAILURES as exc:
                 if _unreachable(exc):
                     redis_failed()
                 raise
@@ -76,27 +77,46 @@ class _RestingRedis:
         return call
 
 
+class OutageLog:
+    """Warns once when Redis fails for a user of it, and once when it answers again: not on
+    every call of an outage (every request would log it)."""
+
+    def __init__(self, log: logging.Logger, failing: str, answering: str):
+        self._log, self._failing, self._answering = log, failing, answering
+        self._down = threading.Event()
+
+    def failed(self, exc: BaseException) -> None:
+        if not self._down.is_set():
+            self._down.set()
+            self._log.warning(self._failing, exc)
+
+    def answered(self) -> None:
+        if self._down.is_set():
+            self._down.clear()
+            self._log.warning(self._answering)
+
+    def reset(self) -> None:
+        self._down.clear()
+
+
 class FailoverRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._fallback = LocMemCache("failover-" + str(server), {"TIMEOUT": params.get("TIMEOUT", 300)})
-        self._degraded = threading.Event()
+        self.outage = OutageLog(logger, "Redis cache unreachable (%s); using process-local fallback",
+                                "Redis cache reachable again")
 
     def _call(self, name, *args, **kwargs):
         if redis_resting():
             return getattr(self._fallback, name)(*args, **kwargs)
         try:
             result = getattr(super(), name)(*args, **kwargs)
-        except _FAILURES as exc:
+        except REDIS_FAILURES as exc:
             if _unreachable(exc):
                 redis_failed()
-            if not self._degraded.is_set():
-                self._degraded.set()
-                logger.warning("Redis cache unreachable (%s); using process-local fallback", exc)
+            self.outage.failed(exc)
             return getattr(self._fallback, name)(*args, **kwargs)
-        if self._degraded.is_set():
-            self._degraded.clear()
-            logger.warning("Redis cache reachable again")
+        self.outage.answered()
         return result
 
     def add(self, *args, **kwargs):

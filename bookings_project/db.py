@@ -1,6 +1,7 @@
 """Database helpers shared by the apps.
 
-What a database error means: DATABASE_UNAVAILABLE, sqlstate, constraint_name, connection_lost.
+What a database error means: DATABASE_UNAVAILABLE, sqlstate, constraint_name, connection_lost;
+whether a database answers: database_ping.
 
 Lean statements for the hot paths, where building a query through the ORM costs more than
 the database spends answering it (make bench: the booking path spent most of its CPU there).
@@ -19,15 +20,20 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 _CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
 
 
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's own error (psycopg's, sqlite3's) that Django's database error wraps."""
+    return exc.__cause__ or exc.__context__
+
+
 def sqlstate(exc: Exception) -> str | None:
-    cause = exc.__cause__ or exc.__context__
+    cause = _driver_error(exc)
     return getattr(cause, "sqlstate", None) or getattr(exc, "sqlstate", None)
 
 
 def constraint_name(exc: Exception) -> str | None:
     """The constraint an IntegrityError names: PostgreSQL's diagnostics, or SQLite's message
     ("CHECK constraint failed: <name>")."""
-    cause = exc.__cause__ or exc.__context__
+    cause = _driver_error(exc)
     diag = getattr(cause, "diag", None)
     if diag is not None:
         return diag.constraint_name
@@ -40,10 +46,16 @@ def connection_lost(exc: BaseException) -> bool:
     server refusing. (SQLite runs in-process: whatever it says about a COMMIT is final.)"""
     from psycopg import Error as PsycopgError
 
-    cause = exc.__cause__ or exc.__context__
+    cause = _driver_error(exc)
     if not isinstance(exc, DATABASE_UNAVAILABLE) or not isinstance(cause, PsycopgError):
         return False
     return isinstance(exc, InterfaceError) or cause.sqlstate is None or cause.sqlstate.startswith(_CONNECTION_LOST)
+
+
+def database_ping(alias: str = "default") -> None:
+    """Raises unless the database `alias` answers (opening a connection if there is none)."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 # (model, rows, vendor) → (INSERT statement, fields in column order). Bounded: a few models,

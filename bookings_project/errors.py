@@ -6,6 +6,7 @@
 
 import logging
 import sys
+from collections.abc import Iterator
 from http import HTTPStatus
 
 from django.conf import settings
@@ -36,6 +37,16 @@ ERROR_SLUGS = {
     500: "internal_error",
     503: "service_unavailable",
 }
+
+
+def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc`, then what caused it (`raise … from`) or else what it was raised while handling,
+    and so on: each exception once, even where the chain loops back."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 class ApplicationError(Exception):

@@ -6,7 +6,7 @@ from older rows is stored under an older version that nobody asks for any more: 
 gets a list older than the last change committed before its request began. If the bump cannot
 reach Redis, a CATALOG_CACHE_BUMP outbox event retries it; cached lists also expire after
 CATALOG_CACHE_TTL seconds. Without Redis (embedded mode) or while it is unreachable, lists are
-computed fresh — never served stale.
+computed fresh — never served stale (and an outage is logged once, not once per request).
 """
 
 import hashlib
@@ -18,13 +18,16 @@ from collections import OrderedDict
 
 from django.conf import settings
 
-from bookings_project.cache import shared_key, shared_redis
+from bookings_project.cache import REDIS_FAILURES, OutageLog, shared_key, shared_redis
 from bookings_project.transactions import on_commit_once
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "catalog:version"
 CACHE_BUMP_EVENT = "CATALOG_CACHE_BUMP"
+
+list_cache_outage = OutageLog(logger, "Item list cache: Redis unreachable (%s); computing lists fresh",
+                              "Item list cache: Redis reachable again")
 
 
 def _redis():
@@ -98,11 +101,14 @@ def cached_list(key_parts, compute) -> tuple[int, bytes]:
     try:
         version = _current_version(redis)
         key = shared_key(f"catalog:list:{version}:" + hashlib.sha256(repr(key_parts).encode()).hexdigest())
-        if (local := _local.get(key)) is not None:
-            return local
-        hit = redis.get(key)
-    except Exception:  # unreachable: compute fresh rather than risk a stale list
+        local = _local.get(key)
+        hit = redis.get(key) if local is None else None
+    except REDIS_FAILURES as exc:  # unreachable: compute fresh rather than risk a stale list
+        list_cache_outage.failed(exc)
         return compute()
+    list_cache_outage.answered()
+    if local is not None:
+        return local
     if hit is not None:
         total, _, body = hit.partition(b"\n")
         _local.put(key, (int(total), body))
@@ -111,6 +117,6 @@ def cached_list(key_parts, compute) -> tuple[int, bytes]:
     _local.put(key, (total, body))
     try:
         redis.set(key, str(total).encode() + b"\n" + body, ex=settings.CATALOG_CACHE_TTL)
-    except Exception:
+    except REDIS_FAILURES:
         logger.debug("caching an item list failed", exc_info=True)
     return total, body

@@ -11,7 +11,7 @@ from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, ac
 
 from bookings_project.errors import Conflict
 
-from . import dispatch, jobs
+from . import jobs, outbox
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 
 
@@ -58,7 +58,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
         # In bulk (a retry of every DEAD event after a long outage is thousands of rows); the
         # history names exactly the events revived, written with each chunk revived.
         selected = {event.pk: event for event in queryset.order_by("pk")}
-        revived = set(dispatch.outbox_retry(
+        revived = set(outbox.outbox_retry(
             event_ids=list(selected), on_revived=lambda ids: action_log(self, request, [selected[pk] for pk in ids])))
         left = [str(pk) for pk in selected if pk not in revived]
         action_report(self, request, noun="event(s)", done="queued for delivery", changed=len(revived),

@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from bookings_project.datetimes import parse_api_datetime
+from bookings_project.errors import exception_chain
 from bookings_project.text import one_line
 
 from .outbox import EventType
@@ -152,18 +153,15 @@ def delivery_failure_is_transient(exc: BaseException) -> bool:
     """Whether a failed delivery was the mail server's passing trouble rather than the
     message's: unreachable, timed out, disconnected, or a 4xx "try again later" reply (through
     the exception's causes too). A 5xx refusal or a rendering error is the message's."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if getattr(exc, "transient", False):
+    for cause in exception_chain(exc):
+        if getattr(cause, "transient", False):
             return True
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            return bool(exc.recipients) and all(400 <= code < 500 for code, _ in exc.recipients.values())
-        if isinstance(exc, smtplib.SMTPResponseException):
-            return 400 <= exc.smtp_code < 500
-        if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)):
+        if isinstance(cause, smtplib.SMTPRecipientsRefused):
+            return bool(cause.recipients) and all(400 <= code < 500 for code, _ in cause.recipients.values())
+        if isinstance(cause, smtplib.SMTPResponseException):
+            return 400 <= cause.smtp_code < 500
+        if isinstance(cause, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)):
             return True
-        exc = exc.__cause__ or exc.__context__
     return False
 
 
@@ -172,13 +170,9 @@ def mail_server_failing(exc: BaseException) -> bool:
     would pay for too: unreachable, timed out, disconnected, refusing the connection or the
     greeting. A reply about one message (a 4xx to its sender, recipients or data: a full
     mailbox, greylisting) is about that message, and costs the next one nothing to find out."""
-    seen = set()
-    cause = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    for cause in exception_chain(exc):
         if isinstance(cause, smtplib.SMTPRecipientsRefused) or (
                 isinstance(cause, smtplib.SMTPResponseException)
                 and not isinstance(cause, (smtplib.SMTPConnectError, smtplib.SMTPHeloError))):
             return False
-        cause = cause.__cause__ or cause.__context__
     return delivery_failure_is_transient(exc)

@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from bookings_project.errors import Conflict, NotFound
 
-from .dispatch import EventDeferred
 from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
 from .emails import delivery_failure_is_transient, email_send, mail_server_failing
+from .exceptions import EventDeferred, JobFailed
 from .models import Job, JobStatus, JobType
 from .outages import database_retry
 from .outbox import JOB_RUN, outbox_enqueue
@@ -39,17 +39,6 @@ logger = logging.getLogger(__name__)
 ENTITY_TYPES = {"item": "item", "launch": "item", "booking": "booking"}
 # A request waits less for the database than a worker: it must answer inside gunicorn's timeout.
 EXECUTE_DATABASE_WAIT = 5.0
-
-
-class JobFailed(Exception):
-    """The job ran and failed; the outbox retries it with backoff. `transient`: it failed on
-    the mail server's passing trouble (ops.emails.delivery_failure_is_transient);
-    `mail_server_failing`: trouble of the server as a whole (ops.emails.mail_server_failing)."""
-
-    def __init__(self, message: str, *, transient: bool = False, mail_server_failing: bool = False):
-        super().__init__(message)
-        self.transient = transient
-        self.mail_server_failing = mail_server_failing
 
 
 def _job_create(*, type: str, params: dict, actor=None, on_worker: bool = True) -> Job:
@@ -79,6 +68,18 @@ def job_create_reconciliation(*, entity_type: str, entity_id=None, actor=None, t
     params = {"entityType": entity_type, "entityId": None if entity_id in (None, "") else str(entity_id),
               "trigger": trigger}
     return _job_create(type=JobType.RECONCILIATION, params=params, actor=actor, on_worker=on_worker)
+
+
+def job_create(*, job_type: str, notification: dict | None = None, reconciliation: dict | None = None,
+               actor) -> Job:
+    """POST /jobs: a job of `job_type` from its own section of the request, named like the job's
+    params (`notification`: recipientEmail, subject, message; `reconciliation`: entityType and
+    an optional entityId)."""
+    if job_type == JobType.NOTIFICATION:
+        return job_create_notification(recipient_email=notification["recipientEmail"],
+                                       subject=notification["subject"], message=notification["message"], actor=actor)
+    return job_create_reconciliation(entity_type=reconciliation["entityType"],
+                                     entity_id=reconciliation.get("entityId"), actor=actor)
 
 
 def reconciliation_schedule_all() -> list[Job]:

@@ -10,7 +10,7 @@ import time
 
 from django.db import connections
 
-from bookings_project.db import DATABASE_UNAVAILABLE
+from bookings_project.db import DATABASE_UNAVAILABLE, database_ping
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ def database_wait(*, what: str, alias: str = "default", max_seconds: float | Non
 
     def ping():
         _drop_broken_connection(alias)
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT 1")
+        database_ping(alias)
 
     try:
         database_retry(ping, what=what, alias=alias, max_seconds=max_seconds)

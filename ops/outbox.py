@@ -1,12 +1,20 @@
-"""Outbox write side: called inside the transaction of the change that causes the event."""
+"""Outbox write side: events written inside the transaction of the change that causes them, the
+nudge that wakes a dispatcher after commit, and the admin's retry of DEAD events."""
 
 import logging
+from collections.abc import Callable
 
-from bookings_project.cache import RedisResting, shared_key, shared_redis
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bookings_project.cache import RedisResting, redis_failed, shared_key, shared_redis
 from bookings_project.db import insert_many
 from bookings_project.transactions import on_commit_once
 
-from .models import OutboxEvent
+from .claims import fresh_attempts
+from .models import OutboxEvent, OutboxStatus
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +58,6 @@ def outbox_nudge() -> None:
     set. Under a booking load that is one Celery message per dispatcher run instead of one per
     booking (make bench: publishing a task cost a booking a fifth of its CPU time).
     """
-    from .tasks import outbox_dispatch_enqueue
-
     redis = shared_redis()
     if redis is not None:
         try:
@@ -60,9 +66,25 @@ def outbox_nudge() -> None:
         except RedisResting:  # failed moments ago (and said so then): the sweep delivers
             return
         except Exception as exc:  # noqa: BLE001 - the broker is this Redis: publishing would fail too
-            logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
+            _nudge_failed(exc)
             return
     outbox_dispatch_enqueue()
+
+
+def outbox_dispatch_enqueue() -> None:
+    """Queue an outbox_dispatch_run_task; never fails the caller (the beat sweep is the safety net)."""
+    from .tasks import outbox_dispatch_run_task  # (the task runs the dispatcher, which imports this module)
+
+    try:
+        outbox_dispatch_run_task.apply_async(retry=False)
+    except Exception as exc:  # broker unreachable: events wait in the DB
+        if settings.REDIS_URL:  # the broker is the shared Redis: let it rest (bookings_project.cache)
+            redis_failed()
+        _nudge_failed(exc)
+
+
+def _nudge_failed(exc: Exception) -> None:
+    logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)
 
 
 def outbox_nudge_taken() -> None:
@@ -73,6 +95,37 @@ def outbox_nudge_taken() -> None:
             redis.delete(shared_key(NUDGE_PENDING_KEY))
         except Exception:  # noqa: BLE001 - Redis down: nudges are failing anyway; the flag expires
             pass
+
+
+RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)
+
+
+def outbox_retry(*, event_ids, on_revived: Callable[[list[int]], None] | None = None) -> list[int]:
+    """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
+    dispatcher that died), a fresh set of attempts, now; returns the ids revived. SENT events,
+    and events a dispatcher is delivering at this moment, are left alone: reviving one of those
+    would send it twice. `on_revived(ids)` runs inside each chunk's transaction (the admin's
+    history): if a later chunk fails, what was revived is recorded, and nothing else."""
+    now = timezone.now()
+    revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+    wanted, revived = sorted(set(event_ids)), []
+    try:
+        for start in range(0, len(wanted), RETRY_CHUNK):
+            with transaction.atomic():
+                # Rows locked in primary-key order first: two retries over overlapping events (an
+                # UPDATE locks its rows in whatever order it scans them) would otherwise deadlock.
+                ids = list(OutboxEvent.objects.select_for_update()
+                           .filter(revivable, pk__in=wanted[start:start + RETRY_CHUNK])
+                           .order_by("pk").values_list("pk", flat=True))
+                OutboxEvent.objects.filter(pk__in=ids).update(**fresh_attempts(now), error_message="")
+                if on_revived is not None and ids:
+                    on_revived(ids)
+            revived += ids
+    finally:
+        if revived:
+            outbox_nudge()  # (the chunks committed go out now even if a later one failed)
+    return revived
 
 
 def outbox_enqueue_user_registered(*, user) -> OutboxEvent:

@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from bookings_project.text import error_line
 
-from .dispatch import BatchContext, EventDeferred, fresh_attempts, handler_for, record_failure, record_outcome, record_sent
+from .claims import fresh_attempts, record_failure, record_outcome, record_sent
 from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient
+from .exceptions import EventDeferred
+from .handlers import BatchContext, handler_for
 from .jobs import job_run, job_sends_email
 from .models import JobStatus, OutboxEvent, OutboxStatus
 from .outbox import JOB_RUN

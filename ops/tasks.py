@@ -1,5 +1,5 @@
-"""Thin Celery tasks: each calls one service and is safe to run twice (plus the publisher
-that queues a dispatch, outbox_dispatch_enqueue)."""
+"""Thin Celery tasks: each calls one service and is safe to run twice. A task's `name` is what
+beat's schedule and messages already queued name it by: it stays when the function is renamed."""
 
 import logging
 
@@ -7,15 +7,15 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
-from bookings_project.cache import redis_failed
+from .dispatch import outbox_dispatch_run
+from .jobs import reconciliation_schedule_all
+from .retention import history_prune
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="ops.outbox_dispatch_task", ignore_result=True)
-def outbox_dispatch_task():
-    from .dispatch import outbox_dispatch_run
-
+def outbox_dispatch_run_task():
     return outbox_dispatch_run(max_seconds=settings.OUTBOX_DISPATCH_SECONDS)
 
 
@@ -24,25 +24,11 @@ def outbox_dispatch_task():
 # in about 17 minutes, well inside the beat entry's one-hour expiry, which they keep.
 @shared_task(name="ops.reconcile_all_task", ignore_result=True, autoretry_for=(DatabaseError, InterfaceError),
              retry_backoff=True, retry_backoff_max=600, max_retries=10)
-def reconcile_all_task():
-    from .jobs import reconciliation_schedule_all
-
+def reconciliation_schedule_all_task():
     reconciliation_schedule_all()
 
 
 @shared_task(name="ops.history_prune_task", ignore_result=True, autoretry_for=(DatabaseError, InterfaceError),
              retry_backoff=True, retry_backoff_max=600, max_retries=10)
 def history_prune_task():
-    from .retention import history_prune
-
     logger.info("history pruned: %s", history_prune())
-
-
-def outbox_dispatch_enqueue() -> None:
-    """Queue an outbox_dispatch_task; never fails the caller (the beat sweep is the safety net)."""
-    try:
-        outbox_dispatch_task.apply_async(retry=False)
-    except Exception as exc:  # broker unreachable: events wait in the DB
-        if settings.REDIS_URL:  # the broker is the shared Redis: let it rest (bookings_project.cache)
-            redis_failed()
-        logger.warning("Could not nudge the outbox dispatcher (%s); the sweep will deliver", exc)

@@ -107,9 +107,9 @@ def test_beat_schedules_the_outbox_sweep_and_nightly_reconciliation():
 @pytest.mark.django_db
 def test_nightly_task_queues_a_full_reconciliation_of_both_types():
     from ops.models import Job, OutboxEvent
-    from ops.tasks import reconcile_all_task
+    from ops.tasks import reconciliation_schedule_all_task
 
-    reconcile_all_task()
+    reconciliation_schedule_all_task()
     jobs = Job.objects.all()
     assert sorted(j.params["entityType"] for j in jobs) == ["booking", "item"]
     assert all(j.params["entityId"] is None and j.status == "queued" for j in jobs)

@@ -315,3 +315,15 @@ def test_query_parameters_are_read_as_the_schema_says_or_refused(make_user, clie
     body = assert_error(response, 400, path=path)
     assert field in body["fields"], body
     assert client.get(f"{path}?{field}=1").status_code == 200
+
+
+def test_exception_chain_follows_causes_then_contexts_once_each():
+    from bookings_project.errors import exception_chain
+
+    root, context = OSError("refused"), KeyError("while handling")
+    wrapped = RuntimeError("wrapped")
+    wrapped.__cause__, wrapped.__context__ = root, context  # `raise … from root` inside an except
+    root.__context__ = wrapped  # a chain that loops back
+
+    assert list(exception_chain(wrapped)) == [wrapped, root]
+    assert list(exception_chain(context)) == [context] and list(exception_chain(None)) == []

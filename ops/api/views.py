@@ -92,14 +92,8 @@ class JobViewSet(viewsets.ViewSet):
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(JobCreateSerializer, request.data)
-        if data["type"] == JobType.NOTIFICATION:
-            n = data["notification"]
-            job = jobs.job_create_notification(recipient_email=n["recipientEmail"], subject=n["subject"],
-                                               message=n["message"], actor=request.user)
-        else:
-            r = data["reconciliation"]
-            job = jobs.job_create_reconciliation(entity_type=r["entityType"], entity_id=r.get("entityId"),
-                                                 actor=request.user)
+        job = jobs.job_create(job_type=data["type"], notification=data.get("notification"),
+                              reconciliation=data.get("reconciliation"), actor=request.user)
         return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(tags=["core: jobs"], parameters=[JobQuerySerializer], operation_id="jobs_list",

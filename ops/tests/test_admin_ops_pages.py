@@ -164,9 +164,9 @@ def test_execute_action_shares_one_time_budget_among_the_selected_jobs(admin_cli
 
 def test_retry_action_revives_thousands_of_events_in_bulk_with_their_history(admin_client):
     """After a long mail outage an operator retries every DEAD event at once: a bounded number of
-    statements (chunks of ops.dispatch.RETRY_CHUNK), each revived event in the history, the
+    statements (chunks of ops.outbox.RETRY_CHUNK), each revived event in the history, the
     events being delivered right now left alone and named."""
-    from ops.dispatch import RETRY_CHUNK
+    from ops.outbox import RETRY_CHUNK
 
     now = timezone.now()
     OutboxEvent.objects.bulk_create(OutboxEvent(event_type=EventType.GENERIC, recipient_email="x@example.com",
@@ -193,14 +193,14 @@ def test_retry_action_revives_thousands_of_events_in_bulk_with_their_history(adm
 def test_retry_action_failing_midway_keeps_the_history_of_the_chunks_it_revived(admin_client, monkeypatch):
     """A chunk that fails (the database went away mid-action) leaves the chunks before it
     revived *and* in the history, the rest untouched: history never disagrees with the rows."""
-    from ops import dispatch
+    from ops import outbox
 
-    monkeypatch.setattr(dispatch, "RETRY_CHUNK", 3)
+    monkeypatch.setattr(outbox, "RETRY_CHUNK", 3)
     now = timezone.now()
     OutboxEvent.objects.bulk_create(OutboxEvent(event_type=EventType.GENERIC, recipient_email="x@example.com",
                                                 payload={}, status=OutboxStatus.DEAD, retry_count=5,
                                                 next_attempt_at=now) for _ in range(7))
-    fresh_attempts, calls = dispatch.fresh_attempts, []
+    fresh_attempts, calls = outbox.fresh_attempts, []
 
     def failing_on_the_second_chunk(when):
         calls.append(when)
@@ -208,7 +208,7 @@ def test_retry_action_failing_midway_keeps_the_history_of_the_chunks_it_revived(
             raise OperationalError("server closed the connection unexpectedly")
         return fresh_attempts(when)
 
-    monkeypatch.setattr(dispatch, "fresh_attempts", failing_on_the_second_chunk)
+    monkeypatch.setattr(outbox, "fresh_attempts", failing_on_the_second_chunk)
     admin_client.raise_request_exception = False
 
     admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events", "select_across": "1", "index": "0",

@@ -13,7 +13,7 @@ from django.db import DatabaseError, OperationalError
 
 from ops.management.commands import dispatch_outbox, reconcile
 from ops.models import Job, JobStatus
-from ops.tasks import reconcile_all_task
+from ops.tasks import reconciliation_schedule_all_task
 
 IDLE = {"claimed": 0, "sent": 0, "retry": 0, "deferred": 0, "dead": 0, "batches": 0, "revived": 0}
 
@@ -218,8 +218,8 @@ def test_nightly_reconciliation_task_retries_a_database_error(monkeypatch):
             raise DatabaseError("could not connect to server")
         return []
 
-    monkeypatch.setattr("ops.jobs.reconciliation_schedule_all", schedule_all)
-    result = reconcile_all_task.apply()
+    monkeypatch.setattr("ops.tasks.reconciliation_schedule_all", schedule_all)
+    result = reconciliation_schedule_all_task.apply()
     assert result.successful() and len(calls) == 2
 
 
@@ -230,8 +230,8 @@ def test_nightly_reconciliation_task_gives_up_after_its_retries(monkeypatch):
         calls.append(1)
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr("ops.jobs.reconciliation_schedule_all", schedule_all)
-    result = reconcile_all_task.apply(throw=False)
+    monkeypatch.setattr("ops.tasks.reconciliation_schedule_all", schedule_all)
+    result = reconciliation_schedule_all_task.apply(throw=False)
     assert result.failed() and isinstance(result.result, OperationalError)
     assert len(calls) == 11  # the first run and ten retries
-    assert reconcile_all_task.retry_backoff and reconcile_all_task.retry_backoff_max == 600
+    assert reconciliation_schedule_all_task.retry_backoff and reconciliation_schedule_all_task.retry_backoff_max == 600

@@ -45,7 +45,7 @@ def test_readyz_tells_when_outbox_events_wait_with_no_dispatcher_taking_them(api
 @pytest.fixture
 def broken_database(monkeypatch):
     """broken_database("documents"): that alias's check raises like an unreachable server."""
-    real = health._check_database
+    real = health.database_ping
 
     def install(dead_alias):
         def check(alias):
@@ -53,7 +53,7 @@ def broken_database(monkeypatch):
                 raise OperationalError("connection refused")
             real(alias)
 
-        monkeypatch.setattr(health, "_check_database", check)
+        monkeypatch.setattr(health, "database_ping", check)
 
     return install
 
@@ -69,6 +69,16 @@ def test_readyz_is_503_naming_the_unreachable_database(api_client, broken_databa
     assert body["checks"][check].startswith("unavailable")
     assert all(state == "ok" for name, state in body["checks"].items() if name != check)
     assert "connection refused" not in response.content.decode()  # no server details leak
+
+
+def test_readyz_logs_the_failed_check_with_its_error(api_client, broken_database, caplog):
+    """The body names only the error's class; the log says which check failed, and why."""
+    broken_database("documents")
+    with caplog.at_level("WARNING", logger="ops.health"):
+        api_client.get("/readyz")
+    [record] = [r for r in caplog.records if r.name == "ops.health"]
+    assert "'documents'" in record.getMessage() and isinstance(record.exc_info[1], OperationalError)
+    assert "connection refused" in caplog.text
 
 
 def test_readyz_is_503_when_the_broker_is_down(api_client, monkeypatch):

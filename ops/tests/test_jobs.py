@@ -318,3 +318,19 @@ def test_a_job_hit_by_a_database_blip_ends_failed_once_it_returns_not_running_un
     monkeypatch.setattr(reconciliation, "reconcile", real_reconcile)
     operator = client_for(make_user(roles=["IT_OPERATOR"]))
     assert operator.put(f"/jobs/{job.pk}/execute").json()["status"] == "completed"
+
+
+
+@pytest.mark.parametrize("job_type, section, request_params, params", [
+    ("NOTIFICATION", "notification", {"recipientEmail": "c@example.com", "subject": "Hi", "message": "Hello"},
+     {"recipientEmail": "c@example.com", "subject": "Hi", "message": "Hello", "template": "GENERIC", "data": {}}),
+    ("RECONCILIATION", "reconciliation", {"entityType": "item", "entityId": "7"},
+     {"entityType": "item", "entityId": "7", "trigger": "api"}),
+])
+def test_job_create_queues_the_job_its_type_names_from_that_section(admin, job_type, section, request_params, params):
+    from ops.jobs import job_create
+
+    job = job_create(job_type=job_type, **{section: request_params}, actor=admin)
+
+    assert (job.type, job.params, job.created_by, job.status) == (job_type, params, admin, JobStatus.QUEUED)
+    assert job_event(job).status == OutboxStatus.PENDING

@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ops.dispatch import backoff, outbox_dispatch_batch, outbox_dispatch_until_empty, outbox_retry
+from ops.claims import backoff
+from ops.dispatch import outbox_dispatch_batch, outbox_dispatch_until_empty
 from ops.models import OutboxEvent, OutboxStatus
-from ops.outbox import EventType, outbox_enqueue
+from ops.outbox import EventType, outbox_enqueue, outbox_retry
 
 pytestmark = pytest.mark.django_db
 
@@ -237,7 +238,7 @@ def test_the_documents_database_down_delays_no_email_and_uses_up_no_attempt(smtp
 
 
 def test_dispatcher_that_dies_after_claiming_loses_nothing(smtp_server, settings):
-    from ops.dispatch import outbox_claim
+    from ops.claims import outbox_claim
 
     settings.OUTBOX_LEASE_SECONDS = 60
     for n in range(5):
@@ -267,7 +268,9 @@ class TestClaimFencing:
                               payload={"subject": "Hello", "message": "m"})
 
     def test_retry_leaves_an_event_alone_while_a_dispatcher_delivers_it(self, event, smtp_server):
-        from ops.dispatch import BatchContext, outbox_claim, outbox_process
+        from ops.claims import outbox_claim
+        from ops.dispatch import outbox_process
+        from ops.handlers import BatchContext
 
         [claimed] = outbox_claim(batch_size=1)
         assert outbox_retry(event_ids=[event.pk]) == []  # in flight: reviving it would send it twice
@@ -278,12 +281,13 @@ class TestClaimFencing:
         assert outbox_retry(event_ids=[event.pk]) == []  # SENT
 
     def test_a_dispatcher_past_its_lease_does_not_overwrite_the_next_holders_outcome(self, event, smtp_server):
-        from ops.dispatch import outbox_claim, record_failure
+        from ops.claims import outbox_claim, record_failure
 
         [first] = outbox_claim(batch_size=1)  # dispatcher A: stalls past its lease
         [second] = outbox_claim(batch_size=1, now=timezone.now() + timedelta(seconds=61))  # B
         outbox_dispatch_batch()  # nothing due: B holds it
-        from ops.dispatch import BatchContext, outbox_process
+        from ops.dispatch import outbox_process
+        from ops.handlers import BatchContext
 
         assert outbox_process(second, BatchContext()) == OutboxStatus.SENT
         record_failure(first, "SMTPServerDisconnected: timed out")  # A's late outcome
@@ -293,7 +297,7 @@ class TestClaimFencing:
         assert len(smtp_server.messages) == 1
 
     def test_retry_revives_an_event_whose_dispatcher_died(self, event, smtp_server):
-        from ops.dispatch import outbox_claim
+        from ops.claims import outbox_claim
 
         outbox_claim(batch_size=1, now=timezone.now() - timedelta(seconds=120))  # its lease is over
         assert outbox_retry(event_ids=[event.pk]) == [event.pk]
@@ -318,20 +322,20 @@ class TestNudgeDebounce:
         from ops import tasks
 
         sent = []
-        monkeypatch.setattr(tasks.outbox_dispatch_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+        monkeypatch.setattr(tasks.outbox_dispatch_run_task, "apply_async", lambda **kwargs: sent.append(kwargs))
         return sent
 
     @pytest.mark.redis
     def test_a_queued_nudge_stands_for_later_ones_until_its_dispatcher_starts(self, published):
         from ops.outbox import outbox_nudge, outbox_nudge_taken
-        from ops.tasks import outbox_dispatch_task
+        from ops.tasks import outbox_dispatch_run_task
 
         outbox_nudge_taken()
         for _ in range(3):
             outbox_nudge()
         assert len(published) == 1
 
-        outbox_dispatch_task()  # a dispatcher starts: whatever commits from now on must nudge again
+        outbox_dispatch_run_task()  # a dispatcher starts: whatever commits from now on must nudge again
         outbox_nudge()
         outbox_nudge()
         assert len(published) == 2
@@ -410,7 +414,7 @@ class TestNudgeDebounce:
 
     def test_a_dispatcher_out_of_time_hands_the_backlog_to_the_next(self, published, settings):
         from ops.outbox import DOCUMENT_SYNC
-        from ops.tasks import outbox_dispatch_task
+        from ops.tasks import outbox_dispatch_run_task
 
         settings.REDIS_URL = ""
         settings.OUTBOX_DISPATCH_SECONDS = 0  # a worker asked to stop: one batch, then go
@@ -418,19 +422,19 @@ class TestNudgeDebounce:
             outbox_enqueue(event_type=DOCUMENT_SYNC)
         published.clear()
 
-        outbox_dispatch_task()
+        outbox_dispatch_run_task()
 
         assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 10
         assert len(published) == 1  # the next dispatcher was asked for
         while OutboxEvent.objects.filter(status=OutboxStatus.PENDING).exists():
-            outbox_dispatch_task()
+            outbox_dispatch_run_task()
         assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 25
 
 
 def test_the_claim_takes_the_longest_waiting_due_events_first(smtp_server):
     """outbox_claim orders by next_attempt_at (oldest due first): under a backlog a fresh event
     must not starve one that has been waiting (a retried event waits behind nothing newer)."""
-    from ops.dispatch import outbox_claim
+    from ops.claims import outbox_claim
 
     now = timezone.now()
     events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"q{n}@example.com",
@@ -445,12 +449,14 @@ def test_the_claim_takes_the_longest_waiting_due_events_first(smtp_server):
 def test_a_deferral_to_a_past_time_waits_at_least_the_minimum(monkeypatch):
     """A handler's "not yet, try at <a moment already past>" must not make the event due at once:
     the same dispatcher run would claim it again and spin. It waits MIN_DEFERRAL at least."""
-    from ops import dispatch
+    from ops import handlers
+    from ops.claims import MIN_DEFERRAL
+    from ops.exceptions import EventDeferred
 
     def not_yet(event, ctx):
-        raise dispatch.EventDeferred("job still running", until=timezone.now() - timedelta(hours=1))
+        raise EventDeferred("job still running", until=timezone.now() - timedelta(hours=1))
 
-    monkeypatch.setattr(dispatch, "_send_email", not_yet)
+    monkeypatch.setattr(handlers, "_send_email", not_yet)
     event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="p@example.com",
                            payload={"subject": "s", "message": "m"})
     before = timezone.now()
@@ -459,7 +465,7 @@ def test_a_deferral_to_a_past_time_waits_at_least_the_minimum(monkeypatch):
 
     event.refresh_from_db()
     assert event.status == OutboxStatus.PENDING and event.retry_count == 0
-    assert event.next_attempt_at >= before + dispatch.MIN_DEFERRAL
+    assert event.next_attempt_at >= before + MIN_DEFERRAL
     assert outbox_dispatch_batch()["claimed"] == 0  # not due again within the same run
 
 
@@ -467,12 +473,12 @@ def test_a_deferral_to_a_past_time_waits_at_least_the_minimum(monkeypatch):
 def test_emails_go_before_document_syncs_even_when_the_sync_is_older(smtp_server, monkeypatch):
     """Within a batch, emails are processed first: an email never waits behind the documents
     database (which may be slow or down), whatever the events' age."""
-    from ops import dispatch
+    from ops import dispatch, handlers
     from ops.outbox import document_sync_event, outbox_enqueue_many
 
     order = []
-    real_email, real_sync, real_batch_sync = dispatch._send_email, dispatch._sync_documents, \
-        dispatch._sync_batch_documents
+    real_email, real_sync, real_batch_sync = handlers._send_email, handlers._sync_documents, \
+        handlers.sync_batch_documents
 
     def email(event, ctx):
         order.append("email")
@@ -486,9 +492,9 @@ def test_emails_go_before_document_syncs_even_when_the_sync_is_older(smtp_server
         order.append("batch sync")
         return real_batch_sync(events, ctx)
 
-    monkeypatch.setattr(dispatch, "_send_email", email)
-    monkeypatch.setattr(dispatch, "_sync_documents", sync)
-    monkeypatch.setattr(dispatch, "_sync_batch_documents", batch_sync)
+    monkeypatch.setattr(handlers, "_send_email", email)
+    monkeypatch.setattr(handlers, "_sync_documents", sync)
+    monkeypatch.setattr(dispatch, "sync_batch_documents", batch_sync)
     [older_sync] = outbox_enqueue_many([document_sync_event(("item", 1))])
     mail = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="e@example.com",
                           payload={"subject": "s", "message": "m"})
@@ -647,7 +653,7 @@ def test_a_committed_booking_publishes_one_nudge(make_user, monkeypatch, setting
 
     settings.REDIS_URL = ""  # no debounce flag: every commit that asks, publishes
     published = []
-    monkeypatch.setattr(tasks.outbox_dispatch_task, "apply_async", lambda **kwargs: published.append(kwargs))
+    monkeypatch.setattr(tasks.outbox_dispatch_run_task, "apply_async", lambda **kwargs: published.append(kwargs))
     item = make_item(make_user(roles=["EVENT_ORGANIZER"]), capacity=5, tiers=[("A", "10.00", 5)])
     customer = make_user()
     published.clear()
@@ -742,12 +748,12 @@ def test_a_dispatcher_whose_connection_is_killed_mid_batch_reconnects_and_releas
     from django.db import connection
 
     from bookings_project.testing import database_url
-    from ops import dispatch, outages
+    from ops import handlers, outages
 
     monkeypatch.setattr(outages, "FIRST_PAUSE", 0.05)
     events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"k{n}@example.com",
                              payload={"subject": "s", "message": "m"}) for n in range(3)]
-    real_send = dispatch._send_email
+    real_send = handlers._send_email
 
     def send_then_lose_the_connection(event, ctx):
         real_send(event, ctx)
@@ -758,12 +764,12 @@ def test_a_dispatcher_whose_connection_is_killed_mid_batch_reconnects_and_releas
             with psycopg.connect(database_url("default"), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
-    monkeypatch.setattr(dispatch, "_send_email", send_then_lose_the_connection)
+    monkeypatch.setattr(handlers, "_send_email", send_then_lose_the_connection)
     try:
         outbox_dispatch_batch(batch_size=3)
         rows = OutboxEvent.objects.filter(pk__in=[e.pk for e in events])
         assert all(row.status == OutboxStatus.PENDING and row.claimed_until is None for row in rows)
-        monkeypatch.setattr(dispatch, "_send_email", real_send)
+        monkeypatch.setattr(handlers, "_send_email", real_send)
         assert outbox_dispatch_until_empty()["sent"] == 3
         assert sorted(smtp_server.message_ids()).count(f"<{events[0].pk}@bookings.local>") == 2
     finally:

@@ -169,7 +169,7 @@ def test_bookings_succeed_while_redis_is_down_and_emails_go_out_after(
     from celery.contrib.testing.worker import start_worker
 
     from bookings_project.celery import app
-    from ops.tasks import outbox_dispatch_task
+    from ops.tasks import outbox_dispatch_run_task
 
     original = app.conf.broker_url
     point_celery_at(app, private_redis.url)
@@ -190,7 +190,7 @@ def test_bookings_succeed_while_redis_is_down_and_emails_go_out_after(
         private_redis.start()
         point_celery_at(app, private_redis.url)  # drop the broken connections; the next publish reconnects
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
-            outbox_dispatch_task.apply_async()  # what beat's periodic sweep sends
+            outbox_dispatch_run_task.apply_async()  # what beat's periodic sweep sends
             assert wait_for(lambda: len(emails_of(smtp_server, "BOOKING_CONFIRMED")) == 3, timeout=30)
         assert sorted(m["To"] for m in emails_of(smtp_server, "BOOKING_CONFIRMED")) == sorted(u.email for u in users)
         assert not OutboxEvent.objects.filter(event_type=EventType.BOOKING_CONFIRMED,
