@@ -28,6 +28,14 @@ def to_local_naive_iso(value: datetime | None, *, seconds: bool = False) -> str 
         timespec="seconds" if whole else "microseconds")
 
 
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime as the same instant in UTC (a naive one is left to Django). Services
+    compare and subtract times, and Python does both by wall clock between two datetimes of one
+    zone (blind to a DST change between them), and never finds a time a zone repeats equal to
+    the same instant in another zone (PEP 495): in UTC, instants compare as instants."""
+    return value.astimezone(dt_timezone.utc) if value.tzinfo is not None else value
+
+
 def to_utc_z(value: datetime | None) -> str | None:
     if value is None:
         return None
