@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.db import connection
@@ -198,6 +198,25 @@ class TestFilters:
         assert response.status_code == 200, response.content
         assert [i["id"] for i in response.json()] == [first.json()["id"]]
         assert before.pk in [i["id"] for i in client_for().get(f"/api/v1/items?to={day}").json()]
+
+    def test_filter_times_in_the_repeated_hour_are_the_first_pass_unless_an_offset_says_otherwise(
+            self, client_for, organizer, settings):
+        """Berlin 2031-10-26: 02:00–03:00 happens twice. `to=02:30:00` is the first 02:30, so an
+        item at the second 02:15 (earlier on the wall clock, an instant later) starts after it."""
+        settings.TIME_ZONE = "Europe/Berlin"
+        first = make_item(organizer, start=datetime(2031, 10, 26, 0, 0, tzinfo=dt_timezone.utc), hours=0.25)
+        second = make_item(organizer, start=datetime(2031, 10, 26, 1, 15, tzinfo=dt_timezone.utc), hours=0.25)
+
+        def ids(query):
+            response = client_for().get(f"/api/v1/items?{query}")
+            assert response.status_code == 200, response.content
+            return [i["id"] for i in response.json()]
+
+        assert ids("to=2031-10-26T02:30:00") == [first.pk]
+        assert ids("to=2031-10-26T02:30:00%2B01:00") == [first.pk, second.pk]
+        assert ids("from=2031-10-26T02:15:00") == [second.pk]  # the first 02:15: `first` ended then
+        assert [i["startTime"] for i in client_for().get("/api/v1/items").json()] == [
+            "2031-10-26T02:00:00", "2031-10-26T02:15:00+01:00"]
 
     def test_opt_in_pagination(self, client_for, organizer):
         for i in range(5):
