@@ -3,7 +3,7 @@ shows ("2025-09-15T10:00:00"); input without offset is read in TIME_ZONE, so a v
 round-trips unchanged. Core API: UTC with "Z"."""
 
 import re
-from datetime import datetime, time, timezone as dt_timezone
+from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -26,6 +26,14 @@ def to_local_naive_iso(value: datetime | None, *, seconds: bool = False) -> str 
     whole = seconds or not local.microsecond
     return (local if local.fold else local.replace(tzinfo=None)).isoformat(
         timespec="seconds" if whole else "microseconds")
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime as the same instant in UTC (a naive one is left to Django). Services
+    compare and subtract times, and Python does both by wall clock between two datetimes of one
+    zone (blind to a DST change between them), and never finds a time a zone repeats equal to
+    the same instant in another zone (PEP 495): in UTC, instants compare as instants."""
+    return value.astimezone(dt_timezone.utc) if value.tzinfo is not None else value
 
 
 def to_utc_z(value: datetime | None) -> str | None:
@@ -73,6 +81,14 @@ def local_aware(value: datetime, zone) -> datetime:
     return aware
 
 
+def local_day_start(day: date, zone=None) -> datetime:
+    """The first instant of `day` in `zone` (default: TIME_ZONE), as an aware datetime: its
+    midnight (the first pass, when the zone repeats midnight), or — when the zone skips midnight
+    (America/Santiago 2026-09-06 begins at 01:00) — the moment the clocks jump, which is what
+    fold 0 reads a skipped time as. Never an error: every day has a start."""
+    return datetime.combine(day, time.min, tzinfo=zone or timezone.get_current_timezone())
+
+
 def plus_restored(text: str) -> str:
     """An unencoded "+02:00" in a query string arrives as " 02:00": put the "+" back (only in
     a date-time with a "T", where a space has no other meaning)."""
@@ -93,11 +109,13 @@ def parse_api_datetime(raw: str) -> datetime:
 LOCAL_DATETIME_SCHEMA = {
     "type": "string",
     # Written without offset (local time in TIME_ZONE); read with or without one.
-    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$",
+    "pattern": r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$",
     "example": "2025-09-15T10:00:00",
     "description": "ISO 8601 local date-time in the server's TIME_ZONE, written without offset — except "
                    "the second pass through an hour the zone repeats (clocks going back), written with "
-                   "its offset so it reads back as the same instant; an offset is accepted on input.",
+                   "its offset so it reads back as the same instant; an offset is accepted on input. "
+                   "A bare date on input is the start of that local day (the end of it, for an upper "
+                   "bound: `to`, a conflict check's `endTime`).",
 }
 
 
@@ -106,15 +124,36 @@ class LocalDateTimeField(serializers.DateTimeField):
     """Booking API datetime. `seconds=True` for server-set timestamps (createdAt, bookingDate…):
     written in whole seconds; client-supplied values keep their fraction so they round-trip."""
 
-    def __init__(self, *, seconds: bool = False, **kwargs):
+    def __init__(self, *, seconds: bool = False, day_end: bool = False, **kwargs):
         self.seconds = seconds
+        self.day_end = day_end
         super().__init__(**kwargs)
 
     def to_internal_value(self, value):
         refuse_finer_than_microseconds(value)
         if isinstance(value, str):
             value = plus_restored(value.strip())
+            if _BARE_DATE.match(value):
+                return self.day_bound(value)
         return super().to_internal_value(value)
+
+    def day_bound(self, text: str) -> datetime:
+        """A bare date is a local day: its first instant (`local_day_start`; midnight may be
+        skipped, and is then not a 400), or with `day_end` (an exclusive upper bound) the first
+        instant of the next day, so the day is included — as the core API's `to` and the revenue
+        report's dates include theirs. The last day there is has no next one: no bound then."""
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return super().to_internal_value(text)  # not a date (2031-02-30): DRF's message
+        if self.day_end:
+            if day == date.max:
+                return datetime.max.replace(tzinfo=dt_timezone.utc)
+            day += timedelta(days=1)
+        try:
+            return ensure_storable(local_day_start(day, self.default_timezone())).astimezone(dt_timezone.utc)
+        except ValueError:
+            self.fail("overflow")
 
     def enforce_timezone(self, value):
         """In UTC: an unambiguous instant (Python compares and subtracts aware datetimes of one

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 import os
 import re
+import zoneinfo
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -74,6 +75,12 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 CSRF_FAILURE_VIEW = "bookings_project.errors.csrf_failure"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
+try:  # Django checks the name only against a system zoneinfo directory, and never an empty one:
+    # left unchecked, every request failed (answered as "Database temporarily unavailable").
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone name like 'Europe/Berlin' or 'UTC', got {TIME_ZONE!r}") from None
 USE_TZ = True
 USE_I18N = True
 LANGUAGE_CODE = "en-us"

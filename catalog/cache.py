@@ -94,13 +94,17 @@ _local = _LocalLists(entries=16)
 
 
 def cached_list(key_parts, compute) -> tuple[int, bytes]:
-    """(total, rendered JSON) for a list, from this process, from Redis, or `compute()`."""
+    """(total, rendered JSON) for a list, from this process, from Redis, or `compute()`. The key
+    holds TIME_ZONE: the JSON carries local times without offset, so a list rendered by a
+    process running in another zone (before a restart that changed it, or during a rolling
+    one) must not be served."""
     redis = _redis()
     if redis is None:
         return compute()
     try:
         version = _current_version(redis)
-        key = shared_key(f"catalog:list:{version}:" + hashlib.sha256(repr(key_parts).encode()).hexdigest())
+        digest = hashlib.sha256(repr((settings.TIME_ZONE, key_parts)).encode()).hexdigest()
+        key = shared_key(f"catalog:list:{version}:{digest}")
         local = _local.get(key)
         hit = redis.get(key) if local is None else None
     except REDIS_FAILURES as exc:  # unreachable: compute fresh rather than risk a stale list

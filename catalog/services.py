@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.selectors import user_lock
+from bookings_project.datetimes import as_utc
 from bookings_project.db import constraint_name, db_value
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.models import Severity
@@ -72,6 +73,7 @@ def item_create(*, organizer, name: str, start_time: datetime, end_time: datetim
                 description: str = "", location: str = "", is_private: bool = False,
                 price_tiers=None, category: str | None = None, tags=None) -> BookableItem:
     tiers = _tier_specs(price_tiers)
+    start_time, end_time = as_utc(start_time), as_utc(end_time)  # a caller may pass any zone
     item_validate(name=name, start_time=start_time, end_time=end_time, capacity=capacity, tiers=tiers)
     with transaction.atomic():
         if end_time > timezone.now():  # a past item (a historical record) holds no place
@@ -181,6 +183,7 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise TypeError(f"item_update() got unexpected fields {sorted(unknown)}")
+    changes.update({f: as_utc(changes[f]) for f in ("start_time", "end_time") if changes.get(f) is not None})
     now = timezone.now()
     with contention_guard(), transaction.atomic():
         organizer_locked = _lock_organizer_if_reviving(item_id=item_id, end_time=changes.get("end_time"), now=now)

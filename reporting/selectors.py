@@ -6,14 +6,14 @@ the caller) live here because no catalog selector expresses them.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import BigIntegerField, Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Lower, Round, Substr, TruncDate
 from django.utils import timezone
 
-from bookings_project.datetimes import ensure_storable
+from bookings_project.datetimes import ensure_storable, local_day_start
 from catalog.models import BookableItem
 from catalog.selectors import item_queryset
 from reservations.models import Booking, BookingStatus
@@ -65,11 +65,6 @@ class RevenueReport:
     total: Decimal
     bookings: int
     details: list[ItemRevenue]
-
-
-def local_day_start(day: date) -> datetime:
-    """Midnight of `day` in TIME_ZONE, as an aware datetime."""
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
 def booking_day_window(*, start_date: date | None = None,

@@ -5,6 +5,7 @@ the database cannot store in UTC) is a 400 field error, never a silent shift or 
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+from django.utils import timezone
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField, UtcDateTimeField
@@ -70,8 +71,30 @@ class TestField:
         assert read(written) == second
         assert LocalDateTimeField().to_representation(second.replace(hour=0)) == BERLIN_FOLD  # the first: plain
 
-    def test_server_set_timestamps_are_whole_seconds_client_values_keep_their_fraction(self):
-        value = datetime(2025, 7, 13, 12, 0, 0, 999999, tzinfo=dt_timezone.utc)
+    @pytest.mark.parametrize(("zone", "raw", "day_end", "expected"), [
+        ("Pacific/Chatham", "2031-09-15", False, datetime(2031, 9, 14, 11, 15, tzinfo=dt_timezone.utc)),  # +12:45
+        ("Pacific/Chatham", "2031-09-15", True, datetime(2031, 9, 15, 11, 15, tzinfo=dt_timezone.utc)),
+        ("America/St_Johns", "2031-09-15", True, datetime(2031, 9, 16, 2, 30, tzinfo=dt_timezone.utc)),  # -2:30
+        ("Europe/Berlin", "2031-03-30", True, datetime(2031, 3, 30, 22, 0, tzinfo=dt_timezone.utc)),  # 23 hours
+        ("America/Santiago", "2026-09-06", False, datetime(2026, 9, 6, 4, 0, tzinfo=dt_timezone.utc)),  # 01:00 -03
+        ("America/Havana", "2026-11-01", False, datetime(2026, 11, 1, 4, 0, tzinfo=dt_timezone.utc)),  # first 00:00
+        ("Pacific/Kiritimati", "9999-12-31", True, datetime.max.replace(tzinfo=dt_timezone.utc)),  # no next day
+    ])
+    def test_a_bare_date_is_the_start_of_that_local_day_or_with_day_end_its_end(self, settings, zone, raw,
+                                                                                day_end, expected):
+        settings.TIME_ZONE = zone
+        assert LocalDateTimeField(day_end=day_end).run_validation(raw) == expected
+
+    def test_a_bare_date_the_database_cannot_store_or_that_does_not_exist_is_a_field_error(self, berlin):
+        with pytest.raises(serializers.ValidationError, match="out of range"):
+            read("0001-01-01")  # its midnight is in year 0 in UTC
+        with pytest.raises(serializers.ValidationError, match="wrong format"):
+            read("2031-02-30")
+
+    @pytest.mark.parametrize("zone", ["UTC", "Pacific/Chatham"])
+    def test_server_set_timestamps_are_whole_seconds_client_values_keep_their_fraction(self, settings, zone):
+        settings.TIME_ZONE = zone
+        value = timezone.make_aware(datetime(2025, 7, 13, 12, 0, 0, 999999))  # 12:00 local
         assert LocalDateTimeField(seconds=True).to_representation(value) == "2025-07-13T12:00:00"  # truncated
         assert LocalDateTimeField().to_representation(value) == "2025-07-13T12:00:00.999999"
         assert LocalDateTimeField(seconds=True).to_representation(value.replace(microsecond=0)) == \
@@ -94,6 +117,21 @@ class TestApi:  # the item routes' cases: catalog/tests/test_api.py
         settings.TIME_ZONE = zone
         response = client_for(make_user()).get(f"/api/v1/users/me/conflicts?startTime={start}&endTime={end}")
         assert_error(response, 400, fields=[field])
+
+    @pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/St_Johns"])
+    def test_a_conflict_check_for_bare_dates_covers_those_whole_days(self, make_user, client_for, organizer,
+                                                                      settings, zone):
+        """`endTime=2031-09-15` is the end of that day (it was its midnight: `startTime` and
+        `endTime` of one day were a 400, "Must be after startTime")."""
+        settings.TIME_ZONE = zone
+        user = make_user()
+        late = booking_create(user=user, item_id=make_item(
+            organizer, start=timezone.make_aware(datetime(2031, 9, 15, 23, 0))).pk)  # 23:00 – 01:00
+        response = client_for(user).get("/api/v1/users/me/conflicts?startTime=2031-09-15&endTime=2031-09-15")
+        assert response.status_code == 200, response.content
+        assert [b["id"] for b in response.json()["conflictingBookings"]] == [late.pk]
+        after = client_for(user).get("/api/v1/users/me/conflicts?startTime=2031-09-16T01:00:00&endTime=2031-09-16")
+        assert after.json()["hasConflict"] is False
 
     def test_an_item_in_the_daylight_saving_gap_is_400_not_moved(self, client_for, organizer, berlin):
         response = client_for(organizer).post("/api/v1/items", self.item(
@@ -124,7 +162,8 @@ class TestApi:  # the item routes' cases: catalog/tests/test_api.py
 
 
 @pytest.mark.parametrize("field", [LocalDateTimeField, UtcDateTimeField])
-def test_a_fraction_finer_than_microseconds_is_refused_not_cut(field):
+def test_a_fraction_finer_than_microseconds_is_refused_not_cut(field, settings):
+    settings.TIME_ZONE = "UTC"  # so the value without offset is the same instant on both APIs
     assert field().run_validation("2031-01-01T10:00:00.123456") == field().run_validation("2031-01-01T10:00:00.123456Z")
     with pytest.raises(serializers.ValidationError, match="At most 6 decimal places"):
         field().run_validation("2031-01-01T10:00:00.123456789")

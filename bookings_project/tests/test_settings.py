@@ -65,6 +65,10 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("OUTBOX_MAX_RETRIES", "five"),
     ("RECONCILE_CRON", "every night"),
     ("RETENTION_CRON", "99 3 * * *"),
+    ("TIME_ZONE", ""),               # every request was a 503 "Database temporarily unavailable"
+    ("TIME_ZONE", "Europe/Berln"),
+    ("TIME_ZONE", "+02:00"),         # an offset is not a zone (no DST rules)
+    ("TIME_ZONE", "../etc/passwd"),
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

@@ -98,9 +98,11 @@ class ItemFilterSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()  # `from` is a Python keyword, so these two are added here
         fields["from"] = LocalDateTimeField(source="start_from", required=False,
-                                            help_text="Items that end after this time")
-        fields["to"] = LocalDateTimeField(source="start_to", required=False,
-                                          help_text="Items that start before this time")
+                                            help_text="Items that end after this time (a bare date: "
+                                                      "its start, in TIME_ZONE)")
+        fields["to"] = LocalDateTimeField(source="start_to", required=False, day_end=True,
+                                          help_text="Items that start before this time (a bare date: "
+                                                    "before its end, so that day's items are included)")
         return fields
 
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.utils import timezone
@@ -163,6 +163,59 @@ class TestFilters:
         assert ids(f"?from={local_iso(FUTURE + timedelta(hours=1))}") == [a.pk, b.pk]
         assert ids(f"?from={local_iso(FUTURE + timedelta(hours=2))}") == [b.pk]
         assert ids(f"?to={local_iso(FUTURE + timedelta(days=5))}") == [a.pk]
+
+    @pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/St_Johns"])
+    def test_a_bare_date_filters_whole_local_days(self, client_for, organizer, settings, zone):
+        """`to=2031-09-15` includes that day's items, as the core API's `to` and the revenue
+        report's `endDate` include their day (it was that day's midnight: its items were left out)."""
+        settings.TIME_ZONE = zone
+        early, late = (make_item(organizer, start=timezone.make_aware(datetime(2031, 9, 15, h, m)), hours=0.25)
+                       for h, m in ((0, 0), (23, 30)))
+        make_item(organizer, start=timezone.make_aware(datetime(2031, 9, 16)))  # the next day
+        make_item(organizer, start=timezone.make_aware(datetime(2031, 9, 14, 23, 0)), hours=0.5)  # the day before
+
+        response = client_for().get("/api/v1/items?from=2031-09-15&to=2031-09-15")
+
+        assert [i["id"] for i in response.json()] == [early.pk, late.pk]
+
+    @pytest.mark.parametrize(("zone", "day", "first_instant"), [
+        ("America/Santiago", "2026-09-06", "2026-09-06T01:00:00"),  # clocks jump 00:00 → 01:00
+        ("America/Havana", "2026-03-08", "2026-03-08T01:00:00"),
+    ])
+    def test_a_day_whose_midnight_the_zone_skips_starts_when_the_clocks_jump(self, client_for, organizer, settings,
+                                                                               zone, day, first_instant):
+        """Every day has a start: `from=<that day>` was a 400 ("…T00:00:00 does not exist")."""
+        settings.TIME_ZONE = zone
+        before = make_item(organizer, start=timezone.make_aware(datetime.fromisoformat(day)) - timedelta(hours=2),
+                           hours=1.5)  # ends at 23:30 the day before
+        first = client_for(organizer).post("/api/v1/items", item_payload(
+            startTime=day, endTime=f"{day}T02:00:00"), format="json")
+        assert first.status_code == 201 and first.json()["startTime"] == first_instant
+
+        response = client_for().get(f"/api/v1/items?from={day}")
+
+        assert response.status_code == 200, response.content
+        assert [i["id"] for i in response.json()] == [first.json()["id"]]
+        assert before.pk in [i["id"] for i in client_for().get(f"/api/v1/items?to={day}").json()]
+
+    def test_filter_times_in_the_repeated_hour_are_the_first_pass_unless_an_offset_says_otherwise(
+            self, client_for, organizer, settings):
+        """Berlin 2031-10-26: 02:00–03:00 happens twice. `to=02:30:00` is the first 02:30, so an
+        item at the second 02:15 (earlier on the wall clock, an instant later) starts after it."""
+        settings.TIME_ZONE = "Europe/Berlin"
+        first = make_item(organizer, start=datetime(2031, 10, 26, 0, 0, tzinfo=dt_timezone.utc), hours=0.25)
+        second = make_item(organizer, start=datetime(2031, 10, 26, 1, 15, tzinfo=dt_timezone.utc), hours=0.25)
+
+        def ids(query):
+            response = client_for().get(f"/api/v1/items?{query}")
+            assert response.status_code == 200, response.content
+            return [i["id"] for i in response.json()]
+
+        assert ids("to=2031-10-26T02:30:00") == [first.pk]
+        assert ids("to=2031-10-26T02:30:00%2B01:00") == [first.pk, second.pk]
+        assert ids("from=2031-10-26T02:15:00") == [second.pk]  # the first 02:15: `first` ended then
+        assert [i["startTime"] for i in client_for().get("/api/v1/items").json()] == [
+            "2031-10-26T02:00:00", "2031-10-26T02:15:00+01:00"]
 
     def test_opt_in_pagination(self, client_for, organizer):
         for i in range(5):

@@ -121,3 +121,16 @@ def test_while_redis_rests_lists_skip_it_but_the_version_bump_still_tries(api_cl
     assert [i["name"] for i in response.json()] == ["While Redis rests"] and queries > 0
     assert calls == []
     assert OutboxEvent.objects.filter(event_type=catalog_cache.CACHE_BUMP_EVENT).count() == 2
+
+
+def test_a_list_cached_in_another_time_zone_is_not_served(api_client, organizer, settings):
+    """The list is rendered in TIME_ZONE (local times without offset): after a restart with
+    another TIME_ZONE — or from a process still running with the old one, sharing the Redis —
+    a list rendered in the old zone would show every time shifted, with no offset to tell."""
+    settings.TIME_ZONE = "UTC"
+    make_item(organizer, name="Zoned")  # 2031-09-15T10:00:00 UTC
+    assert listing(api_client)[0].json()[0]["startTime"] == "2031-09-15T10:00:00"
+    settings.TIME_ZONE = "Europe/Berlin"
+    assert listing(api_client)[0].json()[0]["startTime"] == "2031-09-15T12:00:00"
+    settings.TIME_ZONE = "UTC"
+    assert listing(api_client)[0].json()[0]["startTime"] == "2031-09-15T10:00:00"

@@ -38,6 +38,29 @@ def test_admin_sees_revenue_by_item_and_by_day_with_an_inline_chart(client, admi
     assert 'style="width: 100.0%"' in html  # the top item's CSS bar
 
 
+@pytest.mark.parametrize("zone", ["America/New_York", "Pacific/Chatham", "Pacific/Kiritimati", "America/St_Johns",
+                                  "Europe/Berlin"])
+def test_each_booking_is_drawn_on_its_local_day(client, admin, organizer, make_user, settings, zone):
+    """The day bars group by the local date (TruncDate in TIME_ZONE, on SQLite and PostgreSQL):
+    00:30 on the first day and 23:30 on the last are those days' bars, not their UTC
+    neighbours' — nor left out of the chart while counted in the total. 2026-03-29 is 23 hours
+    long in Berlin."""
+    settings.TIME_ZONE = zone
+    item = item_at(organizer, 1, name="Late show", tiers=[("Standard", "10.00", 10)])
+    book(make_user(), item, booked_at=local(2026, 3, 27, 0, 30))
+    book(make_user(), item, booked_at=local(2026, 3, 29, 23, 30))
+    book(make_user(), item, booked_at=local(2026, 3, 29, 23, 45))
+    client.force_login(admin)
+
+    html = client.get(PAGE, {"startDate": "2026-03-27", "endDate": "2026-03-29"}).content.decode()
+
+    assert '<strong id="revenue-total">30.00</strong>' in html
+    chart = re.search(r'<svg[^>]*id="revenue-by-day".*?</svg>', html, re.S).group(0)
+    assert "2026-03-27: 10.00 (1 booking" in chart
+    assert "2026-03-28: 0" in chart
+    assert "2026-03-29: 20.00 (2 bookings)" in chart
+
+
 def test_revenue_page_is_linked_from_the_admin_index(client, admin):
     client.force_login(admin)
     assert PAGE in client.get("/admin/").content.decode()

@@ -4,7 +4,7 @@ filters, order, CSV, errors, roles and a constant number of queries."""
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -112,6 +112,34 @@ def test_date_bounds_are_inclusive_local_days(admin_api, organizer, buyers, sett
     assert open_end["reportDetails"][0]["numberOfBookings"] == 1
 
 
+ZONES = ["America/New_York", "Pacific/Chatham", "Pacific/Kiritimati", "America/St_Johns", "Europe/Berlin"]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize(("first", "last"), [("2030-03-01", "2030-03-31"),
+                                             ("2026-03-29", "2026-03-29"),    # Berlin/EU: a 23-hour day
+                                             ("2026-10-25", "2026-11-01")])   # 25-hour days (EU, then US)
+def test_bookings_at_the_edges_of_the_local_days_count_on_their_local_date(admin_api, organizer, buyers, settings,
+                                                                         zone, first, last):
+    """00:30 local on the first day and 23:30 on the last count, 23:30 the day before and 00:30
+    the day after do not — in zones far from UTC, with half and quarter hours, on days DST makes
+    23 or 25 hours long; JSON and CSV alike (on PostgreSQL too: make test-postgres)."""
+    settings.TIME_ZONE = zone
+    item = priced_item(organizer, 1, "10.00")
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    edges = [(start - timedelta(days=1), 23, 30), (start, 0, 30), (end, 23, 30), (end + timedelta(days=1), 0, 30)]
+    for buyer, (day, hour, minute) in zip(buyers, edges):
+        book(buyer, item, booked_at=local(day.year, day.month, day.day, hour, minute))
+
+    body = get_report(admin_api, startDate=first, endDate=last).json()
+    csv_rows = get_report(admin_api, startDate=first, endDate=last, format="csv").content.decode().splitlines()
+
+    assert body["totalRevenue"] == 20.0 and body["reportDetails"][0]["numberOfBookings"] == 2
+    assert csv_rows[-1] == ",TOTAL,20.00,2"
+    assert get_report(admin_api, endDate=(start - timedelta(days=1)).isoformat()).json()["totalRevenue"] == 10.0
+    assert get_report(admin_api, startDate=(end + timedelta(days=1)).isoformat()).json()["totalRevenue"] == 10.0
+
+
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York"])
 @pytest.mark.parametrize("params", [{"startDate": "0001-01-01"}, {"endDate": "9999-12-31"},
                                     {"startDate": "0001-01-01", "endDate": "9999-12-31"},
@@ -138,6 +166,16 @@ def test_dates_near_the_extremes_still_bound(admin_api, organizer, buyers, setti
     assert get_report(admin_api, endDate="0001-01-02").json()["totalRevenue"] == 0
     assert get_report(admin_api, startDate="9999-12-31").json()["totalRevenue"] == 0
     assert get_report(admin_api, startDate="0001-01-02", endDate="9999-12-30").json()["totalRevenue"] == 10.0
+
+
+@pytest.mark.parametrize("value", ["2026-03-29T02:30:00", "2026-10-25T02:30:00", "2026-03-29T02:30:00+01:00"])
+@pytest.mark.parametrize("param", ["startDate", "endDate"])
+def test_a_date_time_in_a_date_parameter_is_a_400_field_error(admin_api, settings, param, value):
+    """Dates only (a day, not an instant): a Berlin DST gap or repeated time is not a 500 either."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    for params in ({param: value}, {param: value, "format": "csv"}):
+        response = admin_api.get(URL, params)
+        assert response.status_code == 400 and list(response.json()["fields"]) == [param]
 
 
 def test_a_day_bound_the_database_cannot_store_is_a_400_field_error(admin_api, monkeypatch):

@@ -28,7 +28,7 @@ class BookingStatusUpdateSerializer(serializers.Serializer):
 
 class ConflictQuerySerializer(serializers.Serializer):
     startTime = LocalDateTimeField(source="start")
-    endTime = LocalDateTimeField(source="end")
+    endTime = LocalDateTimeField(source="end", day_end=True)  # a bare date: up to the end of that day
 
     def validate(self, attrs):
         if attrs["start"] >= attrs["end"]:
