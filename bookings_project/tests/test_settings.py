@@ -111,7 +111,7 @@ def test_tls_settings_come_from_the_environment(tmp_path):
 
 
 def test_postgresql_connections_bound_every_wait_including_a_stalled_network():
-    from bookings_project.settings import database_from_url
+    from bookings_project.env import database_from_url
 
     options = database_from_url("postgres://u@db.example:5432/bookings")["OPTIONS"]
     assert "lock_timeout=5000" in options["options"] and "statement_timeout=30000" in options["options"]

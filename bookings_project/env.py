@@ -1,0 +1,131 @@
+"""Reading settings from environment variables: each reader turns a bad value into one
+ImproperlyConfigured line naming the variable (manage.py prints it as "Configuration error: …"),
+so a typo stops every process at start instead of failing requests later."""
+
+import os
+import re
+import zoneinfo
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+# django-ratelimit's rate syntax, strictly: its own parser reads "10/M" as 10 per second and
+# fails on every request (a 500 on each login) for "abc". It reads a unit by its first letter, so
+# the spelled-out units it accepts ("10/minute") are accepted here too.
+RATE = re.compile(r"(?P<count>\d+)/(?P<multiple>[1-9]\d*)?"
+                  r"(?:s|m|h|d|secs?|seconds?|mins?|minutes?|hours?|days?)")
+
+
+def env_rate(name: str, default: str) -> str:
+    raw = env_str(name, default)
+    if not RATE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} must be a rate like 10/m, 100/hour or 5/10s (lowercase s, m, h, d), "
+                                   f"got {raw!r}")
+    return raw
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+
+
+def env_time_zone(name: str, default: str) -> str:
+    """An IANA zone name. Django checks the name only against a system zoneinfo directory, and
+    never an empty one: left unchecked, every request failed (answered as "Database temporarily
+    unavailable")."""
+    value = env_str(name, default)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone name like 'Europe/Berlin' or 'UTC', got {value!r}") from None
+    return value
+
+
+def env_crontab(name: str, default: str):
+    """A cron expression (five fields: minute hour day-of-month month day-of-week)."""
+    from celery.schedules import crontab
+
+    expression = env_str(name, default)
+    try:
+        minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+        return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                       month_of_year=month_of_year, day_of_week=day_of_week)
+    except ValueError as exc:  # a wrong field count, or celery's ParseException (a ValueError)
+        raise ImproperlyConfigured(f"{name} must be a cron expression like '0 3 * * *' (minute hour "
+                                   f"day-of-month month day-of-week), got {expression!r}") from exc
+
+
+def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as exc:  # dj_database_url's UnknownSchemeError included
+        raise ImproperlyConfigured(f"{name} is not a database URL (sqlite:///path or postgres://…): "
+                                   f"{exc.__class__.__name__} {exc}") from exc
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        # WAL + busy timeout + IMMEDIATE transactions: web, worker and beat share the file.
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    elif engine in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+        config["ENGINE"] = "bookings_project.postgresql"  # Django's, with a pool that recovers at once
+        options = {
+            # Bounded lock waits: a blocked booking fails fast instead of hanging a worker.
+            "options": f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
+            f" -c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}",
+            "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5),
+            # A network that stops passing bytes (no reset) must not hang a request forever:
+            # data unacknowledged this long, or an idle connection whose keepalives go
+            # unanswered, fails the connection (a clean 503). A slow statement is unaffected.
+            "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 10_000),
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+        if env_bool("DB_POOL", True):
+            pool_timeout = env_int("DB_POOL_TIMEOUT", 10)
+            options["pool"] = {
+                "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+                "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+                "timeout": pool_timeout,
+                # psycopg_pool retries a failed connect with a doubling delay (1, 2, 4, 8 … s)
+                # until this many seconds have passed, then gives up, and the next request
+                # that waits starts afresh. Its default (300 s) lets a pool sleep for up to
+                # about as long as the outage lasted after the database is back; as long as
+                # a request's wait, the attempts cover the wait of the request that began them.
+                "reconnect_timeout": env_int("DB_POOL_RECONNECT_TIMEOUT", pool_timeout),
+            }
+            config["CONN_MAX_AGE"] = 0
+            # After a database restart every idle pooled connection is dead. With health
+            # checks the pool checks a connection (an empty round trip) before handing it out
+            # and replaces a dead one, instead of failing the request that gets it with a 503;
+            # the first dead one makes it test all its idle ones (bookings_project.postgresql).
+            config["CONN_HEALTH_CHECKS"] = True
+        config["OPTIONS"] = options
+    config.setdefault("TEST", {})
+    return config
