@@ -26,7 +26,7 @@ from catalog.exceptions import ItemBusy
 from catalog.locking import contention_guard
 from catalog.models import BookableItem
 from catalog.selectors import item_can_manage, item_get_for_booking
-from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
+from catalog.seats import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
 from ops.models import OutboxEvent
 from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
@@ -114,7 +114,7 @@ _BOOKER_SQL = f"""
                    WHERE user_id = %s AND status = %s AND start_time < %s AND end_time > %s)"""
 
 
-# A refused claim (catalog.services.item_seat_claim) means the item or a tier filled or changed
+# A refused claim (catalog.seats.item_seat_claim) means the item or a tier filled or changed
 # since the read: the booking starts over from a fresh read, which starts at a later tier or
 # says why it cannot book. An item with N tiers can need N + 1 attempts; the spare ones absorb
 # edits of the item in the meantime.

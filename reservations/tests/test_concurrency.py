@@ -45,7 +45,7 @@ def test_forty_users_race_for_ten_seats_in_two_tiers(make_user, organizer):
 
 def test_thirty_users_race_across_four_small_tiers_each_tier_fills_in_order(make_user, organizer, caplog):
     """Every tier boundary refuses the claims of racers who read the filled tier as open; they
-    start over from a fresh read (catalog.services.item_seat_claim): none may end in 503."""
+    start over from a fresh read (catalog.seats.item_seat_claim): none may end in 503."""
     tiers = [("T1", "10.00", 3), ("T2", "20.00", 3), ("T3", "30.00", 3), ("T4", "40.00", 3)]
     item = make_item(organizer, capacity=12, tiers=tiers)
     users = [make_user() for _ in range(30)]
