@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.selectors import user_lock
+from accounts.services import user_lock
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.models import Severity
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
@@ -100,7 +100,7 @@ def _check_item_limit(organizer, *, lock: bool) -> None:
     if organizer.is_admin:
         return
     if lock:
-        user_lock(organizer.pk)
+        user_lock(user_id=organizer.pk)
     upcoming = BookableItem.objects.filter(organizer=organizer, deleted_at__isnull=True, end_time__gt=timezone.now())
     if upcoming.count() >= limit:
         raise ItemLimitReached(limit)
@@ -118,7 +118,7 @@ def _lock_organizer_if_reviving(*, item_id, end_time: datetime | None, now: date
                     .values_list("organizer_id", flat=True).first())
     if organizer_id is None:
         return False
-    user_lock(organizer_id)
+    user_lock(user_id=organizer_id)
     return True
 
 

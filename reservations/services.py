@@ -18,7 +18,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.selectors import user_lock
+from accounts.services import user_lock
 from bookings_project.db import constraint_name, db_value, insert_many, sqlstate
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
@@ -78,7 +78,9 @@ def _raise_overlap_as_conflict(exc: IntegrityError) -> None:
 
 
 def _lock_user(user) -> None:
-    """One user's parallel bookings run one after the other; a deactivated user cannot book."""
+    """accounts.services.user_lock plus the account's is_active, read under that lock: one
+    user's parallel bookings run one after the other; a deactivated user cannot book. Raw SQL
+    (_LOCK_USER_SQL) because this is the measured hot booking path."""
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_USER_SQL, [user.pk])
         row = cursor.fetchone()
@@ -211,7 +213,7 @@ def _transition(*, booking_id, target: str, check=None, only_active: bool = Fals
     try:
         with contention_guard(), transaction.atomic():
             if target == BookingStatus.CONFIRMED:
-                user_lock(head["user_id"])
+                user_lock(user_id=head["user_id"])
             item_lock(item_id=head["item_id"])
             booking = (Booking.objects.select_related("user", "item", "tier", "item__organizer")
                        .select_for_update(of=("self",)).get(pk=booking_id))
