@@ -851,7 +851,7 @@ class TestHungMailServer:
         def times_out(**kwargs):
             raise TimeoutError("documents database timed out")
 
-        monkeypatch.setattr(ops.reconciliation, "reconcile", times_out)
+        monkeypatch.setattr(ops.reconciliation, "reconciliation_run", times_out)
         job_create_reconciliation(entity_type="item")
         job = job_create_notification(recipient_email="later@example.com", subject="s", message="m")
 
