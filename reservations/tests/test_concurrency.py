@@ -19,12 +19,6 @@ from reservations.services import booking_create
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL)")
-
-
 def test_forty_users_race_for_ten_seats_in_two_tiers(make_user, organizer):
     item = make_item(organizer, capacity=10, tiers=[("Early", "10.00", 4), ("Late", "25.50", 6)])
     users = [make_user() for _ in range(40)]
