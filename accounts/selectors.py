@@ -27,9 +27,3 @@ def user_list(*, include_inactive: bool = False) -> QuerySet[User]:
 
 def user_get(*, user_id) -> User | None:
     return user_list().filter(pk=user_id).first()
-
-
-def user_lock(user_id) -> None:
-    """Lock one user's row for the rest of the transaction (the project's lock order starts
-    with the user: user → item → booking → tier), whatever state the row is in."""
-    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk"))

@@ -41,7 +41,7 @@ def main() -> None:
     from catalog.models import BookableItem
     from ops.documents import relational_body
     from ops.models import Job, JobType
-    from ops.reconciliation import BATCH_SIZE, reconcile
+    from ops.reconciliation import BATCH_SIZE, reconciliation_run
 
     first = BookableItem.objects.order_by("pk").values_list("pk", flat=True).first()
     relational_body("item", first)  # warm: imports, serializer classes, DB connections
@@ -54,7 +54,7 @@ def main() -> None:
     sampler = PeakRSS()
     sampler.start()
     started = time.perf_counter()
-    result = reconcile(job=job, entity_type="item", batch_size=args.batch_size or BATCH_SIZE)
+    result = reconciliation_run(job=job, entity_type="item", batch_size=args.batch_size or BATCH_SIZE)
     seconds = time.perf_counter() - started
     sampler.stopping.set()
     sampler.join()

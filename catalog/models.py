@@ -3,7 +3,7 @@
 Seat counters (`BookableItem.sold`, `PriceTier.sold`) count active bookings (PENDING +
 CONFIRMED). They are changed only by UPDATEs in the writing services, and the CHECK
 constraints below make the database refuse an oversell: a booking's claim is a plain increment
-that fails when the item or tier is full (catalog.services.item_seat_claim).
+that fails when the item or tier is full (catalog.seats.item_seat_claim).
 """
 
 from django.conf import settings

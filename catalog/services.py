@@ -1,4 +1,5 @@
-"""Writes on items: create, update, soft delete, and the seat counters bookings claim and release.
+"""Writes on items: create, update, soft delete. (The seat counters bookings claim and release,
+and the item lock before them, are catalog.seats.)
 
 Lock order across the project (deadlock avoidance): user row → item row → booking rows → tier rows.
 Every change of a tier counter happens while its item row is locked by the same transaction.
@@ -9,20 +10,19 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
-from accounts.selectors import user_lock
+from accounts.services import user_lock
 from bookings_project.datetimes import as_utc
-from bookings_project.db import constraint_name, db_value
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.models import Severity
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 from ops.services import log_event
+from reservations.services import booking_cancel_for_item, booking_times_follow_item
 
 from .cache import catalog_changed
-from .exceptions import CapacityExceeded, ItemLimitReached, ItemNotFound, TierSoldOut, UnknownTier
+from .exceptions import ItemLimitReached, ItemNotFound
 from .locking import contention_guard
 from .models import BookableItem, PriceTier
 from .selectors import item_can_manage, item_visible
@@ -102,7 +102,7 @@ def _check_item_limit(organizer, *, lock: bool) -> None:
     if organizer.is_admin:
         return
     if lock:
-        user_lock(organizer.pk)
+        user_lock(user_id=organizer.pk)
     upcoming = BookableItem.objects.filter(organizer=organizer, deleted_at__isnull=True, end_time__gt=timezone.now())
     if upcoming.count() >= limit:
         raise ItemLimitReached(limit)
@@ -120,7 +120,7 @@ def _lock_organizer_if_reviving(*, item_id, end_time: datetime | None, now: date
                     .values_list("organizer_id", flat=True).first())
     if organizer_id is None:
         return False
-    user_lock(organizer_id)
+    user_lock(user_id=organizer_id)
     return True
 
 
@@ -209,8 +209,6 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
         if wanted is not None:
             _replace_tiers(item=item, current=current, wanted=wanted)
         if times_changed:
-            from reservations.services import booking_times_follow_item  # reservations builds on catalog
-
             booking_times_follow_item(item=item)
         # Booking documents carry the item's name: re-project them when it changes.
         _announce_item_change(item, with_bookings=renamed)
@@ -227,90 +225,9 @@ def item_delete(*, actor, item_id, request=None) -> BookableItem:
         item.save(update_fields=["deleted_at", "updated_at"])
         cancelled = 0
         if item.start_time > item.deleted_at:
-            from reservations.services import booking_cancel_for_item  # reservations builds on catalog
-
             cancelled = booking_cancel_for_item(item=item)
         _announce_item_change(item)
         log_event(event_type="ITEM", severity=Severity.WARNING, message="Item deleted", user_id=item.organizer_id,
                   request=request, reported_by=actor,
                   additional_data={"itemId": item.pk, "name": item.name, "by": actor.pk, "cancelledBookings": cancelled})
     return item
-
-
-def item_tier_offer(*, item: BookableItem, tiers: list[PriceTier], tier_name: str | None = None) -> PriceTier | None:
-    """The tier a booking would get now, from the item and its tiers (in order) as read, without
-    a lock: the named tier, or the first tier with a free seat. None: a free item. 400 for an
-    unknown or sold-out tier, or a full item."""
-    if tier_name is not None:
-        tiers = [t for t in tiers if t.name == tier_name]
-        if not tiers:
-            raise UnknownTier(tier_name)
-    if item.sold >= item.capacity:
-        raise CapacityExceeded()
-    for tier in tiers:
-        if tier.sold < tier.max_capacity:
-            return tier
-    if tier_name is not None:
-        raise TierSoldOut(tier_name)
-    if tiers:
-        raise CapacityExceeded()
-    return None
-
-
-def item_seat_claim(*, item: BookableItem, tier: PriceTier | None) -> None:
-    """Take one seat of `item` and `tier` as the booking read them: the last writes of the
-    booking transaction (lock order item → tier).
-
-    Increments that the CHECK constraints (sold ≤ capacity) refuse when the item or the tier is
-    full. An item changed in any way since the read (deleted, moved, its tiers edited — a free
-    item that became paid included), or a tier repriced, has its increment pushed past its
-    capacity so it is refused the same way, and a tier removed since the read fails the
-    booking's foreign key at COMMIT. So every refusal is an IntegrityError, never a silent "0
-    rows" or a booking at stale times or prices: the booking can send these writes with its
-    COMMIT without reading their results (bookings_project.transactions.atomic_with_tail) and
-    retry from a fresh read when `seat_claim_refused(exc)`.
-    """
-    catalog_changed()
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_ITEM_SQL, [db_value(BookableItem, "updated_at", item.updated_at), item.pk])
-        if tier is not None:
-            cursor.execute(_CLAIM_TIER_SQL, [db_value(PriceTier, "price", tier.price), tier.pk])
-
-
-# Raw SQL, the same on PostgreSQL and SQLite: the ORM would spend more building these two
-# statements than the server spends running them, on the hottest path there is.
-# Every change of an item (its times, tiers, deletion) goes through item.save(), which moves
-# updated_at (auto_now); seat counters are written without it. So "updated_at as read" means
-# "nothing but other bookings changed the item since": a column of the row itself, which
-# PostgreSQL re-checks on the newest row version after waiting for an editor's lock (a subquery
-# on the tiers would still see the statement's older snapshot).
-_CLAIM_ITEM_SQL = f"""
-    UPDATE {BookableItem._meta.db_table}
-    SET sold = sold + CASE WHEN deleted_at IS NULL AND updated_at = %s THEN 1 ELSE capacity + 1 END
-    WHERE id = %s"""
-_CLAIM_TIER_SQL = f"""
-    UPDATE {PriceTier._meta.db_table}
-    SET sold = sold + CASE WHEN price = %s THEN 1 ELSE max_capacity + 1 END
-    WHERE id = %s"""
-
-SEAT_CONSTRAINTS = frozenset({"item_sold_within_capacity", "tier_sold_within_max"})
-
-
-def seat_claim_refused(exc: IntegrityError) -> bool:
-    """The claim was refused: the item or tier filled or changed since it was read."""
-    return constraint_name(exc) in SEAT_CONSTRAINTS
-
-
-def item_seat_release(*, item_id, tier_id=None) -> None:
-    """Give one seat back (cancellation); the caller's transaction holds the item row lock."""
-    catalog_changed()
-    BookableItem.objects.filter(pk=item_id, sold__gt=0).update(sold=F("sold") - 1)
-    if tier_id is not None:
-        PriceTier.objects.filter(pk=tier_id, sold__gt=0).update(sold=F("sold") - 1)
-
-
-def item_lock(*, item_id) -> None:
-    """Take the item row lock first, so cancellations follow the project's lock order. NO KEY
-    UPDATE: compatible with the KEY SHARE lock a concurrent booking's INSERT holds on the item
-    (a FOR UPDATE here could deadlock with that booking's counter UPDATE)."""
-    list(BookableItem.objects.select_for_update(no_key=True).filter(pk=item_id).values_list("pk", flat=True))

@@ -126,7 +126,7 @@ def _perform(job: Job, deadline: float | None = None) -> dict:
         from . import reconciliation
 
         progress = job.result if "cursor" in (job.result or {}) else None  # a paused (or interrupted) run
-        return reconciliation.reconcile(
+        return reconciliation.reconciliation_run(
             job=job, entity_type=ENTITY_TYPES[params["entityType"]], entity_id=params.get("entityId"),
             label=params["entityType"], batch_size=reconciliation.BATCH_SIZE, resume=progress, deadline=deadline)
     raise JobFailed(f"Unknown job type {job.type}")
@@ -247,8 +247,9 @@ def job_run_reconciliation_here(*, entity_type: str, entity_id=None, batch_size:
     job = None
     try:
         job = job_create_reconciliation(entity_type=entity_type, entity_id=entity_id, trigger="cli", on_worker=False)
-        result = reconciliation.reconcile(job=job, entity_type=ENTITY_TYPES[entity_type], entity_id=entity_id,
-                                          label=entity_type, batch_size=batch_size, progress=progress)
+        result = reconciliation.reconciliation_run(job=job, entity_type=ENTITY_TYPES[entity_type],
+                                                   entity_id=entity_id, label=entity_type, batch_size=batch_size,
+                                                   progress=progress)
     except (Exception, KeyboardInterrupt) as exc:
         if job is None:
             raise

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.utils import timezone
 
@@ -95,7 +96,7 @@ class Recorder:
         return {key: self.counts[key] for key in ("checked", "created", "updated", "deleted", "unchanged")}
 
     def paused(self, cursor: dict) -> dict:
-        """A whole-type run's progress, from which `reconcile(resume=…)` goes on."""
+        """A whole-type run's progress, from which `reconciliation_run(resume=…)` goes on."""
         return {"summary": self.summary(), "fieldsUpdated": dict(self.fields_updated), "cursor": cursor}
 
     def resume(self, progress: dict) -> None:
@@ -163,9 +164,9 @@ def _live_ids(entity_type: str, entity_ids: list[str]) -> set[str]:
     return {str(pk) for pk in queryset().filter(pk__in=numeric_ids(entity_ids)).values_list("pk", flat=True)}
 
 
-def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str | None = None,
-              batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None,
-              resume: dict | None = None, deadline: float | None = None) -> dict:
+def reconciliation_run(*, job: Job | None, entity_type: str, entity_id=None, label: str | None = None,
+                       batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None,
+                       resume: dict | None = None, deadline: float | None = None) -> dict:
     """Reconcile one entity (entity_id) or every entity of a type; returns the job result.
 
     A whole-type run stops after the first batch that ends past `deadline` (time.monotonic())
@@ -174,50 +175,78 @@ def reconcile(*, job: Job | None, entity_type: str, entity_id=None, label: str |
     changes written), so a run can stop between any two."""
     rec = Recorder(job=job, entity_type=entity_type)
     if entity_id is not None:
-        entity_id = str(entity_id)
-        _record_repair(rec, entity_id, document_repair_many(entity_type, [entity_id])[entity_id])
-        rec.flush()
-        if progress:
-            progress(1)
-        return {"changesLog": _single_log(rec), "summary": rec.summary()}
+        return _reconcile_one(rec, str(entity_id), progress=progress)
 
     cursor = {"phase": "rows", "after": 0}
     if resume is not None:
         rec.resume(resume)
         cursor = resume["cursor"]
     out_of_time = (lambda: False) if deadline is None else (lambda: time.monotonic() >= deadline)
+    batch_done = partial(_batch_done, rec, progress=progress, out_of_time=out_of_time)
     if cursor["phase"] == "rows":
-        for bodies in relational_batches(entity_type, batch_size=batch_size, after=cursor["after"]):
-            # Compared without locks; only the documents that differ are read again and repaired
-            # under their locks (a sync running meanwhile is never overwritten with this read).
-            changed = differing(entity_type, bodies)
-            for key in bodies.keys() - set(changed):
-                rec.record(key, "unchanged")
-            for key, repair in document_repair_many(entity_type, changed).items():
-                _record_repair(rec, key, repair, seen=True)
-            rec.flush()
-            if progress:
-                progress(len(bodies))
-            if out_of_time():
-                return rec.paused({"phase": "rows", "after": int(next(reversed(bodies)))})
+        stopped = _rows_pass(rec, batch_size=batch_size, after=cursor["after"], batch_done=batch_done)
+        if stopped is not None:
+            return rec.paused({"phase": "rows", "after": stopped})
         cursor = {"phase": "documents", "after": None}
-    for ids in document_batches(entity_type, batch_size=batch_size, after=cursor["after"]):
-        # Only candidates: a row created (and its document synced) since `_live_ids` read must
-        # keep its document, so the repair reads rows and documents again under their locks.
-        candidates = sorted(set(ids) - _live_ids(entity_type, ids))
-        for key, repair in document_repair_many(entity_type, candidates).items():
-            _record_repair(rec, key, repair)  # a row that appeared is checked here, once
-        rec.flush()
-        if progress:
-            progress(0)
-        if out_of_time():
-            return rec.paused({"phase": "documents", "after": ids[-1]})
+    stopped = _documents_pass(rec, batch_size=batch_size, after=cursor["after"], batch_done=batch_done)
+    if stopped is not None:
+        return rec.paused({"phase": "documents", "after": stopped})
     return {"changesLog": _bulk_log(rec, label or entity_type), "summary": rec.summary()}
 
 
+def _reconcile_one(rec: Recorder, entity_id: str, *, progress: Callable[[int], None] | None) -> dict:
+    _record_repair(rec, entity_id, document_repair_many(rec.entity_type, [entity_id])[entity_id])
+    rec.flush()
+    if progress:
+        progress(1)
+    return {"changesLog": _single_log(rec), "summary": rec.summary()}
+
+
+def _batch_done(rec: Recorder, steps: int, *, progress: Callable[[int], None] | None,
+                out_of_time: Callable[[], bool]) -> bool:
+    """After each batch of a whole-type run: its changes written, its steps reported. True: the
+    run must pause here."""
+    rec.flush()
+    if progress:
+        progress(steps)
+    return out_of_time()
+
+
+def _rows_pass(rec: Recorder, *, batch_size: int, after: int,
+               batch_done: Callable[[int], bool]) -> int | None:
+    """Rows → documents (create/update/unchanged), in batches of rows after the id `after`;
+    the last row id done if the run pauses, else None."""
+    for bodies in relational_batches(rec.entity_type, batch_size=batch_size, after=after):
+        # Compared without locks; only the documents that differ are read again and repaired
+        # under their locks (a sync running meanwhile is never overwritten with this read).
+        changed = differing(rec.entity_type, bodies)
+        for key in bodies.keys() - set(changed):
+            rec.record(key, "unchanged")
+        for key, repair in document_repair_many(rec.entity_type, changed).items():
+            _record_repair(rec, key, repair, seen=True)
+        if batch_done(len(bodies)):
+            return int(next(reversed(bodies)))
+    return None
+
+
+def _documents_pass(rec: Recorder, *, batch_size: int, after: str | None,
+                    batch_done: Callable[[int], bool]) -> str | None:
+    """Documents → rows (orphans deleted), in batches of documents after the id `after`; the
+    last document id done if the run pauses, else None."""
+    for ids in document_batches(rec.entity_type, batch_size=batch_size, after=after):
+        # Only candidates: a row created (and its document synced) since `_live_ids` read must
+        # keep its document, so the repair reads rows and documents again under their locks.
+        candidates = sorted(set(ids) - _live_ids(rec.entity_type, ids))
+        for key, repair in document_repair_many(rec.entity_type, candidates).items():
+            _record_repair(rec, key, repair)  # a row that appeared is checked here, once
+        if batch_done(0):
+            return ids[-1]
+    return None
+
+
 def reconciliation_steps(*, entity_type: str, entity_id=None, batch_size: int = BATCH_SIZE) -> int:
-    """How many `progress` steps `reconcile` will report: the rows one by one, then one per
-    batch of documents (for a progress bar)."""
+    """How many `progress` steps `reconciliation_run` will report: the rows one by one, then one
+    per batch of documents (for a progress bar)."""
     if entity_id is not None:
         return 1
     queryset, _ = entity_sources()[entity_type]

@@ -8,6 +8,7 @@ the same transaction.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from decimal import Decimal
@@ -18,7 +19,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.selectors import user_lock
+from accounts.services import user_lock
 from bookings_project.db import constraint_name, db_value, insert_many, sqlstate
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
@@ -26,7 +27,7 @@ from catalog.exceptions import ItemBusy
 from catalog.locking import contention_guard
 from catalog.models import BookableItem
 from catalog.selectors import item_can_manage, item_get_for_booking
-from catalog.services import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
+from catalog.seats import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
 from ops.models import OutboxEvent
 from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
@@ -78,7 +79,9 @@ def _raise_overlap_as_conflict(exc: IntegrityError) -> None:
 
 
 def _lock_user(user) -> None:
-    """One user's parallel bookings run one after the other; a deactivated user cannot book."""
+    """accounts.services.user_lock plus the account's is_active, read under that lock: one
+    user's parallel bookings run one after the other; a deactivated user cannot book. Raw SQL
+    (_LOCK_USER_SQL) because this is the measured hot booking path."""
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_USER_SQL, [user.pk])
         row = cursor.fetchone()
@@ -114,7 +117,7 @@ _BOOKER_SQL = f"""
                    WHERE user_id = %s AND status = %s AND start_time < %s AND end_time > %s)"""
 
 
-# A refused claim (catalog.services.item_seat_claim) means the item or a tier filled or changed
+# A refused claim (catalog.seats.item_seat_claim) means the item or a tier filled or changed
 # since the read: the booking starts over from a fresh read, which starts at a later tier or
 # says why it cannot book. An item with N tiers can need N + 1 attempts; the spare ones absorb
 # edits of the item in the meantime.
@@ -200,6 +203,47 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str |
     return booking, True
 
 
+def _completion_not_before_start(booking: Booking) -> None:
+    # Completing frees the seat (only active bookings hold one); before the start
+    # someone else could then book it, and the item would hold more than its capacity.
+    if booking.start_time > timezone.now():
+        raise CompletionTooEarly()
+
+
+def _confirmation_not_overlapping(booking: Booking) -> None:
+    if booking_conflicts(user=booking.user, start=booking.start_time, end=booking.end_time,
+                         exclude_id=booking.pk).exists():
+        raise BookingTimeConflict()
+
+
+@dataclass(frozen=True)
+class _TargetRule:
+    """What moving a booking to one status takes besides transition_allowed."""
+
+    locks_user: bool = False  # before the item: the check then runs under the lock booking_create holds
+    check: Callable[[Booking], None] | None = None  # on the locked row, after transition_allowed
+    new_revision: bool = False  # the cancellation outranks every invitation before it
+    event: str | None = None  # the booker's email
+
+
+_TARGET_RULES = {
+    BookingStatus.CONFIRMED: _TargetRule(locks_user=True, check=_confirmation_not_overlapping,
+                                         event=EventType.BOOKING_CONFIRMED),
+    BookingStatus.CANCELLED: _TargetRule(new_revision=True, event=EventType.BOOKING_CANCELLED),
+    BookingStatus.COMPLETED: _TargetRule(check=_completion_not_before_start),
+}
+
+
+def _lock_booking(*, booking_id, head: dict, rule: _TargetRule) -> Booking:
+    """A transition's locks in the project's order: user (if the rule asks) → item → booking
+    (the tier rows come last, in item_seat_release)."""
+    if rule.locks_user:
+        user_lock(user_id=head["user_id"])
+    item_lock(item_id=head["item_id"])
+    return (Booking.objects.select_related("user", "item", "tier", "item__organizer")
+            .select_for_update(of=("self",)).get(pk=booking_id))
+
+
 def _transition(*, booking_id, target: str, check=None, only_active: bool = False) -> Booking | None:
     """Move one booking to `target` under the item → booking locks; frees its seats when it
     stops being active. `check(booking)` runs on the locked row (permissions). `only_active`:
@@ -208,36 +252,26 @@ def _transition(*, booking_id, target: str, check=None, only_active: bool = Fals
     head = Booking.objects.filter(pk=booking_id).values("item_id", "user_id").first()
     if head is None:
         raise BookingNotFound()
+    rule = _TARGET_RULES.get(target, _TargetRule())
     try:
         with contention_guard(), transaction.atomic():
-            if target == BookingStatus.CONFIRMED:
-                user_lock(head["user_id"])
-            item_lock(item_id=head["item_id"])
-            booking = (Booking.objects.select_related("user", "item", "tier", "item__organizer")
-                       .select_for_update(of=("self",)).get(pk=booking_id))
+            booking = _lock_booking(booking_id=booking_id, head=head, rule=rule)
             if only_active and not booking.is_active:
                 return None
             if check is not None:
                 check(booking)
             if not transition_allowed(booking.status, target):
                 raise InvalidStatusTransition(f"A {booking.status} booking cannot become {target}")
-            if target == BookingStatus.COMPLETED and booking.start_time > timezone.now():
-                # Completing frees the seat (only active bookings hold one); before the start
-                # someone else could then book it, and the item would hold more than its capacity.
-                raise CompletionTooEarly()
-            if target == BookingStatus.CONFIRMED and booking_conflicts(
-                    user=booking.user, start=booking.start_time, end=booking.end_time,
-                    exclude_id=booking.pk).exists():
-                raise BookingTimeConflict()
+            if rule.check is not None:
+                rule.check(booking)
             was_active = booking.is_active
             booking.status = target
-            if target == BookingStatus.CANCELLED:
-                booking.revision += 1  # the cancellation outranks every invitation before it
+            if rule.new_revision:
+                booking.revision += 1
             booking.save(update_fields=["status", "revision", "updated_at"])
             if was_active and not booking.is_active:
                 item_seat_release(item_id=booking.item_id, tier_id=booking.tier_id)
-            _announce(booking, {BookingStatus.CANCELLED: EventType.BOOKING_CANCELLED,
-                                BookingStatus.CONFIRMED: EventType.BOOKING_CONFIRMED}.get(target))
+            _announce(booking, rule.event)
     except IntegrityError as exc:
         _raise_overlap_as_conflict(exc)
     return booking

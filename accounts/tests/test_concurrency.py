@@ -1,7 +1,6 @@
 """Races between ADMINs on PostgreSQL with real threads, each on its own connection."""
 
 import pytest
-from django.db import connection
 
 from accounts.models import User
 from accounts.services import user_deactivate, user_update
@@ -9,12 +8,6 @@ from bookings_project.errors import Forbidden
 from bookings_project.testing import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL)")
 
 
 @pytest.mark.parametrize("attempt", range(5))

@@ -12,7 +12,7 @@ from django.utils import timezone
 from catalog.tests.factories import make_item
 from ops.dispatch import outbox_dispatch_until_empty
 from ops.models import Document, Job
-from ops.reconciliation import reconcile
+from ops.reconciliation import reconciliation_run
 from reservations.models import Booking, BookingStatus
 from reservations.services import booking_create
 
@@ -236,7 +236,7 @@ def test_reconciliation_repairs_hostile_documents_without_trusting_them(world, g
     outbox_dispatch_until_empty()
     Document.objects.using("documents").filter(entity_type="item", entity_id=str(world["public"].pk)).update(
         body=garbage)
-    result = reconcile(job=None, entity_type="item", entity_id=world["public"].pk)
+    result = reconciliation_run(job=None, entity_type="item", entity_id=world["public"].pk)
     assert result["summary"]["updated"] == 1
     repaired = Document.objects.using("documents").get(entity_type="item", entity_id=str(world["public"].pk))
     assert repaired.body["name"] == "Public" and repaired.body["capacity"] == 5

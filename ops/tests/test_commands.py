@@ -78,13 +78,13 @@ def test_a_shell_run_s_job_is_running_from_its_first_moment(monkeypatch):
     import ops.reconciliation
 
     seen = []
-    real = ops.reconciliation.reconcile
+    real = ops.reconciliation.reconciliation_run
 
     def watching(**kwargs):
         seen.append(Job.objects.values_list("status", "attempts").get(pk=kwargs["job"].pk))
         return real(**kwargs)
 
-    monkeypatch.setattr(ops.reconciliation, "reconcile", watching)
+    monkeypatch.setattr(ops.reconciliation, "reconciliation_run", watching)
     call_command("reconcile", "--entity-type", "item", "--no-progress")
     assert seen == [(JobStatus.RUNNING, 1)]
     assert Job.objects.get().status == JobStatus.COMPLETED
@@ -112,7 +112,7 @@ def test_reconcile_finishes_its_job_as_failed_when_interrupted(monkeypatch):
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ops.reconciliation.reconcile", interrupted)
+    monkeypatch.setattr("ops.reconciliation.reconciliation_run", interrupted)
     with pytest.raises(CommandError, match="Reconciliation failed"):
         try:
             call_command("reconcile", "--entity-type", "item", "--no-progress")

@@ -4,7 +4,6 @@ a race): a job is claimed by one conditional UPDATE, so it runs once however man
 import time
 
 import pytest
-from django.db import connection
 
 from bookings_project.testing import race
 from ops.dispatch import outbox_dispatch_until_empty
@@ -16,12 +15,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, data
 NOTIFICATION_JOB = {"type": "NOTIFICATION", "notification": {
     "recipientEmail": "customer@example.com", "subject": "Booking Confirmation",
     "message": "Your booking has been confirmed."}}
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL)")
 
 
 @pytest.fixture

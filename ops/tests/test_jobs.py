@@ -181,7 +181,7 @@ def test_a_long_run_outside_the_workers_shows_signs_of_life(drifted_items, tiny_
         beats.append(Job.objects.get(pk=job.pk).updated_at)
         Job.objects.filter(pk=job.pk).update(updated_at=long_ago)  # as if the run had been going for long
 
-    reconciliation.reconcile(job=job, entity_type="item", batch_size=2, progress=batch_done)
+    reconciliation.reconciliation_run(job=job, entity_type="item", batch_size=2, progress=batch_done)
     assert len(beats) >= 4 and all(beat > long_ago for beat in beats)
 
 
@@ -246,7 +246,7 @@ def test_a_shell_run_that_fails_is_not_rerun_by_a_worker(drifted_items, monkeypa
     def broken(**kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr("ops.reconciliation.reconcile", broken)
+    monkeypatch.setattr("ops.reconciliation.reconciliation_run", broken)
     with pytest.raises(CommandError, match="interrupted"):
         call_command("reconcile", "--entity-type", "item", "--no-progress")
     job = Job.objects.get(params__trigger="cli")
@@ -270,7 +270,7 @@ def test_a_shell_run_stopped_by_a_signal_ends_its_job_as_failed(drifted_items, m
         os.kill(os.getpid(), getattr(signal, signame))  # `timeout`, systemd, a dropped SSH session
         raise AssertionError("the signal should have stopped the run")
 
-    monkeypatch.setattr("ops.reconciliation.reconcile", stopped)
+    monkeypatch.setattr("ops.reconciliation.reconciliation_run", stopped)
     with pytest.raises(CommandError, match=f"stopped by {signame}"):
         call_command("reconcile", "--entity-type", "item", "--no-progress")
     assert Job.objects.get(params__trigger="cli").status == JobStatus.FAILED
@@ -290,7 +290,7 @@ def test_a_job_hit_by_a_database_blip_ends_failed_once_it_returns_not_running_un
     from ops.jobs import job_create_reconciliation
 
     monkeypatch.setattr(outages, "FIRST_PAUSE", 0)
-    real_reconcile, real_update = reconciliation.reconcile, jobs._update_own_run
+    real_reconcile, real_update = reconciliation.reconciliation_run, jobs._update_own_run
     writes = []
 
     def database_restarting(**kwargs):
@@ -302,7 +302,7 @@ def test_a_job_hit_by_a_database_blip_ends_failed_once_it_returns_not_running_un
             raise OperationalError("connection failed: Connection refused")
         return real_update(job, **changes)
 
-    monkeypatch.setattr(reconciliation, "reconcile", database_restarting)
+    monkeypatch.setattr(reconciliation, "reconciliation_run", database_restarting)
     monkeypatch.setattr(jobs, "_update_own_run", update_once_it_is_back)
     job = job_create_reconciliation(entity_type="booking")
 
@@ -315,7 +315,7 @@ def test_a_job_hit_by_a_database_blip_ends_failed_once_it_returns_not_running_un
     event = job_event(job)
     assert (event.status, event.retry_count) == (OutboxStatus.PENDING, 1)
 
-    monkeypatch.setattr(reconciliation, "reconcile", real_reconcile)
+    monkeypatch.setattr(reconciliation, "reconciliation_run", real_reconcile)
     operator = client_for(make_user(roles=["IT_OPERATOR"]))
     assert operator.put(f"/jobs/{job.pk}/execute").json()["status"] == "completed"
 

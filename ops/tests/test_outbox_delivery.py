@@ -8,10 +8,12 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from bookings_project.testing import database_url, free_port, wait_for
 from catalog.tests.factories import make_item
@@ -91,7 +93,7 @@ def test_worker_killed_mid_batch_loses_nothing(smtp_server):
     smtp_server.delay = 0.4  # slow enough to kill the worker between two sends
     env = {**os.environ, "DATABASE_URL": database_url("default"),
            "DOCUMENTS_DATABASE_URL": database_url("documents"), "EMAIL_HOST": "127.0.0.1",
-           "EMAIL_PORT": str(smtp_server.port), "OUTBOX_LEASE_SECONDS": "2", "DB_POOL": "0"}
+           "EMAIL_PORT": str(smtp_server.port), "DB_POOL": "0"}
     worker = subprocess.Popen([sys.executable, "manage.py", "dispatch_outbox", "--batch-size", "6"],
                               cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: len(smtp_server.messages) >= 2, timeout=30)
@@ -102,7 +104,8 @@ def test_worker_killed_mid_batch_loses_nothing(smtp_server):
     assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING).exists()
 
     smtp_server.delay = 0
-    time.sleep(2.1)  # the dead worker's lease runs out
+    lapsed = timezone.now() - timedelta(seconds=1)  # the dead worker's lease runs out
+    OutboxEvent.objects.filter(claimed_until__isnull=False).update(claimed_until=lapsed, next_attempt_at=lapsed)
     outbox_dispatch_until_empty()
 
     assert OutboxEvent.objects.filter(status=OutboxStatus.SENT).count() == 6

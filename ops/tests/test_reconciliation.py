@@ -10,7 +10,7 @@ from django.utils import timezone
 from catalog.tests.factories import make_item
 from ops.dispatch import outbox_dispatch_until_empty
 from ops.models import Document, Job, JobStatus, OutboxEvent, ReconciliationChange
-from ops.reconciliation import reconcile
+from ops.reconciliation import reconciliation_run
 from reservations.models import Booking
 from reservations.services import booking_create
 
@@ -208,7 +208,7 @@ def test_whole_type_run_in_small_batches_repairs_everything_and_second_run_is_no
     orphan("item", "not-a-number")
 
     job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
-    first = reconcile(job=job, entity_type="item", batch_size=2)
+    first = reconciliation_run(job=job, entity_type="item", batch_size=2)
 
     assert first["summary"] == {"checked": 9, "created": 1, "updated": 2, "deleted": 2, "unchanged": 4}
     assert first["changesLog"].startswith("Checked 9 items: 1 created, 2 updated, 2 deleted, 4 unchanged")
@@ -217,7 +217,7 @@ def test_whole_type_run_in_small_batches_repairs_everything_and_second_run_is_no
         assert doc("item", item.pk).body == api_body("item", item.pk)
     assert Document.objects.using("documents").filter(entity_type="item").count() == 7
 
-    second = reconcile(job=None, entity_type="item", batch_size=2)
+    second = reconciliation_run(job=None, entity_type="item", batch_size=2)
     assert second["summary"] == {"checked": 7, "created": 0, "updated": 0, "deleted": 0, "unchanged": 7}
 
 
@@ -225,7 +225,7 @@ def test_booking_documents_reconcile_too(synced_item, make_user):
     booking = booking_create(user=make_user(), item_id=synced_item.pk)
     outbox_dispatch_until_empty()
     tamper("booking", booking.pk, status="CANCELLED", pricePaid=0)
-    result = reconcile(job=None, entity_type="booking", entity_id=booking.pk)
+    result = reconciliation_run(job=None, entity_type="booking", entity_id=booking.pk)
     assert result["changesLog"] == "Updated 2 fields: pricePaid, status"
     assert doc("booking", booking.pk).body["status"] == "CONFIRMED"
 
@@ -277,8 +277,8 @@ def test_renaming_a_user_reprojects_their_bookings_and_items(synced_item, make_u
 
     assert doc("booking", booking.pk).body["username"] == "booker_renamed"
     assert doc("item", synced_item.pk).body["organizerUsername"] == "organizer_renamed"
-    assert reconcile(job=None, entity_type="item")["summary"]["updated"] == 0
-    assert reconcile(job=None, entity_type="booking")["summary"]["updated"] == 0
+    assert reconciliation_run(job=None, entity_type="item")["summary"]["updated"] == 0
+    assert reconciliation_run(job=None, entity_type="booking")["summary"]["updated"] == 0
 
 
 @pytest.mark.parametrize("entity_id", ["²", "١٢", "12a", "-1", "9" * 30])
@@ -286,7 +286,7 @@ def test_document_ids_that_name_no_row_are_orphans_not_errors(synced_item, op_cl
     """The customer side writes any text as an id: Unicode digits (which str.isdigit accepts but
     a primary key never has) must not break the whole type's reconciliation."""
     orphan("item", entity_id)
-    result = reconcile(job=None, entity_type="item")
+    result = reconciliation_run(job=None, entity_type="item")
     assert result["summary"] == {"checked": 2, "created": 0, "updated": 0, "deleted": 1, "unchanged": 1}
     assert doc("item", entity_id) is None
 
@@ -337,7 +337,7 @@ def test_two_writers_of_one_document_never_leave_the_older_read_behind(organizer
             for batch in real_batches(*args, **kwargs):
                 yield paused(lambda: batch)()
         monkeypatch.setattr(reconciliation, "relational_batches", batches)
-        work = lambda: reconcile(job=None, entity_type="item")  # noqa: E731
+        work = lambda: reconciliation_run(job=None, entity_type="item")  # noqa: E731
 
     def in_thread(fn):
         def run():
@@ -374,7 +374,7 @@ def test_a_row_deleted_between_the_batch_read_and_the_repair_still_counts_as_che
             yield {**bodies, "999999": {"id": 999999, "name": "read, then deleted"}}  # no row, no document
 
     monkeypatch.setattr(reconciliation, "relational_batches", batches)
-    result = reconcile(job=None, entity_type="item")
+    result = reconciliation_run(job=None, entity_type="item")
 
     assert result["summary"] == {"checked": 2, "created": 0, "updated": 0, "deleted": 0, "unchanged": 2}
     assert doc("item", 999999) is None
@@ -401,7 +401,7 @@ def test_a_row_that_appears_after_the_orphan_read_keeps_its_document(synced_item
         return live
 
     monkeypatch.setattr(reconciliation, "_live_ids", live_ids_then_the_row_appears)
-    result = reconcile(job=None, entity_type="item")
+    result = reconciliation_run(job=None, entity_type="item")
 
     assert doc("item", returning.pk).body == api_body("item", returning.pk)
     assert doc("item", 999999) is None
@@ -417,7 +417,7 @@ def test_whole_type_changes_log_counts_in_the_label_as_sent(organizer, label, co
     for n in range(count):
         make_item(organizer, name=f"Item {n}")
     outbox_dispatch_until_empty()
-    assert reconcile(job=None, entity_type="item", label=label)["changesLog"] == expected
+    assert reconciliation_run(job=None, entity_type="item", label=label)["changesLog"] == expected
 
 
 def test_a_document_inserted_with_only_its_key_and_body_gets_database_defaults(synced_item, api_body):
@@ -435,7 +435,7 @@ def test_a_document_inserted_with_only_its_key_and_body_gets_database_defaults(s
     assert inserted.version == 1 and inserted.body == {"name": "Typed by hand"}
     assert before - timedelta(seconds=5) <= inserted.updated_at <= timezone.now()
 
-    result = reconcile(job=None, entity_type="item")
+    result = reconciliation_run(job=None, entity_type="item")
 
     assert result["summary"] == {"checked": 2, "created": 0, "updated": 1, "deleted": 1, "unchanged": 0}
     repaired = doc("item", synced_item.pk)
@@ -449,11 +449,11 @@ class TestWhatTheCustomerSideMayWrite:
 
     def test_a_value_of_the_wrong_json_type_is_repaired(self, synced_item):
         tamper("item", synced_item.pk, isPrivate=0, capacity=float(synced_item.capacity))  # == in Python
-        result = reconcile(job=None, entity_type="item", entity_id=synced_item.pk)
+        result = reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)
         assert result["changesLog"] == "Updated 2 fields: capacity, isPrivate"
         body = doc("item", synced_item.pk).body
         assert body["isPrivate"] is False and type(body["capacity"]) is int
-        assert reconcile(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == "No changes"
+        assert reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == "No changes"
 
     @pytest.mark.parametrize("body", [["a", "list"], "text", None, 7])
     def test_a_body_that_is_not_an_object_is_one_recorded_change(self, synced_item, body, api_body):
@@ -461,7 +461,7 @@ class TestWhatTheCustomerSideMayWrite:
         Document.objects.using("documents").filter(entity_type="item", entity_id=str(synced_item.pk)).update(
             body=stored)
         job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
-        result = reconcile(job=job, entity_type="item", entity_id=synced_item.pk)
+        result = reconciliation_run(job=job, entity_type="item", entity_id=synced_item.pk)
         assert result["changesLog"] == "Replaced a document body that was not a JSON object"
         [change] = ReconciliationChange.objects.filter(job=job)
         assert (change.field, change.document_value) == ("", body)
@@ -476,7 +476,7 @@ class TestWhatTheCustomerSideMayWrite:
         tamper("item", synced_item.pk, **{long_key: 1})
         job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
 
-        result = reconcile(job=job, entity_type="item")
+        result = reconciliation_run(job=job, entity_type="item")
 
         assert result["summary"] == {"checked": 2, "created": 0, "updated": 1, "deleted": 1, "unchanged": 0}
         assert set(ReconciliationChange.objects.filter(job=job).values_list("entity_id", "field")) == {
@@ -486,14 +486,14 @@ class TestWhatTheCustomerSideMayWrite:
         Document.objects.using("documents").filter(entity_type="item", entity_id=str(synced_item.pk)).update(
             version=2**31 - 1)
         tamper("item", synced_item.pk, name="Wrong")
-        assert reconcile(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == \
+        assert reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == \
             "Updated 1 field: name"
         assert doc("item", synced_item.pk).version == 1
 
     def test_the_changes_log_names_at_most_twenty_fields(self, synced_item, organizer):
         tamper("item", synced_item.pk, **{f"extra{n:03}": n for n in range(300)})
-        single = reconcile(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"]
+        single = reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"]
         assert single.startswith("Updated 300 fields: extra000, extra001") and single.endswith("and 280 more")
         tamper("item", synced_item.pk, **{f"other{n:03}": n for n in range(300)})
-        bulk = reconcile(job=None, entity_type="item")["changesLog"]
+        bulk = reconciliation_run(job=None, entity_type="item")["changesLog"]
         assert bulk.endswith("and 180 more (at least)") and len(bulk) < 1000

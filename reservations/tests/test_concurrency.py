@@ -19,12 +19,6 @@ from reservations.services import booking_create
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL)")
-
-
 def test_forty_users_race_for_ten_seats_in_two_tiers(make_user, organizer):
     item = make_item(organizer, capacity=10, tiers=[("Early", "10.00", 4), ("Late", "25.50", 6)])
     users = [make_user() for _ in range(40)]
@@ -45,7 +39,7 @@ def test_forty_users_race_for_ten_seats_in_two_tiers(make_user, organizer):
 
 def test_thirty_users_race_across_four_small_tiers_each_tier_fills_in_order(make_user, organizer, caplog):
     """Every tier boundary refuses the claims of racers who read the filled tier as open; they
-    start over from a fresh read (catalog.services.item_seat_claim): none may end in 503."""
+    start over from a fresh read (catalog.seats.item_seat_claim): none may end in 503."""
     tiers = [("T1", "10.00", 3), ("T2", "20.00", 3), ("T3", "30.00", 3), ("T4", "40.00", 3)]
     item = make_item(organizer, capacity=12, tiers=tiers)
     users = [make_user() for _ in range(30)]
