@@ -88,24 +88,24 @@ def reconciliation_schedule_all() -> list[Job]:
         return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in DOCUMENT_ENTITY_TYPES]
 
 
-def stale_after() -> timedelta:
+def job_stale_after() -> timedelta:
     return timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
 
 
-def claim(job_id) -> bool:
+def job_claim(job_id) -> bool:
     """Atomically move a queued/failed (or stale running) job to running; False if not claimable.
     A running job is stale when it showed no sign of life (a slice starting, a batch done) for
     JOB_STALE_AFTER_SECONDS, far longer than a slice may take: its worker died, or (paused) its
     next slice's event never ran. A takeover resumes from the progress the job saved."""
     now = timezone.now()
     claimable = Q(status__in=[JobStatus.QUEUED, JobStatus.FAILED]) | Q(
-        status=JobStatus.RUNNING, updated_at__lt=now - stale_after())
+        status=JobStatus.RUNNING, updated_at__lt=now - job_stale_after())
     return bool(Job.objects.filter(claimable, pk=job_id).update(
         status=JobStatus.RUNNING, started_at=now, updated_at=now, completed_at=None, paused_at=None,
         attempts=F("attempts") + 1))
 
 
-def claim_next_slice(job_id) -> bool:
+def job_claim_next_slice(job_id) -> bool:
     """Atomically take a paused job's next slice (one taker, however often its event is delivered)."""
     return bool(Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, paused_at__isnull=False).update(
         paused_at=None, updated_at=timezone.now()))
@@ -156,7 +156,7 @@ def job_finish(job: Job, *, result: dict | None = None, error: Exception | None 
 
 def job_pause(job: Job, progress: dict) -> Job:
     """Save a long job's progress and queue its next slice, in one transaction: the job stays
-    `running` and no slice is ever lost or run twice (claim_next_slice)."""
+    `running` and no slice is ever lost or run twice (job_claim_next_slice)."""
     now = timezone.now()
     with transaction.atomic():
         if _update_own_run(job, result=progress, paused_at=now, updated_at=now):
@@ -200,7 +200,7 @@ def _defer_while_running(job_id) -> None:
     comes back just after it becomes stale (and claimable) instead of dropping the event."""
     job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).only("updated_at").first()
     if job is not None:
-        stale_at = job.updated_at + stale_after() + timedelta(seconds=1)  # claim() needs strictly older
+        stale_at = job.updated_at + job_stale_after() + timedelta(seconds=1)  # job_claim() needs strictly older
         raise EventDeferred(f"job {job_id} is running since {job.updated_at.isoformat()}; "
                             "tried again when a run that old counts as stale (its worker died)", until=stale_at)
 
@@ -209,7 +209,7 @@ def job_run(*, job_id, deadline: float | None = None) -> Job | None:
     """Outbox handler: run the job (or its next slice, until `deadline`) unless it already ran;
     a job running elsewhere defers the event until it is stale; a failure raises so the outbox
     retries it with backoff."""
-    if not (claim_next_slice(job_id) or claim(job_id)):
+    if not (job_claim_next_slice(job_id) or job_claim(job_id)):
         _defer_while_running(job_id)
         return None  # completed (or gone): nothing left to do
     job, failure = _run_claimed(job_id, deadline=deadline)
@@ -225,7 +225,7 @@ def job_execute(*, job_id, deadline: float | None = None) -> Job:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound("Job not found")
-    if not claim(job_id):
+    if not job_claim(job_id):
         job.refresh_from_db()
         raise Conflict(f"Job is {job.status}; only queued or failed jobs can be executed")
     # A job too long for one request (a whole-type reconciliation of a large DB) answers

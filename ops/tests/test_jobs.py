@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import F
 
 from ops.dispatch import outbox_dispatch_until_empty
-from ops.jobs import claim, job_create_notification
+from ops.jobs import job_claim, job_create_notification
 from ops.models import Job, JobStatus, OutboxEvent, OutboxStatus
 from ops.outbox import JOB_RUN
 
@@ -29,7 +29,7 @@ def age(job, event, seconds: int) -> None:
 def dead_worker_job():
     """A queued notification job that a worker claimed and then died running."""
     job = job_create_notification(recipient_email="customer@example.com", subject="Hi", message="Hello")
-    assert claim(job.pk)
+    assert job_claim(job.pk)
     job.refresh_from_db()
     return job
 
@@ -150,8 +150,8 @@ def test_a_slice_whose_worker_died_is_resumed_from_the_saved_progress(drifted_it
 
     job = job_create_reconciliation(entity_type="item")
     run_events_once()  # slice 1 done and paused
-    from ops.jobs import claim_next_slice
-    assert claim_next_slice(job.pk)  # slice 2 taken by a worker that then dies
+    from ops.jobs import job_claim_next_slice
+    assert job_claim_next_slice(job.pk)  # slice 2 taken by a worker that then dies
     event = OutboxEvent.objects.get(event_type=JOB_RUN, status=OutboxStatus.PENDING)
     assert run_events_once()["deferred"] == 1  # its event waits: the job is running
 
@@ -173,7 +173,7 @@ def test_a_long_run_outside_the_workers_shows_signs_of_life(drifted_items, tiny_
     from ops.jobs import job_create_reconciliation
 
     job = job_create_reconciliation(entity_type="item", trigger="cli")
-    assert claim(job.pk)
+    assert job_claim(job.pk)
     long_ago = Job.objects.get(pk=job.pk).updated_at - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 60)
     beats = []
 
@@ -228,7 +228,7 @@ def test_a_run_taken_over_as_stale_cannot_overwrite_the_newer_run(dead_worker_jo
     # The first run's view of its job (two, as a run pauses or finishes, never both), whose worker was only slow.
     slow_run, slow_run_again = Job.objects.get(pk=dead_worker_job.pk), Job.objects.get(pk=dead_worker_job.pk)
     age(slow_run, job_event(slow_run), settings.JOB_STALE_AFTER_SECONDS + 1)
-    assert claim(slow_run.pk)  # taken over
+    assert job_claim(slow_run.pk)  # taken over
     job_pause(slow_run, {"cursor": {"phase": "rows", "after": 99}, "summary": {}})
     job_finish(slow_run_again, error=RuntimeError("late"))
 
