@@ -65,3 +65,15 @@ class StrictCharField(_StringOnly, serializers.CharField):
 class StrictRegexField(_StringOnly, serializers.RegexField):
     pass
 
+
+
+class ChoiceField(serializers.ChoiceField):
+    """DRF's ChoiceField, whose refusal names the values it takes (`"ERROR" is not a valid
+    choice; use one of: debug, info, …`): the client learns the fix, not only the fault."""
+
+    default_error_messages = {"invalid_choice": '"{input}" is not a valid choice; use one of: {choices}.'}
+
+    def fail(self, key, **kwargs):
+        if key == "invalid_choice":
+            kwargs.setdefault("choices", ", ".join(str(choice) for choice in self.choices))
+        super().fail(key, **kwargs)

@@ -327,3 +327,23 @@ def test_exception_chain_follows_causes_then_contexts_once_each():
 
     assert list(exception_chain(wrapped)) == [wrapped, root]
     assert list(exception_chain(context)) == [context] and list(exception_chain(None)) == []
+
+
+@pytest.mark.parametrize("method, path, body, field, choices", [
+    ("post", "/logs", {"eventType": "APP", "severity": "ERROR", "message": "m"}, "severity",
+     "debug, info, warning, error, critical"),
+    ("post", "/api/v1/user", {"username": "enum_u", "email": "enum_u@example.com", "password": "Long-enough-pw-1",
+                              "roles": ["MANAGER"]}, "roles.0", "USER, EVENT_ORGANIZER, ADMIN, IT_OPERATOR"),
+    ("post", "/auth/register", {"email": "enum_c@example.com", "password": "Long-enough-pw-1", "role": "CUSTOMER"},
+     "role", "admin, operator, supplier, customer"),
+    ("post", "/jobs", {"type": "EMAIL"}, "type", "NOTIFICATION, RECONCILIATION"),
+    ("get", "/jobs?status=done", None, "status", "queued, running, completed, failed"),
+])
+def test_an_unknown_enum_value_is_refused_naming_the_values_it_takes(make_user, client_for, method, path, body,
+                                                                     field, choices):
+    """An integrator who sends "ERROR" for "error" (or a role in the other API's spelling) reads
+    the fix in the field error itself."""
+    client = client_for(make_user(roles=["IT_OPERATOR"]))
+    response = getattr(client, method)(path, body, format="json") if body else getattr(client, method)(path)
+    body = assert_error(response, 400, fields=[field])
+    assert body["fields"][field][0].endswith(f"is not a valid choice; use one of: {choices}."), body

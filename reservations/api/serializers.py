@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
-from bookings_project.validation import StrictCharField
+from bookings_project.validation import ChoiceField, StrictCharField
 
 from ..models import BookingStatus
 
@@ -18,12 +18,12 @@ class BookingResponseSerializer(serializers.Serializer):
     itemId = serializers.IntegerField(source="item_id")
     itemName = StrictCharField(source="item.name")
     bookingDate = LocalDateTimeField(source="booking_date", seconds=True)
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = ChoiceField(choices=BookingStatus.choices)
     pricePaid = serializers.DecimalField(source="price_paid", max_digits=10, decimal_places=2)
 
 
 class BookingStatusUpdateSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = ChoiceField(choices=BookingStatus.choices)
 
 
 class ConflictQuerySerializer(serializers.Serializer):
