@@ -347,3 +347,26 @@ def test_an_unknown_enum_value_is_refused_naming_the_values_it_takes(make_user, 
     response = getattr(client, method)(path, body, format="json") if body else getattr(client, method)(path)
     body = assert_error(response, 400, fields=[field])
     assert body["fields"][field][0].endswith(f"is not a valid choice; use one of: {choices}."), body
+
+
+@pytest.mark.parametrize("path, query, field", [
+    ("/api/v1/items", "page=0", "page"),                        # out of range (the serializer)
+    ("/api/v1/items", "organizerId=abc", "organizerId"),        # not an integer (the raw value)
+    ("/api/v1/items", "from=yesterday", "from"),
+    ("/api/v1/bookings/me", "pageSize=101", "pageSize"),
+    ("/api/v1/users/me/conflicts", "startTime=2031-01-01T10:00:00&endTime=2031-01-01T09:00:00", "endTime"),
+    ("/api/v1/recommendations/users/me", "limit=0", "limit"),
+    ("/api/v1/reports/revenue", "startDate=2031-13-01", "startDate"),
+    ("/logs", "severity=loud", "severity"),
+    ("/jobs", "page=0", "page"),
+])
+def test_a_bad_query_parameter_gets_one_message_whichever_check_caught_it(make_user, client_for, path, query, field):
+    """`?page=0` said "Validation failed" where `?page=abc` said "Invalid query parameters"."""
+    client = client_for(make_user(roles=["ADMIN", "IT_OPERATOR"]))
+    body = assert_error(client.get(f"{path}?{query}"), 400, path=path, fields=[field])
+    assert body["message"] == "Invalid query parameters"
+
+
+def test_query_problems_of_both_kinds_are_reported_together(make_user, client_for):
+    body = assert_error(client_for(make_user()).get("/api/v1/items?organizerId=abc&from=yesterday&pageSize=0"), 400)
+    assert set(body["fields"]) == {"organizerId", "from"}  # (paging is read after the filters)
