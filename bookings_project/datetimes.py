@@ -3,7 +3,7 @@ shows ("2025-09-15T10:00:00"); input without offset is read in TIME_ZONE, so a v
 round-trips unchanged. Core API: UTC with "Z"."""
 
 import re
-from datetime import datetime, time, timezone as dt_timezone
+from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -106,15 +106,32 @@ class LocalDateTimeField(serializers.DateTimeField):
     """Booking API datetime. `seconds=True` for server-set timestamps (createdAt, bookingDate…):
     written in whole seconds; client-supplied values keep their fraction so they round-trip."""
 
-    def __init__(self, *, seconds: bool = False, **kwargs):
+    def __init__(self, *, seconds: bool = False, day_end: bool = False, **kwargs):
         self.seconds = seconds
+        self.day_end = day_end
         super().__init__(**kwargs)
 
     def to_internal_value(self, value):
         refuse_finer_than_microseconds(value)
         if isinstance(value, str):
             value = plus_restored(value.strip())
+            if self.day_end and _BARE_DATE.match(value):
+                value = self._next_day(value)
+                if value is None:
+                    return None
         return super().to_internal_value(value)
+
+    @staticmethod
+    def _next_day(value: str) -> str | None:
+        """`day_end`: an exclusive upper bound given as a bare date (`to=2031-09-15`) is the next
+        local midnight, so that whole day is included, as a bare `to` is in the core API.
+        9999-12-31 has no next day: nothing follows it, so it bounds nothing (None), as in the
+        revenue report."""
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return value  # not a calendar date (2031-02-30): DRF's own message
+        return None if day == date.max else (day + timedelta(days=1)).isoformat()
 
     def enforce_timezone(self, value):
         """In UTC: an unambiguous instant (Python compares and subtracts aware datetimes of one

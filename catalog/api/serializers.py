@@ -99,9 +99,16 @@ class ItemFilterSerializer(serializers.Serializer):
         fields = super().get_fields()  # `from` is a Python keyword, so these two are added here
         fields["from"] = LocalDateTimeField(source="start_from", required=False,
                                             help_text="Items that end after this time")
-        fields["to"] = LocalDateTimeField(source="start_to", required=False,
-                                          help_text="Items that start before this time")
+        fields["to"] = LocalDateTimeField(source="start_to", required=False, day_end=True,
+                                          help_text="Items that start before this time; a bare date "
+                                                    "(2025-09-15) includes that whole day")
         return fields
+
+    def validate(self, attrs):
+        start, end = attrs.get("start_from"), attrs.get("start_to")
+        if start is not None and end is not None and end < start:
+            raise serializers.ValidationError({"to": ["Must not be before `from`"]})
+        return attrs
 
 
 class AvailabilitySerializer(serializers.Serializer):

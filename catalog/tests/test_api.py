@@ -164,6 +164,30 @@ class TestFilters:
         assert ids(f"?from={local_iso(FUTURE + timedelta(hours=2))}") == [b.pk]
         assert ids(f"?to={local_iso(FUTURE + timedelta(days=5))}") == [a.pk]
 
+    def test_a_bare_date_to_includes_that_day_like_the_core_api(self, client_for, organizer, settings):
+        """`?from=2031-09-15&to=2031-09-15` lists that day's items: a bare `to` is the day's end
+        (the next local midnight, `to` being exclusive), as `to=2031-09-15` is in /logs and /jobs
+        and `endDate` in the revenue report; it used to mean the day's first instant (an empty list)."""
+        settings.TIME_ZONE = "Europe/Berlin"
+        zone = timezone.get_default_timezone()
+        morning = make_item(organizer, name="Morning", start=datetime(2031, 9, 15, 0, 0, tzinfo=zone))
+        late = make_item(organizer, name="Late", start=datetime(2031, 9, 15, 23, 59, 59, 999999, tzinfo=zone))
+        make_item(organizer, name="Next day", start=datetime(2031, 9, 16, 0, 0, tzinfo=zone))
+
+        def ids(query):
+            response = client_for().get(f"/api/v1/items?{query}")
+            assert response.status_code == 200, response.content
+            return [i["id"] for i in response.json()]
+
+        assert ids("from=2031-09-15&to=2031-09-15") == [morning.pk, late.pk]
+        assert ids("to=2031-09-15T00:00:00") == []  # a date-time is still the instant it names
+        assert len(ids("to=9999-12-31")) == 3  # no next day: no bound
+
+    @pytest.mark.parametrize("query", ["from=2031-09-16&to=2031-09-14", "from=2031-09-15T12:00:00&to=2031-09-15T11:00:00"])
+    def test_to_before_from_is_400_like_the_other_windows(self, client_for, query):
+        response = client_for().get(f"/api/v1/items?{query}")
+        assert response.status_code == 400 and response.json()["fields"] == {"to": ["Must not be before `from`"]}
+
     def test_opt_in_pagination(self, client_for, organizer):
         for i in range(5):
             make_item(organizer, name=f"I{i}", start=timezone.make_aware(FUTURE) + timedelta(days=i))
