@@ -6,7 +6,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings_project.errors import Forbidden, NotFound
-from bookings_project.openapi import error_responses
+from bookings_project.http import location
+from bookings_project.openapi import error_responses, location_header
 from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.ratelimit import rate_limit
 from bookings_project.validation import no_body_expected, valid_data
@@ -90,14 +91,15 @@ class UserViewSet(viewsets.ViewSet):
             raise NotFound("User not found")
         return user
 
-    @extend_schema(tags=["users"], request=UserRegisterSerializer,
+    @extend_schema(tags=["users"], request=UserRegisterSerializer, parameters=[location_header(201, "the new user")],
                    responses={201: UserResponseSerializer, **error_responses(400, 403, 409, 429)})
     @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
     def create(self, request):
         data = valid_data(UserRegisterSerializer, request.data)
         user = services.user_register(username=data["username"], email=data["email"],
                                       password=data["password"], roles=data.get("roles"), request=request)
-        return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED)
+        return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED,
+                        headers=location(request, "user-detail", pk=user.pk))
 
     @extend_schema(tags=["users"], parameters=ARRAY_PAGING,
                    responses={200: UserResponseSerializer(many=True), **error_responses(400, 401, 403)})

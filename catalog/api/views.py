@@ -8,7 +8,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.content import ExactJSONRenderer
-from bookings_project.openapi import error_responses
+from bookings_project.http import location
+from bookings_project.openapi import error_responses, location_header
 from bookings_project.pagination import (ARRAY_PAGE_SIZE, ARRAY_PAGING, add_paging_headers, page_rows,
                                          parse_page_params, wants_paging)
 from bookings_project.validation import no_body_expected, valid_data
@@ -55,11 +56,12 @@ class ItemCollectionView(APIView):
             add_paging_headers(response, request, total=total, page=paging[0], size=paging[1])
         return response
 
-    @extend_schema(tags=["items"], request=ItemRequestSerializer,
+    @extend_schema(tags=["items"], request=ItemRequestSerializer, parameters=[location_header(201, "the new item")],
                    responses={201: ItemResponseSerializer, **error_responses(400, 401, 403, 409)})
     def post(self, request):
         item = services.item_create(organizer=request.user, **valid_data(ItemRequestSerializer, request.data))
-        return Response(item_json(request, item.pk), status=status.HTTP_201_CREATED)
+        return Response(item_json(request, item.pk), status=status.HTTP_201_CREATED,
+                        headers=location(request, "item-detail", item_id=item.pk))
 
 
 class ItemDetailView(APIView):

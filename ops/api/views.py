@@ -4,7 +4,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.permissions import IsAdminOrOperator
-from bookings_project.openapi import error_responses
+from bookings_project.http import location
+from bookings_project.openapi import error_responses, location_header
 from bookings_project.validation import valid_data
 from bookings_project.pagination import core_page
 
@@ -67,6 +68,7 @@ class NotificationView(viewsets.ViewSet):
     permission_classes = [IsAdminOrOperator]
 
     @extend_schema(tags=["core: notifications"], request=NotificationRequestSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: QueuedSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(NotificationRequestSerializer, request.data)
@@ -74,7 +76,8 @@ class NotificationView(viewsets.ViewSet):
                                            subject=data["data"].get("subject", ""),
                                            message=data["data"].get("message", ""),
                                            data=data["data"], actor=request.user)
-        return Response({"jobId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        return Response({"jobId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
 
 class JobViewSet(viewsets.ViewSet):
@@ -89,12 +92,14 @@ class JobViewSet(viewsets.ViewSet):
         return job
 
     @extend_schema(tags=["core: jobs"], request=JobCreateSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(JobCreateSerializer, request.data)
         job = jobs.job_create(job_type=data["type"], notification=data.get("notification"),
                               reconciliation=data.get("reconciliation"), actor=request.user)
-        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
     @extend_schema(tags=["core: jobs"], parameters=[JobQuerySerializer], operation_id="jobs_list",
                    responses={200: JobListSerializer, **error_responses(400, 401, 403)})
@@ -127,20 +132,24 @@ class ReconciliationViewSet(viewsets.ViewSet):
     permission_classes = [IsAdminOrOperator]
 
     @extend_schema(tags=["core: reconciliation"], request=ReconciliationParamsSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(ReconciliationParamsSerializer, request.data)
         job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data.get("entityId"),
                                              actor=request.user)
-        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
     @extend_schema(tags=["core: reconciliation"], request=ReconciliationEventSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: ReconciliationEventQueuedSerializer, **error_responses(400, 401, 403)})
     def event(self, request):
         data = valid_data(ReconciliationEventSerializer, request.data)
         job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data["entityId"],
                                              actor=request.user, trigger=f"event:{data['action']}")
-        return Response({"eventId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        return Response({"eventId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
     @extend_schema(tags=["core: reconciliation"], parameters=[ReconciliationJobQuerySerializer],
                    responses={200: JobListSerializer, **error_responses(400, 401, 403)})
