@@ -102,6 +102,10 @@ class RateLimited(ApplicationError):
         self.headers["Retry-After"] = str(max(1, int(retry_after)))
 
 
+NOT_AUTHENTICATED_MESSAGE = ("Authentication required: send an access token as 'Authorization: Bearer <token>' "
+                             "(from POST /api/v1/auth/login or /auth/login)")
+
+
 def error_body(status: int, message: str, path: str, fields: dict | None = None) -> dict:
     body = {
         "status": status,
@@ -157,7 +161,11 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
         message = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token"
         if isinstance(exc.detail, dict):
             message = "Invalid or expired token"
+        elif str(message) == str(drf.NotAuthenticated.default_detail):
+            message = NOT_AUTHENTICATED_MESSAGE
         return 401, str(message), None, {"WWW-Authenticate": 'Bearer realm="api"'}
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return 415, f"{str(exc.detail).rstrip('.')}: send the body as JSON (Content-Type: application/json)", None, {}
     if isinstance(exc, drf.Throttled):
         return 429, "Too many requests, retry later", None, {"Retry-After": str(exc.wait or 60)}
     if isinstance(exc, drf.APIException):

@@ -370,3 +370,31 @@ def test_a_bad_query_parameter_gets_one_message_whichever_check_caught_it(make_u
 def test_query_problems_of_both_kinds_are_reported_together(make_user, client_for):
     body = assert_error(client_for(make_user()).get("/api/v1/items?organizerId=abc&from=yesterday&pageSize=0"), 400)
     assert set(body["fields"]) == {"organizerId", "from"}  # (paging is read after the filters)
+
+
+@pytest.mark.parametrize("method, path, roles, message", [
+    ("get", "/api/v1/reports/revenue", ["USER"], "Requires the ADMIN role"),
+    ("get", "/api/v1/user", ["EVENT_ORGANIZER"], "Requires the ADMIN role"),
+    ("post", "/api/v1/items", ["USER"], "Requires the EVENT_ORGANIZER or ADMIN role"),
+    ("post", "/api/v1/bookings/items/1", ["IT_OPERATOR"], "Requires the USER or EVENT_ORGANIZER or ADMIN role"),
+    ("get", "/logs", ["USER"], "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
+    ("post", "/jobs", ["EVENT_ORGANIZER"], "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
+])
+def test_a_role_refusal_names_the_roles_that_would_do(make_user, client_for, method, path, roles, message):
+    """DRF's "You do not have permission to perform this action." told an integrator nothing."""
+    body = assert_error(getattr(client_for(make_user(roles=roles)), method)(path, {}, format="json"), 403, path=path)
+    assert body["message"] == message
+
+
+def test_a_missing_token_401_says_how_to_send_one(api_client):
+    body = assert_error(api_client.get("/api/v1/bookings/me"), 401)
+    assert "Authorization: Bearer <token>" in body["message"] and "/auth/login" in body["message"]
+    # A reason of its own is kept.
+    assert assert_error(api_client.get("/api/v1/items?onlyMyItems=true"), 401)["message"] == (
+        "onlyMyItems=true needs a token")
+
+
+def test_a_415_says_which_content_type_to_send(api_client):
+    body = assert_error(api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}), 415)
+    assert body["message"].startswith('Unsupported media type "multipart/form-data')
+    assert body["message"].endswith("send the body as JSON (Content-Type: application/json)")
