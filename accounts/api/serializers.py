@@ -96,7 +96,7 @@ class CoreRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serial
 class CoreUserSerializer(serializers.Serializer):
     id = StrictCharField()
     email = serializers.EmailField()
-    role = StrictCharField(source="core_role")
+    role = ChoiceField(choices=CORE_ROLE_CHOICES, source="core_role")
 
 
 class CoreRegisteredSerializer(CoreUserSerializer):

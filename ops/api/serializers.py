@@ -1,6 +1,6 @@
 import json
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
@@ -34,7 +34,7 @@ class LogSerializer(serializers.Serializer):
     id = StrictCharField()
     timestamp = UtcDateTimeField()
     eventType = StrictCharField(source="event_type")
-    severity = StrictCharField()
+    severity = ChoiceField(choices=Severity.choices)
     message = StrictCharField()
     userId = serializers.SerializerMethodField()
     ipAddress = StrictCharField(source="ip_address", allow_null=True)
@@ -89,6 +89,8 @@ NOTIFICATION_TEXTS = {"subject": 200, "message": 20_000}  # data keys the email 
 NOTIFICATION_TIMES = ("startTime", "endTime", "bookingDate")  # data keys a booking email's .ics reads (null: none)
 
 
+# Named without "Request": the schema adds that suffix to request bodies ("BookingRequestRequest" otherwise).
+@extend_schema_serializer(component_name="Notification")
 class NotificationRequestSerializer(serializers.Serializer):
     type = ChoiceField(choices=EMAIL_TEMPLATES)
     recipient = serializers.EmailField(max_length=254)
@@ -113,7 +115,7 @@ class NotificationRequestSerializer(serializers.Serializer):
 
 class QueuedSerializer(serializers.Serializer):
     jobId = StrictCharField()
-    status = StrictCharField()
+    status = ChoiceField(choices=JobStatus.choices, help_text="`queued` when accepted")
 
 
 class NotificationParamsSerializer(serializers.Serializer):
@@ -171,7 +173,7 @@ class ReconciliationEventSerializer(serializers.Serializer):
 
 class ReconciliationEventQueuedSerializer(serializers.Serializer):
     eventId = StrictCharField()
-    status = StrictCharField()
+    status = ChoiceField(choices=JobStatus.choices, help_text="`queued` when accepted")
 
 
 class ReconciliationChangeSerializer(serializers.Serializer):

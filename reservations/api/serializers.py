@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
@@ -6,6 +7,8 @@ from bookings_project.validation import ChoiceField, StrictCharField
 from ..models import BookingStatus
 
 
+# Named without "Request": the schema adds that suffix to request bodies ("BookingRequestRequest" otherwise).
+@extend_schema_serializer(component_name="Booking")
 class BookingRequestSerializer(serializers.Serializer):
     priceTier = StrictCharField(source="tier_name", max_length=100, required=False, allow_null=True,
                                 help_text="Optional: a tier by name; omitted = the current tier")
