@@ -378,7 +378,8 @@ def test_query_problems_of_both_kinds_are_reported_together(make_user, client_fo
     ("post", "/api/v1/items", ["USER"], "Requires the EVENT_ORGANIZER or ADMIN role"),
     ("post", "/api/v1/bookings/items/1", ["IT_OPERATOR"], "Requires the USER or EVENT_ORGANIZER or ADMIN role"),
     ("get", "/logs", ["USER"], "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
-    ("post", "/jobs", ["EVENT_ORGANIZER"], "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
+    ("post", "/jobs", ["EVENT_ORGANIZER"],
+     "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
 ])
 def test_a_role_refusal_names_the_roles_that_would_do(make_user, client_for, method, path, roles, message):
     """DRF's "You do not have permission to perform this action." told an integrator nothing."""
@@ -398,3 +399,9 @@ def test_a_415_says_which_content_type_to_send(api_client):
     body = assert_error(api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}), 415)
     assert body["message"].startswith('Unsupported media type "multipart/form-data')
     assert body["message"].endswith("send the body as JSON (Content-Type: application/json)")
+
+
+def test_a_malformed_core_api_time_is_told_what_one_looks_like(make_user, client_for):
+    client = client_for(make_user(roles=["IT_OPERATOR"]))
+    message = assert_error(client.get("/logs?from=yesterday"), 400, fields=["from"])["fields"]["from"][0]
+    assert "2024-08-12T10:15:30Z" in message and "without an offset: UTC" in message
