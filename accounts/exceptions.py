@@ -14,6 +14,15 @@ class InvalidToken(ApplicationError):
 class DuplicateUser(Conflict):
     default_message = "A user with this username or email already exists"
 
+    def __init__(self, field: str | None = None):
+        """`field` ("username" or "email"), when known, is named in the message and in `fields`,
+        so a client can show the conflict next to the input that caused it."""
+        if field is None:
+            super().__init__()
+        else:
+            super().__init__(f"A user with this {field} already exists",
+                             fields={field: [f"This {field} is already taken"]})
+
 
 class RoleNotAllowed(Forbidden):
     default_message = ("Self-registration may only ask for USER or EVENT_ORGANIZER "

@@ -54,7 +54,7 @@ def normalized_email(email: str) -> str:
 def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:
     for field, value in (("username", username), ("email", email)):
         if user_name_taken(field=field, value=value, exclude_pk=exclude_pk):
-            raise DuplicateUser(f"A user with this {field} already exists")
+            raise DuplicateUser(field)
 
 
 def password_problems(password: str, user: User) -> list[str]:
@@ -105,7 +105,7 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
         return user_register(username=email, email=email, password=password, roles=roles, request=request)
     except DuplicateUser as exc:
         if User.objects.filter(email__iexact=email).exists():  # the email itself is taken
-            raise DuplicateUser("A user with this email already exists") from exc
+            raise DuplicateUser("email") from exc
         # Someone took this text as a username between the check and the insert.
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
 

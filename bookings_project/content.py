@@ -15,8 +15,9 @@ through float, which is exact up to 15 significant digits — every price — bu
 sum beyond that (a revenue total of 99999899990000.01 came out as …0.02).
 
 `JSONFallbackNegotiation` answers an `Accept` header no renderer matches (a browser's
-`text/html`) with JSON instead of a 406 before authentication has even run; an explicit
-`?format=` the view does not offer is a 400 naming the formats it does.
+`text/html`) with JSON instead of a 406 before authentication has even run, and an explicit
+`?format=` in the format it names whatever the Accept header says; a `?format=` the view does
+not offer is a 400 naming the formats it does.
 """
 
 import json
@@ -129,9 +130,12 @@ class JSONFallbackNegotiation(DefaultContentNegotiation):
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:
-            if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
-                raise
-            return renderers[0], renderers[0].media_type
+            # The format the URL names wins over the Accept header (`?format=csv` from a client
+            # whose library always sends `Accept: application/json`, as Swagger UI does), as the
+            # route's only format wins over a browser's `text/html`: both are answered, not a 406.
+            format = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+            renderer = self.filter_renderers(renderers, format)[0] if format else renderers[0]
+            return renderer, renderer.media_type
 
 
 def length_required(get_response):

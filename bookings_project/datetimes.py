@@ -172,6 +172,11 @@ class LocalDateTimeField(serializers.DateTimeField):
         return to_local_naive_iso(value, seconds=self.seconds)
 
 
+# What a refused core API time is told to look like (DRF's message names the booking API's as a
+# pattern; "ISO 8601" alone left the client guessing whether an offset or a fraction is allowed).
+UTC_FORMAT_HINT = "ISO 8601, e.g. 2024-08-12T10:15:30Z or 2024-08-12T12:15:30.5+02:00 (without an offset: UTC)"
+
+
 class UtcDateTimeField(serializers.DateTimeField):
     """Core API datetime: ISO 8601 in (without offset: UTC, see parse_api_datetime), UTC with Z out.
     `day_end`: an upper bound given as a bare date (`to=2024-08-12`) means the end of that day
@@ -184,12 +189,12 @@ class UtcDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         if not isinstance(value, str):
-            self.fail("invalid", format="ISO 8601")
+            self.fail("invalid", format=UTC_FORMAT_HINT)
         refuse_finer_than_microseconds(value)
         try:
             moment = parse_api_datetime(value)
         except ValueError:
-            self.fail("invalid", format="ISO 8601")
+            self.fail("invalid", format=UTC_FORMAT_HINT)
         if self.day_end and _BARE_DATE.match(value.strip()):
             moment = datetime.combine(moment.date(), time.max, tzinfo=dt_timezone.utc)
         return moment

@@ -102,6 +102,10 @@ class RateLimited(ApplicationError):
         self.headers["Retry-After"] = str(max(1, int(retry_after)))
 
 
+NOT_AUTHENTICATED_MESSAGE = ("Authentication required: send an access token as 'Authorization: Bearer <token>' "
+                             "(from POST /api/v1/auth/login or /auth/login)")
+
+
 def error_body(status: int, message: str, path: str, fields: dict | None = None) -> dict:
     body = {
         "status": status,
@@ -115,7 +119,7 @@ def error_body(status: int, message: str, path: str, fields: dict | None = None)
     return body
 
 
-def _flatten_fields(detail, prefix="") -> dict[str, list[str]]:
+def flatten_fields(detail, prefix="") -> dict[str, list[str]]:
     """DRF's nested error detail as {"field": [...], "priceTiers.0.price": [...]}; errors of a
     whole (nested) object, DRF's `non_field_errors`, go under the object's own name."""
     out: dict[str, list[str]] = {}
@@ -125,7 +129,7 @@ def _flatten_fields(detail, prefix="") -> dict[str, list[str]]:
                 name = prefix or "nonFieldErrors"
             else:
                 name = f"{prefix}.{key}" if prefix else str(key)
-            for k, v in _flatten_fields(value, name).items():
+            for k, v in flatten_fields(value, name).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):
         if all(not isinstance(v, (dict, list)) for v in detail):
@@ -133,7 +137,7 @@ def _flatten_fields(detail, prefix="") -> dict[str, list[str]]:
         else:
             for index, value in enumerate(detail):
                 if value:
-                    for k, v in _flatten_fields(value, f"{prefix}.{index}" if prefix else str(index)).items():
+                    for k, v in flatten_fields(value, f"{prefix}.{index}" if prefix else str(index)).items():
                         out.setdefault(k, []).extend(v)
     else:
         out[prefix or "nonFieldErrors"] = [str(detail)]
@@ -145,7 +149,7 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
     if isinstance(exc, ApplicationError):
         return exc.status, exc.message, exc.fields, exc.headers
     if isinstance(exc, drf.ValidationError):
-        fields = _flatten_fields(exc.detail)
+        fields = flatten_fields(exc.detail)
         non_field = fields.pop("nonFieldErrors", None)
         if not fields and non_field:
             return 400, non_field[0], None, {}
@@ -157,7 +161,11 @@ def _describe(exc) -> tuple[int, str, dict | None, dict]:
         message = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token"
         if isinstance(exc.detail, dict):
             message = "Invalid or expired token"
+        elif str(message) == str(drf.NotAuthenticated.default_detail):
+            message = NOT_AUTHENTICATED_MESSAGE
         return 401, str(message), None, {"WWW-Authenticate": 'Bearer realm="api"'}
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return 415, f"{str(exc.detail).rstrip('.')}: send the body as JSON (Content-Type: application/json)", None, {}
     if isinstance(exc, drf.Throttled):
         return 429, "Too many requests, retry later", None, {"Retry-After": str(exc.wait or 60)}
     if isinstance(exc, drf.APIException):

@@ -3,6 +3,7 @@
 import ipaddress
 
 from django.conf import settings
+from django.urls import reverse
 
 
 def client_ip(request) -> str | None:
@@ -18,3 +19,9 @@ def client_ip(request) -> str | None:
         return str(ipaddress.ip_address(ip)) if ip else None
     except ValueError:
         return None
+
+
+def location(request, url_name: str, **kwargs) -> dict[str, str]:
+    """The `Location` header of a 201 (the resource made) or a 202 (where to follow the job):
+    the absolute URL of the `url_name` route, like the paging `Link` headers."""
+    return {"Location": request.build_absolute_uri(reverse(url_name, kwargs=kwargs))}

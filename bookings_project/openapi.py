@@ -1,7 +1,8 @@
 """Shared OpenAPI pieces: every documented endpoint lists its error statuses with the envelope."""
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -70,3 +71,9 @@ def local_assets_only(view):
         return response
 
     return wrapped
+
+
+def location_header(status: int, what: str) -> OpenApiParameter:
+    """OpenAPI of the `Location` response header a 201/202 carries (bookings_project.http.location)."""
+    return OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[status],
+                            description=f"Absolute URL of {what}")

@@ -29,8 +29,10 @@ ARRAY_PAGE_SIZE = 20
 # OpenAPI of a booking API list's opt-in paging: its two query parameters and, on a paged
 # answer, its two headers.
 ARRAY_PAGING = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="Opt in to paging: the page, from 1"),
-    OpenApiParameter("pageSize", OpenApiTypes.INT,
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "default": 1},
+                     description="Opt in to paging: the page, from 1"),
+    OpenApiParameter("pageSize",
+                     {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": ARRAY_PAGE_SIZE},
                      description=f"Opt in to paging: rows per page, 1–{MAX_PAGE_SIZE} (default {ARRAY_PAGE_SIZE})"),
     OpenApiParameter("X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200],
                      description="Paged answers only: rows in the whole list"),

@@ -5,7 +5,7 @@ import re
 from django.http import QueryDict
 from rest_framework import serializers
 
-from .errors import ValidationFailed
+from .errors import ValidationFailed, flatten_fields
 
 
 def valid_data(serializer_class, data, **kwargs) -> dict:
@@ -13,13 +13,19 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
     400 envelope. A declared query parameter sent empty (`?limit=`) is an error, not "omitted"
     (DRF's form-style default), so a malformed value is never silently replaced by a default."""
     serializer = serializer_class(data=data, **kwargs)
-    if isinstance(data, QueryDict):
-        problems = {name: [problem] for name, field in serializer.fields.items()
-                    if name in data and (problem := _query_value_problem(field, data.getlist(name)))}
-        if problems:
-            raise ValidationFailed("Invalid query parameters", fields=problems)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    if not isinstance(data, QueryDict):
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+    problems = {name: [problem] for name, field in serializer.fields.items()
+                if name in data and (problem := _query_value_problem(field, data.getlist(name)))}
+    if serializer.is_valid() and not problems:
+        return serializer.validated_data
+    # One message for any bad query parameter, whichever check caught it (`?page=0` and
+    # `?page=abc` said "Validation failed" and "Invalid query parameters"); a problem with the
+    # raw value replaces the serializer's reading of it.
+    fields = {**flatten_fields(serializer.errors), **problems}
+    non_field = fields.pop("nonFieldErrors", None)
+    raise ValidationFailed(non_field[0] if non_field else "Invalid query parameters", fields=fields or None)
 
 
 _WHOLE_NUMBER = re.compile(r"-?\d+")
@@ -65,3 +71,15 @@ class StrictCharField(_StringOnly, serializers.CharField):
 class StrictRegexField(_StringOnly, serializers.RegexField):
     pass
 
+
+
+class ChoiceField(serializers.ChoiceField):
+    """DRF's ChoiceField, whose refusal names the values it takes (`"ERROR" is not a valid
+    choice; use one of: debug, info, …`): the client learns the fix, not only the fault."""
+
+    default_error_messages = {"invalid_choice": '"{input}" is not a valid choice; use one of: {choices}.'}
+
+    def fail(self, key, **kwargs):
+        if key == "invalid_choice":
+            kwargs.setdefault("choices", ", ".join(str(choice) for choice in self.choices))
+        super().fail(key, **kwargs)

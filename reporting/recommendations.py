@@ -151,10 +151,10 @@ def _score(item: ItemFeatures, counts: Counter, profile: Profile, idf: dict[str,
     organizer = profile.share(profile.organizers, str(item.organizer_id))
     if organizer > MIN_SHARE_IN_REASON:
         example = profile.examples[("organizer", str(item.organizer_id))]
-        parts.append((W_ORGANIZER * organizer, f"Same organizer as '{example}'"))
+        parts.append((W_ORGANIZER * organizer, f"same organizer as '{example}'"))
     category = profile.share(profile.categories, _norm(item.category))
     if category > MIN_SHARE_IN_REASON:
-        parts.append((W_CATEGORY * category, f"Same category: {item.category}"))
+        parts.append((W_CATEGORY * category, f"same category: {item.category}"))
     tags = _tag_set(item)
     shared = sorted(t for t in tags if profile.tags[t] > 0)
     if shared:

@@ -2,7 +2,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
-from bookings_project.validation import StrictCharField
+from bookings_project.validation import ChoiceField, StrictCharField
 
 from ..models import CORE_ROLE_NAMES, Role
 
@@ -40,14 +40,14 @@ class UserRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serial
     username = UsernameField()
     email = serializers.EmailField(max_length=254)
     password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
+    roles = serializers.ListField(child=ChoiceField(choices=ROLE_CHOICES), required=False,
                                   allow_null=True, max_length=4, help_text="Left out, null or []: USER")
 
 
 class UserUpdateSerializer(serializers.Serializer):
     username = UsernameField(required=False)
     email = serializers.EmailField(max_length=254, required=False)
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False,
+    roles = serializers.ListField(child=ChoiceField(choices=ROLE_CHOICES), required=False,
                                   allow_null=True, max_length=4, help_text="Left out or null: unchanged")
     password = StrictCharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
     currentPassword = StrictCharField(max_length=128, required=False, write_only=True,
@@ -58,7 +58,7 @@ class UserResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = StrictCharField()
     email = serializers.EmailField()
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), source="role_set")
+    roles = serializers.ListField(child=ChoiceField(choices=ROLE_CHOICES), source="role_set")
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -86,7 +86,7 @@ class RefreshSerializer(serializers.Serializer):
 class CoreRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = StrictCharField(max_length=128, trim_whitespace=False)
-    role = serializers.ChoiceField(choices=CORE_ROLE_CHOICES, required=False, allow_null=True, default="customer",
+    role = ChoiceField(choices=CORE_ROLE_CHOICES, required=False, allow_null=True, default="customer",
                                    help_text="Left out or null: customer")
 
     def validate_role(self, value):
@@ -96,7 +96,7 @@ class CoreRegisterSerializer(PasswordProblemsWithOtherErrors, serializers.Serial
 class CoreUserSerializer(serializers.Serializer):
     id = StrictCharField()
     email = serializers.EmailField()
-    role = StrictCharField(source="core_role")
+    role = ChoiceField(choices=CORE_ROLE_CHOICES, source="core_role")
 
 
 class CoreRegisteredSerializer(CoreUserSerializer):

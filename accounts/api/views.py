@@ -6,7 +6,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings_project.errors import Forbidden, NotFound
-from bookings_project.openapi import error_responses
+from bookings_project.http import location
+from bookings_project.openapi import error_responses, location_header
 from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.ratelimit import rate_limit
 from bookings_project.validation import no_body_expected, valid_data
@@ -29,6 +30,7 @@ from .serializers import (
 )
 
 
+SELF_REGISTRATION_403 = "Asked for a role self-registration cannot grant (ADMIN/IT_OPERATOR, admin/operator)"
 USER_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="User id")
 
 
@@ -44,7 +46,11 @@ class PublicView(APIView):
 
 
 class LoginView(PublicView):
-    @extend_schema(tags=["auth"], request=LoginSerializer,
+    @extend_schema(summary="Log in (username or email)",
+                   description="Exchange a username (or email) and password for an access token and a refresh token. "
+                               "Same message for an unknown account and a wrong password. Rate limited per client IP; "
+                               "any Authorization header is ignored.",
+                   tags=["auth"], request=LoginSerializer,
                    responses={200: TokenPairSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="login", rate_setting="RATE_LIMIT_LOGIN")
     def post(self, request):
@@ -55,7 +61,10 @@ class LoginView(PublicView):
 
 
 class RefreshView(PublicView):
-    @extend_schema(tags=["auth"], request=RefreshSerializer,
+    @extend_schema(summary="Refresh the access token",
+                   description="Exchange a refresh token for a new pair. Refresh tokens rotate: the one sent is "
+                               "revoked, and sending it again is a 401. Rate limited per client IP.",
+                   tags=["auth"], request=RefreshSerializer,
                    responses={200: TokenPairSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="refresh", rate_setting="RATE_LIMIT_REFRESH")
     def post(self, request):
@@ -90,26 +99,40 @@ class UserViewSet(viewsets.ViewSet):
             raise NotFound("User not found")
         return user
 
-    @extend_schema(tags=["users"], request=UserRegisterSerializer,
-                   responses={201: UserResponseSerializer, **error_responses(400, 403, 409, 429)})
+    @extend_schema(summary="Register",
+                   description="Public self-registration. `roles` may ask for USER and/or EVENT_ORGANIZER (none: "
+                               "USER); ADMIN or IT_OPERATOR is a 403. A taken username or email is a 409 naming the "
+                               "field. Queues a welcome email. Rate limited per client IP.",
+                   tags=["users"], request=UserRegisterSerializer, parameters=[location_header(201, "the new user")],
+                   responses={201: UserResponseSerializer,
+                              **error_responses(400, 403, 409, 429, e403=SELF_REGISTRATION_403)})
     @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
     def create(self, request):
         data = valid_data(UserRegisterSerializer, request.data)
         user = services.user_register(username=data["username"], email=data["email"],
                                       password=data["password"], roles=data.get("roles"), request=request)
-        return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED)
+        return Response(UserResponseSerializer(user).data, status=status.HTTP_201_CREATED,
+                        headers=location(request, "user-detail", pk=user.pk))
 
-    @extend_schema(tags=["users"], parameters=ARRAY_PAGING,
+    @extend_schema(summary="List users (ADMIN)",
+                   description="Active users, by id. A plain array; `page`/`pageSize` opt in to paging.",
+                   tags=["users"], parameters=ARRAY_PAGING,
                    responses={200: UserResponseSerializer(many=True), **error_responses(400, 401, 403)})
     def list(self, request):
         return array_response(request, selectors.user_list(), _users)
 
-    @extend_schema(tags=["users"], parameters=[USER_ID],
+    @extend_schema(summary="Get a user (self or ADMIN)",
+                   description="Anyone else gets 403, whether or not the user exists.",
+                   tags=["users"], parameters=[USER_ID],
                    responses={200: UserResponseSerializer, **error_responses(401, 403, 404)})
     def retrieve(self, request, pk=None):
         return Response(UserResponseSerializer(self._target(request, pk)).data)
 
-    @extend_schema(tags=["users"], parameters=[USER_ID], request=UserUpdateSerializer,
+    @extend_schema(summary="Update a user (self or ADMIN)",
+                   description="Partial update: fields left out keep their value. Only an ADMIN changes `roles` (a "
+                               "non-admin's `roles` are ignored). Changing one's own `password` needs "
+                               "`currentPassword`; a password change ends every session.",
+                   tags=["users"], parameters=[USER_ID], request=UserUpdateSerializer,
                    responses={200: UserResponseSerializer, **error_responses(400, 401, 403, 404, 409, 429)})
     def update(self, request, pk=None):
         user = self._target(request, pk)
@@ -121,14 +144,18 @@ class UserViewSet(viewsets.ViewSet):
         )
         return Response(UserResponseSerializer(user).data)
 
-    @extend_schema(tags=["users"], parameters=[USER_ID],
+    @extend_schema(summary="Deactivate a user (ADMIN)",
+                   description="The account can no longer log in and its tokens stop working; its upcoming bookings "
+                               "are cancelled (each booker is emailed); history and revenue stay.",
+                   tags=["users"], parameters=[USER_ID],
                    responses={204: None, **error_responses(400, 401, 403, 404, 409)})
     def destroy(self, request, pk=None):
         no_body_expected(request)
         services.user_deactivate(actor=request.user, user=self._target(request, pk), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(tags=["users"], responses={200: UserResponseSerializer, **error_responses(401)})
+    @extend_schema(summary="The caller's profile",
+                   tags=["users"], responses={200: UserResponseSerializer, **error_responses(401)})
     def me(self, request):
         return Response(UserResponseSerializer(request.user).data)
 
@@ -137,8 +164,13 @@ class UserViewSet(viewsets.ViewSet):
 
 
 class CoreRegisterView(PublicView):
-    @extend_schema(tags=["core: auth"], request=CoreRegisterSerializer,
-                   responses={201: CoreRegisteredSerializer, **error_responses(400, 403, 409, 429)})
+    @extend_schema(summary="Register (core API)",
+                   description="Public self-registration by email. `role` is `customer` (default) or `supplier`; "
+                               "`admin` or `operator` is a 403. Rate limited per client IP (shared with POST "
+                               "/api/v1/user).",
+                   tags=["core: auth"], request=CoreRegisterSerializer,
+                   responses={201: CoreRegisteredSerializer,
+                              **error_responses(400, 403, 409, 429, e403=SELF_REGISTRATION_403)})
     @rate_limit(group="register", rate_setting="RATE_LIMIT_REGISTER")
     def post(self, request):
         data = valid_data(CoreRegisterSerializer, request.data)
@@ -148,7 +180,10 @@ class CoreRegisterView(PublicView):
 
 
 class CoreLoginView(PublicView):
-    @extend_schema(tags=["core: auth"], request=CoreLoginSerializer,
+    @extend_schema(summary="Log in (core API)",
+                   description="Exchange an email and password for tokens, their lifetime and the user. Tokens work "
+                               "on both APIs. Rate limited per client IP.",
+                   tags=["core: auth"], request=CoreLoginSerializer,
                    responses={200: CoreLoginResponseSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="login", rate_setting="RATE_LIMIT_LOGIN")
     def post(self, request):

@@ -90,15 +90,25 @@ def test_registration_is_logged_and_queues_welcome_email(api_client):
 # --- duplicates -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("second", [
-    {"username": "NEWUSER", "email": "other@example.com"},
-    {"username": "other", "email": "NewUser@EXAMPLE.com"},
+@pytest.mark.parametrize("second, field", [
+    ({"username": "NEWUSER", "email": "other@example.com"}, "username"),
+    ({"username": "other", "email": "NewUser@EXAMPLE.com"}, "email"),
 ])
-def test_booking_register_duplicate_is_409_case_insensitive(api_client, second):
+def test_booking_register_duplicate_is_409_case_insensitive(api_client, second, field):
     assert register_booking(api_client).status_code == 201
     response = register_booking(api_client, **second)
-    assert_error(response, 409, path="/api/v1/user")
+    body = assert_error(response, 409, path="/api/v1/user")
     assert User.objects.count() == 1
+    # The taken field is named where a form shows its errors, as a 400's are.
+    assert body["fields"] == {field: [f"This {field} is already taken"]}
+
+
+def test_renaming_to_a_taken_name_or_email_names_the_field(api_client, client_for, make_user):
+    make_user(username="taken", email="taken@example.com")
+    me = make_user(username="me", email="me@example.com")
+    for field, value in (("username", "TAKEN"), ("email", "Taken@example.com")):
+        body = assert_error(client_for(me).put(f"/api/v1/user/{me.pk}", {field: value}, format="json"), 409)
+        assert body["fields"] == {field: [f"This {field} is already taken"]}
 
 
 def test_core_register_duplicate_email_is_409(api_client):
@@ -107,6 +117,7 @@ def test_core_register_duplicate_email_is_409(api_client):
     assert register_core(api_client, email="fresh@example.com").status_code == 201
     body = assert_error(register_core(api_client, email="Fresh@Example.com"), 409)
     assert body["message"] == "A user with this email already exists"  # the core API has no username
+    assert body["fields"] == {"email": ["This email is already taken"]}
     assert User.objects.count() == 2
 
 

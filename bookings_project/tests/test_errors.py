@@ -327,3 +327,81 @@ def test_exception_chain_follows_causes_then_contexts_once_each():
 
     assert list(exception_chain(wrapped)) == [wrapped, root]
     assert list(exception_chain(context)) == [context] and list(exception_chain(None)) == []
+
+
+@pytest.mark.parametrize("method, path, body, field, choices", [
+    ("post", "/logs", {"eventType": "APP", "severity": "ERROR", "message": "m"}, "severity",
+     "debug, info, warning, error, critical"),
+    ("post", "/api/v1/user", {"username": "enum_u", "email": "enum_u@example.com", "password": "Long-enough-pw-1",
+                              "roles": ["MANAGER"]}, "roles.0", "USER, EVENT_ORGANIZER, ADMIN, IT_OPERATOR"),
+    ("post", "/auth/register", {"email": "enum_c@example.com", "password": "Long-enough-pw-1", "role": "CUSTOMER"},
+     "role", "admin, operator, supplier, customer"),
+    ("post", "/jobs", {"type": "EMAIL"}, "type", "NOTIFICATION, RECONCILIATION"),
+    ("get", "/jobs?status=done", None, "status", "queued, running, completed, failed"),
+])
+def test_an_unknown_enum_value_is_refused_naming_the_values_it_takes(make_user, client_for, method, path, body,
+                                                                     field, choices):
+    """An integrator who sends "ERROR" for "error" (or a role in the other API's spelling) reads
+    the fix in the field error itself."""
+    client = client_for(make_user(roles=["IT_OPERATOR"]))
+    response = getattr(client, method)(path, body, format="json") if body else getattr(client, method)(path)
+    body = assert_error(response, 400, fields=[field])
+    assert body["fields"][field][0].endswith(f"is not a valid choice; use one of: {choices}."), body
+
+
+@pytest.mark.parametrize("path, query, field", [
+    ("/api/v1/items", "page=0", "page"),                        # out of range (the serializer)
+    ("/api/v1/items", "organizerId=abc", "organizerId"),        # not an integer (the raw value)
+    ("/api/v1/items", "from=yesterday", "from"),
+    ("/api/v1/bookings/me", "pageSize=101", "pageSize"),
+    ("/api/v1/users/me/conflicts", "startTime=2031-01-01T10:00:00&endTime=2031-01-01T09:00:00", "endTime"),
+    ("/api/v1/recommendations/users/me", "limit=0", "limit"),
+    ("/api/v1/reports/revenue", "startDate=2031-13-01", "startDate"),
+    ("/logs", "severity=loud", "severity"),
+    ("/jobs", "page=0", "page"),
+])
+def test_a_bad_query_parameter_gets_one_message_whichever_check_caught_it(make_user, client_for, path, query, field):
+    """`?page=0` said "Validation failed" where `?page=abc` said "Invalid query parameters"."""
+    client = client_for(make_user(roles=["ADMIN", "IT_OPERATOR"]))
+    body = assert_error(client.get(f"{path}?{query}"), 400, path=path, fields=[field])
+    assert body["message"] == "Invalid query parameters"
+
+
+def test_query_problems_of_both_kinds_are_reported_together(make_user, client_for):
+    body = assert_error(client_for(make_user()).get("/api/v1/items?organizerId=abc&from=yesterday&pageSize=0"), 400)
+    assert set(body["fields"]) == {"organizerId", "from"}  # (paging is read after the filters)
+
+
+@pytest.mark.parametrize("method, path, roles, message", [
+    ("get", "/api/v1/reports/revenue", ["USER"], "Requires the ADMIN role"),
+    ("get", "/api/v1/user", ["EVENT_ORGANIZER"], "Requires the ADMIN role"),
+    ("post", "/api/v1/items", ["USER"], "Requires the EVENT_ORGANIZER or ADMIN role"),
+    ("post", "/api/v1/bookings/items/1", ["IT_OPERATOR"], "Requires the USER or EVENT_ORGANIZER or ADMIN role"),
+    ("get", "/logs", ["USER"], "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
+    ("post", "/jobs", ["EVENT_ORGANIZER"],
+     "Requires the ADMIN or IT_OPERATOR role (admin or operator in the core API)"),
+])
+def test_a_role_refusal_names_the_roles_that_would_do(make_user, client_for, method, path, roles, message):
+    """DRF's "You do not have permission to perform this action." told an integrator nothing."""
+    body = assert_error(getattr(client_for(make_user(roles=roles)), method)(path, {}, format="json"), 403, path=path)
+    assert body["message"] == message
+
+
+def test_a_missing_token_401_says_how_to_send_one(api_client):
+    body = assert_error(api_client.get("/api/v1/bookings/me"), 401)
+    assert "Authorization: Bearer <token>" in body["message"] and "/auth/login" in body["message"]
+    # A reason of its own is kept.
+    assert assert_error(api_client.get("/api/v1/items?onlyMyItems=true"), 401)["message"] == (
+        "onlyMyItems=true needs a token")
+
+
+def test_a_415_says_which_content_type_to_send(api_client):
+    body = assert_error(api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}), 415)
+    assert body["message"].startswith('Unsupported media type "multipart/form-data')
+    assert body["message"].endswith("send the body as JSON (Content-Type: application/json)")
+
+
+def test_a_malformed_core_api_time_is_told_what_one_looks_like(make_user, client_for):
+    client = client_for(make_user(roles=["IT_OPERATOR"]))
+    message = assert_error(client.get("/logs?from=yesterday"), 400, fields=["from"])["fields"]["from"][0]
+    assert "2024-08-12T10:15:30Z" in message and "without an offset: UTC" in message

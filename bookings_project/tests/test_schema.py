@@ -169,3 +169,42 @@ def test_every_operation_documents_what_cross_cutting_failures_return(schema, pr
         if str(response.status_code) not in documented:
             undocumented.append(f"{method.upper()} {path}: {response.status_code}")
     assert not undocumented, undocumented
+
+
+def test_every_operation_says_what_it_does_in_its_own_words(schema):
+    """A summary for the operation list, and no description shared by operations of different
+    methods (the view's docstring, "POST: book the item … GET: its bookings", on both)."""
+    operations = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()]
+    assert [(p, m) for p, m, op in operations if not op.get("summary")] == []
+    by_description = {}
+    for path, method, op in operations:
+        by_description.setdefault(op.get("description", ""), []).append((path, method))
+    shared = {text: where for text, where in by_description.items() if text and len(where) > 1}
+    assert shared == {}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/items", "/api/v1/bookings/me", "/api/v1/user",
+                                  "/api/v1/bookings/items/{item_id}", "/api/v1/recommendations/users/me"])
+def test_booking_list_paging_parameters_are_bounded_like_the_core_lists(schema, path):
+    params = {p["name"]: p["schema"] for p in schema["paths"][path]["get"]["parameters"]}
+    assert params["page"] == {"type": "integer", "minimum": 1, "default": 1}
+    assert params["pageSize"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+
+
+def test_request_bodies_are_not_named_twice_request(schema):
+    names = set(schema["components"]["schemas"])
+    assert not {n for n in names if n.endswith("RequestRequest")}, sorted(names)
+    assert {"BookingRequest", "ItemRequest", "ItemUpdateRequest", "NotificationRequest"} <= names
+
+
+def test_enum_values_in_responses_are_documented_as_enums(schema):
+    components = schema["components"]["schemas"]
+    assert components["Log"]["properties"]["severity"] == {"$ref": "#/components/schemas/SeverityEnum"}
+    assert components["CoreUser"]["properties"]["role"] == {"$ref": "#/components/schemas/RoleEnum"}
+    for name in ("Queued", "ReconciliationEventQueued"):
+        assert components[name]["properties"]["status"]["allOf"] == [{"$ref": "#/components/schemas/JobStatusEnum"}]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/user", "/auth/register"])
+def test_a_registration_403_is_described_as_the_role_refusal_it_is(schema, path):
+    assert "self-registration" in schema["paths"][path]["post"]["responses"]["403"]["description"]

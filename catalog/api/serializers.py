@@ -3,6 +3,7 @@ Input fields carry `source=` so validated data maps straight onto service argume
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
@@ -20,6 +21,8 @@ class PriceTierSerializer(serializers.Serializer):
     maxCapacity = serializers.IntegerField(source="max_capacity", min_value=1, max_value=MAX_CAPACITY)
 
 
+# Named without "Request": the schema adds that suffix to request bodies ("BookingRequestRequest" otherwise).
+@extend_schema_serializer(component_name="Item")
 class ItemRequestSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200, validators=[validate_single_line])
     description = StrictCharField(max_length=10_000, allow_blank=True, allow_null=True, required=False,
@@ -55,6 +58,7 @@ class ItemRequestSerializer(serializers.Serializer):
         return value or []
 
 
+@extend_schema_serializer(component_name="ItemUpdate")
 class ItemUpdateSerializer(ItemRequestSerializer):
     """PUT: every top-level field optional (left out = unchanged); a tier list, when sent, is
     complete. (Not DRF's partial mode, which would also relax the nested tier fields.)"""
@@ -104,6 +108,12 @@ class ItemFilterSerializer(serializers.Serializer):
                                           help_text="Items that start before this time (a bare date: "
                                                     "before its end, so that day's items are included)")
         return fields
+
+    def validate(self, attrs):
+        start, end = attrs.get("start_from"), attrs.get("start_to")
+        if start is not None and end is not None and end < start:
+            raise serializers.ValidationError({"to": ["Must not be before `from`"]})
+        return attrs
 
 
 class AvailabilitySerializer(serializers.Serializer):

@@ -8,7 +8,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.content import ExactJSONRenderer
-from bookings_project.openapi import error_responses
+from bookings_project.http import location
+from bookings_project.openapi import error_responses, location_header
 from bookings_project.pagination import (ARRAY_PAGE_SIZE, ARRAY_PAGING, add_paging_headers, page_rows,
                                          parse_page_params, wants_paging)
 from bookings_project.validation import no_body_expected, valid_data
@@ -33,7 +34,12 @@ class ItemCollectionView(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsOrganizerOrAdmin()]
 
-    @extend_schema(tags=["items"], parameters=[ItemFilterSerializer, *ARRAY_PAGING],
+    @extend_schema(summary="List items",
+                   description="Items the caller may see (public ones; also the caller's own private items, all for "
+                               "an ADMIN), past ones included, by start time. Filters combine; `from`/`to` select "
+                               "items overlapping [from, to). A plain array; `page`/`pageSize` opt in to paging "
+                               "(X-Total-Count, Link).",
+                   tags=["items"], parameters=[ItemFilterSerializer, *ARRAY_PAGING],
                    responses={200: ItemResponseSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):
         # No query string: the default filters (validating nothing costs a serializer per request).
@@ -55,11 +61,15 @@ class ItemCollectionView(APIView):
             add_paging_headers(response, request, total=total, page=paging[0], size=paging[1])
         return response
 
-    @extend_schema(tags=["items"], request=ItemRequestSerializer,
+    @extend_schema(summary="Create an item (EVENT_ORGANIZER, ADMIN)",
+                   description="The caller becomes the organizer. `priceTiers` are sold in the listed order and their "
+                               "`maxCapacity` values must sum to `capacity`; no tiers is a free item.",
+                   tags=["items"], request=ItemRequestSerializer, parameters=[location_header(201, "the new item")],
                    responses={201: ItemResponseSerializer, **error_responses(400, 401, 403, 409)})
     def post(self, request):
         item = services.item_create(organizer=request.user, **valid_data(ItemRequestSerializer, request.data))
-        return Response(item_json(request, item.pk), status=status.HTTP_201_CREATED)
+        return Response(item_json(request, item.pk), status=status.HTTP_201_CREATED,
+                        headers=location(request, "item-detail", item_id=item.pk))
 
 
 class ItemDetailView(APIView):
@@ -68,18 +78,27 @@ class ItemDetailView(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsOrganizerOrAdmin()]
 
-    @extend_schema(tags=["items"], responses={200: ItemResponseSerializer, **error_responses(404)})
+    @extend_schema(summary="Get an item",
+                   description="Private items answer 404 to everyone but their organizer and ADMINs.",
+                   tags=["items"], responses={200: ItemResponseSerializer, **error_responses(404)})
     def get(self, request, item_id):
         return Response(item_json(request, item_id))
 
-    @extend_schema(tags=["items"], request=ItemUpdateSerializer,
+    @extend_schema(summary="Update an item (its organizer, ADMIN)",
+                   description="Partial update: fields left out keep their value; `priceTiers`, when sent, is the "
+                               "complete new list. Capacity cannot go below the seats already booked. Moving an item "
+                               "emails its bookers.",
+                   tags=["items"], request=ItemUpdateSerializer,
                    responses={200: ItemResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def put(self, request, item_id):
         data = valid_data(ItemUpdateSerializer, request.data)
         services.item_update(actor=request.user, item_id=item_id, **data)
         return Response(item_json(request, item_id))
 
-    @extend_schema(tags=["items"], responses={204: None, **error_responses(400, 401, 403, 404)})
+    @extend_schema(summary="Delete an item (its organizer, ADMIN)",
+                   description="The item leaves the API; its upcoming active bookings are cancelled (each booker is "
+                               "emailed); revenue history stays.",
+                   tags=["items"], responses={204: None, **error_responses(400, 401, 403, 404)})
     def delete(self, request, item_id):
         no_body_expected(request)
         services.item_delete(actor=request.user, item_id=item_id, request=request)
@@ -89,7 +108,9 @@ class ItemDetailView(APIView):
 class ItemAvailabilityView(APIView):
     permission_classes = (AllowAny,)
 
-    @extend_schema(tags=["availability"], responses={200: AvailabilitySerializer, **error_responses(404)})
+    @extend_schema(summary="Seats of an item",
+                   description="Total capacity, seats held by PENDING and CONFIRMED bookings, seats left.",
+                   tags=["availability"], responses={200: AvailabilitySerializer, **error_responses(404)})
     def get(self, request, item_id):
         item = selectors.item_get_visible(actor=request.user, item_id=item_id)
         return Response(AvailabilitySerializer(item).data)

@@ -217,6 +217,11 @@ class TestFilters:
         assert [i["startTime"] for i in client_for().get("/api/v1/items").json()] == [
             "2031-10-26T02:00:00", "2031-10-26T02:15:00+01:00"]
 
+    @pytest.mark.parametrize("query", ["from=2031-09-16&to=2031-09-14", "from=2031-09-15T12:00:00&to=2031-09-15T11:00:00"])
+    def test_to_before_from_is_400_like_the_other_windows(self, client_for, query):
+        response = client_for().get(f"/api/v1/items?{query}")
+        assert response.status_code == 400 and response.json()["fields"] == {"to": ["Must not be before `from`"]}
+
     def test_opt_in_pagination(self, client_for, organizer):
         for i in range(5):
             make_item(organizer, name=f"I{i}", start=timezone.make_aware(FUTURE) + timedelta(days=i))

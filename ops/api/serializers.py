@@ -1,11 +1,11 @@
 import json
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
 from bookings_project.pagination import PageQuerySerializer
-from bookings_project.validation import StrictCharField, StrictRegexField
+from bookings_project.validation import ChoiceField, StrictCharField, StrictRegexField
 
 from ..emails import EMAIL_TEMPLATES, ics_datetime
 from ..jobs import ENTITY_TYPES
@@ -16,7 +16,7 @@ MAX_ADDITIONAL_DATA = 16_384  # bytes of additionalData as JSON
 
 class LogCreateSerializer(serializers.Serializer):
     eventType = StrictRegexField(r"^[A-Za-z0-9_.:\-]{1,64}$", max_length=64)
-    severity = serializers.ChoiceField(choices=Severity.choices)
+    severity = ChoiceField(choices=Severity.choices)
     message = StrictCharField(max_length=10_000)
     userId = StrictRegexField(r"^[A-Za-z0-9_.@+:\-]{0,64}$", max_length=64, required=False, allow_blank=True,
                               help_text="The user the event concerns (the entry also records who "
@@ -34,7 +34,7 @@ class LogSerializer(serializers.Serializer):
     id = StrictCharField()
     timestamp = UtcDateTimeField()
     eventType = StrictCharField(source="event_type")
-    severity = StrictCharField()
+    severity = ChoiceField(choices=Severity.choices)
     message = StrictCharField()
     userId = serializers.SerializerMethodField()
     ipAddress = StrictCharField(source="ip_address", allow_null=True)
@@ -69,7 +69,7 @@ class CoreListQuerySerializer(PageQuerySerializer):
 
 class LogQuerySerializer(CoreListQuerySerializer):
     eventType = StrictCharField(required=False, max_length=64)
-    severity = serializers.ChoiceField(choices=Severity.choices, required=False)
+    severity = ChoiceField(choices=Severity.choices, required=False)
     userId = StrictCharField(required=False, max_length=64)
 
 
@@ -89,8 +89,10 @@ NOTIFICATION_TEXTS = {"subject": 200, "message": 20_000}  # data keys the email 
 NOTIFICATION_TIMES = ("startTime", "endTime", "bookingDate")  # data keys a booking email's .ics reads (null: none)
 
 
+# Named without "Request": the schema adds that suffix to request bodies ("BookingRequestRequest" otherwise).
+@extend_schema_serializer(component_name="Notification")
 class NotificationRequestSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=EMAIL_TEMPLATES)
+    type = ChoiceField(choices=EMAIL_TEMPLATES)
     recipient = serializers.EmailField(max_length=254)
     data = serializers.DictField(required=False, default=dict)
 
@@ -113,7 +115,7 @@ class NotificationRequestSerializer(serializers.Serializer):
 
 class QueuedSerializer(serializers.Serializer):
     jobId = StrictCharField()
-    status = StrictCharField()
+    status = ChoiceField(choices=JobStatus.choices, help_text="`queued` when accepted")
 
 
 class NotificationParamsSerializer(serializers.Serializer):
@@ -147,12 +149,12 @@ class JobExecuteSerializer(serializers.Serializer):
 
 
 class ReconciliationParamsSerializer(serializers.Serializer):
-    entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
+    entityType = ChoiceField(choices=ENTITY_TYPE_CHOICES)
     entityId = EntityIdField(required=False, allow_null=True, help_text="Left out (or null): the whole type, in batches")
 
 
 class JobCreateSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=JobType.choices)
+    type = ChoiceField(choices=JobType.choices)
     notification = NotificationParamsSerializer(required=False)
     reconciliation = ReconciliationParamsSerializer(required=False)
 
@@ -164,14 +166,14 @@ class JobCreateSerializer(serializers.Serializer):
 
 
 class ReconciliationEventSerializer(serializers.Serializer):
-    entityType = serializers.ChoiceField(choices=ENTITY_TYPE_CHOICES)
+    entityType = ChoiceField(choices=ENTITY_TYPE_CHOICES)
     entityId = EntityIdField()
-    action = serializers.ChoiceField(choices=["create", "update", "delete"])
+    action = ChoiceField(choices=["create", "update", "delete"])
 
 
 class ReconciliationEventQueuedSerializer(serializers.Serializer):
     eventId = StrictCharField()
-    status = StrictCharField()
+    status = ChoiceField(choices=JobStatus.choices, help_text="`queued` when accepted")
 
 
 class ReconciliationChangeSerializer(serializers.Serializer):
@@ -215,8 +217,8 @@ class JobSerializer(serializers.Serializer):
 
     id = StrictCharField()
     jobId = StrictCharField(source="id")
-    type = serializers.ChoiceField(choices=JobType.choices)
-    status = serializers.ChoiceField(choices=JobStatus.choices)
+    type = ChoiceField(choices=JobType.choices)
+    status = ChoiceField(choices=JobStatus.choices)
     createdAt = UtcDateTimeField(source="created_at")
     updatedAt = UtcDateTimeField(source="updated_at")
     startedAt = UtcDateTimeField(source="started_at", allow_null=True)
@@ -255,12 +257,12 @@ class JobSerializer(serializers.Serializer):
 
 
 class JobQuerySerializer(CoreListQuerySerializer):
-    type = serializers.ChoiceField(choices=JobType.choices, required=False)
-    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+    type = ChoiceField(choices=JobType.choices, required=False)
+    status = ChoiceField(choices=JobStatus.choices, required=False)
 
 
 class ReconciliationJobQuerySerializer(CoreListQuerySerializer):
-    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+    status = ChoiceField(choices=JobStatus.choices, required=False)
 
 
 class JobListSerializer(serializers.Serializer):

@@ -4,7 +4,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.permissions import IsAdminOrOperator
-from bookings_project.openapi import error_responses
+from bookings_project.http import location
+from bookings_project.openapi import error_responses, location_header
 from bookings_project.validation import valid_data
 from bookings_project.pagination import core_page
 
@@ -38,7 +39,10 @@ class LogViewSet(viewsets.ViewSet):
     def get_permissions(self):
         return [IsAdminOrOperator()] if self.action == "search" else [IsAuthenticated()]
 
-    @extend_schema(tags=["core: logs"], request=LogCreateSerializer,
+    @extend_schema(summary="Record a log entry",
+                   description="Any authenticated caller; the caller is recorded as `reportedBy`. Rate limited per "
+                               "account.",
+                   tags=["core: logs"], request=LogCreateSerializer,
                    responses={201: LogSerializer, **error_responses(400, 401, 429)})
     @rate_limit(group="logs", rate_setting="RATE_LIMIT_LOGS", per="user")
     def create(self, request):
@@ -50,7 +54,10 @@ class LogViewSet(viewsets.ViewSet):
         )
         return Response(LogSerializer(entry).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["core: logs"], parameters=[LogQuerySerializer], operation_id="logs_list",
+    @extend_schema(summary="Search log entries (ADMIN, IT_OPERATOR)",
+                   description="Newest entries first; filters combine. Times without an offset are UTC; a bare date in "
+                               "`to` includes that day.",
+                   tags=["core: logs"], parameters=[LogQuerySerializer], operation_id="logs_list",
                    responses={200: LogListSerializer, **error_responses(400, 401, 403)})
     def search(self, request):  # not `list`: the core API answers an envelope, not an array
         q = valid_data(LogQuerySerializer, request.query_params)
@@ -66,7 +73,11 @@ def _job_body(job, *, with_changes: bool = False) -> dict:
 class NotificationView(viewsets.ViewSet):
     permission_classes = [IsAdminOrOperator]
 
-    @extend_schema(tags=["core: notifications"], request=NotificationRequestSerializer,
+    @extend_schema(summary="Send a notification email (ADMIN, IT_OPERATOR)",
+                   description="Queues an email from a known template; it is sent by the workers (GET /jobs/{jobId} "
+                               "follows it).",
+                   tags=["core: notifications"], request=NotificationRequestSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: QueuedSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(NotificationRequestSerializer, request.data)
@@ -74,7 +85,8 @@ class NotificationView(viewsets.ViewSet):
                                            subject=data["data"].get("subject", ""),
                                            message=data["data"].get("message", ""),
                                            data=data["data"], actor=request.user)
-        return Response({"jobId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        return Response({"jobId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
 
 class JobViewSet(viewsets.ViewSet):
@@ -88,15 +100,23 @@ class JobViewSet(viewsets.ViewSet):
             raise NotFound("Job not found")
         return job
 
-    @extend_schema(tags=["core: jobs"], request=JobCreateSerializer,
+    @extend_schema(summary="Create a job (ADMIN, IT_OPERATOR)",
+                   description="A NOTIFICATION job needs `notification`, a RECONCILIATION job `reconciliation`. The "
+                               "job runs on the workers soon after; GET /jobs/{jobId} follows it.",
+                   tags=["core: jobs"], request=JobCreateSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(JobCreateSerializer, request.data)
         job = jobs.job_create(job_type=data["type"], notification=data.get("notification"),
                               reconciliation=data.get("reconciliation"), actor=request.user)
-        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
-    @extend_schema(tags=["core: jobs"], parameters=[JobQuerySerializer], operation_id="jobs_list",
+    @extend_schema(summary="Search jobs (ADMIN, IT_OPERATOR)",
+                   description="Newest jobs first; filters combine. Times without an offset are UTC; a bare date in "
+                               "`to` includes that day.",
+                   tags=["core: jobs"], parameters=[JobQuerySerializer], operation_id="jobs_list",
                    responses={200: JobListSerializer, **error_responses(400, 401, 403)})
     def search(self, request):
         q = valid_data(JobQuerySerializer, request.query_params)
@@ -104,11 +124,17 @@ class JobViewSet(viewsets.ViewSet):
                                    date_from=q.get("from"), date_to=q.get("to"))
         return core_page(found, q, JobSerializer, key="jobs")
 
-    @extend_schema(tags=["core: jobs"], responses={200: JobSerializer, **error_responses(401, 403, 404)})
+    @extend_schema(summary="Get a job (ADMIN, IT_OPERATOR)",
+                   description="A reconciliation job includes its structured list of `changes`.",
+                   tags=["core: jobs"], responses={200: JobSerializer, **error_responses(401, 403, 404)})
     def retrieve(self, request, pk=None):
         return Response(_job_body(self._get(pk), with_changes=True))
 
-    @extend_schema(tags=["core: jobs"], request=JobExecuteSerializer,
+    @extend_schema(summary="Run a job now (ADMIN, IT_OPERATOR)",
+                   description="Runs a queued or failed job and returns its final state; a long reconciliation "
+                               "answers `running` with its progress and the workers finish it. A running or completed "
+                               "job is a 409. The body's `jobId` is optional; if sent it must be this job's.",
+                   tags=["core: jobs"], request=JobExecuteSerializer,
                    responses={200: JobSerializer, **error_responses(400, 401, 403, 404, 409)})
     def execute(self, request, pk=None):
         job = self._get(pk)
@@ -126,23 +152,35 @@ class ReconciliationViewSet(viewsets.ViewSet):
 
     permission_classes = [IsAdminOrOperator]
 
-    @extend_schema(tags=["core: reconciliation"], request=ReconciliationParamsSerializer,
+    @extend_schema(summary="Reconcile documents (ADMIN, IT_OPERATOR)",
+                   description="Queues a reconciliation job: one entity with `entityId`, else the whole type in "
+                               "batches. `launch` is another name for `item`.",
+                   tags=["core: reconciliation"], request=ReconciliationParamsSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: JobSerializer, **error_responses(400, 401, 403)})
     def create(self, request):
         data = valid_data(ReconciliationParamsSerializer, request.data)
         job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data.get("entityId"),
                                              actor=request.user)
-        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
-    @extend_schema(tags=["core: reconciliation"], request=ReconciliationEventSerializer,
+    @extend_schema(summary="Report a change on the customer side (ADMIN, IT_OPERATOR)",
+                   description="Queues a reconciliation of that entity, run soon after without an execute call; "
+                               "`eventId` is the job's id.",
+                   tags=["core: reconciliation"], request=ReconciliationEventSerializer,
+                   parameters=[location_header(202, "the job (GET /jobs/{jobId})")],
                    responses={202: ReconciliationEventQueuedSerializer, **error_responses(400, 401, 403)})
     def event(self, request):
         data = valid_data(ReconciliationEventSerializer, request.data)
         job = jobs.job_create_reconciliation(entity_type=data["entityType"], entity_id=data["entityId"],
                                              actor=request.user, trigger=f"event:{data['action']}")
-        return Response({"eventId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        return Response({"eventId": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED,
+                        headers=location(request, "job-detail", pk=job.pk))
 
-    @extend_schema(tags=["core: reconciliation"], parameters=[ReconciliationJobQuerySerializer],
+    @extend_schema(summary="Search reconciliation jobs (ADMIN, IT_OPERATOR)",
+                   description="Like GET /jobs, for RECONCILIATION jobs only.",
+                   tags=["core: reconciliation"], parameters=[ReconciliationJobQuerySerializer],
                    responses={200: JobListSerializer, **error_responses(400, 401, 403)})
     def jobs(self, request):
         q = valid_data(ReconciliationJobQuerySerializer, request.query_params)

@@ -25,6 +25,7 @@ class RevenueReportView(APIView):
     renderer_classes = (ExactJSONRenderer, RevenueCSVRenderer)
 
     @extend_schema(
+        summary="Revenue report (ADMIN)",
         tags=["reports"], parameters=[RevenueQuerySerializer],
         description="Sum of `pricePaid` over CONFIRMED and COMPLETED bookings, by item, revenue descending "
                     "(ties by item id). `startDate`/`endDate` are inclusive days of the booking date in "
@@ -48,7 +49,8 @@ class RevenueReportView(APIView):
 class MyRecommendationsView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(tags=["recommendations"], parameters=[RecommendationQuerySerializer, *ARRAY_PAGING],
+    @extend_schema(summary="Recommended items for the caller",
+                   tags=["recommendations"], parameters=[RecommendationQuerySerializer, *ARRAY_PAGING],
                    description=RECOMMENDATION_DESCRIPTION,
                    responses={200: RecommendedItemSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):

@@ -54,6 +54,16 @@ def test_reason_names_the_booked_item_and_shared_features():
         assert part.lower() in reason.lower()
 
 
+def test_reason_is_one_sentence_whatever_signal_leads():
+    """Only the reason's first letter is upper case: "Same category: Tech; same organizer as …",
+    not a capital after each semicolon (the organizer and category parts once always had one)."""
+    history = [item(1, "a", organizer=1, category="Tech"), item(2, "b", organizer=2, category="Tech")]
+    reason = recommend(history, [item(10, "x", organizer=1, category="tech")], limit=1)[0].reason
+    assert reason.startswith("Same category: tech; same organizer as 'a'"), reason
+    for part in reason.split("; ")[1:]:
+        assert part[:1].islower(), reason
+
+
 def test_recent_bookings_weigh_more_than_old_ones():
     history = [item(1, "a", organizer=1), item(2, "b", organizer=2)]  # newest first
     candidates = [item(10, "x", organizer=2, day=0), item(11, "y", organizer=1, day=5)]

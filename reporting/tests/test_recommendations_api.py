@@ -70,7 +70,7 @@ def test_completed_bookings_count_and_cancelled_do_not(customer, client_for, see
     cold = client_for(customer).get(URL).json()
     assert "Tech Workshop" in [i["name"] for i in cold]  # a cancelled booking neither profiles nor excludes
     reasons = {i["name"]: i["reason"] for i in cold}
-    assert not any("Same category" in r or "Same organizer" in r for r in reasons.values()), reasons
+    assert not any("same category" in r.lower() or "same organizer" in r.lower() for r in reasons.values()), reasons
 
     book(customer, seed_items["fitness"], status="COMPLETED", actor=admin)
     ranked = names(client_for(customer).get(URL))

@@ -250,6 +250,17 @@ def test_csv_of_an_empty_report_has_header_and_zero_total(admin_api):
                                                       ",TOTAL,0.00,0"]
 
 
+@pytest.mark.parametrize("accept", ["application/json", "text/html", "text/plain"])
+def test_format_csv_in_the_url_wins_over_the_accept_header(admin_api, accept):
+    """Swagger UI and many HTTP libraries send `Accept: application/json` on every request:
+    `?format=csv` from them was a 406 "Could not satisfy the request Accept header."."""
+    response = admin_api.get(URL, {"format": "csv"}, HTTP_ACCEPT=accept)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response.content.decode().startswith("itemId,itemName,itemRevenue,numberOfBookings")
+    as_json = admin_api.get(URL, {"format": "json"}, HTTP_ACCEPT="text/csv")
+    assert as_json.status_code == 200 and as_json.json() == {"totalRevenue": 0, "reportDetails": []}
+
+
 @pytest.mark.parametrize("params, field", [
     ({"startDate": "2030-13-01"}, "startDate"),
     ({"startDate": "01/03/2030"}, "startDate"),

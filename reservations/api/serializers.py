@@ -1,11 +1,14 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
-from bookings_project.validation import StrictCharField
+from bookings_project.validation import ChoiceField, StrictCharField
 
 from ..models import BookingStatus
 
 
+# Named without "Request": the schema adds that suffix to request bodies ("BookingRequestRequest" otherwise).
+@extend_schema_serializer(component_name="Booking")
 class BookingRequestSerializer(serializers.Serializer):
     priceTier = StrictCharField(source="tier_name", max_length=100, required=False, allow_null=True,
                                 help_text="Optional: a tier by name; omitted = the current tier")
@@ -18,12 +21,12 @@ class BookingResponseSerializer(serializers.Serializer):
     itemId = serializers.IntegerField(source="item_id")
     itemName = StrictCharField(source="item.name")
     bookingDate = LocalDateTimeField(source="booking_date", seconds=True)
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = ChoiceField(choices=BookingStatus.choices)
     pricePaid = serializers.DecimalField(source="price_paid", max_digits=10, decimal_places=2)
 
 
 class BookingStatusUpdateSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = ChoiceField(choices=BookingStatus.choices)
 
 
 class ConflictQuerySerializer(serializers.Serializer):

@@ -68,7 +68,12 @@ class ItemBookingsView(APIView):
     def get_permissions(self):
         return [CanBook()] if self.request.method == "POST" else [IsOrganizerOrAdmin()]
 
-    @extend_schema(tags=["bookings"], request=BookingRequestSerializer, parameters=[IDEMPOTENCY_KEY, REPLAYED],
+    @extend_schema(summary="Book an item (USER, EVENT_ORGANIZER, ADMIN)",
+                   description="Books one seat for the caller. Without `priceTier` the first listed tier with a free "
+                               "seat is taken, at its price. Refusals: not visible 404; started, full (\"Capacity "
+                               "exceeded\") or tier sold out 400; overlapping one of the caller's CONFIRMED bookings "
+                               "409. Send an `Idempotency-Key` to make retries safe.",
+                   tags=["bookings"], request=BookingRequestSerializer, parameters=[IDEMPOTENCY_KEY, REPLAYED],
                    responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409, e503=(
                        "The item is busy or the database unavailable: nothing was saved, retry after "
                        "Retry-After. Or the connection was lost while saving: the message says the booking "
@@ -83,7 +88,10 @@ class ItemBookingsView(APIView):
         headers = {} if created else {"Idempotent-Replayed": "true"}
         return Response(booking_json(booking), status=status.HTTP_201_CREATED, headers=headers)
 
-    @extend_schema(tags=["bookings"], parameters=ARRAY_PAGING,
+    @extend_schema(summary="Bookings of an item (its organizer, ADMIN)",
+                   description="Oldest first (the order seats were taken). A plain array; `page`/`pageSize` opt in to "
+                               "paging.",
+                   tags=["bookings"], parameters=ARRAY_PAGING,
                    responses={200: BookingResponseSerializer(many=True), **error_responses(400, 401, 403, 404)})
     def get(self, request, item_id):
         return array_response(request, selectors.booking_list_for_item(actor=request.user, item_id=item_id),
@@ -93,7 +101,9 @@ class ItemBookingsView(APIView):
 class MyBookingsView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(tags=["bookings"], parameters=ARRAY_PAGING,
+    @extend_schema(summary="The caller's bookings",
+                   description="Newest first, any status. A plain array; `page`/`pageSize` opt in to paging.",
+                   tags=["bookings"], parameters=ARRAY_PAGING,
                    responses={200: BookingResponseSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):
         return array_response(request, selectors.booking_list_for_user(user=request.user), bookings_json)
@@ -102,7 +112,10 @@ class MyBookingsView(APIView):
 class BookingCancelView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(tags=["bookings"], request=None,
+    @extend_schema(summary="Cancel a booking (its owner, ADMIN)",
+                   description="Frees the seat and emails the booker. The owner may cancel until the item starts "
+                               "(then 409); the item's organizer gets 403 (use the status route); anyone else 404.",
+                   tags=["bookings"], request=None,
                    responses={200: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def put(self, request, booking_id):
         no_body_expected(request)
@@ -113,7 +126,10 @@ class BookingCancelView(APIView):
 class BookingStatusView(APIView):
     permission_classes = (IsOrganizerOrAdmin,)
 
-    @extend_schema(tags=["bookings"], request=BookingStatusUpdateSerializer,
+    @extend_schema(summary="Change a booking's status (the item's organizer, ADMIN)",
+                   description="Allowed moves: PENDING → CONFIRMED or CANCELLED; CONFIRMED → COMPLETED (once the item "
+                               "has started) or CANCELLED. Any other move is a 409.",
+                   tags=["bookings"], request=BookingStatusUpdateSerializer,
                    responses={200: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409)})
     def put(self, request, booking_id):
         data = valid_data(BookingStatusUpdateSerializer, request.data)
@@ -124,7 +140,10 @@ class BookingStatusView(APIView):
 class MyConflictsView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(tags=["availability"], parameters=[ConflictQuerySerializer],
+    @extend_schema(summary="Check the caller's time conflicts",
+                   description="The caller's CONFIRMED bookings overlapping [startTime, endTime) (half-open: "
+                               "back-to-back is no conflict).",
+                   tags=["availability"], parameters=[ConflictQuerySerializer],
                    responses={200: ConflictCheckResponseSerializer, **error_responses(400, 401)})
     def get(self, request):
         window = valid_data(ConflictQuerySerializer, request.query_params)
