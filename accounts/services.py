@@ -12,7 +12,7 @@ from bookings_project.ratelimit import rate_limit_hit
 from catalog.cache import catalog_changed
 from ops.models import Severity
 from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync, outbox_enqueue_user_registered
-from ops.services import log_event
+from ops.services import system_log_create
 
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
@@ -88,7 +88,7 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
             outbox_enqueue_user_registered(user=user)
     except IntegrityError as exc:  # a concurrent registration won the race
         raise DuplicateUser() from exc
-    log_event(event_type="USER", severity=Severity.INFO, message="User registered",
+    system_log_create(event_type="USER", severity=Severity.INFO, message="User registered",
               user_id=user.pk, request=request, additional_data={"roles": user.roles})
     return user
 
@@ -133,7 +133,7 @@ def auth_check(*, identifier: str, password: str) -> tuple[User | None, str | No
 def auth_login_failed(*, user: User | None, reason: str, request=None, via: str | None = None) -> None:
     """The system log entry of a failed login (the seed's fields; `via` names a login other than
     the API's, e.g. "admin")."""
-    log_event(
+    system_log_create(
         event_type="AUTH",
         severity=Severity.ERROR,
         message="Failed login attempt",
@@ -198,7 +198,7 @@ def user_update(
                                    request=request)
     except WrongCurrentPassword:
         # Logged after the transaction rolled back, like a failed login.
-        log_event(event_type="AUTH", severity=Severity.ERROR, message="Failed password check", user_id=user.pk,
+        system_log_create(event_type="AUTH", severity=Severity.ERROR, message="Failed password check", user_id=user.pk,
                   request=request, reported_by=actor, additional_data={"reason": "Invalid current password"})
         raise
 
@@ -245,11 +245,11 @@ def _user_update_locked(*, actor, user, username, email, names, roles, password,
         if "username" in changed:
             _announce_username_change(user)
     if "roles" in changed:
-        log_event(event_type="USER", severity=Severity.WARNING, message="User roles changed",
+        system_log_create(event_type="USER", severity=Severity.WARNING, message="User roles changed",
                   user_id=user.pk, request=request, reported_by=actor,
                   additional_data={"from": old_roles, "to": user.roles, "by": actor.pk})
     if "password" in changed:
-        log_event(event_type="AUTH", severity=Severity.INFO, message="Password changed",
+        system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password changed",
                   user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
     return user
 
@@ -331,7 +331,7 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
 
         cancelled = booking_cancel_future_for_user(user=user)
         # (in the transaction: the audit entry commits with the deactivation, or neither does)
-        log_event(event_type="USER", severity=Severity.WARNING, message="User deleted",
+        system_log_create(event_type="USER", severity=Severity.WARNING, message="User deleted",
                   user_id=user.pk, request=request, reported_by=actor,
                   additional_data={"by": actor.pk, "cancelledBookings": cancelled})
     return user
@@ -355,5 +355,5 @@ def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User,
     if problems:
         raise ValidationFailed("The admin account from DJANGO_SUPERUSER_* is not valid", fields=problems)
     user = User.objects.create_superuser(username=username, email=email, password=password)
-    log_event(event_type="USER", severity=Severity.INFO, message="Superuser created", user_id=user.pk)
+    system_log_create(event_type="USER", severity=Severity.INFO, message="Superuser created", user_id=user.pk)
     return user, True

@@ -18,7 +18,7 @@ from bookings_project.datetimes import as_utc
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.models import Severity
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
-from ops.services import log_event
+from ops.services import system_log_create
 from reservations.services import booking_cancel_for_item, booking_times_follow_item
 
 from .cache import catalog_changed
@@ -227,7 +227,7 @@ def item_delete(*, actor, item_id, request=None) -> BookableItem:
         if item.start_time > item.deleted_at:
             cancelled = booking_cancel_for_item(item=item)
         _announce_item_change(item)
-        log_event(event_type="ITEM", severity=Severity.WARNING, message="Item deleted", user_id=item.organizer_id,
+        system_log_create(event_type="ITEM", severity=Severity.WARNING, message="Item deleted", user_id=item.organizer_id,
                   request=request, reported_by=actor,
                   additional_data={"itemId": item.pk, "name": item.name, "by": actor.pk, "cancelledBookings": cancelled})
     return item

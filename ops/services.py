@@ -19,7 +19,7 @@ _LEVELS = {
 }
 
 
-def log_event(
+def system_log_create(
     *,
     event_type: str,
     severity: str,

@@ -47,7 +47,7 @@ class LogViewSet(viewsets.ViewSet):
     @rate_limit(group="logs", rate_setting="RATE_LIMIT_LOGS", per="user")
     def create(self, request):
         data = valid_data(LogCreateSerializer, request.data)
-        entry = services.log_event(
+        entry = services.system_log_create(
             event_type=data["eventType"], severity=data["severity"], message=data["message"],
             user_id=data.get("userId") or None, ip_address=data.get("ipAddress"),
             additional_data=data.get("additionalData"), reported_by=request.user,

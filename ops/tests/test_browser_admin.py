@@ -21,7 +21,7 @@ from ops.dispatch import outbox_dispatch_until_empty
 from ops.jobs import job_create_notification
 from ops.models import Job, JobStatus, OutboxEvent, OutboxStatus, Severity
 from ops.outbox import EventType, outbox_enqueue
-from ops.services import log_event
+from ops.services import system_log_create
 from reservations.models import Booking, BookingStatus
 from reservations.services import booking_create
 
@@ -96,10 +96,10 @@ def screenshot(page, name):
 
 @pytest.mark.parametrize("role", ["ADMIN", "IT_OPERATOR"])
 def test_list_filter_and_search_system_logs(page, live_server, expect, admin_user, operator, role):
-    log_event(event_type="AUTH", severity=Severity.ERROR, message="Failed login attempt", user_id="42",
+    system_log_create(event_type="AUTH", severity=Severity.ERROR, message="Failed login attempt", user_id="42",
               ip_address="10.9.8.7", additional_data={"reason": "Invalid password"})
-    log_event(event_type="PAYMENT", severity=Severity.INFO, message="Invoice exported", user_id="7")
-    log_event(event_type="AUTH", severity=Severity.ERROR, message="Failed login attempt", user_id="43",
+    system_log_create(event_type="PAYMENT", severity=Severity.INFO, message="Invoice exported", user_id="7")
+    system_log_create(event_type="AUTH", severity=Severity.ERROR, message="Failed login attempt", user_id="43",
               ip_address="10.1.1.1")
     sign_in(page, live_server, admin_user if role == "ADMIN" else operator, expect)
 

@@ -4,14 +4,14 @@ import pytest
 
 from bookings_project.tests.helpers import list_cost
 from ops.jobs import job_create_notification, job_create_reconciliation
-from ops.services import log_event
+from ops.services import system_log_create
 
 PATHS = ("/logs?pageSize=100", "/jobs?pageSize=100", "/reconciliation/jobs?pageSize=100", "/api/v1/user")
 
 
 def _rows_for(user, n: int) -> None:
     for i in range(n):
-        log_event(event_type="AUTH", severity="info", message="m", user_id=user.pk, reported_by=user)
+        system_log_create(event_type="AUTH", severity="info", message="m", user_id=user.pk, reported_by=user)
         job_create_notification(recipient_email=f"r{user.pk}-{i}@example.com", subject="s", message="m", actor=user)
         job_create_reconciliation(entity_type="item", entity_id=i + 1, actor=user)
 
