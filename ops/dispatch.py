@@ -95,20 +95,25 @@ def _release_unrecorded(events: list[OutboxEvent]) -> int:
     return released
 
 
-def outbox_dispatch_run(*, max_seconds: float, batch_size: int | None = None) -> dict:
+def outbox_dispatch_run(*, max_seconds: float, batch_size: int | None = None, nudge: bool = True) -> dict:
     """What a dispatcher does (the Celery task, `manage.py dispatch_outbox`): let the next
     commit nudge again, bring back events that died only of the mail server's outage (once it
-    answers), then deliver until nothing is due or `max_seconds` pass (0: one batch)."""
+    answers), then deliver until nothing is due or `max_seconds` pass (0: one batch). `nudge`:
+    see outbox_dispatch_until_empty."""
     outbox_nudge_taken()  # before claiming: events committed from now on nudge again
     revived = outbox_revive_after_outage()
-    return {**outbox_dispatch_until_empty(max_seconds=max_seconds, batch_size=batch_size), "revived": revived}
+    totals = outbox_dispatch_until_empty(max_seconds=max_seconds, batch_size=batch_size, nudge=nudge)
+    return {**totals, "revived": revived}
 
 
-def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | None = None) -> dict:
+def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | None = None,
+                                nudge: bool = True) -> dict:
     """Dispatch batches (at least one) until nothing is due or the time budget is used up. A
-    full batch means a backlog: it nudges once more, so an idle worker joins in and a dispatcher
-    that runs out of time leaves the rest to the next one (with Redis the nudge is skipped while
-    one is still queued, so a backlog never floods the broker)."""
+    full batch means a backlog: it nudges once more (`nudge`), so an idle worker joins in and a
+    dispatcher that runs out of time leaves the rest to the next one (with Redis the nudge is
+    skipped while one is still queued, so a backlog never floods the broker). An operator's
+    `dispatch_outbox` does not nudge: it keeps going itself, and with no worker running (why one
+    dispatches by hand) the messages would only pile up in the broker."""
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     totals = {"claimed": 0, "sent": 0, "retry": 0, "deferred": 0, "dead": 0, "batches": 0}
     deadline = timezone.now() + timedelta(seconds=max_seconds)
@@ -116,7 +121,7 @@ def outbox_dispatch_until_empty(*, max_seconds: float = 60.0, batch_size: int | 
         stats = outbox_dispatch_batch(batch_size=batch_size)
         if not stats["claimed"]:
             break
-        if stats["claimed"] == batch_size and not _eager():
+        if nudge and stats["claimed"] == batch_size and not _eager():
             outbox_nudge()
         totals["batches"] += 1
         for key in ("claimed", "sent", "retry", "deferred", "dead"):

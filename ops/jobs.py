@@ -180,6 +180,8 @@ def _run_claimed(job_id, *, deadline: float | None = None,
         result = _perform(job, deadline)
     except Exception as exc:  # recorded on the job; the caller decides whether to retry
         job = recorded(partial(job_finish, job, error=exc), "recording its failure")
+        if job.status != JobStatus.FAILED:  # taken over meanwhile: the newer run's outcome stands
+            return job, None
         # (only an email job's failure can be the mail server's: a reconciliation's timeout is not)
         failure = JobFailed(job.error_message, transient=delivery_failure_is_transient(exc),
                             mail_server_failing=job.type == JobType.NOTIFICATION and mail_server_failing(exc))

@@ -168,7 +168,8 @@ class Loop:
         monkeypatch.setattr(dispatch_outbox, "sleep", self.sleep)
         monkeypatch.setattr(dispatch_outbox.connections, "close_all", self.close_all)
 
-    def dispatch(self, *, max_seconds, batch_size):
+    def dispatch(self, *, max_seconds, batch_size, nudge):
+        assert nudge is False  # the command is the dispatcher: no Celery messages
         self.batches += 1
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):

@@ -237,6 +237,27 @@ def test_a_run_taken_over_as_stale_cannot_overwrite_the_newer_run(dead_worker_jo
     assert OutboxEvent.objects.filter(event_type=JOB_RUN).count() == 1  # the slow run queued no slice
 
 
+def test_a_run_that_fails_after_being_taken_over_is_no_failed_attempt(monkeypatch):
+    """A slow run's email fails after a newer run took the job over and completed it: its
+    failure is dropped with its write, and it must not raise JobFailed either (the outbox would
+    count an attempt against a completed job, with an empty error)."""
+    from ops import jobs
+
+    queued = job_create_notification(recipient_email="customer@example.com", subject="Hi", message="Hello")
+
+    def taken_over_then_failing(job, deadline):
+        age(job, job_event(job), settings.JOB_STALE_AFTER_SECONDS + 1)
+        assert job_claim(job.pk)  # a newer run takes over …
+        jobs.job_finish(Job.objects.get(pk=job.pk), result={})  # … and completes the job
+        raise ConnectionResetError("the slow run's server went away")
+
+    monkeypatch.setattr(jobs, "_perform", taken_over_then_failing)
+
+    job = jobs.job_run(job_id=queued.pk)  # does not raise
+
+    assert (job.status, job.error_message, job.attempts) == (JobStatus.COMPLETED, "", 2)
+
+
 @pytest.mark.django_db(databases=["default", "documents"])
 def test_a_shell_run_that_fails_is_not_rerun_by_a_worker(drifted_items, monkeypatch):
     from django.core.management import call_command

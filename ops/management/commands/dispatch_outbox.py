@@ -29,7 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, loop=False, batch_size=None, interval=2.0, **options):
         if not loop:
             with database_errors_as_command_error():
-                self._report(outbox_dispatch_run(max_seconds=0, batch_size=batch_size))
+                self._report(outbox_dispatch_run(max_seconds=0, batch_size=batch_size, nudge=False))
             return
         try:
             self._loop(batch_size=batch_size, interval=interval)
@@ -40,7 +40,8 @@ class Command(BaseCommand):
         delay = 0
         while True:
             try:
-                stats = outbox_dispatch_run(max_seconds=settings.OUTBOX_DISPATCH_SECONDS, batch_size=batch_size)
+                stats = outbox_dispatch_run(max_seconds=settings.OUTBOX_DISPATCH_SECONDS, batch_size=batch_size,
+                                            nudge=False)
             except DATABASE_UNAVAILABLE as exc:
                 delay = min(delay * 2 or 1, DB_RETRY_MAX_SECONDS)
                 self.stderr.write(f"Database unavailable: {error_line(exc)}; retrying in {delay} s")
