@@ -13,6 +13,7 @@ from catalog.cache import catalog_changed
 from ops.models import Severity
 from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync, outbox_enqueue_user_registered
 from ops.services import system_log_create
+from reservations.services import booking_cancel_future_for_user
 
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
@@ -203,12 +204,6 @@ def user_update(
         raise
 
 
-def user_lock(*, user_id) -> None:
-    """Lock one user's row for the rest of the transaction (the project's lock order starts
-    with the user: user → item → booking → tier), whatever state the row is in."""
-    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk"))
-
-
 def _lock_actor_and_user(*, actor: User, user: User) -> tuple[User, User]:
     """Lock the actor's and the target's rows together, in primary-key order (user rows come
     first in the project's lock order), and return both as they are now. Two ADMINs acting on
@@ -327,7 +322,6 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
         # A new password fingerprint kills every token already issued, even if reactivated.
         user.set_unusable_password()
         user.save(update_fields=["is_active", "password"])
-        from reservations.services import booking_cancel_future_for_user  # reservations builds on accounts
 
         cancelled = booking_cancel_future_for_user(user=user)
         # (in the transaction: the audit entry commits with the deactivation, or neither does)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import user_lock
+from accounts.locking import user_lock
 from bookings_project.datetimes import as_utc
 from bookings_project.errors import Forbidden, ValidationFailed
 from ops.models import Severity

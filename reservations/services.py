@@ -19,7 +19,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.services import user_lock
+from accounts.locking import user_lock
 from bookings_project.db import constraint_name, db_value, insert_many, sqlstate
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
@@ -79,7 +79,7 @@ def _raise_overlap_as_conflict(exc: IntegrityError) -> None:
 
 
 def _lock_user(user) -> None:
-    """accounts.services.user_lock plus the account's is_active, read under that lock: one
+    """accounts.locking.user_lock plus the account's is_active, read under that lock: one
     user's parallel bookings run one after the other; a deactivated user cannot book. Raw SQL
     (_LOCK_USER_SQL) because this is the measured hot booking path."""
     with connection.cursor() as cursor:
