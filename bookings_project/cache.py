@@ -78,17 +78,18 @@ class _RestingRedis:
 
 
 class OutageLog:
-    """Warns once when Redis fails for a user of it, and once when it answers again: not on
-    every call of an outage (every request would log it)."""
+    """Warns once when a dependency (Redis, a readiness check) fails, with `traceback` its
+    traceback too, and once when it answers again: not on every call of an outage (every
+    request would log it)."""
 
-    def __init__(self, log: logging.Logger, failing: str, answering: str):
-        self._log, self._failing, self._answering = log, failing, answering
+    def __init__(self, log: logging.Logger, failing: str, answering: str, *, traceback: bool = False):
+        self._log, self._failing, self._answering, self._traceback = log, failing, answering, traceback
         self._down = threading.Event()
 
     def failed(self, exc: BaseException) -> None:
         if not self._down.is_set():
             self._down.set()
-            self._log.warning(self._failing, exc)
+            self._log.warning(self._failing, exc, exc_info=exc if self._traceback else None)
 
     def answered(self) -> None:
         if self._down.is_set():

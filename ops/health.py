@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from bookings_project.cache import OutageLog
 from bookings_project.db import database_ping
 from bookings_project.errors import json_error_response
 
@@ -64,6 +65,11 @@ def _outbox_delivery() -> str:
     return f"behind: an event has been due for {int((now - oldest).total_seconds())} s (is a worker running, and beat?)"
 
 
+_READINESS_OUTAGES = {name: OutageLog(logger, f"readiness check {name!r} failed: %s",
+                                      f"readiness check {name!r} passes again", traceback=True)
+                      for name in ("database", "documents", "broker")}
+
+
 @probe
 def readyz(request):
     checks = {"database": lambda: database_ping("default"),
@@ -73,12 +79,15 @@ def readyz(request):
     for name, check in checks.items():
         try:
             check()
-            results[name] = "ok"
         except Exception as exc:  # any failure means "not ready"; say which and why
-            # (the body names only the error's class: the server's details go to the log)
-            logger.warning("readiness check %r failed", name, exc_info=True)
+            # (the body names only the error's class: the server's details go to the log, once
+            # per outage — a load balancer asks every few seconds)
+            _READINESS_OUTAGES[name].failed(exc)
             results[name] = f"unavailable: {exc.__class__.__name__}"
             failed.append(name)
+        else:
+            _READINESS_OUTAGES[name].answered()
+            results[name] = "ok"
     if "database" not in failed:
         results["outbox"] = _outbox_delivery()
     body = {"status": "ok" if not failed else "unavailable", "checks": results}

@@ -44,7 +44,8 @@ def test_readyz_tells_when_outbox_events_wait_with_no_dispatcher_taking_them(api
 
 @pytest.fixture
 def broken_database(monkeypatch):
-    """broken_database("documents"): that alias's check raises like an unreachable server."""
+    """broken_database("documents"): that alias's check raises like an unreachable server;
+    it returns a function that brings it back."""
     real = health.database_ping
 
     def install(dead_alias):
@@ -54,6 +55,7 @@ def broken_database(monkeypatch):
             real(alias)
 
         monkeypatch.setattr(health, "database_ping", check)
+        return lambda: monkeypatch.setattr(health, "database_ping", real)
 
     return install
 
@@ -71,14 +73,23 @@ def test_readyz_is_503_naming_the_unreachable_database(api_client, broken_databa
     assert "connection refused" not in response.content.decode()  # no server details leak
 
 
-def test_readyz_logs_the_failed_check_with_its_error(api_client, broken_database, caplog):
-    """The body names only the error's class; the log says which check failed, and why."""
-    broken_database("documents")
+def test_readyz_logs_the_failed_check_with_its_error_once_per_outage(api_client, broken_database, caplog):
+    """The body names only the error's class; the log says which check failed, and why — once
+    per outage, not on each of a load balancer's probes — and when it passes again."""
+    from ops import health
+
+    for outage in health._READINESS_OUTAGES.values():
+        outage.reset()
+    restore = broken_database("documents")
     with caplog.at_level("WARNING", logger="ops.health"):
-        api_client.get("/readyz")
-    [record] = [r for r in caplog.records if r.name == "ops.health"]
-    assert "'documents'" in record.getMessage() and isinstance(record.exc_info[1], OperationalError)
+        for _ in range(3):
+            assert api_client.get("/readyz").status_code == 503
+        restore()
+        assert api_client.get("/readyz").status_code == 200
+    failed, passes = [r for r in caplog.records if r.name == "ops.health"]
+    assert "'documents'" in failed.getMessage() and isinstance(failed.exc_info[1], OperationalError)
     assert "connection refused" in caplog.text
+    assert passes.getMessage() == "readiness check 'documents' passes again"
 
 
 def test_readyz_is_503_when_the_broker_is_down(api_client, monkeypatch):
