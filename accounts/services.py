@@ -90,7 +90,7 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
     except IntegrityError as exc:  # a concurrent registration won the race
         raise DuplicateUser() from exc
     system_log_create(event_type="USER", severity=Severity.INFO, message="User registered",
-              user_id=user.pk, request=request, additional_data={"roles": user.roles})
+                      user_id=user.pk, request=request, additional_data={"roles": user.roles})
     return user
 
 
@@ -200,7 +200,7 @@ def user_update(
     except WrongCurrentPassword:
         # Logged after the transaction rolled back, like a failed login.
         system_log_create(event_type="AUTH", severity=Severity.ERROR, message="Failed password check", user_id=user.pk,
-                  request=request, reported_by=actor, additional_data={"reason": "Invalid current password"})
+                          request=request, reported_by=actor, additional_data={"reason": "Invalid current password"})
         raise
 
 
@@ -239,13 +239,14 @@ def _user_update_locked(*, actor, user, username, email, names, roles, password,
             _operator_group_sync(user)
         if "username" in changed:
             _announce_username_change(user)
-    if "roles" in changed:
-        system_log_create(event_type="USER", severity=Severity.WARNING, message="User roles changed",
-                  user_id=user.pk, request=request, reported_by=actor,
-                  additional_data={"from": old_roles, "to": user.roles, "by": actor.pk})
-    if "password" in changed:
-        system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password changed",
-                  user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
+        # (in the transaction, like every audit entry of a change: both commit, or neither)
+        if "roles" in changed:
+            system_log_create(event_type="USER", severity=Severity.WARNING, message="User roles changed",
+                              user_id=user.pk, request=request, reported_by=actor,
+                              additional_data={"from": old_roles, "to": user.roles, "by": actor.pk})
+        if "password" in changed:
+            system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password changed",
+                              user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
     return user
 
 
@@ -326,8 +327,8 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
         cancelled = booking_cancel_future_for_user(user=user)
         # (in the transaction: the audit entry commits with the deactivation, or neither does)
         system_log_create(event_type="USER", severity=Severity.WARNING, message="User deleted",
-                  user_id=user.pk, request=request, reported_by=actor,
-                  additional_data={"by": actor.pk, "cancelledBookings": cancelled})
+                          user_id=user.pk, request=request, reported_by=actor,
+                          additional_data={"by": actor.pk, "cancelledBookings": cancelled})
     return user
 
 

@@ -59,6 +59,12 @@ class HardenedAdminMixin:
             self.message_user(request, "The selection was not valid; nothing was changed.", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    def get_inline_instances(self, request, obj=None):
+        inlines = super().get_inline_instances(request, obj)
+        for inline in inlines:
+            inline.view_on_site = False  # (their rows would link the unserved shortcut too)
+        return inlines
+
     def get_view_on_site_url(self, obj=None):
         # The site serves no "view on site" shortcut (BookingsAdminSite.get_urls): a model that
         # gains a get_absolute_url must not make its change page reverse it (a 500).
@@ -82,7 +88,7 @@ class BookingsAdminSite(admin.AdminSite):
             # (read by AdminLoginForm, which then refuses before checking any password)
             request.login_retry_after = retry_after
         response = super().login(request, extra_context)
-        if retry_after is not None:  # the login page again, saying when to retry
+        if retry_after is not None and response.status_code == 200:  # the login page again, saying when
             response.status_code = 429
             response["Retry-After"] = str(retry_after)
         return response

@@ -2,11 +2,11 @@
 Dockerfile and docker-compose (`gunicorn -c python:bookings_project.gunicorn …`). Command-line
 flags still win (runstack passes `--workers 1` in embedded mode)."""
 
-import os
+from bookings_project.env import env_int, env_str
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-threads = int(os.environ.get("WEB_THREADS", "8"))
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000)}"
+workers = env_int("WEB_CONCURRENCY", 4)
+threads = env_int("WEB_THREADS", 8)
 # PUT /jobs/{id}/execute answers within JOB_EXECUTE_SECONDS (20): well inside this.
 timeout = 30
 graceful_timeout = 10

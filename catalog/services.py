@@ -198,7 +198,9 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
         _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
         times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
         if item.end_time <= now < merged["end_time"]:  # an ended item comes back
-            # (not locked before only if another update moved it into the past meanwhile)
+            # (not locked before only if another update moved it into the past meanwhile: the
+            # organizer's lock then comes after the item's, against the lock order; a revival
+            # racing it may deadlock, which PostgreSQL breaks and contention_guard answers 503)
             _check_item_limit(item.organizer, lock=not organizer_locked)
         renamed = merged["name"] != item.name
         for field, value in merged.items():
@@ -228,6 +230,6 @@ def item_delete(*, actor, item_id, request=None) -> BookableItem:
             cancelled = booking_cancel_for_item(item=item)
         _announce_item_change(item)
         system_log_create(event_type="ITEM", severity=Severity.WARNING, message="Item deleted", user_id=item.organizer_id,
-                  request=request, reported_by=actor,
-                  additional_data={"itemId": item.pk, "name": item.name, "by": actor.pk, "cancelledBookings": cancelled})
+                          request=request, reported_by=actor,
+                          additional_data={"itemId": item.pk, "name": item.name, "by": actor.pk, "cancelledBookings": cancelled})
     return item

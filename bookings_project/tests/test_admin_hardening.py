@@ -75,3 +75,17 @@ def test_a_model_with_a_public_page_would_get_no_view_on_site_link():
 
     for model_admin in admin.site._registry.values():
         assert model_admin.get_view_on_site_url(WithPage()) is None
+
+
+def test_inlines_link_no_view_on_site_either(admin_client, organizer, monkeypatch):
+    """An inline's rows get the link too (InlineModelAdmin.view_on_site): with a public page on
+    a tier, the item's change page reversed the unserved route (a 500)."""
+    from catalog.models import PriceTier
+    from catalog.tests.factories import make_item
+
+    monkeypatch.setattr(PriceTier, "get_absolute_url", lambda tier: "/somewhere/", raising=False)
+    item = make_item(organizer, capacity=5, tiers=[("A", "1.00", 5)])
+
+    response = admin_client.get(f"/admin/catalog/bookableitem/{item.pk}/change/")
+
+    assert response.status_code == 200 and b"/admin/r/" not in response.content

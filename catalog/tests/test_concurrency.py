@@ -107,7 +107,6 @@ def test_capacity_and_tier_cuts_racing_bookings_never_leave_more_booked_than_all
     from reservations.models import Booking
     from reservations.services import booking_create
 
-    outcomes = set()
     for round_ in range(4):
         item = make_item(organizer, name=f"Cut {round_}", capacity=10,
                          tiers=[("Early", "10.00", 4), ("Late", "20.00", 6)])
@@ -121,11 +120,10 @@ def test_capacity_and_tier_cuts_racing_bookings_never_leave_more_booked_than_all
         updated, bookings = results[0], results[1:]
         assert isinstance(updated, (BookableItem, ValidationFailed)), updated
         assert all(isinstance(r, (Booking, CapacityExceeded)) for r in bookings), bookings
-        outcomes.add(type(updated).__name__)
         _counters_match_bookings(item)
         item.refresh_from_db()
         assert item.capacity == (6 if isinstance(updated, BookableItem) else 10)
-    assert outcomes  # (which way each round went is up to the scheduler)
+    # (which way each round went is up to the scheduler)
 
 
 def test_item_delete_racing_bookings_leaves_no_active_booking_and_every_cancelled_one_is_told(make_user, organizer):

@@ -97,10 +97,10 @@ def screenshot(page, name):
 @pytest.mark.parametrize("role", ["ADMIN", "IT_OPERATOR"])
 def test_list_filter_and_search_system_logs(page, live_server, expect, admin_user, operator, role):
     system_log_create(event_type="AUTH", severity=Severity.ERROR, message="Failed login attempt", user_id="42",
-              ip_address="10.9.8.7", additional_data={"reason": "Invalid password"})
+                      ip_address="10.9.8.7", additional_data={"reason": "Invalid password"})
     system_log_create(event_type="PAYMENT", severity=Severity.INFO, message="Invoice exported", user_id="7")
     system_log_create(event_type="AUTH", severity=Severity.ERROR, message="Failed login attempt", user_id="43",
-              ip_address="10.1.1.1")
+                      ip_address="10.1.1.1")
     sign_in(page, live_server, admin_user if role == "ADMIN" else operator, expect)
 
     page.click('a[href="/admin/ops/systemlog/"]')

@@ -341,7 +341,7 @@ class TestNudgeDebounce:
         assert len(published) == 2
 
     @pytest.mark.redis
-    def test_the_flag_expires_if_its_dispatcher_never_starts(self, published):
+    def test_the_flag_is_set_to_expire_in_case_its_dispatcher_never_starts(self, published):
         from bookings_project.cache import shared_key, shared_redis
         from ops import outbox
 

@@ -142,7 +142,7 @@ class TestRefusals:
         assert counters(item)[0] == 0
 
     @pytest.mark.parametrize(("raw", "field"), [
-        (b'{"priceTier": 5}', None), (b'{"priceTier": ["A"]}', "priceTier"), (b"{broken", None),
+        (b'{"priceTier": 5}', "priceTier"), (b'{"priceTier": ["A"]}', "priceTier"), (b"{broken", None),
         (b'{"priceTier": "Nope"}', "priceTier"), (b'"A"', None), (b'{"priceTier": "' + b"x" * 500 + b'"}', "priceTier"),
     ])
     def test_hostile_booking_bodies_are_400(self, client_for, customer, organizer, raw, field):
