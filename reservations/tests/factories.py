@@ -1,10 +1,11 @@
-"""Test data for bookings, made through reservations.services."""
+"""Test data for bookings, made through reservations.services, and the seat counters they move."""
 
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from freezegun import freeze_time
 
+from catalog.models import BookableItem, PriceTier
 from reservations.models import Booking, BookingStatus
 from reservations.services import booking_create, booking_set_status
 
@@ -28,3 +29,8 @@ def once_started(item):
     clock stands still there, and a JWT issued before is long expired: build API clients inside.)"""
     with freeze_time(item.start_time + timedelta(minutes=1)):
         yield
+
+
+def counters(item):
+    item = BookableItem.objects.get(pk=item.pk)
+    return item.sold, [t.sold for t in PriceTier.objects.filter(item=item).order_by("position")]
