@@ -148,6 +148,19 @@ def revoked_client_for(make_user, client_for):
 
 
 @pytest.fixture
+def caller_client(make_user, client_for, revoked_client_for):
+    """caller_client(caller) -> an APIClient for a role-matrix row: None (anonymous), a list of
+    roles (a new user holding them), or one of REVOKED_CALLERS (an ADMIN's token, revoked since)."""
+
+    def build(caller):
+        if isinstance(caller, str) and caller in REVOKED_CALLERS:
+            return revoked_client_for(caller)
+        return client_for(make_user(roles=caller) if caller else None)
+
+    return build
+
+
+@pytest.fixture
 def smtp_server(settings):
     """A running loopback SMTP server; Django's email backend points at it."""
     server = LoopbackSMTP()

@@ -64,15 +64,21 @@ def test_a_create_waits_for_the_organizers_uncommitted_create_and_then_counts_it
     assert _upcoming(organizer) == 2
 
 
+def _one_place_short(make_user, username):
+    """An organizer holding two upcoming items (one short of a limit of 3), and a time after them."""
+    organizer = make_user(roles=["EVENT_ORGANIZER"], username=username)
+    start = timezone.now() + timedelta(days=30)
+    for n in range(2):
+        make_item(organizer, name=f"Held {n}", start=start + timedelta(days=n))
+    return organizer, start
+
+
 def test_parallel_creates_at_the_last_place_make_exactly_one_item(make_user, settings):
     """The organizer holds MAX_UPCOMING_ITEMS_PER_ORGANIZER - 1 items; eight creates at once:
     exactly one gets the last place, the others are 409 ItemLimitReached."""
     settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER = 3
     for round_ in range(3):
-        organizer = make_user(roles=["EVENT_ORGANIZER"], username=f"racer{round_}")
-        start = timezone.now() + timedelta(days=30)
-        for n in range(2):
-            make_item(organizer, name=f"Held {n}", start=start + timedelta(days=n))
+        organizer, start = _one_place_short(make_user, f"racer{round_}")
 
         results = race([lambda n=n: make_item(organizer, name=f"Racer {n}", start=start + timedelta(days=10 + n))
                         for n in range(8)])
@@ -166,10 +172,7 @@ def test_ended_items_moved_back_into_the_future_at_once_never_pass_the_organizer
     from catalog.services import item_update
 
     for round_ in range(4):
-        organizer = make_user(roles=["EVENT_ORGANIZER"], username=f"reviver{round_}")
-        start = timezone.now() + timedelta(days=30)
-        for n in range(2):
-            make_item(organizer, name=f"Held {n}", start=start + timedelta(days=n))
+        organizer, start = _one_place_short(make_user, f"reviver{round_}")
         ended = [make_item(organizer, name=f"Ended {n}", start=timezone.now() - timedelta(days=10 + n))
                  for n in range(2)]
 
