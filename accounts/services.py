@@ -87,10 +87,10 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
         with transaction.atomic():
             user.save()
             outbox_enqueue_user_registered(user=user)
+            system_log_create(event_type="USER", severity=Severity.INFO, message="User registered",
+                              user_id=user.pk, request=request, additional_data={"roles": user.roles})
     except IntegrityError as exc:  # a concurrent registration won the race
         raise DuplicateUser() from exc
-    system_log_create(event_type="USER", severity=Severity.INFO, message="User registered",
-                      user_id=user.pk, request=request, additional_data={"roles": user.roles})
     return user
 
 
