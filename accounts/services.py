@@ -323,7 +323,6 @@ def user_deactivate(*, actor: User, user: User, request=None) -> User:
         # A new password fingerprint kills every token already issued, even if reactivated.
         user.set_unusable_password()
         user.save(update_fields=["is_active", "password"])
-
         cancelled = booking_cancel_future_for_user(user=user)
         # (in the transaction: the audit entry commits with the deactivation, or neither does)
         system_log_create(event_type="USER", severity=Severity.WARNING, message="User deleted",

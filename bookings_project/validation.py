@@ -72,7 +72,6 @@ class StrictRegexField(_StringOnly, serializers.RegexField):
     pass
 
 
-
 class ChoiceField(serializers.ChoiceField):
     """DRF's ChoiceField, whose refusal names the values it takes (`"ERROR" is not a valid
     choice; use one of: debug, info, …`): the client learns the fix, not only the fault."""

@@ -184,9 +184,9 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
     if unknown:
         raise TypeError(f"item_update() got unexpected fields {sorted(unknown)}")
     changes.update({f: as_utc(changes[f]) for f in ("start_time", "end_time") if changes.get(f) is not None})
-    now = timezone.now()
     with contention_guard(), transaction.atomic():
-        organizer_locked = _lock_organizer_if_reviving(item_id=item_id, end_time=changes.get("end_time"), now=now)
+        organizer_locked = _lock_organizer_if_reviving(item_id=item_id, end_time=changes.get("end_time"),
+                                                       now=timezone.now())
         item = _lock_item_for_change(actor=actor, item_id=item_id)
         current = list(item.tiers.order_by("position"))
         wanted = None if price_tiers is None else _tier_specs(price_tiers)
@@ -197,7 +197,7 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
                       capacity=merged["capacity"], tiers=effective)
         _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
         times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
-        if item.end_time <= now < merged["end_time"]:  # an ended item comes back
+        if item.end_time <= timezone.now() < merged["end_time"]:  # an ended item comes back (now: after the locks)
             # (not locked before only if another update moved it into the past meanwhile: the
             # organizer's lock then comes after the item's, against the lock order; a revival
             # racing it may deadlock, which PostgreSQL breaks and contention_guard answers 503)

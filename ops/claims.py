@@ -73,7 +73,7 @@ def record_failure(event: OutboxEvent, error: str, *, transient: bool = False, d
     dead = dead or retry_count >= settings.OUTBOX_MAX_RETRIES
     status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
     if record_outcome(event, status=status, retry_count=retry_count, error_message=error[:2000],
-               next_attempt_at=timezone.now() + backoff(retry_count), transient_failure=transient):
+                      next_attempt_at=timezone.now() + backoff(retry_count), transient_failure=transient):
         log = logger.error if dead else logger.warning
         log("outbox event %s (%s) failed, attempt %s/%s: %s", event.pk, event.event_type, retry_count,
             settings.OUTBOX_MAX_RETRIES, error)

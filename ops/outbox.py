@@ -3,6 +3,7 @@ nudge that wakes a dispatcher after commit, and the admin's retry of DEAD events
 
 import logging
 from collections.abc import Callable
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -100,7 +101,7 @@ def outbox_nudge_taken() -> None:
 RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)
 
 
-def outbox_retry(*, event_ids, on_revived: Callable[[list[int]], None] | None = None) -> list[int]:
+def outbox_retry(*, event_ids, on_revived: Callable[[list[UUID]], None] | None = None) -> list[UUID]:
     """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
     dispatcher that died), a fresh set of attempts, now; returns the ids revived. SENT events,
     and events a dispatcher is delivering at this moment, are left alone: reviving one of those

@@ -247,9 +247,8 @@ def _lock_booking(*, booking_id, head: dict, rule: _TargetRule) -> Booking:
 def _transition(*, booking_id, target: str, check=None, only_active: bool = False) -> Booking | None:
     """Move one booking to `target` under the user (when confirming) → item → booking locks;
     frees its seats when it stops being active. `check(booking)` runs on the locked row
-    (permissions). `only_active`:
-    a booking that stopped being active meanwhile (cancelled or completed by someone else) is
-    left as it is and None returned, instead of a 409."""
+    (permissions). `only_active`: a booking that stopped being active meanwhile (cancelled or
+    completed by someone else) is left as it is and None returned, instead of a 409."""
     head = Booking.objects.filter(pk=booking_id).values("item_id", "user_id").first()
     if head is None:
         raise BookingNotFound()
