@@ -40,7 +40,15 @@ def error_responses(*codes: int, **described: str) -> dict[int, OpenApiResponse]
 class AutoSchema(SpectacularAutoSchema):
     """Adds the statuses that cross-cutting layers return on every operation they cover, so no
     view has to repeat them: 401 wherever a bearer token is read (a bad one is refused even where
-    no token is needed), 413 and 415 wherever a request body is parsed."""
+    no token is needed), 413 and 415 wherever a request body is parsed. Request bodies are closed
+    objects (`additionalProperties: false`): a field the endpoint does not take is a 400
+    (bookings_project.validation.valid_data)."""
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
 
     # (drf-spectacular's own hook for every operation's responses; the version is pinned in
     # requirements.txt, and bookings_project/tests/test_schema.py probes what it produces.)

@@ -1,6 +1,7 @@
 """Request input validation shared by every view."""
 
 import re
+from collections.abc import Mapping
 
 from django.http import QueryDict
 from rest_framework import serializers
@@ -14,8 +15,12 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
     (DRF's form-style default), so a malformed value is never silently replaced by a default."""
     serializer = serializer_class(data=data, **kwargs)
     if not isinstance(data, QueryDict):
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        unknown = dict(_unknown_fields(serializer, data))
+        if serializer.is_valid() and not unknown:
+            return serializer.validated_data
+        fields = {**flatten_fields(serializer.errors), **unknown}
+        non_field = fields.pop("nonFieldErrors", None)
+        raise ValidationFailed(non_field[0] if non_field else None, fields=fields or None)
     problems = {name: [problem] for name, field in serializer.fields.items()
                 if name in data and (problem := _query_value_problem(field, data.getlist(name)))}
     if serializer.is_valid() and not problems:
@@ -26,6 +31,28 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
     fields = {**flatten_fields(serializer.errors), **problems}
     non_field = fields.pop("nonFieldErrors", None)
     raise ValidationFailed(non_field[0] if non_field else "Invalid query parameters", fields=fields or None)
+
+
+def _unknown_fields(serializer, data, path=""):
+    """(dotted name, [problem]) for each body field the serializer does not take, at any depth of
+    its nested objects (a free-form JSON value, like a notification's `data`, is not looked
+    into). A misspelt field is refused rather than ignored: `"private": true` for `isPrivate`
+    would otherwise publish the item, `"tier"` for `priceTier` book the default tier."""
+    if isinstance(serializer, serializers.ListSerializer):
+        if isinstance(data, list):
+            for index, element in enumerate(data):
+                yield from _unknown_fields(serializer.child, element, f"{path}{index}.")
+        return
+    if not isinstance(serializer, serializers.Serializer) or not isinstance(data, Mapping):
+        return
+    fields = serializer.fields
+    for name, value in data.items():
+        field = fields.get(name)
+        if field is None or field.read_only:
+            writable = ", ".join(n for n, f in fields.items() if not f.read_only)
+            yield f"{path}{name}", [f"Unknown field; this object takes: {writable}"]
+        else:
+            yield from _unknown_fields(field, value, f"{path}{name}.")
 
 
 _WHOLE_NUMBER = re.compile(r"-?\d+")

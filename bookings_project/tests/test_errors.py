@@ -405,3 +405,45 @@ def test_a_malformed_core_api_time_is_told_what_one_looks_like(make_user, client
     client = client_for(make_user(roles=["IT_OPERATOR"]))
     message = assert_error(client.get("/logs?from=yesterday"), 400, fields=["from"])["fields"]["from"][0]
     assert "2024-08-12T10:15:30Z" in message and "without an offset: UTC" in message
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    # A misspelling that, ignored, would publish a private item or book the default tier.
+    ("post", "/api/v1/items", {"name": "Board meeting", "startTime": "2031-01-01T10:00:00",
+                               "endTime": "2031-01-01T11:00:00", "capacity": 5, "private": True}, "private"),
+    ("post", "/api/v1/bookings/items/{item}", {"tier": "VIP"}, "tier"),
+    ("put", "/api/v1/user/{me}", {"userName": "renamed"}, "userName"),
+    ("post", "/jobs", {"type": "NOTIFICATION", "notification": {
+        "recipientEmail": "a@example.com", "subject": "s", "message": "m", "cc": "b@example.com"}},
+     "notification.cc"),
+    ("post", "/auth/login", {"email": "a@example.com", "password": "x", "remember": True}, "remember"),
+])
+def test_a_body_field_the_endpoint_does_not_take_is_400_naming_it(make_user, client_for, method, path, body,
+                                                                  field):
+    from catalog.models import BookableItem
+    from catalog.tests.factories import make_item
+
+    me = make_user(roles=["EVENT_ORGANIZER", "ADMIN"])
+    item = make_item(organizer=me)
+    items_before = BookableItem.objects.count()
+    response = getattr(client_for(me), method)(path.format(item=item.pk, me=me.pk), body, format="json")
+    body = assert_error(response, 400)
+    assert list(body["fields"]) == [field] and body["fields"][field][0].startswith("Unknown field; this object takes: ")
+    me.refresh_from_db()
+    assert BookableItem.objects.count() == items_before and me.username != "renamed" and not me.bookings.exists()
+
+
+def test_unknown_fields_are_reported_with_the_other_errors(make_user, client_for):
+    response = client_for(make_user(roles=["EVENT_ORGANIZER"])).post("/api/v1/items", {
+        "name": "", "startTime": "2031-01-01T10:00:00", "endTime": "2031-01-01T11:00:00", "capacity": 0,
+        "colour": "red"}, format="json")
+    assert set(assert_error(response, 400)["fields"]) == {"name", "capacity", "colour"}
+
+
+def test_free_form_objects_take_any_keys(make_user, client_for):
+    caller = make_user(roles=["ADMIN"])
+    logged = client_for(caller).post("/logs", {"eventType": "X", "severity": "info", "message": "m",
+                                               "additionalData": {"anything": 1, "nested": {"x": True}}}, format="json")
+    queued = client_for(caller).post("/notifications", {"type": "GENERIC", "recipient": "a@example.com",
+                                                        "data": {"whatever": "goes", "seats": 2}}, format="json")
+    assert (logged.status_code, queued.status_code) == (201, 202)

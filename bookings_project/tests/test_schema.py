@@ -205,3 +205,14 @@ def test_enum_values_in_responses_are_documented_as_enums(schema):
 @pytest.mark.parametrize("path", ["/api/v1/user", "/auth/register"])
 def test_a_registration_403_is_described_as_the_role_refusal_it_is(schema, path):
     assert "self-registration" in schema["paths"][path]["post"]["responses"]["403"]["description"]
+
+
+def test_request_bodies_are_closed_objects_as_the_api_reads_them(schema):
+    """A field an endpoint does not take is a 400 (valid_data), so the schema says so; a
+    free-form object inside (a log's additionalData) stays open."""
+    bodies = {name: component for name, component in schema["components"]["schemas"].items()
+              if name.endswith("Request")}
+    assert len(bodies) > 15
+    assert {name for name, component in bodies.items() if component.get("additionalProperties") is not False} == set()
+    assert schema["components"]["schemas"]["LogCreateRequest"]["properties"]["additionalData"].get(
+        "additionalProperties") is not False

@@ -97,45 +97,54 @@ def test_options_tells_an_attacker_nothing_about_the_object(world, client_for, m
 
 def test_user_cannot_assign_privileged_properties_to_themselves(make_user, client_for):
     user = make_user()
+    response = client_for(user).put(f"/api/v1/user/{user.pk}", {"roles": ["ADMIN", "IT_OPERATOR"]}, format="json")
+    assert response.status_code == 200 and response.json()["roles"] == ["USER"]  # (contract §3)
     response = client_for(user).put(f"/api/v1/user/{user.pk}", {
-        "roles": ["ADMIN", "IT_OPERATOR"], "is_staff": True, "is_superuser": True, "isActive": False,
-        "id": 999, "password_hash": "x"}, format="json")
-    assert response.status_code == 200 and response.json()["roles"] == ["USER"]
+        "username": "renamed", "is_staff": True, "is_superuser": True, "isActive": False, "id": 999,
+        "password_hash": "x"}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"is_staff", "is_superuser", "isActive", "id", "password_hash"}
     user.refresh_from_db()
-    assert (user.is_staff, user.is_superuser, user.is_active, user.pk) == (False, False, True, user.pk)
+    assert (user.username, user.is_staff, user.is_superuser, user.is_active, user.roles) == (
+        user.username, False, False, True, ["USER"])
+    assert user.username != "renamed"
 
 
-def test_registration_ignores_privilege_fields(api_client):
+def test_registration_refuses_privilege_fields(api_client):
+    from accounts.models import User
+
     response = api_client.post("/api/v1/user", {"username": "sneaky", "email": "sneaky@example.com",
                                                 "password": "S3cure-pass!", "is_superuser": True,
                                                 "is_staff": True}, format="json")
-    assert response.status_code == 201
-    from accounts.models import User
+    assert response.status_code == 400
+    assert response.json()["fields"]["is_superuser"][0].startswith("Unknown field; this object takes: username,")
+    assert set(response.json()["fields"]) == {"is_superuser", "is_staff"}
+    assert not User.objects.filter(username="sneaky").exists()
 
-    user = User.objects.get(username="sneaky")
-    assert not user.is_superuser and not user.is_staff and user.roles == ["USER"]
 
-
-def test_item_create_ignores_organizer_counters_and_computed_fields(make_user, client_for):
+def test_item_create_refuses_organizer_counters_and_computed_fields(make_user, client_for):
+    from catalog.models import BookableItem
     from catalog.tests.factories import item_payload
 
     organizer, other = make_user(roles=["EVENT_ORGANIZER"]), make_user(roles=["EVENT_ORGANIZER"])
+    payload = item_payload()
+    payload["priceTiers"][0]["sold"] = 20
     response = client_for(organizer).post("/api/v1/items", {
-        **item_payload(), "organizerId": other.pk, "organizerUsername": other.username, "sold": 50,
+        **payload, "organizerId": other.pk, "organizerUsername": other.username, "sold": 50,
         "currentPrice": 0, "availableCapacity": 0, "id": 1}, format="json")
-    assert response.status_code == 201
-    body = response.json()
-    assert body["organizerId"] == organizer.pk and body["availableCapacity"] == 50
-    assert body["currentPrice"] == 49.99
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {
+        "organizerId", "organizerUsername", "sold", "currentPrice", "availableCapacity", "id", "priceTiers.0.sold"}
+    assert response.json()["fields"]["priceTiers.0.sold"] == ["Unknown field; this object takes: tier, price, maxCapacity"]
+    assert not BookableItem.objects.exists()
 
 
-def test_booking_ignores_price_status_and_owner_in_body(world, client_for):
+def test_booking_refuses_price_status_and_owner_in_body(world, client_for):
+    before = Booking.objects.count()
     response = client_for(world["cust_b"]).post(f"/api/v1/bookings/items/{world['public'].pk}", {
         "pricePaid": 0, "status": "COMPLETED", "userId": world["cust_a"].pk}, format="json")
-    assert response.status_code == 201
-    booking = Booking.objects.get(pk=response.json()["id"])
-    assert (booking.user_id, booking.status, str(booking.price_paid)) == (
-        world["cust_b"].pk, BookingStatus.CONFIRMED, "10.00")
+    assert response.status_code == 400 and set(response.json()["fields"]) == {"pricePaid", "status", "userId"}
+    assert Booking.objects.count() == before
 
 
 # --- API4: unrestricted resource consumption -------------------------------------------------
