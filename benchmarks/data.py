@@ -96,7 +96,7 @@ def bookings_create(items, users, *, per_item: int, cancelled_every: int = 10) -
             cancelled = (k + 1) % cancelled_every == 0
             tier = seats[active] if not cancelled else tiers[0]
             active += 0 if cancelled else 1
-            rows.append(Booking(user=user, item=item, tier=tier, price_paid=tier.price,
+            rows.append(Booking(user=user, item=item, tier=tier, tier_name=tier.name, price_paid=tier.price,
                                 status=BookingStatus.CANCELLED if cancelled else BookingStatus.CONFIRMED,
                                 start_time=item.start_time, end_time=item.end_time))
         if len(rows) >= CHUNK:

@@ -11,15 +11,15 @@ from .services import booking_cancel, booking_set_status
 
 @admin.register(Booking)
 class BookingAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user", "item", "tier", "price_paid", "status", "booking_date", "start_time")
+    list_display = ("id", "user", "item", "tier_name", "price_paid", "status", "booking_date", "start_time")
     list_filter = ("status", ("booking_date", admin.DateFieldListFilter),
                    ("start_time", admin.DateFieldListFilter))
     search_fields = ("=id", "user__username", "user__email", "item__name", "=request_key")
     date_hierarchy = "booking_date"
-    list_select_related = ("user", "item", "tier")
+    list_select_related = ("user", "item")
     raw_id_fields = ("user", "item", "tier")
     # request_key: the client's Idempotency-Key (support: "which booking was that?")
-    readonly_fields = ("booking_date", "updated_at", "request_key")
+    readonly_fields = ("tier_name", "booking_date", "updated_at", "request_key")
     actions = ["cancel_bookings", "complete_bookings"]
     list_per_page = 50
 

@@ -23,6 +23,9 @@ class Booking(models.Model):
     tier = models.ForeignKey(
         "catalog.PriceTier", null=True, blank=True, on_delete=models.SET_NULL, related_name="bookings"
     )
+    # The tier's name when booked: what the booking bought, kept when the organizer later removes
+    # a tier that no active booking holds (`tier` then becomes NULL). NULL for a free item.
+    tier_name = models.CharField(max_length=100, null=True, blank=True, editable=False)
     price_paid = models.DecimalField(max_digits=10, decimal_places=2)
     status = models.CharField(max_length=16, choices=BookingStatus.choices, default=BookingStatus.CONFIRMED)
     booking_date = models.DateTimeField(auto_now_add=True, db_index=True)

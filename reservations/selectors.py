@@ -11,7 +11,7 @@ from .models import ACTIVE_STATUSES, Booking, BookingStatus
 
 
 def booking_queryset() -> QuerySet[Booking]:
-    return Booking.objects.select_related("user", "item", "tier")
+    return Booking.objects.select_related("user", "item")
 
 
 def booking_list_for_user(*, user) -> QuerySet[Booking]:

@@ -55,7 +55,7 @@ def booking_event_payload(booking: Booking) -> dict:
         "location": booking.item.location,
         "startTime": timezone.localtime(booking.start_time).isoformat(),
         "endTime": timezone.localtime(booking.end_time).isoformat(),
-        "tier": booking.tier.name if booking.tier_id else None,
+        "tier": booking.tier_name,
         "pricePaid": f"{booking.price_paid:.2f}",
         "status": booking.status,
         "bookingDate": timezone.localtime(booking.booking_date).isoformat(),
@@ -155,11 +155,10 @@ def booking_create_once(*, user, item_id, tier_name: str | None = None,
 
 def _booking_made_with(user, request_key: str, item_id, tier_name: str | None) -> Booking | None:
     """The user's booking made under this key, if any; the key must name the same item, and
-    the same tier when the request names one and the booking's tier still exists (a tier
-    renamed since cannot be told from another tier: that retry is a 409, the booking stands)."""
+    the same tier (the name it was booked under) when the request names one."""
     earlier = booking_queryset().filter(user_id=user.pk, request_key=request_key).first()
     if earlier is not None and (str(earlier.item_id) != str(item_id) or (
-            tier_name is not None and earlier.tier is not None and earlier.tier.name != tier_name)):
+            tier_name is not None and earlier.tier_name != tier_name)):
         raise BookingKeyReused()
     return earlier
 
@@ -184,7 +183,8 @@ def _booking_attempt(*, user, item_id, tier_name: str | None, request_key: str |
             _check_booker(user, item)
             offered = item_tier_offer(item=item, tiers=tiers, tier_name=tier_name)
             [booking] = insert_many([Booking(
-                user=user, item=item, tier=offered, status=BookingStatus.CONFIRMED,
+                user=user, item=item, tier=offered, tier_name=offered.name if offered is not None else None,
+                status=BookingStatus.CONFIRMED,
                 price_paid=offered.price if offered is not None else Decimal("0.00"),
                 start_time=item.start_time, end_time=item.end_time, request_key=request_key,
             )])
@@ -240,7 +240,7 @@ def _lock_booking(*, booking_id, head: dict, rule: _TargetRule) -> Booking:
     if rule.locks_user:
         user_lock(user_id=head["user_id"])
     item_lock(item_id=head["item_id"])
-    return (Booking.objects.select_related("user", "item", "tier", "item__organizer")
+    return (Booking.objects.select_related("user", "item", "item__organizer")
             .select_for_update(of=("self",)).get(pk=booking_id))
 
 
@@ -344,7 +344,7 @@ def booking_times_follow_item(*, item: BookableItem) -> int:
         _raise_overlap_as_conflict(exc)
     # Each booker is told, with an updated calendar invitation (same UID, higher SEQUENCE), in
     # INSERTs of a bounded size however many bookings the item has.
-    bookings = active.select_related("user", "item", "tier").order_by("pk").iterator(chunk_size=MOVE_NOTICE_CHUNK)
+    bookings = active.select_related("user", "item").order_by("pk").iterator(chunk_size=MOVE_NOTICE_CHUNK)
     while chunk := list(islice(bookings, MOVE_NOTICE_CHUNK)):
         outbox_enqueue_many([
             outbox_event(event_type=EventType.BOOKING_CONFIRMED, recipient_email=booking.user.email,

@@ -23,6 +23,12 @@ class BookingResponseSerializer(serializers.Serializer):
     bookingDate = LocalDateTimeField(source="booking_date", seconds=True)
     status = ChoiceField(choices=BookingStatus.choices)
     pricePaid = serializers.DecimalField(source="price_paid", max_digits=10, decimal_places=2)
+    # Beyond the seed's shape: what was bought and when it takes place, readable from the booking
+    # alone (a deleted or private item's own route is a 404 to its bookers).
+    priceTier = StrictCharField(source="tier_name", allow_null=True,
+                                help_text="The tier's name when booked; null for a free item")
+    startTime = LocalDateTimeField(source="start_time", help_text="The item's start (follows the item when it moves)")
+    endTime = LocalDateTimeField(source="end_time", help_text="The item's end")
 
 
 class BookingStatusUpdateSerializer(serializers.Serializer):

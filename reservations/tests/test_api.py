@@ -4,6 +4,7 @@ unknown. The rules themselves, called as services: test_services.py."""
 
 from contextlib import contextmanager
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -189,6 +190,86 @@ def commit_reply_lost(monkeypatch):
             yield
 
     return lost
+
+
+class TestBookingBody:
+    """BookingResponse: the seed's fields, plus what was bought and when it takes place."""
+
+    def test_a_booking_says_its_tier_and_times(self, client_for, customer, organizer, settings):
+        settings.TIME_ZONE = "Europe/Berlin"
+        item = make_item(organizer, name="Workshop", tiers=[("Early Bird", "49.99", 1), ("Regular", "59.99", 9)])
+        client = client_for(customer)
+        created = client.post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").json()
+        free = make_item(organizer, name="Meetup", start=item.start_time + timedelta(days=1))
+        gratis = client.post(f"/api/v1/bookings/items/{free.pk}", {}, format="json").json()
+
+        assert created == {"id": created["id"], "userId": customer.pk, "username": "testuser", "itemId": item.pk,
+                           "itemName": "Workshop", "bookingDate": created["bookingDate"], "status": "CONFIRMED",
+                           "pricePaid": 49.99, "priceTier": "Early Bird", "startTime": "2031-09-15T10:00:00",
+                           "endTime": "2031-09-15T12:00:00"}
+        assert (gratis["priceTier"], gratis["pricePaid"], gratis["startTime"]) == (None, 0, "2031-09-16T10:00:00")
+        assert [b["priceTier"] for b in client.get("/api/v1/bookings/me").json()] == [None, "Early Bird"]
+
+    def test_the_tier_bought_is_kept_when_the_organizer_removes_the_tier_later(self, client_for, customer,
+                                                                               organizer):
+        from catalog.services import item_update
+
+        item = make_item(organizer, tiers=[("Early Bird", "49.99", 5), ("Regular", "59.99", 5)])
+        client = client_for(customer)
+        booked = client.post(f"/api/v1/bookings/items/{item.pk}", {}, format="json", HTTP_IDEMPOTENCY_KEY="k").json()
+        client.put(f"/api/v1/bookings/{booked['id']}/cancel")
+        # (no active booking holds it any more, so the organizer may remove it)
+        item_update(actor=organizer, item_id=item.pk, price_tiers=[{"name": "Regular", "price": Decimal("59.99"),
+                                                                      "max_capacity": 10}])
+
+        assert Booking.objects.get(pk=booked["id"]).tier_id is None
+        [mine] = client.get("/api/v1/bookings/me").json()
+        assert (mine["priceTier"], mine["pricePaid"], mine["status"]) == ("Early Bird", 49.99, "CANCELLED")
+        # A retry of that request is still recognised by the name it was booked under.
+        replay = client.post(f"/api/v1/bookings/items/{item.pk}", {"priceTier": "Early Bird"}, format="json",
+                             HTTP_IDEMPOTENCY_KEY="k")
+        assert replay.status_code == 201 and replay.json()["id"] == booked["id"]
+        other = client.post(f"/api/v1/bookings/items/{item.pk}", {"priceTier": "Regular"}, format="json",
+                            HTTP_IDEMPOTENCY_KEY="k")
+        assert other.status_code == 409
+
+    def test_a_booking_follows_its_item_when_the_item_moves(self, client_for, customer, organizer):
+        from catalog.services import item_update
+
+        item = make_item(organizer)
+        client = client_for(customer)
+        booked = client.post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").json()
+        item_update(actor=organizer, item_id=item.pk, start_time=item.start_time + timedelta(days=2),
+                    end_time=item.end_time + timedelta(days=2, hours=1))
+        [mine] = client.get("/api/v1/bookings/me").json()
+        assert (mine["id"], mine["startTime"], mine["endTime"]) == (
+            booked["id"], "2031-09-17T10:00:00", "2031-09-17T13:00:00")
+
+    def test_a_deleted_items_bookers_still_see_what_they_had_booked(self, client_for, customer, organizer):
+        item = make_item(organizer, name="Gone", tiers=[("A", "10.00", 10)])
+        client = client_for(customer)
+        booked = client.post(f"/api/v1/bookings/items/{item.pk}", {}, format="json").json()
+        assert client_for(organizer).delete(f"/api/v1/items/{item.pk}").status_code == 204
+        assert client.get(f"/api/v1/items/{item.pk}").status_code == 404
+        [mine] = client.get("/api/v1/bookings/me").json()
+        assert (mine["itemName"], mine["priceTier"], mine["startTime"], mine["status"]) == (
+            "Gone", "A", booked["startTime"], "CANCELLED")
+
+
+def test_the_migration_fills_in_the_tier_names_of_existing_bookings(make_user, customer, organizer):
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.apps import apps
+
+    fill_tier_names = import_module("reservations.migrations.0005_booking_tier_name").fill_tier_names
+    item = make_item(organizer, tiers=[("A", "10.00", 1), ("B", "20.00", 9)])
+    first, second = (booking_create(user=make_user(), item_id=item.pk) for _ in range(2))
+    free = booking_create(user=customer, item_id=make_item(organizer, start=item.start_time + timedelta(days=1)).pk)
+    Booking.objects.update(tier_name=None)
+
+    fill_tier_names(apps, SimpleNamespace(connection=connection))
+    assert dict(Booking.objects.values_list("pk", "tier_name")) == {first.pk: "A", second.pk: "B", free.pk: None}
 
 
 def test_my_bookings_are_listed_newest_first(client_for, customer, organizer):
