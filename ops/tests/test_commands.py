@@ -49,6 +49,25 @@ def test_reconcile_rejects_a_bad_batch_size_before_creating_a_job(value):
     assert not Job.objects.exists()
 
 
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("value, message", [
+    ("", "--entity-id: must not be blank"),   # used to run a job recorded as the whole type
+    ("   ", "--entity-id: must not be blank"),
+    ("9" * 65, "--entity-id: must be at most 64 characters, got 65"),
+])
+def test_reconcile_rejects_a_blank_or_overlong_entity_id_before_creating_a_job(value, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("reconcile", "--entity-type", "item", "--entity-id", value, "--no-progress")
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_reconcile_trims_the_entity_id_as_the_api_does(capsys):
+    call_command("reconcile", "--entity-type", "item", "--entity-id", " 424242 ", "--no-progress")
+    assert Job.objects.get().params["entityId"] == "424242"
+    assert "No item 424242 in either database: nothing to reconcile." in capsys.readouterr().out
+
+
 def test_a_bad_argument_is_a_usage_error_on_the_command_line(tmp_path):
     run = manage("dispatch_outbox", "--batch-size", "-1", VAR_DIR=str(tmp_path))
     assert run.returncode == 2
