@@ -5,6 +5,7 @@ import math
 from contextlib import contextmanager
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError, Error, OperationalError
 
 from bookings_project.db import DATABASE_UNAVAILABLE
 from bookings_project.text import error_line
@@ -27,10 +28,32 @@ def bounded(low, high, *, kind=int):
     return parse
 
 
+# PostgreSQL's undefined_table / undefined_column; SQLite says it in words.
+_NOT_MIGRATED_SQLSTATES = ("42P01", "42703")
+_NOT_MIGRATED_SQLITE = ("no such table", "no such column")
+
+
+def not_migrated(exc: BaseException) -> bool:
+    """The database answers but lacks the project's tables (or columns): migrations not run."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    if getattr(exc.__cause__, "sqlstate", None) in _NOT_MIGRATED_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and str(exc).startswith(_NOT_MIGRATED_SQLITE)
+
+
 @contextmanager
 def database_errors_as_command_error():
-    """A command run while the database is unreachable ends with one line, not a traceback."""
+    """A command run while the database is unreachable, or before its migrations, ends with one
+    line, not a traceback (on PostgreSQL a missing table was a ProgrammingError traceback; on
+    SQLite it read "Database unavailable")."""
     try:
         yield
-    except DATABASE_UNAVAILABLE as exc:
-        raise CommandError(f"Database unavailable: {error_line(exc)}") from exc
+    except Error as exc:  # (InterfaceError is not a DatabaseError)
+        if not_migrated(exc):
+            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]  # not the query it quotes
+            raise CommandError(f"Database not migrated: {first} — run `make migrate` (manage.py migrate, "
+                               f"then manage.py migrate --database documents)") from exc
+        if isinstance(exc, DATABASE_UNAVAILABLE):
+            raise CommandError(f"Database unavailable: {error_line(exc)}") from exc
+        raise

@@ -14,21 +14,59 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool) -> bool:
+    """1/true/yes/on or 0/false/no/off (any case); anything else is a mistake, not "off": read
+    as off, `RATE_LIMIT_ENABLED=ture` turned rate limiting off and `DEBUG=treu` was production."""
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    value = raw.strip().lower()
+    if value not in TRUE | FALSE:
+        raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+    return value in TRUE
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer, within [minimum, maximum] when given: a negative port, a zero batch size or a
+    token that expires as it is issued stops every process at start, naming the variable."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = (f"from {minimum} to {maximum}" if maximum is not None and minimum is not None
+                  else f"at least {minimum}" if minimum is not None else f"at most {maximum}")
+        raise ImproperlyConfigured(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(name: str, default: str) -> str:
+    """A logging level name (any case); an unknown one made logging's configuration fail with a
+    traceback in every process."""
+    raw = env_str(name, default)
+    if raw.strip().upper() not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return raw.strip().upper()
+
+
+def env_redis_url(name: str) -> str:
+    """Empty (embedded mode) or a Redis URL; anything else failed only later, on the first
+    request that needed the cache or the broker."""
+    raw = env_str(name, "").strip()
+    if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"{name} must be a Redis URL (redis://host:6379/0, rediss://…, unix://…) "
+                                   f"or unset, got {raw!r}")
+    return raw
 
 
 # django-ratelimit's rate syntax, strictly: its own parser reads "10/M" as 10 per second and
@@ -95,30 +133,31 @@ def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
         config["ENGINE"] = "bookings_project.postgresql"  # Django's, with a pool that recovers at once
         options = {
             # Bounded lock waits: a blocked booking fails fast instead of hanging a worker.
-            "options": f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
-            f" -c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}",
-            "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5),
+            "options": f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000, 0)}"
+            f" -c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000, 0)}",
+            "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5, 0),
             # A network that stops passing bytes (no reset) must not hang a request forever:
             # data unacknowledged this long, or an idle connection whose keepalives go
             # unanswered, fails the connection (a clean 503). A slow statement is unaffected.
-            "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 10_000),
+            "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 10_000, 0),
             "keepalives": 1,
             "keepalives_idle": 30,
             "keepalives_interval": 10,
             "keepalives_count": 3,
         }
         if env_bool("DB_POOL", True):
-            pool_timeout = env_int("DB_POOL_TIMEOUT", 10)
+            pool_timeout = env_int("DB_POOL_TIMEOUT", 10, 1)
+            min_size = env_int("DB_POOL_MIN_SIZE", 1, 0)
             options["pool"] = {
-                "min_size": env_int("DB_POOL_MIN_SIZE", 1),
-                "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+                "min_size": min_size,
+                "max_size": env_int("DB_POOL_MAX_SIZE", 10, max(1, min_size)),
                 "timeout": pool_timeout,
                 # psycopg_pool retries a failed connect with a doubling delay (1, 2, 4, 8 … s)
                 # until this many seconds have passed, then gives up, and the next request
                 # that waits starts afresh. Its default (300 s) lets a pool sleep for up to
                 # about as long as the outage lasted after the database is back; as long as
                 # a request's wait, the attempts cover the wait of the request that began them.
-                "reconnect_timeout": env_int("DB_POOL_RECONNECT_TIMEOUT", pool_timeout),
+                "reconnect_timeout": env_int("DB_POOL_RECONNECT_TIMEOUT", pool_timeout, 0),
             }
             config["CONN_MAX_AGE"] = 0
             # After a database restart every idle pooled connection is dead. With health

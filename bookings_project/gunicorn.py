@@ -4,9 +4,9 @@ flags still win (runstack passes `--workers 1` in embedded mode)."""
 
 from bookings_project.env import env_int, env_str
 
-bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000)}"
-workers = env_int("WEB_CONCURRENCY", 4)
-threads = env_int("WEB_THREADS", 8)
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, 1, 65535)}"
+workers = env_int("WEB_CONCURRENCY", 4, 1)
+threads = env_int("WEB_THREADS", 8, 1)
 # PUT /jobs/{id}/execute answers within JOB_EXECUTE_SECONDS (20): well inside this.
 timeout = 30
 graceful_timeout = 10

@@ -11,8 +11,8 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from bookings_project.env import (database_from_url, env_bool, env_crontab, env_int, env_list, env_rate, env_str,
-                                  env_time_zone)
+from bookings_project.env import (database_from_url, env_bool, env_crontab, env_int, env_list, env_log_level, env_rate,
+                                  env_redis_url, env_str, env_time_zone)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -42,7 +42,7 @@ LANGUAGE_CODE = "en-us"
 FORMAT_MODULE_PATH = ["bookings_project.formats"]
 
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, 0)
 
 INSTALLED_APPS = [
     "bookings_project.admin.BookingsAdminConfig",
@@ -135,8 +135,8 @@ if len(JWT_SIGNING_KEY.encode()) < 32:
     raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 bytes long.")
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TTL", 900)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_TTL", 604800)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TTL", 900, 1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_TTL", 604800, 1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
@@ -188,11 +188,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Largest accepted request body; bigger bodies get a 400/413 JSON error.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1_048_576, 1)
 
 # --- Cache and rate limiting ----------------------------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL = env_redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -213,7 +213,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # After a Redis call fails, a process leaves Redis alone this long (bookings_project.cache): a
 # hung Redis costs a request at most one socket timeout, not one per call.
-REDIS_RETRY_SECONDS = env_int("REDIS_RETRY_SECONDS", 5)
+REDIS_RETRY_SECONDS = env_int("REDIS_RETRY_SECONDS", 5, 0)
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 if not REDIS_URL:
     SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
@@ -234,7 +234,7 @@ if REDIS_URL:
     # Visibility timeout well above the longest task (hard limit 600 s): an unacked task of a
     # dead worker is redelivered after it, never while it may still be running.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, 1),
         "socket_connect_timeout": 1,
         "socket_timeout": 5,
     }
@@ -252,10 +252,10 @@ else:
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Publishing a nudge must not stall a request for long when the broker is down.
-CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 1)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 1, 1)
 
 
-OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5)
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5, 1)
 CELERY_TIMEZONE = TIME_ZONE  # the beat's crontab schedules (RECONCILE_CRON, RETENTION_CRON) read in it
 CELERY_BEAT_SCHEDULE = {
     # The safety net: delivers whatever a lost nudge or a dead worker left behind. A sweep not
@@ -272,36 +272,36 @@ CELERY_BEAT_SCHEDULE = {
                       "options": {"expires": 3600.0}},
 }
 # Days kept: system log entries (0: forever — an audit trail), SENT outbox events (0: forever).
-LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 0)
-OUTBOX_SENT_RETENTION_DAYS = env_int("OUTBOX_SENT_RETENTION_DAYS", 30)
+LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 0, 0, 36_500)
+OUTBOX_SENT_RETENTION_DAYS = env_int("OUTBOX_SENT_RETENTION_DAYS", 30, 0, 36_500)
 
 # Seconds a rendered item list may live in Redis (0 disables the cache); see catalog/cache.py.
-CATALOG_CACHE_TTL = env_int("CATALOG_CACHE_TTL", 300)
+CATALOG_CACHE_TTL = env_int("CATALOG_CACHE_TTL", 300, 0)
 
 # Upcoming active bookings one account may hold at once (business-flow protection).
-MAX_ACTIVE_BOOKINGS_PER_USER = env_int("MAX_ACTIVE_BOOKINGS_PER_USER", 25)
-MAX_UPCOMING_ITEMS_PER_ORGANIZER = env_int("MAX_UPCOMING_ITEMS_PER_ORGANIZER", 500)
+MAX_ACTIVE_BOOKINGS_PER_USER = env_int("MAX_ACTIVE_BOOKINGS_PER_USER", 25, 1)
+MAX_UPCOMING_ITEMS_PER_ORGANIZER = env_int("MAX_UPCOMING_ITEMS_PER_ORGANIZER", 500, 1)
 
-OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10)
-OUTBOX_MAX_RETRIES = env_int("OUTBOX_MAX_RETRIES", 5)
-OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5)
-OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 600)
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, 1, 1000)
+OUTBOX_MAX_RETRIES = env_int("OUTBOX_MAX_RETRIES", 5, 1)
+OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, 0)
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 600, 1)
 # How long one dispatcher task drains before leaving the rest to the next (its last full batch
 # nudged one): a worker asked to stop finishes within about this long plus one batch.
-OUTBOX_DISPATCH_SECONDS = env_int("OUTBOX_DISPATCH_SECONDS", 10)
-JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 1800)
+OUTBOX_DISPATCH_SECONDS = env_int("OUTBOX_DISPATCH_SECONDS", 10, 0)
+JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 1800, 1)
 # A long job runs in slices of about this long on the workers (well inside the Celery time
 # limit, the outbox lease and JOB_STALE_AFTER_SECONDS), and `PUT /jobs/{id}/execute` runs at
 # most this long in the request before answering `running` (inside gunicorn's 30 s timeout).
-JOB_SLICE_SECONDS = env_int("JOB_SLICE_SECONDS", 120)
-JOB_EXECUTE_SECONDS = env_int("JOB_EXECUTE_SECONDS", 20)
+JOB_SLICE_SECONDS = env_int("JOB_SLICE_SECONDS", 120, 0)
+JOB_EXECUTE_SECONDS = env_int("JOB_EXECUTE_SECONDS", 20, 0)
 
 EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, 1, 65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, 1)
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
@@ -335,13 +335,13 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP to the container
 
 # --- Logging: every line carries the request id ----------------------------------------------
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_log_level("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

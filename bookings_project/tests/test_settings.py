@@ -69,6 +69,19 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("TIME_ZONE", "Europe/Berln"),
     ("TIME_ZONE", "+02:00"),         # an offset is not a zone (no DST rules)
     ("TIME_ZONE", "../etc/passwd"),
+    ("TIME_ZONE", "Mars/Base"),
+    ("OUTBOX_BATCH_SIZE", "abc"),
+    ("OUTBOX_BATCH_SIZE", "0"),        # the dispatcher claimed nothing, ever: no email went out
+    ("OUTBOX_MAX_RETRIES", "-1"),
+    ("JWT_ACCESS_TTL", "0"),           # every token expired as it was issued
+    ("JWT_REFRESH_TTL", "-5"),
+    ("EMAIL_PORT", "70000"),
+    ("OUTBOX_SWEEP_SECONDS", "0"),     # beat would send a sweep as fast as it could
+    ("MAX_REQUEST_BODY_BYTES", "-1"),
+    ("RATE_LIMIT_ENABLED", "maybe"),   # was read as off: every rate limit gone on a typo
+    ("DEBUG", "treu"),                 # was read as production
+    ("LOG_LEVEL", "LOUD"),             # was a traceback from logging's configuration
+    ("REDIS_URL", "localhost:6379"),   # failed only on the first request needing the cache
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -127,3 +140,29 @@ def test_the_beat_reads_its_crontabs_in_the_configured_time_zone():
     from bookings_project.celery import app
 
     assert app.conf.timezone == settings.TIME_ZONE == settings.CELERY_TIMEZONE
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("False", False), ("no", False),
+                                             ("1", True), ("on", True), ("TRUE", True), (" yes ", True),
+                                             ("", True)])  # empty: the default (compose passes "")
+def test_booleans_take_the_usual_spellings(tmp_path, value, expected):
+    result = import_settings(tmp_path, show="s.RATELIMIT_ENABLE", RATE_LIMIT_ENABLED=value)
+    assert result.returncode == 0 and result.stdout.strip() == str(expected), result.stderr
+
+
+def test_numbers_are_checked_against_their_range_and_a_log_level_takes_any_case(tmp_path):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from bookings_project.env import env_int
+
+    result = import_settings(tmp_path, show="s.OUTBOX_BATCH_SIZE, s.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].seconds, "
+                                  "s.EMAIL_PORT, s.LOG_LEVEL",
+                             OUTBOX_BATCH_SIZE="1000", JWT_ACCESS_TTL="1", EMAIL_PORT="65535", LOG_LEVEL="debug")
+    assert result.stdout.strip() == "1000 1 65535 DEBUG", result.stderr
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SOME_COUNT", "1001")
+        with pytest.raises(ImproperlyConfigured, match=r"^SOME_COUNT must be from 1 to 1000, got 1001$"):
+            env_int("SOME_COUNT", 10, 1, 1000)
+        env.setenv("SOME_COUNT", "-1")
+        with pytest.raises(ImproperlyConfigured, match=r"^SOME_COUNT must be at least 0, got -1$"):
+            env_int("SOME_COUNT", 10, 0)

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, OperationalError
+from django.db import DatabaseError, OperationalError, ProgrammingError
 
 from ops.management.commands import dispatch_outbox, reconcile
 from ops.models import Job, JobStatus
@@ -47,6 +47,25 @@ def test_reconcile_rejects_a_bad_batch_size_before_creating_a_job(value):
     with pytest.raises(CommandError, match="--batch-size: must be from 1 to 10000"):
         call_command("reconcile", "--entity-type", "item", "--batch-size", value, "--no-progress")
     assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("value, message", [
+    ("", "--entity-id: must not be blank"),   # used to run a job recorded as the whole type
+    ("   ", "--entity-id: must not be blank"),
+    ("9" * 65, "--entity-id: must be at most 64 characters, got 65"),
+])
+def test_reconcile_rejects_a_blank_or_overlong_entity_id_before_creating_a_job(value, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("reconcile", "--entity-type", "item", "--entity-id", value, "--no-progress")
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_reconcile_trims_the_entity_id_as_the_api_does(capsys):
+    call_command("reconcile", "--entity-type", "item", "--entity-id", " 424242 ", "--no-progress")
+    assert Job.objects.get().params["entityId"] == "424242"
+    assert "No item 424242 in either database: nothing to reconcile." in capsys.readouterr().out
 
 
 def test_a_bad_argument_is_a_usage_error_on_the_command_line(tmp_path):
@@ -152,6 +171,48 @@ def test_commands_fail_in_one_line_while_postgres_is_down(command, tmp_path):
     assert "Traceback" not in run.stderr  # (the pool may log its connection attempts first)
     # The pool's reconnect thread may still log (several lines) after the command's own message.
     assert any(line.startswith("CommandError: Database unavailable: ") for line in run.stderr.splitlines())
+
+
+# --- database not migrated ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["dispatch_outbox"], ["reconcile", "--entity-type", "item", "--no-progress"],
+                                     ["prune_history"], ["seed_demo"]])
+def test_commands_on_a_database_never_migrated_say_so_in_one_line(command, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DOCUMENTS_DATABASE_URL"}}
+    run = subprocess.run([sys.executable, "manage.py", *command], cwd=settings.BASE_DIR, capture_output=True,
+                         text=True, timeout=60, env={**env, "VAR_DIR": str(tmp_path)})  # fresh, empty SQLite files
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith("CommandError: Database not migrated: no such table: ")
+    assert "run `make migrate`" in run.stderr
+
+
+def test_a_missing_postgresql_table_is_one_line_not_a_traceback(monkeypatch):
+    """On PostgreSQL a missing table is a ProgrammingError (42P01), which escaped as a traceback."""
+
+    class UndefinedTable(Exception):
+        sqlstate = "42P01"
+
+    def unmigrated(**kwargs):
+        try:
+            raise UndefinedTable('relation "outbox_events" does not exist')
+        except UndefinedTable as cause:
+            raise ProgrammingError('relation "outbox_events" does not exist\nLINE 1: SELECT 1 AS "a" FROM '
+                                   '"outbox_events" WHERE ...\n                             ^') from cause
+
+    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_run", unmigrated)
+    with pytest.raises(CommandError) as raised:
+        call_command("dispatch_outbox")
+    assert str(raised.value) == ('Database not migrated: relation "outbox_events" does not exist — run `make migrate` '
+                                 '(manage.py migrate, then manage.py migrate --database documents)')
+
+
+def test_other_database_errors_are_not_dressed_up_as_an_outage(monkeypatch):
+    def bug(**kwargs):
+        raise ProgrammingError("syntax error at or near \"SELEC\"")
+
+    monkeypatch.setattr(dispatch_outbox, "outbox_dispatch_run", bug)
+    with pytest.raises(ProgrammingError):
+        call_command("dispatch_outbox")
 
 
 class Loop:

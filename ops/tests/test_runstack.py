@@ -159,3 +159,53 @@ def test_a_worker_that_exits_is_restarted_until_it_crash_loops_and_the_web_is_ne
         for process in processes.values():
             process.kill()
             process.wait(10)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("PORT", "-1", "PORT must be from 1 to 65535, got -1"),
+    ("PORT", "abc", "PORT must be an integer, got 'abc'"),
+    ("CELERY_CONCURRENCY", "0", "CELERY_CONCURRENCY must be at least 1, got 0"),
+    ("WEB_CONCURRENCY", "many", "WEB_CONCURRENCY must be an integer, got 'many'"),
+    ("DEMO_DATA", "banana", "DEMO_DATA must be 1 or 0"),
+])
+def test_runstacks_own_variables_are_checked_before_anything_is_migrated_or_started(tmp_path, name, value, message):
+    """PORT=-1 used to migrate, start worker and beat, and stop them once the web server refused
+    the port; CELERY_CONCURRENCY=abc crash-looped the worker while the web server served on."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "DOCUMENTS_DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    result = subprocess.run([sys.executable, "manage.py", "runstack", "--prepare-only"], cwd=settings.BASE_DIR,
+                            env={**env, "VAR_DIR": str(tmp_path), name: value},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Configuration error: {message}") and "Traceback" not in result.stderr
+    assert not (tmp_path / "bookings.sqlite3").exists()  # nothing migrated
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("value", ["0", "false", "off", "no"])
+def test_demo_data_is_off_however_the_switch_is_spelled(monkeypatch, value):
+    """Only `0` used to mean off: `DEMO_DATA=false` loaded the demo accounts."""
+    from django.core.management import call_command
+
+    from catalog.models import BookableItem
+
+    monkeypatch.delenv("DJANGO_SUPERUSER_USERNAME", raising=False)
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    monkeypatch.setenv("DEMO_DATA", value)
+    call_command("runstack", "--prepare-only")
+    assert not BookableItem.objects.exists()
+
+
+def test_the_processes_get_the_checked_values(monkeypatch, settings):
+    from ops.management.commands import runstack
+
+    monkeypatch.setenv("PORT", "8123")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("CELERY_CONCURRENCY", "5")
+    command = runstack.Command()
+    command.read_environment()
+    settings.DEBUG = False
+    launch = command.commands(with_worker=True)
+    assert launch["web"][-2:] == ["--workers", "3"] and launch["worker"][-2:] == ["--concurrency", "5"]
+    settings.DEBUG = True
+    assert "127.0.0.1:8123" in command.commands(with_worker=False)["web"]

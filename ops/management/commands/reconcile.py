@@ -1,3 +1,4 @@
+import argparse
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,7 +15,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--entity-type", required=True, choices=sorted(jobs.ENTITY_TYPES))
-        parser.add_argument("--entity-id", default=None)
+        parser.add_argument("--entity-id", type=entity_id, default=None,
+                            help="One entity's id (up to 64 characters, as the API takes it); leave "
+                                 "out for the whole type.")
         parser.add_argument("--batch-size", type=bounded(1, 10000), default=BATCH_SIZE,
                             help=f"Rows per batch, 1-10000 (default {BATCH_SIZE}).")
         parser.add_argument("--no-progress", action="store_true")
@@ -50,6 +53,18 @@ class Command(BaseCommand):
         self.stdout.write(job.result["changesLog"])
         if entity_id is not None and not summary["checked"]:
             self.stdout.write(f"No {entity_type} {entity_id} in either database: nothing to reconcile.")
+
+
+def entity_id(text: str) -> str:
+    """An argparse `type`: an id as `POST /reconciliation` takes one (trimmed, not blank, at most
+    64 characters). A blank one (`--entity-id "$ID"` with ID unset) ran a job recorded as the
+    whole type while it checked nothing; " 12" matched no entity."""
+    value = text.strip()
+    if not value:
+        raise argparse.ArgumentTypeError("must not be blank (leave --entity-id out to reconcile the whole type)")
+    if len(value) > 64:
+        raise argparse.ArgumentTypeError(f"must be at most 64 characters, got {len(value)}")
+    return value
 
 
 class _interrupt_on:

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from bookings_project.commands import database_errors_as_command_error
+from bookings_project.env import env_bool, env_int, env_str
 from bookings_project.text import error_line
 
 
@@ -59,6 +60,7 @@ class Command(BaseCommand):
         parser.add_argument("--prepare-only", action="store_true", help="Migrate and seed, then exit.")
 
     def handle(self, *args, **options):
+        self.read_environment()  # a mistake in PORT & co. stops us before anything is migrated or started
         self.prepare()
         if options["prepare_only"]:
             return
@@ -66,6 +68,18 @@ class Command(BaseCommand):
         sys.exit(self.supervise(processes))
 
     # --- preparation -------------------------------------------------------------------
+
+    def read_environment(self) -> None:
+        """The variables only this command reads, checked like the settings' (one line,
+        `Configuration error: <VARIABLE> …`, exit 1): unchecked, `PORT=-1` started worker and beat
+        and then stopped them when the web server refused the port, a bad `CELERY_CONCURRENCY`
+        made the worker crash-loop, and `DEMO_DATA=false` loaded demo data (only `0` was off)."""
+        self.host = env_str("HOST", "127.0.0.1")
+        self.port = env_int("PORT", 8000, 1, 65535)
+        # Embedded mode keeps one web process (rate-limit counters are in-process then).
+        self.web_concurrency = env_int("WEB_CONCURRENCY", 4 if settings.REDIS_URL else 1, 1)
+        self.celery_concurrency = env_int("CELERY_CONCURRENCY", 2, 1)
+        self.demo_data = env_bool("DEMO_DATA", True)
 
     def prepare(self):
         for alias in ("default", "documents"):
@@ -92,7 +106,7 @@ class Command(BaseCommand):
                 problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.fields.items())
                 raise CommandError(f"Admin {username!r} not created: {problems}") from exc
             self.stdout.write(f"Admin {username!r} {'created' if created else 'already exists'}.")
-        if os.environ.get("DEMO_DATA", "1") != "0" and "seed_demo" in get_commands():
+        if self.demo_data and "seed_demo" in get_commands():
             try:
                 call_command("seed_demo", if_empty=True)
             except CommandError as exc:  # demo data is a convenience: never a reason not to start
@@ -104,19 +118,16 @@ class Command(BaseCommand):
 
     def commands(self, *, with_worker: bool) -> dict[str, list[str]]:
         python = sys.executable
-        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
         if settings.DEBUG:
-            web = [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
+            web = [python, "manage.py", "runserver", f"{self.host}:{self.port}", "--noreload"]
         else:
-            # Embedded mode keeps one process (rate-limit counters are in-process then).
-            workers = os.environ.get("WEB_CONCURRENCY", "4" if settings.REDIS_URL else "1")
             web = [python, "-m", "gunicorn", "-c", "python:bookings_project.gunicorn", "bookings_project.wsgi",
-                   "--workers", workers]
+                   "--workers", str(self.web_concurrency)]
         commands = {"web": web}
         if with_worker:
             celery = [python, "-m", "celery", "-A", "bookings_project"]
             commands["worker"] = [*celery, "worker", "--loglevel", "INFO",
-                                  "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2")]
+                                  "--concurrency", str(self.celery_concurrency)]
             commands["beat"] = [*celery, "beat", "--loglevel", "INFO",
                                 "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
         return commands
