@@ -2,16 +2,19 @@ from bookings_project.errors import ApplicationError, Conflict, Forbidden, Valid
 
 
 class InvalidCredentials(ApplicationError):
+    code = "invalid_credentials"
     status = 401
     default_message = "Invalid credentials"
 
 
 class InvalidToken(ApplicationError):
+    code = "invalid_token"
     status = 401
     default_message = "Invalid or expired token"
 
 
 class DuplicateUser(Conflict):
+    code = "duplicate_user"
     default_message = "A user with this username or email already exists"
 
     def __init__(self, field: str | None = None):
@@ -25,10 +28,13 @@ class DuplicateUser(Conflict):
 
 
 class RoleNotAllowed(Forbidden):
+    code = "role_not_allowed"
     default_message = ("Self-registration may only ask for USER or EVENT_ORGANIZER "
                        "(customer or supplier in the core API)")
 
 
 class WrongCurrentPassword(ValidationFailed):
+    code = "wrong_current_password"
+
     def __init__(self):
         super().__init__("Current password is wrong", fields={"currentPassword": ["Current password is wrong"]})

@@ -1,13 +1,17 @@
 """One error type and one handler: every error leaves the API in the contract's JSON envelope.
 
-    {"status": 409, "error": "conflict", "message": "...", "path": "...", "timestamp": "...",
-     "fields": {"name": ["..."]}}   # fields only for validation errors
+    {"status": 409, "error": "conflict", "code": "booking_time_conflict", "message": "...",
+     "path": "...", "timestamp": "...", "fields": {"name": ["..."]}}   # fields only for validation errors
+
+`error` names the status; `code` the reason, stable for clients to branch on (the message is for
+people and may be reworded): a business error's own code, else a general one, else `error`.
 """
 
 import logging
 import sys
 from collections.abc import Iterator
 from http import HTTPStatus
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -22,6 +26,10 @@ from rest_framework.settings import api_settings
 from .db import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
+
+# General reasons (`code`), where no business error names its own.
+VALIDATION_FAILED = "validation_failed"  # the body or query string is invalid: see `fields`
+DATABASE_UNAVAILABLE_CODE = "database_unavailable"
 
 ERROR_SLUGS = {
     400: "bad_request",
@@ -50,10 +58,12 @@ def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
 
 
 class ApplicationError(Exception):
-    """A business error with an HTTP status; apps subclass it in their exceptions.py."""
+    """A business error with an HTTP status; apps subclass it in their exceptions.py, each
+    reason with its own `code` (snake_case, part of the API: never renamed)."""
 
     status = 400
     default_message = "Bad request"
+    code: str | None = None  # None: the status's slug
 
     def __init__(self, message=None, *, status=None, fields=None, headers=None):
         self.message = message or self.default_message
@@ -67,6 +77,7 @@ class ApplicationError(Exception):
 class ValidationFailed(ApplicationError):
     status = 400
     default_message = "Validation failed"
+    code = VALIDATION_FAILED
 
 
 class NotFound(ApplicationError):
@@ -106,10 +117,12 @@ NOT_AUTHENTICATED_MESSAGE = ("Authentication required: send an access token as '
                              "(from POST /api/v1/auth/login or /auth/login)")
 
 
-def error_body(status: int, message: str, path: str, fields: dict | None = None) -> dict:
+def error_body(status: int, message: str, path: str, fields: dict | None = None, code: str | None = None) -> dict:
+    slug = ERROR_SLUGS.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_"))
     body = {
         "status": status,
-        "error": ERROR_SLUGS.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_")),
+        "error": slug,
+        "code": code or slug,
         "message": message,
         "path": path,
         "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
@@ -144,44 +157,52 @@ def flatten_fields(detail, prefix="") -> dict[str, list[str]]:
     return out
 
 
-def _describe(exc) -> tuple[int, str, dict | None, dict]:
-    """(status, message, fields, headers) for any exception, or raise it back if unknown."""
+class _Described(NamedTuple):
+    status: int
+    message: str
+    fields: dict | None = None
+    headers: dict = {}
+    code: str | None = None  # None: the status's slug
+
+
+def _describe(exc) -> _Described:
+    """The envelope's parts for any exception, or raise it back if unknown."""
     if isinstance(exc, ApplicationError):
-        return exc.status, exc.message, exc.fields, exc.headers
+        return _Described(exc.status, exc.message, exc.fields, exc.headers, exc.code)
     if isinstance(exc, drf.ValidationError):
         fields = flatten_fields(exc.detail)
         non_field = fields.pop("nonFieldErrors", None)
         if not fields and non_field:
-            return 400, non_field[0], None, {}
+            return _Described(400, non_field[0], code=VALIDATION_FAILED)
         message = non_field[0] if non_field else "Validation failed"
-        return 400, message, fields or None, {}
+        return _Described(400, message, fields or None, code=VALIDATION_FAILED)
     if isinstance(exc, drf.ParseError):
-        return 400, f"Malformed request body: {exc.detail}", None, {}
+        return _Described(400, f"Malformed request body: {exc.detail}", code="malformed_body")
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
-        message = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token"
+        message, code = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token", "invalid_token"
         if isinstance(exc.detail, dict):
             message = "Invalid or expired token"
         elif str(message) == str(drf.NotAuthenticated.default_detail):
-            message = NOT_AUTHENTICATED_MESSAGE
-        return 401, str(message), None, {"WWW-Authenticate": 'Bearer realm="api"'}
+            message, code = NOT_AUTHENTICATED_MESSAGE, "not_authenticated"
+        return _Described(401, str(message), headers={"WWW-Authenticate": 'Bearer realm="api"'}, code=code)
     if isinstance(exc, drf.UnsupportedMediaType):
-        return 415, f"{str(exc.detail).rstrip('.')}: send the body as JSON (Content-Type: application/json)", None, {}
+        return _Described(415, f"{str(exc.detail).rstrip('.')}: send the body as JSON (Content-Type: application/json)")
     if isinstance(exc, drf.Throttled):
-        return 429, "Too many requests, retry later", None, {"Retry-After": str(exc.wait or 60)}
+        return _Described(429, "Too many requests, retry later", headers={"Retry-After": str(exc.wait or 60)})
     if isinstance(exc, drf.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
-        return exc.status_code, str(detail), None, {}
+        return _Described(exc.status_code, str(detail))
     if isinstance(exc, Http404):
-        return 404, "Not found", None, {}
+        return _Described(404, "Not found")
     if isinstance(exc, PermissionDenied):
-        return 403, str(exc) or Forbidden.default_message, None, {}
+        return _Described(403, str(exc) or Forbidden.default_message)
     if isinstance(exc, RequestDataTooBig):
-        return 413, "Request body too large", None, {}
+        return _Described(413, "Request body too large")
     if isinstance(exc, SuspiciousOperation):
-        return 400, "Bad request", None, {}
+        return _Described(400, "Bad request")
     if isinstance(exc, DATABASE_UNAVAILABLE):
         logger.warning("Database unavailable: %s", exc)
-        return 503, DATABASE_UNAVAILABLE_MESSAGE, None, {"Retry-After": "2"}
+        return _Described(503, DATABASE_UNAVAILABLE_MESSAGE, headers={"Retry-After": "2"}, code=DATABASE_UNAVAILABLE_CODE)
     raise exc
 
 
@@ -191,17 +212,19 @@ def exception_handler(exc, context):
     if request is not None:  # errors are JSON even where the view renders CSV (or could not negotiate)
         request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
     try:
-        status, message, fields, headers = _describe(exc)
+        error = _describe(exc)
     except Exception:
         if settings.DEBUG:
             return None  # Django's debug page shows the traceback in development.
         logger.exception("Unhandled error on %s", path)
-        status, message, fields, headers = 500, "Internal server error", None, {}
-    return Response(error_body(status, str(message), path, fields), status=status, headers=headers)
+        error = _Described(500, "Internal server error")
+    return Response(error_body(error.status, str(error.message), path, error.fields, error.code), status=error.status,
+                    headers=error.headers)
 
 
-def json_error_response(request, status: int, message: str, headers: dict | None = None) -> JsonResponse:
-    response = JsonResponse(error_body(status, message, request.path), status=status)
+def json_error_response(request, status: int, message: str, headers: dict | None = None,
+                        code: str | None = None) -> JsonResponse:
+    response = JsonResponse(error_body(status, message, request.path, code=code), status=status)
     for key, value in (headers or {}).items():
         response[key] = value
     return response
@@ -229,7 +252,8 @@ def handler500(request):
     """Outside DRF (the admin, its login page): a database outage is a 503 with Retry-After,
     as in the API, not a 500 (Django calls this inside its except block: the error is at hand)."""
     if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
-        return json_error_response(request, 503, DATABASE_UNAVAILABLE_MESSAGE, {"Retry-After": "2"})
+        return json_error_response(request, 503, DATABASE_UNAVAILABLE_MESSAGE, {"Retry-After": "2"},
+                                   code=DATABASE_UNAVAILABLE_CODE)
     return json_error_response(request, 500, "Internal server error")
 
 

@@ -8,7 +8,10 @@ from rest_framework import serializers
 
 class ErrorSerializer(serializers.Serializer):
     status = serializers.IntegerField()
-    error = serializers.CharField()
+    error = serializers.CharField(help_text="The status's name (`conflict`)")
+    code = serializers.CharField(help_text="Why, stable for clients to branch on (`booking_time_conflict`, "
+                                           "`capacity_exceeded`, `validation_failed`, …; else the same as `error`); "
+                                           "the message is for people and may be reworded")
     message = serializers.CharField()
     path = serializers.CharField()
     timestamp = serializers.CharField()

@@ -11,7 +11,7 @@ class CommitOutcomeUnknown(ServiceUnavailable):
     """The connection broke after the COMMIT may have reached the server. The transaction may
     have been applied or not; no server-side error says which. Clients must look before they
     retry (a retry of a non-idempotent write could apply it twice)."""
-
+    code = "outcome_unknown"
     default_message = ("The database connection was lost while saving: the change may or may not "
                        "have been saved. Check before retrying")
 

@@ -2,15 +2,18 @@ from bookings_project.errors import ApplicationError, Conflict, NotFound, Servic
 
 
 class ItemNotFound(NotFound):
+    code = "item_not_found"
     default_message = "Item not found"
 
 
 class CapacityExceeded(ApplicationError):
+    code = "capacity_exceeded"
     status = 400
     default_message = "Capacity exceeded"
 
 
 class TierSoldOut(ApplicationError):
+    code = "tier_sold_out"
     status = 400
 
     def __init__(self, tier_name: str):
@@ -18,6 +21,7 @@ class TierSoldOut(ApplicationError):
 
 
 class UnknownTier(ApplicationError):
+    code = "unknown_tier"
     status = 400
 
     def __init__(self, tier_name: str):
@@ -25,10 +29,13 @@ class UnknownTier(ApplicationError):
 
 
 class ItemBusy(ServiceUnavailable):
+    code = "item_busy"
     default_message = "The item is busy, retry shortly"
 
 
 class ItemLimitReached(Conflict):
+    code = "item_limit_reached"
+
     def __init__(self, limit: int):
         super().__init__(f"You have {limit} upcoming items, the most one organizer may hold; delete one or wait "
                          "until one has ended")

@@ -1,16 +1,19 @@
 """Assertions shared by the API test suites (error envelope, secrets never leaked, query counts)."""
 
 import json
+import re
 from datetime import datetime
 
 from django.db import connection, reset_queries
 from django.test.utils import CaptureQueriesContext
 
-ENVELOPE_KEYS = {"status", "error", "message", "path", "timestamp"}
+ENVELOPE_KEYS = {"status", "error", "code", "message", "path", "timestamp"}
+SNAKE_CASE = re.compile(r"[a-z]+(_[a-z]+)*")
 
 
-def assert_error(response, status: int, *, path: str | None = None, fields=()) -> dict:
-    """The response is the contract's JSON error envelope with `status` (and these `fields`)."""
+def assert_error(response, status: int, *, path: str | None = None, fields=(), code: str | None = None) -> dict:
+    """The response is the contract's JSON error envelope with `status` (and these `fields`, this
+    `code`)."""
     assert response.status_code == status, (response.status_code, response.content[:500])
     assert response["Content-Type"].startswith("application/json")
     body = json.loads(response.content)
@@ -18,6 +21,9 @@ def assert_error(response, status: int, *, path: str | None = None, fields=()) -
     assert set(body) - ENVELOPE_KEYS <= {"fields"}, body
     assert body["status"] == status
     assert isinstance(body["error"], str) and body["error"]
+    assert SNAKE_CASE.fullmatch(body["code"]), body
+    if code is not None:
+        assert body["code"] == code, body
     assert isinstance(body["message"], str) and body["message"]
     assert body["timestamp"].endswith("Z")
     datetime.fromisoformat(body["timestamp"])

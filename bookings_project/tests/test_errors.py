@@ -137,7 +137,7 @@ def test_the_database_unavailable_in_a_view_is_503_with_retry_after(api_client, 
 
     monkeypatch.setattr(account_services, "auth_login", unreachable)
     response = api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"}, format="json")
-    body = assert_error(response, 503, path="/api/v1/auth/login")
+    body = assert_error(response, 503, path="/api/v1/auth/login", code="database_unavailable")
     assert body["error"] == "service_unavailable"
     assert response["Retry-After"] == "2"
 
@@ -155,7 +155,7 @@ def test_the_database_unavailable_outside_the_api_is_503_too(client, monkeypatch
     monkeypatch.setattr(backends, "auth_check", unreachable)
     client.raise_request_exception = False
     response = client.post("/admin/login/", {"username": "boss", "password": "x"})
-    body = assert_error(response, 503, path="/admin/login/")
+    body = assert_error(response, 503, path="/admin/login/", code="database_unavailable")
     assert body["message"] == "Database temporarily unavailable, retry shortly" and response["Retry-After"] == "2"
 
 
@@ -447,3 +447,54 @@ def test_free_form_objects_take_any_keys(make_user, client_for):
     queued = client_for(caller).post("/notifications", {"type": "GENERIC", "recipient": "a@example.com",
                                                         "data": {"whatever": "goes", "seats": 2}}, format="json")
     assert (logged.status_code, queued.status_code) == (201, 202)
+
+
+def test_every_business_error_has_its_own_code():
+    """`code` is what clients branch on: each business error names its own, and no two share one."""
+    import accounts.exceptions  # noqa: F401 - (imported for their subclasses)
+    import catalog.exceptions  # noqa: F401
+    import reservations.exceptions  # noqa: F401
+    from bookings_project import errors
+
+    generic = {errors.ApplicationError, errors.ValidationFailed, errors.NotFound, errors.Forbidden,
+               errors.Conflict, errors.ServiceUnavailable, errors.RateLimited}
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    specific = {cls for cls in subclasses(errors.ApplicationError) if cls not in generic and "tests" not in cls.__module__}
+    codes = [cls.__dict__.get("code") for cls in specific]
+    assert len(specific) > 20 and None not in codes, [cls for cls in specific if "code" not in cls.__dict__]
+    assert len(set(codes)) == len(codes)
+
+
+def test_a_booking_client_can_tell_every_refusal_apart_by_code(make_user, client_for, api_client, organizer):
+    from catalog.tests.factories import make_item
+    from reservations.tests.factories import once_started
+
+    customer, rival = make_user(), make_user()
+    client = client_for(customer)
+    item = make_item(organizer, capacity=2, tiers=[("Early", "10.00", 1), ("Late", "20.00", 1)])
+    overlapping = make_item(organizer, name="Same time")
+
+    def book(target, body=None, using=client):
+        return using.post(f"/api/v1/bookings/items/{target}", body or {}, format="json")
+
+    assert_error(book(item.pk, {"priceTier": "VIP"}), 400, code="unknown_tier")
+    assert book(item.pk, {"priceTier": "Early"}).status_code == 201
+    assert_error(book(item.pk, {"priceTier": "Early"}, client_for(rival)), 400, code="tier_sold_out")
+    assert_error(book(overlapping.pk), 409, code="booking_time_conflict")
+    assert book(item.pk, using=client_for(rival)).status_code == 201
+    assert_error(book(item.pk, using=client_for(make_user())), 400, code="capacity_exceeded")
+    assert_error(book(item.pk, {"priceTier": 5}), 400, code="validation_failed", fields=["priceTier"])
+    assert_error(book(999999), 404, code="item_not_found")
+    assert_error(book(item.pk, using=api_client), 401, code="not_authenticated")
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+    assert_error(book(item.pk, using=api_client), 401, code="invalid_token")
+    assert_error(client.post(f"/api/v1/bookings/items/{item.pk}", b"{oops", content_type="application/json"), 400,
+                 code="malformed_body")
+    with once_started(overlapping):
+        assert_error(book(overlapping.pk, using=client_for(rival)), 400, code="item_already_started")
+    assert_error(client.get("/no/such/route"), 404, code="not_found")

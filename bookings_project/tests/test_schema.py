@@ -44,7 +44,7 @@ def test_schema_documents_every_foundation_operation(schema, path, methods):
 
 def test_schema_documents_the_error_envelope_and_bearer_auth(schema):
     error = schema["components"]["schemas"]["Error"]
-    assert {"status", "error", "message", "path", "timestamp"} <= set(error["required"])
+    assert {"status", "error", "code", "message", "path", "timestamp"} <= set(error["required"])
     login = schema["paths"]["/auth/login"]["post"]
     assert {"200", "401", "429"} <= set(login["responses"])
     assert schema["components"]["securitySchemes"]["jwtAuth"]["scheme"] == "bearer"

@@ -367,6 +367,7 @@ class TestIdempotencyKey:
         with commit_reply_lost(committed=committed):
             lost = self.book(client, item, "k-lost")
         assert lost.status_code == 503 and "same Idempotency-Key" in lost.json()["message"]
+        assert lost.json()["code"] == "booking_outcome_unknown"  # (not "retry later": it may be saved)
         assert counters(item) == ((1, [1]) if committed else (0, [0]))
 
         again = self.book(client, item, "k-lost")
