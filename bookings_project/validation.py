@@ -28,7 +28,11 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
     # One message for any bad query parameter, whichever check caught it (`?page=0` and
     # `?page=abc` said "Validation failed" and "Invalid query parameters"); a problem with the
     # raw value replaces the serializer's reading of it.
-    fields = {**flatten_fields(serializer.errors), **problems}
+    fields: dict[str, list[str]] = {}
+    for name, messages in flatten_fields(serializer.errors).items():
+        # (a repeated parameter's value is named by the parameter: `status`, not `status.1`)
+        fields.setdefault(name.split(".", 1)[0], []).extend(messages)
+    fields.update(problems)
     non_field = fields.pop("nonFieldErrors", None)
     raise ValidationFailed(non_field[0] if non_field else "Invalid query parameters", fields=fields or None)
 

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, QuerySet
@@ -14,17 +15,34 @@ def booking_queryset() -> QuerySet[Booking]:
     return Booking.objects.select_related("user", "item")
 
 
-def booking_list_for_user(*, user) -> QuerySet[Booking]:
-    return booking_queryset().filter(user=user).order_by("-booking_date", "-id")
+@dataclass(frozen=True)
+class BookingFilters:
+    statuses: tuple[str, ...] = ()  # none: any status
+    start_from: datetime | None = None  # bookings whose item ends after this…
+    start_to: datetime | None = None  # …and starts before this
 
 
-def booking_list_for_item(*, actor, item_id) -> QuerySet[Booking]:
+def _filtered(qs: QuerySet[Booking], filters: BookingFilters) -> QuerySet[Booking]:
+    if filters.statuses:
+        qs = qs.filter(status__in=filters.statuses)
+    if filters.start_from is not None:
+        qs = qs.filter(end_time__gt=filters.start_from)
+    if filters.start_to is not None:
+        qs = qs.filter(start_time__lt=filters.start_to)
+    return qs
+
+
+def booking_list_for_user(*, user, filters: BookingFilters = BookingFilters()) -> QuerySet[Booking]:
+    return _filtered(booking_queryset().filter(user=user), filters).order_by("-booking_date", "-id")
+
+
+def booking_list_for_item(*, actor, item_id, filters: BookingFilters = BookingFilters()) -> QuerySet[Booking]:
     """GET /bookings/items/{id}: the item's bookings, for its organizer and ADMINs. An item the
     actor cannot see is a 404; one they see but do not manage, a 403."""
     item = item_get_visible(actor=actor, item_id=item_id)
     if not item_can_manage(actor=actor, item=item):
         raise Forbidden("Only an ADMIN or the item's organizer may list its bookings")
-    return booking_queryset().filter(item=item).order_by("booking_date", "id")
+    return _filtered(booking_queryset().filter(item=item), filters).order_by("booking_date", "id")
 
 
 def booking_visible(*, actor, booking: Booking) -> bool:

@@ -90,23 +90,18 @@ class ItemResponseSerializer(serializers.Serializer):
     updatedAt = LocalDateTimeField(source="updated_at", seconds=True)
 
 
-class ItemFilterSerializer(serializers.Serializer):
-    organizerId = serializers.IntegerField(source="organizer_id", required=False, min_value=1,
-                                           max_value=2**63 - 1)
-    onlyMyItems = serializers.BooleanField(source="only_mine", required=False, default=False,
-                                           help_text="true: only the caller's items (needs a token)")
-    location = StrictCharField(required=False, max_length=255)
-    category = StrictCharField(required=False, max_length=100)
-    q = StrictCharField(required=False, max_length=200, help_text="Words in name or description")
+class TimeWindowQuerySerializer(serializers.Serializer):
+    """`from`/`to` of a list query: rows whose time overlaps [from, to) — they end after `from`
+    and start before `to`. A bare date is that local day: `to=2031-09-15` includes the day."""
 
     def get_fields(self):
         fields = super().get_fields()  # `from` is a Python keyword, so these two are added here
         fields["from"] = LocalDateTimeField(source="start_from", required=False,
-                                            help_text="Items that end after this time (a bare date: "
+                                            help_text="Those that end after this time (a bare date: "
                                                       "its start, in TIME_ZONE)")
         fields["to"] = LocalDateTimeField(source="start_to", required=False, day_end=True,
-                                          help_text="Items that start before this time (a bare date: "
-                                                    "before its end, so that day's items are included)")
+                                          help_text="Those that start before this time (a bare date: "
+                                                    "before its end, so that day's are included)")
         return fields
 
     def validate(self, attrs):
@@ -114,6 +109,16 @@ class ItemFilterSerializer(serializers.Serializer):
         if start is not None and end is not None and end < start:
             raise serializers.ValidationError({"to": ["Must not be before `from`"]})
         return attrs
+
+
+class ItemFilterSerializer(TimeWindowQuerySerializer):
+    organizerId = serializers.IntegerField(source="organizer_id", required=False, min_value=1,
+                                           max_value=2**63 - 1)
+    onlyMyItems = serializers.BooleanField(source="only_mine", required=False, default=False,
+                                           help_text="true: only the caller's items (needs a token)")
+    location = StrictCharField(required=False, max_length=255)
+    category = StrictCharField(required=False, max_length=100)
+    q = StrictCharField(required=False, max_length=200, help_text="Words in name or description")
 
 
 class AvailabilitySerializer(serializers.Serializer):

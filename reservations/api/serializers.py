@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
+from catalog.api.serializers import TimeWindowQuerySerializer
 from bookings_project.validation import ChoiceField, StrictCharField
 
 from ..models import BookingStatus
@@ -29,6 +30,22 @@ class BookingResponseSerializer(serializers.Serializer):
                                 help_text="The tier's name when booked; null for a free item")
     startTime = LocalDateTimeField(source="start_time", help_text="The item's start (follows the item when it moves)")
     endTime = LocalDateTimeField(source="end_time", help_text="The item's end")
+
+
+class _StatusFilter(serializers.Serializer):
+    status = serializers.ListField(child=ChoiceField(choices=BookingStatus.choices), source="statuses",
+                                   required=False, max_length=len(BookingStatus.choices),
+                                   help_text="Only these statuses (repeat the parameter for several: "
+                                             "`?status=CONFIRMED&status=PENDING`)")
+
+
+class ItemBookingsQuerySerializer(_StatusFilter):
+    pass
+
+
+class MyBookingsQuerySerializer(_StatusFilter, TimeWindowQuerySerializer):
+    """`from`/`to` select bookings whose item overlaps [from, to): `?from=<now>` is what is still
+    to come (or under way)."""
 
 
 class BookingStatusUpdateSerializer(serializers.Serializer):

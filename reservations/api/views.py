@@ -22,6 +22,8 @@ from .serializers import (
     BookingStatusUpdateSerializer,
     ConflictCheckResponseSerializer,
     ConflictQuerySerializer,
+    ItemBookingsQuerySerializer,
+    MyBookingsQuerySerializer,
 )
 
 
@@ -89,24 +91,36 @@ class ItemBookingsView(APIView):
         return Response(booking_json(booking), status=status.HTTP_201_CREATED, headers=headers)
 
     @extend_schema(summary="Bookings of an item (its organizer, ADMIN)",
-                   description="Oldest first (the order seats were taken). A plain array; `page`/`pageSize` opt in to "
-                               "paging.",
-                   tags=["bookings"], parameters=ARRAY_PAGING,
+                   description="Oldest first (the order seats were taken), any status unless `status` is given. A "
+                               "plain array; `page`/`pageSize` opt in to paging.",
+                   tags=["bookings"], parameters=[ItemBookingsQuerySerializer, *ARRAY_PAGING],
                    responses={200: BookingResponseSerializer(many=True), **error_responses(400, 401, 403, 404)})
     def get(self, request, item_id):
-        return array_response(request, selectors.booking_list_for_item(actor=request.user, item_id=item_id),
-                              bookings_json)
+        filters = _booking_filters(request, ItemBookingsQuerySerializer)
+        return array_response(request, selectors.booking_list_for_item(actor=request.user, item_id=item_id,
+                                                                       filters=filters), bookings_json)
 
 
 class MyBookingsView(APIView):
     permission_classes = (IsAuthenticated,)
 
     @extend_schema(summary="The caller's bookings",
-                   description="Newest first, any status. A plain array; `page`/`pageSize` opt in to paging.",
-                   tags=["bookings"], parameters=ARRAY_PAGING,
+                   description="Newest first, any status unless `status` is given; `from`/`to` select bookings whose "
+                               "item overlaps [from, to) (`?from=<now>&status=CONFIRMED`: what is still to come). A "
+                               "plain array; `page`/`pageSize` opt in to paging.",
+                   tags=["bookings"], parameters=[MyBookingsQuerySerializer, *ARRAY_PAGING],
                    responses={200: BookingResponseSerializer(many=True), **error_responses(400, 401)})
     def get(self, request):
-        return array_response(request, selectors.booking_list_for_user(user=request.user), bookings_json)
+        filters = _booking_filters(request, MyBookingsQuerySerializer)
+        return array_response(request, selectors.booking_list_for_user(user=request.user, filters=filters),
+                              bookings_json)
+
+
+def _booking_filters(request, serializer_class) -> selectors.BookingFilters:
+    if not request.query_params:
+        return selectors.BookingFilters()
+    params = valid_data(serializer_class, request.query_params)
+    return selectors.BookingFilters(**{**params, "statuses": tuple(params.get("statuses", ()))})
 
 
 class BookingCancelView(APIView):

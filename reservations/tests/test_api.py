@@ -3,7 +3,7 @@ counts of the lists, Idempotency-Key, and what a client is told when a commit's 
 unknown. The rules themselves, called as services: test_services.py."""
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -415,3 +415,54 @@ class TestIdempotencyKey:
 
         assert (again.pk, created, len(calls)) == (first.pk, False, 2)
         assert counters(item) == (0, [0]) and Booking.objects.filter(user=customer).count() == 1
+
+
+class TestBookingListFilters:
+    """?status= (repeatable) on both booking lists; ?from=&to= on bookings/me (the item's time)."""
+
+    @pytest.fixture
+    def mine(self, customer, organizer, settings):
+        settings.TIME_ZONE = "Europe/Berlin"
+        start = timezone.make_aware(datetime(2031, 9, 15, 10))
+        items = [make_item(organizer, name=f"Day {d}", start=start + timedelta(days=d), capacity=5) for d in range(3)]
+        bookings = [book(customer, item) for item in items]
+        booking_set_status(actor=organizer, booking_id=bookings[1].pk, status="CANCELLED")
+        return items, [b.pk for b in bookings]
+
+    def test_by_status(self, client_for, customer, mine):
+        client = client_for(customer)
+        assert [b["id"] for b in client.get("/api/v1/bookings/me?status=CANCELLED").json()] == [mine[1][1]]
+        both = client.get("/api/v1/bookings/me?status=CANCELLED&status=CONFIRMED").json()
+        assert sorted(b["id"] for b in both) == sorted(mine[1])
+        assert client.get("/api/v1/bookings/me?status=COMPLETED").json() == []
+
+    def test_by_the_items_time_a_bare_date_being_that_local_day(self, client_for, customer, mine):
+        client = client_for(customer)
+        ids = mine[1]
+
+        def listed(query):
+            return sorted(b["id"] for b in client.get(f"/api/v1/bookings/me?{query}").json())
+
+        assert listed("from=2031-09-16") == ids[1:]
+        assert listed("from=2031-09-16&to=2031-09-16") == [ids[1]]
+        assert listed("to=2031-09-15T10:00:00") == []  # [from, to) overlaps: back-to-back is not in
+        assert listed("from=2031-09-15T11:59:59&to=2031-09-16T10:00:01&status=CONFIRMED") == [ids[0]]
+
+    def test_the_organizers_guest_list_by_status_with_paging(self, client_for, organizer, mine):
+        items, ids = mine
+        client = client_for(organizer)
+        response = client.get(f"/api/v1/bookings/items/{items[1].pk}?status=CONFIRMED&page=1&pageSize=10")
+        assert response.json() == [] and response["X-Total-Count"] == "0"
+        cancelled = client.get(f"/api/v1/bookings/items/{items[1].pk}?status=CANCELLED").json()
+        assert [b["id"] for b in cancelled] == [ids[1]]
+
+    @pytest.mark.parametrize("query, field", [("status=DONE", "status"), ("status=", "status"),
+                                              ("from=yesterday", "from"), ("from=2031-09-16T12:00:00&to=2031-09-16T10:00:00", "to")])
+    def test_a_bad_filter_is_400_naming_it(self, client_for, customer, mine, query, field):
+        response = client_for(customer).get(f"/api/v1/bookings/me?{query}")
+        assert response.status_code == 400 and list(response.json()["fields"]) == [field], response.json()
+
+    def test_filters_cost_no_extra_query(self, client_for, customer, mine):
+        client = client_for(customer)
+        assert list_cost(client, "/api/v1/bookings/me?status=CONFIRMED&from=2031-09-15")[0] == \
+            list_cost(client, "/api/v1/bookings/me")[0]
