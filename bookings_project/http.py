@@ -25,3 +25,14 @@ def location(request, url_name: str, **kwargs) -> dict[str, str]:
     """The `Location` header of a 201 (the resource made) or a 202 (where to follow the job):
     the absolute URL of the `url_name` route, like the paging `Link` headers."""
     return {"Location": request.build_absolute_uri(reverse(url_name, kwargs=kwargs))}
+
+
+def not_modified(request, etag: str) -> bool:
+    """The request's If-None-Match names `etag` (or `*`): the client's copy is current, answer
+    304. Weak validators (W/"…") match too, as RFC 9110 has it for If-None-Match."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return etag in {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}

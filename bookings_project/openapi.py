@@ -88,3 +88,13 @@ def location_header(status: int, what: str) -> OpenApiParameter:
     """OpenAPI of the `Location` response header a 201/202 carries (bookings_project.http.location)."""
     return OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[status],
                             description=f"Absolute URL of {what}")
+
+
+# A GET answered with an ETag (bookings_project.http.not_modified): its request and response headers.
+CONDITIONAL_GET = [
+    OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                     description="An ETag of an earlier answer (or several, comma-separated, or `*`): a 304 "
+                                 "without a body if the answer would be the same"),
+    OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304],
+                     description="Names this answer's content, for If-None-Match"),
+]

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -65,6 +66,16 @@ def _bump_after_commit() -> None:
         outbox_enqueue(event_type=CACHE_BUMP_EVENT)
 
 
+class RenderedList(NamedTuple):
+    total: int  # rows in the whole list (X-Total-Count when paged)
+    body: bytes  # the JSON
+    etag: str  # a digest of both: the response's ETag (If-None-Match → 304)
+
+
+def rendered_list(total: int, body: bytes) -> RenderedList:
+    return RenderedList(total, body, hashlib.blake2b(b"%d\n%s" % (total, body), digest_size=16).hexdigest())
+
+
 class _LocalLists:
     """The last few lists this process served, by their Redis key (which holds the catalog
     version): a repeat reader skips moving the whole body out of Redis again. Same freshness as
@@ -74,7 +85,7 @@ class _LocalLists:
     def __init__(self, entries: int):
         self.entries, self.lists, self.lock = entries, OrderedDict(), threading.Lock()
 
-    def get(self, key: str) -> tuple[int, bytes] | None:
+    def get(self, key: str) -> RenderedList | None:
         with self.lock:
             hit = self.lists.get(key)
             if hit is None or hit[0] < time.monotonic():
@@ -82,7 +93,7 @@ class _LocalLists:
             self.lists.move_to_end(key)
             return hit[1]
 
-    def put(self, key: str, value: tuple[int, bytes]) -> None:
+    def put(self, key: str, value: RenderedList) -> None:
         with self.lock:
             self.lists[key] = (time.monotonic() + settings.CATALOG_CACHE_TTL, value)
             self.lists.move_to_end(key)
@@ -93,14 +104,14 @@ class _LocalLists:
 _local = _LocalLists(entries=16)
 
 
-def cached_list(key_parts, compute) -> tuple[int, bytes]:
-    """(total, rendered JSON) for a list, from this process, from Redis, or `compute()`. The key
-    holds TIME_ZONE: the JSON carries local times without offset, so a list rendered by a
+def cached_list(key_parts, compute) -> RenderedList:
+    """A list's rendering, from this process, from Redis, or `compute()` (→ (total, JSON)). The
+    key holds TIME_ZONE: the JSON carries local times without offset, so a list rendered by a
     process running in another zone (before a restart that changed it, or during a rolling
     one) must not be served."""
     redis = _redis()
     if redis is None:
-        return compute()
+        return rendered_list(*compute())
     try:
         version = _current_version(redis)
         digest = hashlib.sha256(repr((settings.TIME_ZONE, key_parts)).encode()).hexdigest()
@@ -109,18 +120,19 @@ def cached_list(key_parts, compute) -> tuple[int, bytes]:
         hit = redis.get(key) if local is None else None
     except REDIS_FAILURES as exc:  # unreachable: compute fresh rather than risk a stale list
         list_cache_outage.failed(exc)
-        return compute()
+        return rendered_list(*compute())
     list_cache_outage.answered()
     if local is not None:
         return local
     if hit is not None:
         total, _, body = hit.partition(b"\n")
-        _local.put(key, (int(total), body))
-        return int(total), body
-    total, body = compute()
-    _local.put(key, (total, body))
+        result = rendered_list(int(total), body)
+        _local.put(key, result)
+        return result
+    result = rendered_list(*compute())
+    _local.put(key, result)
     try:
-        redis.set(key, str(total).encode() + b"\n" + body, ex=settings.CATALOG_CACHE_TTL)
+        redis.set(key, str(result.total).encode() + b"\n" + result.body, ex=settings.CATALOG_CACHE_TTL)
     except REDIS_FAILURES:
         logger.debug("caching an item list failed", exc_info=True)
-    return total, body
+    return result

@@ -1,5 +1,6 @@
-from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse, HttpResponseNotModified
+from django.utils.cache import patch_vary_headers
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import SAFE_METHODS, AllowAny
@@ -8,8 +9,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsOrganizerOrAdmin
 from bookings_project.content import ExactJSONRenderer
-from bookings_project.http import location
-from bookings_project.openapi import error_responses, location_header
+from bookings_project.http import location, not_modified
+from bookings_project.openapi import CONDITIONAL_GET, error_responses, location_header
 from bookings_project.pagination import (ARRAY_PAGE_SIZE, ARRAY_PAGING, add_paging_headers, page_rows,
                                          parse_page_params, wants_paging)
 from bookings_project.validation import no_body_expected, valid_data
@@ -38,9 +39,13 @@ class ItemCollectionView(APIView):
                    description="Items the caller may see (public ones; also the caller's own private items, all for "
                                "an ADMIN), past ones included, by start time. Filters combine; `from`/`to` select "
                                "items overlapping [from, to). A plain array; `page`/`pageSize` opt in to paging "
-                               "(X-Total-Count, Link).",
-                   tags=["items"], parameters=[ItemFilterSerializer, *ARRAY_PAGING],
-                   responses={200: ItemResponseSerializer(many=True), **error_responses(400, 401)})
+                               "(X-Total-Count, Link). The answer carries an `ETag`: send it back as `If-None-Match` "
+                               "and an unchanged list is a 304 without a body.",
+                   tags=["items"], parameters=[ItemFilterSerializer, *ARRAY_PAGING, *CONDITIONAL_GET],
+                   responses={200: ItemResponseSerializer(many=True),
+                              304: OpenApiResponse(description="Not modified: the list is the one the If-None-Match "
+                                                               "ETag names"),
+                              **error_responses(400, 401)})
     def get(self, request):
         # No query string: the default filters (validating nothing costs a serializer per request).
         params = valid_data(ItemFilterSerializer, request.query_params) if request.query_params else {}
@@ -55,10 +60,17 @@ class ItemCollectionView(APIView):
             total, rows = page_rows(items, *paging) if paging else (None, list(items))
             return (len(rows) if total is None else total), ExactJSONRenderer().render(items_json(rows))
 
-        total, body = cached_list((scope, filters, paging), render)
-        response = HttpResponse(body, content_type="application/json")
+        listed = cached_list((scope, filters, paging), render)
+        if not_modified(request, listed.etag):
+            response = HttpResponseNotModified()
+        else:
+            response = HttpResponse(listed.body, content_type="application/json")
+        # (private: what a caller sees depends on who they are; no-cache: ask again each time,
+        # a 304 when nothing changed)
+        response["ETag"], response["Cache-Control"] = f'"{listed.etag}"', "private, no-cache"
+        patch_vary_headers(response, ["Authorization"])
         if paging:
-            add_paging_headers(response, request, total=total, page=paging[0], size=paging[1])
+            add_paging_headers(response, request, total=listed.total, page=paging[0], size=paging[1])
         return response
 
     @extend_schema(summary="Create an item (EVENT_ORGANIZER, ADMIN)",

@@ -415,3 +415,49 @@ def test_an_organizer_holds_a_bounded_number_of_upcoming_items_an_admin_does_not
                                       {"startTime": "2031-10-01T10:00:00", "endTime": "2031-10-01T12:00:00"},
                                       format="json")
     assert moved.status_code == 409  # ... until it is moved back into the future
+
+
+class TestConditionalList:
+    """GET /items carries an ETag; If-None-Match with it is a 304 without the (large) body, until
+    anything in the list changes — for this caller's view of it."""
+
+    def test_an_unchanged_list_is_a_304_and_a_change_a_200_with_a_new_etag(self, api_client, organizer,
+                                                                             make_user):
+        from reservations.services import booking_create
+
+        item = make_item(organizer, capacity=3, tiers=[("A", "10.00", 3)])
+        first = api_client.get("/api/v1/items")
+        etag = first["ETag"]
+        assert first.status_code == 200 and etag.startswith('"') and len(etag) == 34
+        assert first["Cache-Control"] == "private, no-cache" and "Authorization" in first["Vary"]
+
+        again = api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=etag)
+        assert (again.status_code, again.content, again["ETag"]) == (304, b"", etag)
+
+        booking_create(user=make_user(), item_id=item.pk)  # availableCapacity changes
+        changed = api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=etag)
+        assert changed.status_code == 200 and changed["ETag"] != etag
+        assert changed.json()[0]["availableCapacity"] == 2
+
+    @pytest.mark.parametrize("header", ['W/{etag}', '"other", {etag}', "*"])
+    def test_if_none_match_forms(self, api_client, organizer, header):
+        make_item(organizer)
+        etag = api_client.get("/api/v1/items")["ETag"]
+        assert api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=header.format(etag=etag)).status_code == 304
+        assert api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH='"other"').status_code == 200
+
+    def test_one_callers_etag_does_not_fit_another_callers_list(self, api_client, client_for, organizer):
+        make_item(organizer, name="Public")
+        make_item(organizer, name="Secret", is_private=True)
+        own = client_for(organizer).get("/api/v1/items")
+        public = api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=own["ETag"])
+        assert public.status_code == 200 and [i["name"] for i in public.json()] == ["Public"]
+        assert public["ETag"] != own["ETag"]
+
+    def test_a_page_whose_total_changed_is_not_a_304(self, api_client, organizer):
+        start = make_item(organizer, name="First").start_time
+        page = api_client.get("/api/v1/items?page=1&pageSize=1")
+        make_item(organizer, name="Later", start=start + timedelta(days=1))  # same first page, one more row
+        again = api_client.get("/api/v1/items?page=1&pageSize=1", HTTP_IF_NONE_MATCH=page["ETag"])
+        assert again.status_code == 200 and again["X-Total-Count"] == "2"
+        assert [i["name"] for i in again.json()] == ["First"]

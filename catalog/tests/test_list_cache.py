@@ -134,3 +134,17 @@ def test_a_list_cached_in_another_time_zone_is_not_served(api_client, organizer,
     assert listing(api_client)[0].json()[0]["startTime"] == "2031-09-15T12:00:00"
     settings.TIME_ZONE = "UTC"
     assert listing(api_client)[0].json()[0]["startTime"] == "2031-09-15T10:00:00"
+
+
+def test_a_cached_list_answers_if_none_match_with_a_304_and_no_query(api_client, organizer, make_user):
+    item = make_item(organizer, capacity=3)
+    first, _ = listing(api_client)
+    with CaptureQueriesContext(connection) as ctx:
+        again = api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert (again.status_code, len(ctx.captured_queries)) == (304, 0)
+    catalog_cache._local.lists.clear()  # another process: the ETag comes with the Redis copy
+    assert api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+
+    booking_create(user=make_user(), item_id=item.pk)  # committed: the version moves on
+    changed = api_client.get("/api/v1/items", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200 and changed["ETag"] != first["ETag"]

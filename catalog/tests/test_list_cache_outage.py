@@ -32,10 +32,10 @@ def test_an_outage_is_logged_once_and_its_end_once(monkeypatch, caplog):
 
     with caplog.at_level("WARNING", logger="catalog.cache"):
         for _ in range(3):
-            assert catalog_cache.cached_list(("outage",), compute) == (1, b"[]")
+            assert catalog_cache.cached_list(("outage",), compute)[:2] == (1, b"[]")
         redis.down = False
         for _ in range(2):
-            assert catalog_cache.cached_list(("outage",), compute) == (1, b"[]")
+            assert catalog_cache.cached_list(("outage",), compute)[:2] == (1, b"[]")
 
     assert len(computed) == 4  # each request of the outage, then once into the cache
     assert [r.getMessage() for r in caplog.records if r.name == "catalog.cache"] == [
