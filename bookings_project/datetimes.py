@@ -5,6 +5,7 @@ round-trips unchanged. Core API: UTC with "Z"."""
 import re
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -34,6 +35,17 @@ def as_utc(value: datetime) -> datetime:
     zone (blind to a DST change between them), and never finds a time a zone repeats equal to
     the same instant in another zone (PEP 495): in UTC, instants compare as instants."""
     return value.astimezone(dt_timezone.utc) if value.tzinfo is not None else value
+
+
+def overlapping(start: datetime | None, end: datetime | None) -> Q:
+    """Rows whose [start_time, end_time) overlaps [start, end) — half-open, so back-to-back ranges
+    do not; a bound left out (None) is open."""
+    q = Q()
+    if start is not None:
+        q &= Q(end_time__gt=start)
+    if end is not None:
+        q &= Q(start_time__lt=end)
+    return q
 
 
 def to_utc_z(value: datetime | None) -> str | None:

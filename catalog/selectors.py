@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import DecimalField, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from bookings_project.datetimes import overlapping
 from bookings_project.db import pk_in_range, select_instances
 
 from .exceptions import ItemNotFound
@@ -63,11 +64,7 @@ def item_list(*, actor, filters: ItemFilters = ItemFilters()) -> QuerySet[Bookab
         qs = qs.filter(organizer_id=actor.pk)
     if filters.organizer_id is not None:
         qs = qs.filter(organizer_id=filters.organizer_id)
-    # from/to select items that overlap the window [from, to).
-    if filters.start_from is not None:
-        qs = qs.filter(end_time__gt=filters.start_from)
-    if filters.start_to is not None:
-        qs = qs.filter(start_time__lt=filters.start_to)
+    qs = qs.filter(overlapping(filters.start_from, filters.start_to))  # from/to: the window [from, to)
     if filters.location:
         qs = qs.filter(location__icontains=filters.location)
     if filters.category:

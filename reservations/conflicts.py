@@ -1,8 +1,5 @@
-"""Overlap rules, no I/O. Ranges are half-open `[start, end)`: back-to-back items do not clash."""
-
-from datetime import datetime
-
-from django.db.models import Q
+"""Booking rules, no I/O: the status machine. (Overlap, half-open `[start, end)`:
+bookings_project.datetimes.overlapping.)"""
 
 from .models import BookingStatus
 
@@ -11,11 +8,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     BookingStatus.PENDING: frozenset({BookingStatus.CONFIRMED, BookingStatus.CANCELLED}),
     BookingStatus.CONFIRMED: frozenset({BookingStatus.COMPLETED, BookingStatus.CANCELLED}),
 }
-
-
-def overlap_q(start: datetime, end: datetime) -> Q:
-    """Bookings whose [start_time, end_time) overlaps [start, end)."""
-    return Q(start_time__lt=end, end_time__gt=start)
 
 
 def transition_allowed(current: str, target: str) -> bool:

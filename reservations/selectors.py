@@ -4,10 +4,10 @@ from datetime import datetime
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from bookings_project.datetimes import overlapping
 from bookings_project.errors import Forbidden
 from catalog.selectors import item_can_manage, item_get_visible
 
-from .conflicts import overlap_q
 from .models import ACTIVE_STATUSES, Booking, BookingStatus
 
 
@@ -25,11 +25,7 @@ class BookingFilters:
 def _filtered(qs: QuerySet[Booking], filters: BookingFilters) -> QuerySet[Booking]:
     if filters.statuses:
         qs = qs.filter(status__in=filters.statuses)
-    if filters.start_from is not None:
-        qs = qs.filter(end_time__gt=filters.start_from)
-    if filters.start_to is not None:
-        qs = qs.filter(start_time__lt=filters.start_to)
-    return qs
+    return qs.filter(overlapping(filters.start_from, filters.start_to))
 
 
 def booking_list_for_user(*, user, filters: BookingFilters = BookingFilters()) -> QuerySet[Booking]:
@@ -53,7 +49,7 @@ def booking_visible(*, actor, booking: Booking) -> bool:
 
 def booking_conflicts(*, user, start: datetime, end: datetime, exclude_id=None) -> QuerySet[Booking]:
     """The user's CONFIRMED bookings overlapping [start, end)."""
-    qs = booking_queryset().filter(overlap_q(start, end), user=user, status=BookingStatus.CONFIRMED)
+    qs = booking_queryset().filter(overlapping(start, end), user=user, status=BookingStatus.CONFIRMED)
     if exclude_id is not None:
         qs = qs.exclude(pk=exclude_id)
     return qs.order_by("start_time", "id")

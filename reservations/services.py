@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.locking import user_lock
 from bookings_project.db import constraint_name, db_value, insert_many, sqlstate
+from bookings_project.datetimes import overlapping
 from bookings_project.errors import Forbidden
 from bookings_project.transactions import CommitOutcomeUnknown, atomic_with_tail
 from catalog.exceptions import ItemBusy
@@ -31,7 +32,7 @@ from catalog.seats import item_lock, item_seat_claim, item_seat_release, item_ti
 from ops.models import OutboxEvent
 from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
-from .conflicts import overlap_q, transition_allowed
+from .conflicts import transition_allowed
 from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound, BookingOutcomeUnknown,
                          BookingTimeConflict, CancellationTooLate, CompletionTooEarly, InvalidStatusTransition,
                          ItemAlreadyStarted)
@@ -106,7 +107,7 @@ def _check_booker(user, item: BookableItem) -> None:
 
 
 # Raw SQL on the hot booking path (see catalog.selectors.item_get_for_booking). The overlap
-# test is conflicts.overlap_q's: half-open ranges.
+# test is bookings_project.datetimes.overlapping's: half-open ranges.
 _LOCK_USER_SQL = f"SELECT is_active FROM {User._meta.db_table} WHERE id = %s" + (
     " FOR UPDATE" if connection.features.has_select_for_update else "")
 _ACTIVE_PLACEHOLDERS = ", ".join(["%s"] * len(ACTIVE_STATUSES))
@@ -333,7 +334,7 @@ def booking_times_follow_item(*, item: BookableItem) -> int:
         _cancel_all(Booking.objects.filter(item=item, user__is_active=False))
     active = Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES)
     bookers = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED).values("user_id")
-    clash = Booking.objects.filter(overlap_q(item.start_time, item.end_time), user_id__in=bookers,
+    clash = Booking.objects.filter(overlapping(item.start_time, item.end_time), user_id__in=bookers,
                                    status=BookingStatus.CONFIRMED).exclude(item=item)
     if clash.exists():
         raise BookingTimeConflict("The new times overlap other confirmed bookings of this item's bookers")
