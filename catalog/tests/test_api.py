@@ -59,6 +59,16 @@ class TestCreateAndRead:
         del no_key["priceTiers"]
         assert client_for(organizer).post("/api/v1/items", no_key, format="json").json()["currentPrice"] == 0
 
+    def test_a_tier_may_be_free(self, client_for, customer, organizer):
+        """Prices are >= 0 (contract §5): a free first tier is sold at 0.00."""
+        body = create(client_for(organizer), capacity=3, priceTiers=[
+            {"tier": "Guest list", "price": 0, "maxCapacity": 1}, {"tier": "Regular", "price": 15, "maxCapacity": 2}])
+        assert body.status_code == 201, body.content
+        assert body.json()["currentPrice"] == 0
+        booked = client_for(customer).post(f"/api/v1/bookings/items/{body.json()['id']}", {}, format="json")
+        assert booked.status_code == 201 and booked.json()["pricePaid"] == 0
+        assert Booking.objects.get(pk=booked.json()["id"]).tier.name == "Guest list"
+
     def test_past_items_may_be_created_as_history(self, client_for, organizer):
         past = timezone.localtime() - timedelta(days=30)
         response = create(client_for(organizer), startTime=local_iso(past),
@@ -287,6 +297,25 @@ class TestUpdateAndDelete:
         assert grown.status_code == 200
         assert (grown.json()["availableCapacity"], grown.json()["currentPrice"]) == (3, 12.5)
 
+    def test_capacity_may_be_cut_down_to_exactly_what_is_booked(self, make_user, client_for, organizer):
+        item = make_item(organizer, capacity=4)
+        for _ in range(3):
+            booking_create(user=make_user(), item_id=item.pk)
+        cut = client_for(organizer).put(f"/api/v1/items/{item.pk}", {"capacity": 3}, format="json")
+        assert cut.status_code == 200, cut.content
+        assert (cut.json()["capacity"], cut.json()["availableCapacity"]) == (3, 0)
+
+    def test_reordered_tiers_are_sold_in_their_new_order(self, make_user, client_for, organizer):
+        """Tiers are matched by name (their counters stay) and sold in the order last sent."""
+        item = make_item(organizer, capacity=4, tiers=[("A", "5.00", 2), ("B", "9.00", 2)])
+        booking_create(user=make_user(), item_id=item.pk)
+        reordered = client_for(organizer).put(f"/api/v1/items/{item.pk}", {"priceTiers": [
+            {"tier": "B", "price": 9, "maxCapacity": 2}, {"tier": "A", "price": 5, "maxCapacity": 2}]}, format="json")
+        assert [t["tier"] for t in reordered.json()["priceTiers"]] == ["B", "A"]
+        assert reordered.json()["currentPrice"] == 9.0
+        assert [t["tier"] for t in client_for().get(f"/api/v1/items/{item.pk}").json()["priceTiers"]] == ["B", "A"]
+        assert booking_create(user=make_user(), item_id=item.pk).tier.name == "B"
+
     def test_a_free_item_with_bookings_cannot_get_price_tiers(self, make_user, client_for, organizer):
         """Its bookings hold no tier, so tier counters could not account for their seats (a
         later booking naming a tier was answered 503 'busy' forever)."""
@@ -461,3 +490,22 @@ class TestConditionalList:
         again = api_client.get("/api/v1/items?page=1&pageSize=1", HTTP_IF_NONE_MATCH=page["ETag"])
         assert again.status_code == 200 and again["X-Total-Count"] == "2"
         assert [i["name"] for i in again.json()] == ["First"]
+
+
+def test_an_item_in_progress_still_holds_a_place_under_the_organizer_limit(client_for, make_user, settings):
+    """The limit counts items that have not ended, not only those that have not started."""
+    settings.MAX_UPCOMING_ITEMS_PER_ORGANIZER = 1
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    make_item(organizer, start=timezone.now() - timedelta(hours=1), hours=2)  # ends in an hour
+    body = {"name": "Talk", "startTime": "2031-09-15T10:00:00", "endTime": "2031-09-15T12:00:00", "capacity": 5}
+    assert client_for(organizer).post("/api/v1/items", body, format="json").status_code == 409
+
+
+def test_a_blank_category_is_stored_as_none_on_update_as_on_create(client_for, organizer):
+    created = create(client_for(organizer), category="").json()
+    assert created["category"] is None
+    make_tech = client_for(organizer).put(f"/api/v1/items/{created['id']}", {"category": "Tech"}, format="json")
+    assert make_tech.json()["category"] == "Tech"
+    cleared = client_for(organizer).put(f"/api/v1/items/{created['id']}", {"category": ""}, format="json")
+    assert cleared.json()["category"] is None
+    assert BookableItem.objects.get(pk=created["id"]).category is None

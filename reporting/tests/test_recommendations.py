@@ -1,5 +1,6 @@
 """The pure scorer (reporting.recommendations), no database."""
 
+import math
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -80,3 +81,45 @@ def test_cold_start_orders_by_popularity_then_start_time():
     ranked = recommend([], candidates, limit=5)
     assert ids(ranked) == [3, 2, 1]
     assert ranked[0].reason == "Popular: 5 bookings" and ranked[2].reason == "Popular: 1 booking"
+
+
+def test_single_signals_rank_by_their_documented_weights():
+    """organizer 3.0 > category 2.5 > tags 2.0 > location 1.0, each a full share; listed so that
+    start time alone would give the opposite order."""
+    booked = item(1, organizer=7, category="Wellness", tags=["yoga"], location="Park")
+    location, tags, category, organizer = (item(10, organizer=8, location="Park", day=1),
+                                           item(11, organizer=8, tags=["yoga"], day=2),
+                                           item(12, organizer=8, category="Wellness", day=3),
+                                           item(13, organizer=7, day=4))
+    ranked = recommend([booked], [location, tags, category, organizer], limit=4)
+    assert ids(ranked) == [13, 12, 11, 10]
+    assert [round(r.score, 9) for r in ranked] == [3.0, 2.5, 2.0, 1.0]
+
+
+def test_a_candidates_tags_the_profile_lacks_dilute_its_tag_share():
+    """The tag score is the mean share over the candidate's tags: one of two shared scores half."""
+    booked = item(1, organizer=7, tags=["python"])
+    diluted = item(10, organizer=8, tags=["python", "java"], day=0)
+    exact = item(11, organizer=8, tags=["python"], day=1)
+    ranked = recommend([booked], [diluted, exact], limit=2)
+    assert ids(ranked) == [11, 10]
+    assert [round(r.score, 9) for r in ranked] == [2.0, 1.0]
+
+
+def test_a_word_of_the_booked_items_name_weighs_more_than_one_of_its_description():
+    booked = item(1, "Pottery", description="clay")
+    from_description, from_name = item(10, description="clay", day=0), item(11, description="pottery", day=1)
+    assert ids(recommend([booked], [from_description, from_name], limit=2)) == [11, 10]
+
+
+def test_term_frequency_is_sublinear():
+    """A word said three times weighs 1 + ln 3 against a word said once, not 3: repeating a
+    keyword does not buy a ranking."""
+    vector = tfidf(Counter(python=3, django=1), {"python": 1.0, "django": 1.0})
+    assert abs(vector["python"] / vector["django"] - (1 + math.log(3))) < 1e-9
+
+
+def test_the_reason_names_the_most_recent_booked_item_with_that_feature():
+    history = [item(2, "Newer", organizer=1), item(1, "Older", organizer=1)]  # newest first
+    [ranked] = recommend(history, [item(10, organizer=1)], limit=1)
+    assert ranked.reason == "Same organizer as 'Newer'"

@@ -186,6 +186,27 @@ def test_cold_start_returns_most_booked_upcoming_items(customer, make_user, clie
     assert quiet.pk == response.json()[3]["id"]
 
 
+def test_cold_start_finds_the_most_booked_items_beyond_the_next_few(customer, make_user, client_for, organizer):
+    """The most-booked upcoming items, not the most-booked of the next `limit` to start."""
+    for day in range(3):
+        item_at(organizer, day, name=f"Quiet {day}")
+    busy = item_at(organizer, 10, name="Busy")
+    for _ in range(2):
+        book(make_user(), busy)
+
+    assert names(client_for(customer).get(URL, {"limit": 2})) == ["Busy", "Quiet 0"]
+
+
+def test_a_deleted_item_takes_no_place_in_the_list(customer, client_for, seed_items, admin, organizer):
+    """It would have ranked first; the next match is recommended instead, not a shorter list."""
+    book(customer, seed_items["tech"])
+    deleted = item_at(organizer, 2.5, name="Deleted Tech Workshop", description="Python programming.",
+                      category="Tech", tags=["python", "programming"], location="Room 1")
+    item_delete(actor=admin, item_id=deleted.pk)
+
+    assert names(client_for(customer).get(URL, {"limit": 1})) == ["Another Tech Workshop"]
+
+
 def test_ties_are_broken_by_start_time(customer, client_for, organizer, other_organizer):
     booked = item_at(organizer, 1, name="Booked", category="Tech")
     later = item_at(other_organizer, 9, name="Later")
@@ -233,6 +254,22 @@ def test_a_match_is_scored_however_many_unrelated_items_start_sooner(customer, c
 
     assert names(response)[0] == "Another Tech Workshop"
     assert response.json()[0]["reason"].startswith("Same organizer")
+
+
+@pytest.mark.parametrize(("category", "location"), [("TECH", "Elsewhere"), (None, "room a")])
+def test_a_match_by_category_or_location_alone_is_scored_however_many_items_start_sooner(
+        customer, client_for, organizer, other_organizer, make_user, monkeypatch, category, location):
+    """Another organizer's item sharing only the category, or only the location (in another
+    case: they match case-insensitively, as the scores compare them)."""
+    from reporting import selectors
+
+    monkeypatch.setattr(selectors, "CANDIDATE_CAP", 5)  # the next 5 by start time: all unrelated
+    book(customer, item_at(organizer, 0, name="Tech Workshop", category="Tech", location="Room A"))
+    for n in range(8):
+        item_at(other_organizer, 1 + n, name=f"Filler {n}", category="Other", location="Elsewhere")
+    item_at(make_user(roles=["EVENT_ORGANIZER"]), 30, name="Match", category=category, location=location)
+
+    assert names(client_for(customer).get(URL))[0] == "Match"
 
 
 def test_only_the_head_of_a_long_description_is_read(customer, client_for, organizer):

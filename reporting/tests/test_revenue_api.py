@@ -57,6 +57,18 @@ def test_three_bookings_at_49_99_sum_to_149_97_as_a_json_number(admin_api, organ
          "numberOfBookings": 3}]}
 
 
+@pytest.mark.parametrize("price", ["4.35", "0.29", "19.99"])
+def test_a_price_that_is_no_exact_binary_fraction_is_summed_to_the_cent(admin_api, organizer, buyers, price):
+    """4.35 × 100 is 434.99999999999994 in floating point (SQLite's arithmetic on decimals): the
+    cents are rounded, never truncated to 434."""
+    item = priced_item(organizer, 1, price)
+    book(buyers[0], item)
+
+    body = json.loads(get_report(admin_api).content, parse_float=Decimal)
+
+    assert body["totalRevenue"] == body["reportDetails"][0]["itemRevenue"] == Decimal(price)
+
+
 def test_cancelled_bookings_excluded_completed_included(admin_api, organizer, buyers):
     item = priced_item(organizer, 1, "20.00")
     book(buyers[0], item)

@@ -139,7 +139,11 @@ def test_lock_timeout_becomes_503_json_not_a_hang(client_for, customer, organize
 
 
 def test_a_tier_removed_between_read_and_claim_is_retried_into_the_next_tier(make_user, organizer, monkeypatch):
-    """The booking's tier foreign key fails at COMMIT (deferred), after the pipelined claim."""
+    """The first attempt, made from a read older than the tier's removal, is refused and retried
+    from a fresh read. (What refuses it on PostgreSQL is the item claim, whose `updated_at` no
+    longer matches — the update saved the item — before the tier's deferred foreign key could
+    fail at COMMIT; that FK retry is the backstop, unreachable while every tier change saves
+    its item.)"""
     from catalog import selectors
     from catalog.services import item_update
     from reservations import services

@@ -135,3 +135,18 @@ def test_an_organizer_who_booked_another_organizers_item_cannot_set_its_status(m
         allowed = client_for(organizer).put(f"/api/v1/bookings/{booking.pk}/status", {"status": "COMPLETED"},
                                             format="json")
     assert allowed.status_code == 200 and allowed.json()["status"] == "COMPLETED"
+
+
+def test_a_finished_booking_is_404_not_409_to_those_who_may_not_see_it(make_user, client_for, organizer,
+                                                                      other_organizer):
+    """Visibility is checked before the status machine: a stranger learns nothing from a
+    booking id, not even that it was cancelled. Its owner, who sees it, gets the 409."""
+    item = make_item(organizer)
+    booker = make_user()
+    booking = booking_create(user=booker, item_id=item.pk)
+    assert client_for(booker).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 200
+
+    assert client_for(make_user()).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 404
+    assert client_for(other_organizer).put(f"/api/v1/bookings/{booking.pk}/status", {"status": "CONFIRMED"},
+                                           format="json").status_code == 404
+    assert client_for(booker).put(f"/api/v1/bookings/{booking.pk}/cancel").status_code == 409

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from freezegun import freeze_time
 
 from accounts.services import user_deactivate
 from bookings_project.errors import Forbidden
@@ -13,7 +14,7 @@ from catalog.exceptions import CapacityExceeded, ItemBusy, ItemNotFound
 from catalog.models import BookableItem, PriceTier
 from catalog.tests.factories import make_item
 from ops.models import OutboxEvent
-from reservations.exceptions import BookingTimeConflict, InvalidStatusTransition
+from reservations.exceptions import BookingTimeConflict, InvalidStatusTransition, ItemAlreadyStarted
 from reservations.models import Booking, BookingStatus
 from reservations.services import booking_cancel_future_for_user, booking_create, booking_set_status
 from reservations.tests.factories import counters, once_started
@@ -26,6 +27,18 @@ class TestOutbox:
         booking = booking_create(user=customer, item_id=make_item(organizer).pk)
         assert booking.price_paid == Decimal("0.00") and booking.tier is None
         assert OutboxEvent.objects.get(event_type="BOOKING_CONFIRMED").payload["pricePaid"] == "0.00"
+
+    def test_confirming_a_pending_booking_emails_the_booker(self, customer, organizer):
+        item = make_item(organizer, tiers=[("A", "10.00", 10)])
+        booking = booking_create(user=customer, item_id=item.pk)
+        Booking.objects.filter(pk=booking.pk).update(status=BookingStatus.PENDING)
+        OutboxEvent.objects.all().delete()
+
+        booking_set_status(actor=organizer, booking_id=booking.pk, status="CONFIRMED")
+
+        [email] = OutboxEvent.objects.filter(event_type="BOOKING_CONFIRMED")
+        assert email.recipient_email == customer.email
+        assert (email.payload["bookingId"], email.payload["status"]) == (booking.pk, "CONFIRMED")
 
 
 class TestStatusMachine:
@@ -51,6 +64,17 @@ class TestStatusMachine:
         assert Booking.objects.get(pk=booking.pk).status == (target if allowed else start)
         active = Booking.objects.get(pk=booking.pk).status in ("PENDING", "CONFIRMED")
         assert counters(item) == ((1, [1]) if active else (0, [0]))
+
+    def test_from_the_instant_its_item_starts_a_booking_can_be_completed_and_no_seat_sold(
+            self, customer, make_user, organizer):
+        """"Started" is one instant for both rules: the seat completion frees can never be booked."""
+        item = make_item(organizer, capacity=2, tiers=[("A", "10.00", 2)])
+        booking = booking_create(user=customer, item_id=item.pk)
+        with freeze_time(item.start_time):
+            with pytest.raises(ItemAlreadyStarted):
+                booking_create(user=make_user(), item_id=item.pk)
+            assert booking_set_status(actor=organizer, booking_id=booking.pk, status="COMPLETED").status == "COMPLETED"
+        assert counters(item) == (0, [0])
 
     def test_confirming_a_pending_booking_checks_overlap(self, customer, organizer):
         first, second = make_item(organizer, name="A"), make_item(organizer, name="B")
@@ -103,6 +127,39 @@ class TestDeactivation:
         assert cancelled.payload["bookingId"] == gone_booking.pk
         rescheduled = OutboxEvent.objects.filter(event_type="BOOKING_CONFIRMED", payload__rescheduled=True)
         assert [e.payload["bookingId"] for e in rescheduled] == [staying_booking.pk]
+
+    def test_deactivation_leaves_the_bookings_of_an_item_in_progress(self, make_user, admin, organizer):
+        """Started (not yet ended) is not upcoming: that booking is history and revenue already."""
+        user = make_user()
+        item = make_item(organizer, tiers=[("A", "5.00", 10)])
+        booking = booking_create(user=user, item_id=item.pk)
+        with once_started(item):  # a minute in, two hours to go
+            user_deactivate(actor=admin, user=user)
+        assert Booking.objects.get(pk=booking.pk).status == BookingStatus.CONFIRMED
+        assert counters(item) == (1, [1])
+        assert not OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").exists()
+
+    def test_a_past_item_whose_times_are_corrected_in_the_past_keeps_its_deactivated_bookers_history(
+            self, make_user, admin, organizer):
+        """Only a move back into the future cancels a deactivated account's bookings; a correction
+        that leaves the item in the past keeps them as the history (and revenue) they are."""
+        from catalog.services import item_update
+
+        gone = make_user()
+        item = make_item(organizer, capacity=3, tiers=[("A", "5.00", 3)])
+        booking = booking_create(user=gone, item_id=item.pk)
+        past = timezone.now() - timedelta(days=2)
+        BookableItem.objects.filter(pk=item.pk).update(start_time=past, end_time=past + timedelta(hours=2))
+        Booking.objects.filter(item=item).update(start_time=past, end_time=past + timedelta(hours=2))
+        user_deactivate(actor=admin, user=gone)
+
+        earlier = past - timedelta(hours=1)
+        item_update(actor=organizer, item_id=item.pk, start_time=earlier, end_time=earlier + timedelta(hours=2))
+
+        kept = Booking.objects.get(pk=booking.pk)
+        assert (kept.status, kept.start_time) == (BookingStatus.CONFIRMED, earlier)
+        assert counters(item) == (1, [1])
+        assert not OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED").exists()
 
     def test_deactivated_user_cannot_book(self, make_user, organizer):
         user = make_user(is_active=False)
