@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from bookings_project.testing import free_port, wait_for
@@ -203,9 +204,22 @@ def test_the_processes_get_the_checked_values(monkeypatch, settings):
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("CELERY_CONCURRENCY", "5")
     command = runstack.Command()
-    command.read_environment()
     settings.DEBUG = False
     launch = command.commands(with_worker=True)
     assert launch["web"][-2:] == ["--workers", "3"] and launch["worker"][-2:] == ["--concurrency", "5"]
     settings.DEBUG = True
     assert "127.0.0.1:8123" in command.commands(with_worker=False)["web"]
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_prepare_and_commands_work_on_a_fresh_command_as_make_bench_calls_them(monkeypatch):
+    """benchmarks/stack.py calls Command().prepare() and Command().commands() without handle():
+    each reads (and checks) the environment on first use."""
+    from ops.management.commands import runstack
+
+    monkeypatch.setenv("DEMO_DATA", "0")
+    runstack.Command().prepare()
+    assert "--concurrency" in runstack.Command().commands(with_worker=True)["worker"]
+    monkeypatch.setenv("PORT", "-1")
+    with pytest.raises(ImproperlyConfigured, match="PORT"):
+        runstack.Command().commands(with_worker=False)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.conf import settings
 from django.core.management import call_command, get_commands
@@ -52,6 +53,15 @@ class Restarts:
     due: dict[str, float] = field(default_factory=dict)  # exited ones: when to start them again
 
 
+@dataclass(frozen=True)
+class _Environment:
+    host: str
+    port: int
+    web_concurrency: int
+    celery_concurrency: int
+    demo_data: bool
+
+
 class Command(BaseCommand):
     help = "Migrate, create the admin, load demo data, and serve web + worker + beat."
 
@@ -60,7 +70,7 @@ class Command(BaseCommand):
         parser.add_argument("--prepare-only", action="store_true", help="Migrate and seed, then exit.")
 
     def handle(self, *args, **options):
-        self.read_environment()  # a mistake in PORT & co. stops us before anything is migrated or started
+        self.env  # noqa: B018 - read now: a mistake in PORT & co. stops us before anything is migrated or started
         self.prepare()
         if options["prepare_only"]:
             return
@@ -69,17 +79,21 @@ class Command(BaseCommand):
 
     # --- preparation -------------------------------------------------------------------
 
-    def read_environment(self) -> None:
+    @cached_property
+    def env(self) -> "_Environment":
         """The variables only this command reads, checked like the settings' (one line,
         `Configuration error: <VARIABLE> …`, exit 1): unchecked, `PORT=-1` started worker and beat
         and then stopped them when the web server refused the port, a bad `CELERY_CONCURRENCY`
-        made the worker crash-loop, and `DEMO_DATA=false` loaded demo data (only `0` was off)."""
-        self.host = env_str("HOST", "127.0.0.1")
-        self.port = env_int("PORT", 8000, 1, 65535)
-        # Embedded mode keeps one web process (rate-limit counters are in-process then).
-        self.web_concurrency = env_int("WEB_CONCURRENCY", 4 if settings.REDIS_URL else 1, 1)
-        self.celery_concurrency = env_int("CELERY_CONCURRENCY", 2, 1)
-        self.demo_data = env_bool("DEMO_DATA", True)
+        made the worker crash-loop, and `DEMO_DATA=false` loaded demo data (only `0` was off).
+        Read on first use by any entry point (handle, or prepare/commands as `make bench` calls them)."""
+        return _Environment(
+            host=env_str("HOST", "127.0.0.1"),
+            port=env_int("PORT", 8000, 1, 65535),
+            # Embedded mode keeps one web process (rate-limit counters are in-process then).
+            web_concurrency=env_int("WEB_CONCURRENCY", 4 if settings.REDIS_URL else 1, 1),
+            celery_concurrency=env_int("CELERY_CONCURRENCY", 2, 1),
+            demo_data=env_bool("DEMO_DATA", True),
+        )
 
     def prepare(self):
         for alias in ("default", "documents"):
@@ -106,7 +120,7 @@ class Command(BaseCommand):
                 problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.fields.items())
                 raise CommandError(f"Admin {username!r} not created: {problems}") from exc
             self.stdout.write(f"Admin {username!r} {'created' if created else 'already exists'}.")
-        if self.demo_data and "seed_demo" in get_commands():
+        if self.env.demo_data and "seed_demo" in get_commands():
             try:
                 call_command("seed_demo", if_empty=True)
             except CommandError as exc:  # demo data is a convenience: never a reason not to start
@@ -119,15 +133,15 @@ class Command(BaseCommand):
     def commands(self, *, with_worker: bool) -> dict[str, list[str]]:
         python = sys.executable
         if settings.DEBUG:
-            web = [python, "manage.py", "runserver", f"{self.host}:{self.port}", "--noreload"]
+            web = [python, "manage.py", "runserver", f"{self.env.host}:{self.env.port}", "--noreload"]
         else:
             web = [python, "-m", "gunicorn", "-c", "python:bookings_project.gunicorn", "bookings_project.wsgi",
-                   "--workers", str(self.web_concurrency)]
+                   "--workers", str(self.env.web_concurrency)]
         commands = {"web": web}
         if with_worker:
             celery = [python, "-m", "celery", "-A", "bookings_project"]
             commands["worker"] = [*celery, "worker", "--loglevel", "INFO",
-                                  "--concurrency", str(self.celery_concurrency)]
+                                  "--concurrency", str(self.env.celery_concurrency)]
             commands["beat"] = [*celery, "beat", "--loglevel", "INFO",
                                 "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
         return commands
