@@ -38,3 +38,11 @@ class WrongCurrentPassword(ValidationFailed):
 
     def __init__(self):
         super().__init__("Current password is wrong", fields={"currentPassword": ["Current password is wrong"]})
+
+
+class InvalidResetLink(ValidationFailed):
+    code = "invalid_reset_link"
+
+    def __init__(self):
+        super().__init__("This password reset link is invalid or has expired; ask for a new one",
+                         fields={"token": ["Invalid or expired: ask for a new reset email"]})

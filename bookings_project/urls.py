@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts import views as account_pages
 from accounts.api import urls as accounts_urls
 from ops import health
 from ops.api import urls as ops_urls
@@ -29,6 +30,9 @@ urlpatterns = [
     path("api/redoc/", local_assets_only(SpectacularRedocView.as_view(
         url_name="schema", http_method_names=DOCS_PAGE_METHODS)), name="redoc"),
     path("api/v1/", include(booking_api)),
+    # The page a password reset email links to (accounts.views).
+    path("accounts/reset/<uidb64>/<token>/", account_pages.PasswordResetPage.as_view(), name="password-reset-page"),
+    path("accounts/reset/done/", account_pages.PasswordResetDonePage.as_view(), name="password-reset-done"),
     path("admin/", admin.site.urls),
     path("admin", RedirectView.as_view(url="/admin/")),
     *accounts_urls.core_api,

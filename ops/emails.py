@@ -26,6 +26,9 @@ from .outbox import EventType
 EMAIL_TEMPLATES = (EventType.USER_REGISTERED, EventType.BOOKING_CONFIRMED, EventType.BOOKING_CANCELLED,
                    EventType.NEW_BOOKING, EventType.GENERIC)
 BOOKING_TEMPLATES = {EventType.BOOKING_CONFIRMED, EventType.BOOKING_CANCELLED}
+# Every outbox event that sends an email: the requestable templates, and the reset email the
+# outbox makes itself.
+EMAIL_EVENT_TYPES = (*EMAIL_TEMPLATES, EventType.PASSWORD_RESET)
 
 
 def _sender() -> str:
@@ -41,7 +44,7 @@ def message_id_for(stable_id: str) -> str:
 
 
 def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
-    """(subject, text, html) for a template name from EMAIL_TEMPLATES."""
+    """(subject, text, html) for a template name from EMAIL_EVENT_TYPES."""
     name = template.lower()
     # One line of printable text whatever the context held (a header never carries a line break
     # or a control character: no injection, and no email that fails every attempt on

@@ -23,7 +23,7 @@ from .emails import EMAIL_TEMPLATES, email_send, mail_server_failing
 from .exceptions import EventDeferred, JobFailed
 from .jobs import job_run, job_sends_email
 from .models import OutboxEvent
-from .outbox import DOCUMENT_SYNC, JOB_RUN
+from .outbox import DOCUMENT_SYNC, JOB_RUN, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +76,28 @@ def _defer_email(ctx: BatchContext) -> EventDeferred:
 def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
     if not event.recipient_email:
         raise ValueError("event has no recipient")
+    _deliver(event, ctx, recipient=event.recipient_email,
+             context={**event.payload, "data": event.payload.get("data", {})})
+
+
+def _send_password_reset(event: OutboxEvent, ctx: BatchContext) -> None:
+    """The link is made now, for the account's address now (accounts.services): the event holds
+    no token, and no recipient of anyone's choosing."""
+    from accounts.services import password_reset_email_context
+
+    made = password_reset_email_context(user_id=event.payload.get("userId"))
+    if made is None:
+        logger.info("Password reset email %s not sent: the account is gone or inactive", event.id)
+        return
+    recipient, context = made
+    _deliver(event, ctx, recipient=recipient, context=context)
+
+
+def _deliver(event: OutboxEvent, ctx: BatchContext, *, recipient: str, context: dict) -> None:
     if ctx.mail_down:  # not tried, so no attempt used up: only an email that met the failure pays
         raise _defer_email(ctx)
-    context = {**event.payload, "reference": str(event.id), "data": event.payload.get("data", {})}
     try:
-        email_send(template=event.event_type, recipient=event.recipient_email, context=context,
+        email_send(template=event.event_type, recipient=recipient, context={**context, "reference": str(event.id)},
                    stable_id=str(event.id), issued_at=event.created_at, connection=ctx.smtp())
     except Exception as exc:
         # A connection that already delivered may just have been dropped (an idle timeout, a
@@ -166,5 +183,5 @@ def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
 def handler_for(event_type: str):
     if event_type in EMAIL_TEMPLATES:
         return _send_email
-    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job,
-            CACHE_BUMP_EVENT: _bump_catalog_version}.get(event_type)
+    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job, CACHE_BUMP_EVENT: _bump_catalog_version,
+            EventType.PASSWORD_RESET: _send_password_reset}.get(event_type)

@@ -26,6 +26,9 @@ class EventType:
     BOOKING_CANCELLED = "BOOKING_CANCELLED"
     NEW_BOOKING = "NEW_BOOKING"
     GENERIC = "GENERIC"
+    # An email the outbox makes when it sends it (accounts.services.password_reset_email_context):
+    # not a template anyone may request through POST /notifications.
+    PASSWORD_RESET = "PASSWORD_RESET"
 
 
 def outbox_event(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from bookings_project.text import error_line
 
 from .claims import fresh_attempts, record_failure, record_outcome, record_sent
-from .emails import EMAIL_TEMPLATES, delivery_failure_is_transient
+from .emails import EMAIL_EVENT_TYPES, delivery_failure_is_transient
 from .exceptions import EventDeferred
 from .handlers import BatchContext, handler_for
 from .jobs import job_run, job_sends_email
@@ -48,7 +48,7 @@ def _probe_claim(waiting) -> OutboxEvent | None:
     been due first: probes take turns, so one message the server refuses for its own reasons
     (a full mailbox) does not keep the others DEAD. Only events that send an email can prove the
     server delivers: a reconciliation's JOB_RUN proves nothing."""
-    candidates = waiting.filter(event_type__in=[*EMAIL_TEMPLATES, JOB_RUN]).order_by("next_attempt_at", "created_at")
+    candidates = waiting.filter(event_type__in=[*EMAIL_EVENT_TYPES, JOB_RUN]).order_by("next_attempt_at", "created_at")
     for probe in candidates[:5]:
         if probe.event_type == JOB_RUN and not job_sends_email(probe.payload.get("jobId")):
             continue

@@ -66,6 +66,20 @@ class UserResponseSerializer(serializers.Serializer):
         return data
 
 
+class PasswordResetAskSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmSerializer(serializers.Serializer):
+    uid = StrictCharField(max_length=64, help_text="From the reset email")
+    token = StrictCharField(max_length=128, help_text="From the reset email")
+    password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False, help_text="The new password")
+
+
+class QueuedStatusSerializer(serializers.Serializer):
+    status = ChoiceField(choices=["queued"])
+
+
 class LoginSerializer(serializers.Serializer):
     username = StrictCharField(max_length=254, help_text="Username or email")
     password = StrictCharField(max_length=128, trim_whitespace=False)

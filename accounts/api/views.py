@@ -22,6 +22,9 @@ from .serializers import (
     CoreRegisteredSerializer,
     CoreRegisterSerializer,
     LoginSerializer,
+    PasswordResetAskSerializer,
+    PasswordResetConfirmSerializer,
+    QueuedStatusSerializer,
     RefreshSerializer,
     TokenPairSerializer,
     UserRegisterSerializer,
@@ -71,6 +74,36 @@ class RefreshView(PublicView):
         data = valid_data(RefreshSerializer, request.data)
         access, refresh = token_pair_rotate(refresh_token=data["refreshToken"])
         return Response({"token": access, "refreshToken": refresh})
+
+
+class PasswordResetView(PublicView):
+    @extend_schema(summary="Ask for a password reset email",
+                   description="If an active account uses this email, a link to choose a new password is emailed to "
+                               "it (valid `PASSWORD_RESET_TTL` seconds, once); the answer is the same 202 either way, "
+                               "so it tells nobody which emails have accounts. At most one email per account per "
+                               "minute. Rate limited per client IP.",
+                   tags=["auth"], request=PasswordResetAskSerializer,
+                   responses={202: QueuedStatusSerializer, **error_responses(400, 429)})
+    @rate_limit(group="password-reset", rate_setting="RATE_LIMIT_REGISTER")
+    def post(self, request):
+        data = valid_data(PasswordResetAskSerializer, request.data)
+        services.password_reset_request(email=data["email"], request=request)
+        return Response({"status": "queued"}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(PublicView):
+    @extend_schema(summary="Set a new password with a reset email's uid and token",
+                   description="The link's page does the same for a browser. An invalid, used or expired link is a "
+                               "400 (`invalid_reset_link`); a weak password a 400 naming `password`. Every session "
+                               "and token of the account ends. Rate limited per client IP.",
+                   tags=["auth"], request=PasswordResetConfirmSerializer,
+                   responses={204: None, **error_responses(400, 429)})
+    @rate_limit(group="password-reset-confirm", rate_setting="RATE_LIMIT_LOGIN")
+    def post(self, request):
+        data = valid_data(PasswordResetConfirmSerializer, request.data)
+        services.password_reset_complete(uidb64=data["uid"], token=data["token"], password=data["password"],
+                                         request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UserViewSet(viewsets.ViewSet):

@@ -1,0 +1,174 @@
+"""Password reset: the request (same answer for every email), the email (made when sent, to the
+account's address, no token stored), the link (once, until PASSWORD_RESET_TTL), through the API
+and through the page a browser opens."""
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from freezegun import freeze_time
+
+from accounts.models import User
+from bookings_project.tests.helpers import assert_error
+from ops.dispatch import outbox_dispatch_until_empty
+from ops.models import OutboxEvent, OutboxStatus, SystemLog
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "Brand-new-pass-42"
+LINK = re.compile(r"(https?://\S+/accounts/reset/(?P<uid>[^/\s]+)/(?P<token>[^/\s]+)/)")
+
+
+def ask(client, email):
+    return client.post("/api/v1/auth/password-reset", {"email": email}, format="json")
+
+
+def reset_email() -> re.Match:
+    outbox_dispatch_until_empty()
+    [message] = mail.outbox
+    return LINK.search(message.body)
+
+
+def confirm(client, uid, token, password=NEW_PASSWORD):
+    return client.post("/api/v1/auth/password-reset/confirm", {"uid": uid, "token": token, "password": password},
+                       format="json")
+
+
+def test_the_emailed_link_sets_a_new_password_once_and_ends_every_session(api_client, make_user, token_for,
+                                                                          client_for, settings):
+    settings.PUBLIC_BASE_URL = "https://bookings.example.com"
+    user = make_user(email="forgetful@example.com")
+    old_session = client_for(user)
+    assert old_session.get("/api/v1/user/me").status_code == 200
+
+    response = ask(api_client, "Forgetful@EXAMPLE.com")
+    assert (response.status_code, response.json()) == (202, {"status": "queued"})
+    link = reset_email()
+    [message] = mail.outbox
+    assert message.to == ["forgetful@example.com"] and message.subject == "Reset your password"
+    assert link.group(1).startswith("https://bookings.example.com/accounts/reset/")
+    assert link.group(1) in message.alternatives[0][0]  # the HTML part links it too
+
+    assert confirm(api_client, link["uid"], link["token"]).status_code == 204
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert old_session.get("/api/v1/user/me").status_code == 401  # tokens from before the reset
+    login = api_client.post("/api/v1/auth/login", {"username": user.username, "password": NEW_PASSWORD},
+                            format="json")
+    assert login.status_code == 200
+
+    again = confirm(api_client, link["uid"], link["token"], password="Another-new-pass-7")
+    assert_error(again, 400, code="invalid_reset_link", fields=["token"])
+    assert list(SystemLog.objects.filter(user_id=user.pk, event_type="AUTH").values_list("message", flat=True)
+                .order_by("id")) == ["Password reset requested", "Password reset"]
+
+
+def test_an_unknown_or_inactive_email_gets_the_same_answer_and_no_email(api_client, make_user):
+    make_user(email="gone@example.com", is_active=False)
+    answers = [ask(api_client, email) for email in ("nobody@example.com", "gone@example.com")]
+    assert [(a.status_code, a.json()) for a in answers] == [(202, {"status": "queued"})] * 2
+    outbox_dispatch_until_empty()
+    assert mail.outbox == [] and not OutboxEvent.objects.filter(event_type="PASSWORD_RESET").exists()
+    assert SystemLog.objects.filter(message="Password reset for an unknown email").count() == 2
+
+
+def test_no_token_is_stored_and_the_email_goes_to_the_account_whatever_the_event_says(api_client, make_user):
+    """The outbox (which operators read in the admin) holds the account id only; the email is made
+    when sent, for the account's address then."""
+    user = make_user(email="owner@example.com")
+    ask(api_client, "owner@example.com")
+    event = OutboxEvent.objects.get(event_type="PASSWORD_RESET")
+    assert event.payload == {"userId": user.pk}
+    OutboxEvent.objects.filter(pk=event.pk).update(recipient_email="attacker@example.com")
+
+    link = reset_email()
+    assert mail.outbox[0].to == ["owner@example.com"] and link is not None
+    assert link["token"] not in str(OutboxEvent.objects.get(pk=event.pk).__dict__)
+
+
+def test_the_reset_email_is_not_a_template_anyone_may_request(make_user, client_for):
+    user = make_user(email="victim@example.com")
+    response = client_for(make_user(roles=["ADMIN"])).post("/notifications", {
+        "type": "PASSWORD_RESET", "recipient": "attacker@example.com", "data": {"userId": user.pk}}, format="json")
+    assert_error(response, 400, fields=["type"])
+
+
+def test_one_email_per_account_per_minute_whatever_the_client(api_client, make_user):
+    make_user(email="flooded@example.com")
+    for _ in range(3):
+        assert ask(api_client, "flooded@example.com").status_code == 202
+    assert OutboxEvent.objects.filter(event_type="PASSWORD_RESET").count() == 1
+    with freeze_time(timezone.now() + timedelta(seconds=61)):
+        ask(api_client, "flooded@example.com")
+    assert OutboxEvent.objects.filter(event_type="PASSWORD_RESET").count() == 2
+
+
+def test_a_link_expires_after_the_ttl_and_dies_with_any_other_password_change(api_client, make_user, settings):
+    settings.PASSWORD_RESET_TIMEOUT = 3600
+    user = make_user(email="slow@example.com")
+    ask(api_client, "slow@example.com")
+    link = reset_email()
+    with freeze_time(timezone.now() + timedelta(seconds=3601)):
+        assert_error(confirm(api_client, link["uid"], link["token"]), 400, code="invalid_reset_link")
+
+    user.set_password("Changed-meanwhile-9")
+    user.save(update_fields=["password"])
+    assert_error(confirm(api_client, link["uid"], link["token"]), 400, code="invalid_reset_link")
+
+
+@pytest.mark.parametrize("uid, token", [("", "x"), ("not-base64!", "x"), ("MTIzNDU2Nzg5", "1-abc"), ("Tg", "")])
+def test_a_forged_link_is_a_400_not_a_500(api_client, make_user, uid, token):
+    make_user()
+    response = confirm(api_client, uid, token)
+    assert response.status_code == 400 and response.json()["code"] in {"invalid_reset_link", "validation_failed"}
+
+
+def test_a_weak_password_is_refused_and_the_link_still_works(api_client, make_user):
+    user = make_user(email="weak@example.com")
+    ask(api_client, "weak@example.com")
+    link = reset_email()
+    assert_error(confirm(api_client, link["uid"], link["token"], password="123"), 400, fields=["password"])
+    assert confirm(api_client, link["uid"], link["token"]).status_code == 204
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+
+
+def test_a_deactivated_accounts_pending_email_is_not_sent(api_client, make_user):
+    user = make_user(email="leaving@example.com")
+    ask(api_client, "leaving@example.com")
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    outbox_dispatch_until_empty()
+    assert mail.outbox == []
+    assert OutboxEvent.objects.get(event_type="PASSWORD_RESET").status == OutboxStatus.SENT
+
+
+def test_the_request_is_rate_limited_per_client(api_client, settings):
+    settings.RATE_LIMIT_REGISTER = "2/m"
+    statuses = [ask(api_client, f"n{i}@example.com").status_code for i in range(3)]
+    assert statuses == [202, 202, 429]
+
+
+class TestThePage:
+    """What a browser does with the link: Django's page, the password set by our service."""
+
+    def test_the_link_opens_a_form_that_sets_the_password(self, api_client, client, make_user):
+        user = make_user(email="browser@example.com")
+        ask(api_client, "browser@example.com")
+        link = reset_email()
+        opened = client.get(urlsplit(link.group(1)).path, follow=True)
+        assert opened.status_code == 200 and b'name="new_password1"' in opened.content
+        form_url = opened.redirect_chain[-1][0]
+        done = client.post(form_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}, follow=True)
+        assert done.status_code == 200 and b"Your password has been set" in done.content
+        user.refresh_from_db()
+        assert user.check_password(NEW_PASSWORD)
+        assert SystemLog.objects.filter(user_id=user.pk, message="Password reset").count() == 1
+        # used: the link now says so
+        assert b'name="new_password1"' not in client.get(form_url.replace("set-password", link["token"])).content
+
+    def test_a_bad_link_shows_the_invalid_page(self, client, make_user):
+        response = client.get("/accounts/reset/MQ/not-a-token/", follow=True)
+        assert response.status_code == 200 and b'name="new_password1"' not in response.content
