@@ -140,7 +140,7 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ("roles", "is_active", "is_staff", "is_superuser", "groups", "last_login",
                        "date_joined")
     actions = ["grant_event_organizer", "grant_it_operator", "grant_admin", "revoke_event_organizer",
-               "revoke_it_operator", "revoke_admin", "deactivate"]
+               "revoke_it_operator", "revoke_admin", "send_password_reset", "deactivate"]
 
     @admin.display(description="roles", ordering="roles")
     def role_list(self, obj):
@@ -199,6 +199,15 @@ class UserAdmin(DjangoUserAdmin):
     revoke_event_organizer = _role_action(Role.EVENT_ORGANIZER, grant=False)
     revoke_it_operator = _role_action(Role.IT_OPERATOR, grant=False)
     revoke_admin = _role_action(Role.ADMIN, grant=False)
+
+    @admin.action(description="Send a password reset email", permissions=["change"])
+    def send_password_reset(self, request, queryset):
+        """Support for a locked-out customer without anyone knowing or setting their password
+        (the admin sets none): the same email as POST /api/v1/auth/password-reset."""
+        actor = request.user
+        self._apply(request, queryset, "sent a password reset email",
+                    lambda user: user if services.password_reset_send(user=user, actor=actor, request=request) else None,
+                    unchanged="one was sent less than a minute ago")
 
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])
     def deactivate(self, request, queryset):

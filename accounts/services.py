@@ -2,6 +2,7 @@
 deactivation."""
 
 import secrets
+from contextlib import suppress
 from datetime import timedelta
 
 from django.contrib.auth import password_validation
@@ -177,25 +178,36 @@ PASSWORD_RESET_EMAIL_INTERVAL = timedelta(seconds=60)  # per account, whatever t
 
 def password_reset_request(*, email: str, request=None) -> None:
     """Email a reset link to the active account using `email`, if there is one; the caller's
-    answer is the same either way (no account enumeration). At most one email per account per
-    PASSWORD_RESET_EMAIL_INTERVAL, so many IPs cannot flood someone's mailbox."""
+    answer is the same either way (no account enumeration)."""
     user = User.objects.filter(email__iexact=normalized_email(email), is_active=True).first()
     if user is None:
         system_log_create(event_type="AUTH", severity=Severity.WARNING, message="Password reset for an unknown email",
                           request=request, additional_data={"reason": "Unknown or inactive email"})
         return
+    with suppress(Conflict):  # deactivated this very moment: the same answer as for no account
+        password_reset_send(user=user, request=request)
+
+
+def password_reset_send(*, user: User, actor: User | None = None, request=None) -> bool:
+    """Queue a reset email for `user` (`actor`: the ADMIN who asked for it in the admin); False
+    when one went out less than PASSWORD_RESET_EMAIL_INTERVAL ago — at most one per account per
+    interval, so many IPs cannot flood someone's mailbox. A deactivated account gets none (409)."""
+    extra = {"by": actor.pk} if actor is not None else {}
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()  # one request at a time per account
+        locked = User.objects.select_for_update().filter(pk=user.pk).first()  # one request at a time per account
+        if locked is None or not locked.is_active:
+            raise Conflict("The account is deactivated: no password reset")
         recent = OutboxEvent.objects.filter(event_type=EventType.PASSWORD_RESET, payload__userId=user.pk,
                                             created_at__gte=timezone.now() - PASSWORD_RESET_EMAIL_INTERVAL)
         if recent.exists():
             system_log_create(event_type="AUTH", severity=Severity.WARNING, message="Password reset requested again",
-                              user_id=user.pk, request=request,
-                              additional_data={"reason": "An email was sent less than a minute ago"})
-            return
-        outbox_enqueue(event_type=EventType.PASSWORD_RESET, recipient_email=user.email, payload={"userId": user.pk})
+                              user_id=user.pk, request=request, reported_by=actor,
+                              additional_data={"reason": "An email was sent less than a minute ago", **extra})
+            return False
+        outbox_enqueue(event_type=EventType.PASSWORD_RESET, recipient_email=locked.email, payload={"userId": user.pk})
         system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password reset requested",
-                          user_id=user.pk, request=request)
+                          user_id=user.pk, request=request, reported_by=actor, additional_data=extra or None)
+    return True
 
 
 def password_reset_email_context(*, user_id) -> tuple[str, dict] | None:

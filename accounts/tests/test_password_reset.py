@@ -172,3 +172,29 @@ class TestThePage:
     def test_a_bad_link_shows_the_invalid_page(self, client, make_user):
         response = client.get("/accounts/reset/MQ/not-a-token/", follow=True)
         assert response.status_code == 200 and b'name="new_password1"' not in response.content
+
+
+def test_an_admin_sends_a_reset_email_from_the_users_page(client, make_user):
+    """Support for a locked-out customer, without anyone setting or learning their password."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.messages import get_messages
+
+    boss = make_user(roles=["ADMIN"], is_superuser=True, is_staff=True)
+    client.force_login(boss)
+    locked_out, gone = make_user(email="locked@example.com"), make_user(is_active=False)
+
+    def action(users):
+        response = client.post("/admin/accounts/user/", {"action": "send_password_reset",
+                                                         "_selected_action": [u.pk for u in users]}, follow=True)
+        return [str(m) for m in get_messages(response.wsgi_request)]
+
+    said = action([locked_out, gone])
+    assert "1 user(s) sent a password reset email." in said
+    assert any("deactivated" in m for m in said)
+    assert any("one was sent less than a minute ago" in m for m in action([locked_out]))
+
+    link = reset_email()
+    assert mail.outbox[0].to == ["locked@example.com"] and link is not None
+    entry = SystemLog.objects.get(user_id=locked_out.pk, message="Password reset requested")
+    assert entry.additional_data == {"by": boss.pk}
+    assert LogEntry.objects.filter(object_id=str(locked_out.pk), change_message__contains="password reset").exists()
