@@ -172,3 +172,16 @@ class TestThePage:
     def test_a_bad_link_shows_the_invalid_page(self, client, make_user):
         response = client.get("/accounts/reset/MQ/not-a-token/", follow=True)
         assert response.status_code == 200 and b'name="new_password1"' not in response.content
+
+
+@pytest.mark.parametrize("ttl, said", [(3600, "within 1 hour"), (7200, "within 2 hours"), (1800, "within 30 minutes"),
+                                       (60, "within 1 minute"), (5400, "within 1 hour")])
+def test_the_email_never_promises_longer_than_the_link_lasts(api_client, make_user, settings, ttl, said):
+    """PASSWORD_RESET_TTL may be anything from a minute to a week: a link that dies after 30
+    minutes said "within 1 hour". (Rounded down, never up.)"""
+    settings.PASSWORD_RESET_TIMEOUT = ttl
+    make_user(email="timely@example.com")
+    ask(api_client, "timely@example.com")
+    reset_email()
+    [message] = mail.outbox
+    assert said in " ".join(message.body.split()) and said in " ".join(message.alternatives[0][0].split())
