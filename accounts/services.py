@@ -222,7 +222,13 @@ def password_reset_email_context(*, user_id) -> tuple[str, dict] | None:
     path = reverse("password-reset-page", kwargs={"uidb64": uid, "token": token})
     return user.email, {"username": user.username, "email": user.email, "uid": uid, "token": token,
                         "link": settings.PUBLIC_BASE_URL.rstrip("/") + path,
-                        "valid_hours": max(1, settings.PASSWORD_RESET_TIMEOUT // 3600)}
+                        "valid_for": _duration_in_words(settings.PASSWORD_RESET_TIMEOUT)}
+
+
+def _duration_in_words(seconds: int) -> str:
+    """"2 hours", "30 minutes": rounded down, so an email never promises more time than its link has."""
+    count, unit = (seconds // 3600, "hour") if seconds >= 3600 else (max(1, seconds // 60), "minute")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def password_reset_complete(*, uidb64: str, token: str | None, password: str, request=None) -> User:

@@ -41,7 +41,7 @@ def _tier_specs(price_tiers) -> list[TierSpec]:
 
 def _announce_item_change(item: BookableItem, *, with_bookings: bool = False) -> None:
     """After an item changes: refresh its document (and its bookings' documents, which carry
-    its name) and invalidate cached item lists."""
+    its name and times) and invalidate cached item lists."""
     outbox_enqueue_document_sync(("item", item.pk), *([(ITEM_BOOKINGS, item.pk)] if with_bookings else []))
     catalog_changed()
 
@@ -212,8 +212,8 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
             _replace_tiers(item=item, current=current, wanted=wanted)
         if times_changed:
             booking_times_follow_item(item=item)
-        # Booking documents carry the item's name: re-project them when it changes.
-        _announce_item_change(item, with_bookings=renamed)
+        # Booking documents carry the item's name and times: re-project them when those change.
+        _announce_item_change(item, with_bookings=renamed or times_changed)
     return item
 
 

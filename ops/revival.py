@@ -64,7 +64,8 @@ def _probe_delivers(probe: OutboxEvent) -> bool:
     """Send the probe; True only if a message was handed to the server just now. Failing, it is
     DEAD again with the attempt counted (its retry_count goes past OUTBOX_MAX_RETRIES: its
     history is kept) and why it failed. A notification job that someone already ran (PUT
-    /jobs/{id}/execute) sends nothing: its event is done, but that is no evidence."""
+    /jobs/{id}/execute) sends nothing: its event is done, but that is no evidence; nor is a
+    password reset email whose account is gone since."""
     ctx = BatchContext()
     try:
         if probe.event_type == JOB_RUN:
@@ -72,7 +73,8 @@ def _probe_delivers(probe: OutboxEvent) -> bool:
             delivered = ran is not None and ran.status == JobStatus.COMPLETED
         else:
             handler_for(probe.event_type)(probe, ctx)
-            delivered = True
+            # (a reset email for an account deactivated since sends nothing: no evidence either)
+            delivered = ctx.sent_on_connection > 0
     except EventDeferred:  # its job is running elsewhere: no evidence either way
         record_outcome(probe, status=OutboxStatus.DEAD)
         return False

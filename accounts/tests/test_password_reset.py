@@ -198,3 +198,16 @@ def test_an_admin_sends_a_reset_email_from_the_users_page(client, make_user):
     entry = SystemLog.objects.get(user_id=locked_out.pk, message="Password reset requested")
     assert entry.additional_data == {"by": boss.pk}
     assert LogEntry.objects.filter(object_id=str(locked_out.pk), change_message__contains="password reset").exists()
+
+
+@pytest.mark.parametrize("ttl, said", [(3600, "within 1 hour"), (7200, "within 2 hours"), (1800, "within 30 minutes"),
+                                       (60, "within 1 minute"), (5400, "within 1 hour")])
+def test_the_email_never_promises_longer_than_the_link_lasts(api_client, make_user, settings, ttl, said):
+    """PASSWORD_RESET_TTL may be anything from a minute to a week: a link that dies after 30
+    minutes said "within 1 hour". (Rounded down, never up.)"""
+    settings.PASSWORD_RESET_TIMEOUT = ttl
+    make_user(email="timely@example.com")
+    ask(api_client, "timely@example.com")
+    reset_email()
+    [message] = mail.outbox
+    assert said in " ".join(message.body.split()) and said in " ".join(message.alternatives[0][0].split())

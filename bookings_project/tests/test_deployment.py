@@ -50,6 +50,31 @@ def test_the_web_container_serves_with_the_shared_gunicorn_settings(compose, mon
         importlib.reload(gunicorn)
 
 
+@pytest.mark.parametrize("path", ["/accounts/reset/MQ/cz1xyz-0123456789abcdef0123456789abcdef/",
+                                  "/accounts/reset/MQ/cz1xyz-0123456789abcdef0123456789abcdef/?utm=mail"])
+def test_the_access_log_does_not_carry_a_password_reset_token(path, monkeypatch):
+    """The link's token sets the account's password for PASSWORD_RESET_TTL, until used: whoever
+    reads the access log (operators, a log service) must not be able to use it. The line still
+    says a reset link was opened, and for which account."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    monkeypatch.setattr("sys.argv", ["gunicorn", "bookings_project.wsgi"])  # (it parses the command line: not pytest's)
+    app = WSGIApplication()
+    app.load_config_from_module_name_or_filename("python:bookings_project.gunicorn")
+    logger = app.cfg.logger_class(app.cfg)
+    raw, _, query = path.partition("?")
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": raw, "QUERY_STRING": query,
+               "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "10.0.0.1", "HTTP_REFERER": f"https://x.example{path}"}
+    response = SimpleNamespace(status="302 Found", sent=0, headers=[("X-Request-ID", "r-1")])
+    atoms = logger.atoms(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
+    line = app.cfg.access_log_format % logger.atoms_wrapper_class(atoms)
+    assert "/accounts/reset/MQ/" in line and "r-1" in line, line
+    assert not [name for name, value in atoms.items() if "cz1xyz" in str(value)], line
+
+
 def test_every_third_party_image_is_pinned_to_a_version(compose):
     """A rebuild must not silently pull a new major version of a service (ours is built locally)."""
     images = {name: service["image"] for name, service in compose["services"].items()

@@ -440,6 +440,25 @@ def test_unknown_fields_are_reported_with_the_other_errors(make_user, client_for
     assert set(assert_error(response, 400)["fields"]) == {"name", "capacity", "colour"}
 
 
+@pytest.mark.parametrize("extra", [
+    {"priceTiers": [{"sold": 1}] * 50_000},  # far past the 50 tiers an item may have
+    {f"k{i}": 0 for i in range(50_000)},
+])
+def test_a_body_of_unknown_fields_is_not_answered_with_an_error_many_times_its_size(make_user, client_for, extra):
+    """A 1 MB body of unknown keys was answered with 8–11 MB of "Unknown field" messages (one per
+    key, each listing the fields the object takes): cheap to send, costly to build and receive.
+    DRF alone answers such a tier list with one error (its length)."""
+    import json
+
+    body = json.dumps({"name": "x", "startTime": "2031-01-01T10:00:00", "endTime": "2031-01-01T11:00:00",
+                       "capacity": 1, **extra})
+    response = client_for(make_user(roles=["EVENT_ORGANIZER"])).post("/api/v1/items", body,
+                                                                      content_type="application/json")
+    fields = assert_error(response, 400)["fields"]
+    assert len(response.content) < 10_000, len(response.content)
+    assert any(name.startswith(("priceTiers", "k")) for name in fields)
+
+
 def test_free_form_objects_take_any_keys(make_user, client_for):
     caller = make_user(roles=["ADMIN"])
     logged = client_for(caller).post("/logs", {"eventType": "X", "severity": "info", "message": "m",

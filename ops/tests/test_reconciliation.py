@@ -266,6 +266,20 @@ def test_renaming_an_item_reprojects_its_booking_documents(synced_item, make_use
     assert doc("item", synced_item.pk).body["name"] == "Renamed workshop"
 
 
+def test_moving_an_item_reprojects_its_booking_documents(synced_item, make_user, api_body):
+    """A BookingResponse carries its item's startTime/endTime (following it when it moves), so
+    its document must follow too, not wait for the nightly reconciliation."""
+    from catalog.services import item_update
+
+    booking = booking_create(user=make_user(), item_id=synced_item.pk)
+    outbox_dispatch_until_empty()
+    item_update(actor=synced_item.organizer, item_id=synced_item.pk,
+                start_time=synced_item.start_time + timedelta(days=1), end_time=synced_item.end_time + timedelta(days=1))
+    outbox_dispatch_until_empty()
+    assert doc("booking", booking.pk).body == api_body("booking", booking.pk)
+    assert reconciliation_run(job=None, entity_type="booking")["summary"]["updated"] == 0
+
+
 def test_renaming_a_user_reprojects_their_bookings_and_items(synced_item, make_user, client_for):
     booker = make_user(username="booker")
     booking = booking_create(user=booker, item_id=synced_item.pk)

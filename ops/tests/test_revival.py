@@ -165,3 +165,28 @@ def test_a_job_that_sends_nothing_is_no_probe_of_the_mail_server(smtp_server):
     email.refresh_from_db()
     assert (email.status, email.retry_count) == (OutboxStatus.DEAD, 6)
     smtp_server.start()
+
+
+def test_a_password_reset_for_an_account_gone_since_is_no_probe_of_the_mail_server(smtp_server, make_user):
+    """A DEAD reset email whose account was deactivated since sends nothing when its event runs
+    (accounts.services.password_reset_email_context): that proves nothing about the server, so it
+    must not revive the other DEAD emails into a server that is still away."""
+    from accounts.models import User
+    from ops.revival import outbox_revive_after_outage
+
+    gone = make_user(email="gone@example.com")
+    reset = outbox_enqueue(event_type=EventType.PASSWORD_RESET, recipient_email=gone.email,
+                           payload={"userId": gone.pk})
+    email = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="e@example.com",
+                           payload={"subject": "s", "message": "m"})
+    OutboxEvent.objects.update(status=OutboxStatus.DEAD, retry_count=5, transient_failure=True,
+                               next_attempt_at=timezone.now() - timedelta(hours=1))
+    OutboxEvent.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())  # the reset comes first
+    User.objects.filter(pk=gone.pk).update(is_active=False)
+    smtp_server.stop()
+
+    assert outbox_revive_after_outage(probe_every=0) == 0  # probe: the reset, which sent nothing
+    email.refresh_from_db()
+    assert (email.status, email.retry_count) == (OutboxStatus.DEAD, 5)
+    assert OutboxEvent.objects.get(pk=reset.pk).status == OutboxStatus.SENT  # nothing left to send
+    smtp_server.start()
