@@ -19,7 +19,7 @@ from bookings_project.admin import action_run_each
 from bookings_project.errors import ApplicationError
 from reservations.selectors import booking_upcoming_active_counts
 
-from . import services
+from . import password_reset, services
 from .models import Role, User
 from .selectors import user_name_taken
 
@@ -206,7 +206,7 @@ class UserAdmin(DjangoUserAdmin):
         (the admin sets none): the same email as POST /api/v1/auth/password-reset."""
         actor = request.user
         self._apply(request, queryset, "sent a password reset email",
-                    lambda user: user if services.password_reset_send(user=user, actor=actor, request=request) else None,
+                    lambda user: user if password_reset.password_reset_send(user=user, actor=actor, request=request) else None,
                     unchanged="one was sent less than a minute ago")
 
     @admin.action(description="Deactivate (cancels their future bookings)", permissions=["change"])

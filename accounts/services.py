@@ -1,31 +1,22 @@
-"""Writes on accounts: registration, login, password reset, profile updates, role changes,
-deactivation."""
+"""Writes on accounts: registration, login, profile updates, role changes, deactivation
+(password reset: accounts.password_reset)."""
 
 import secrets
-from contextlib import suppress
-from datetime import timedelta
 
 from django.contrib.auth import password_validation
-from django.contrib.auth.tokens import default_token_generator
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from bookings_project.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from bookings_project.ratelimit import rate_limit_hit
 from catalog.cache import catalog_changed
 from ops.models import Severity
-from ops.models import OutboxEvent
-from ops.outbox import (ORGANIZER_ITEMS, USER_BOOKINGS, EventType, outbox_enqueue, outbox_enqueue_document_sync,
-                        outbox_enqueue_user_registered)
+from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync, outbox_enqueue_user_registered
 from ops.services import system_log_create
 from reservations.services import booking_cancel_future_for_user
 
-from .exceptions import DuplicateUser, InvalidCredentials, InvalidResetLink, RoleNotAllowed, WrongCurrentPassword
+from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
 from .selectors import user_find_for_login, user_name_taken
 from .tokens import token_pair_for_user
@@ -78,7 +69,7 @@ def password_problems(password: str, user: User) -> list[str]:
     return []
 
 
-def _validate_password(password: str, user: User) -> None:
+def validate_password(password: str, user: User) -> None:
     if problems := password_problems(password, user):
         raise ValidationFailed("Password is too weak", fields={"password": problems})
 
@@ -90,7 +81,7 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
         raise RoleNotAllowed()
     email = normalized_email(email)
     user = User(username=username, email=email, roles=sorted(wanted))
-    _validate_password(password, user)
+    validate_password(password, user)
     user.set_password(password)
     _ensure_unique(username=username, email=email)
     try:
@@ -162,93 +153,6 @@ def auth_login(*, identifier: str, password: str, request=None) -> tuple[User, s
         raise InvalidCredentials()
     access, refresh = token_pair_for_user(user)
     return user, access, refresh
-
-
-# --- Password reset -----------------------------------------------------------------------
-#
-# The outbox event names the account only (PASSWORD_RESET, payload {"userId"}): the link is made
-# when the email is sent (password_reset_email_context), to the account's address at that
-# moment, so no reset token is ever stored — the outbox admin and its operators never see one —
-# and nobody can point a reset email elsewhere. Django's token generator signs the account's
-# password hash, last login and the time: a link works once (the new password changes the
-# hash), until PASSWORD_RESET_TIMEOUT, and no longer after any other password change.
-
-PASSWORD_RESET_EMAIL_INTERVAL = timedelta(seconds=60)  # per account, whatever the client's IP
-
-
-def password_reset_request(*, email: str, request=None) -> None:
-    """Email a reset link to the active account using `email`, if there is one; the caller's
-    answer is the same either way (no account enumeration)."""
-    user = User.objects.filter(email__iexact=normalized_email(email), is_active=True).first()
-    if user is None:
-        system_log_create(event_type="AUTH", severity=Severity.WARNING, message="Password reset for an unknown email",
-                          request=request, additional_data={"reason": "Unknown or inactive email"})
-        return
-    with suppress(Conflict):  # deactivated this very moment: the same answer as for no account
-        password_reset_send(user=user, request=request)
-
-
-def password_reset_send(*, user: User, actor: User | None = None, request=None) -> bool:
-    """Queue a reset email for `user` (`actor`: the ADMIN who asked for it in the admin); False
-    when one went out less than PASSWORD_RESET_EMAIL_INTERVAL ago — at most one per account per
-    interval, so many IPs cannot flood someone's mailbox. A deactivated account gets none (409)."""
-    extra = {"by": actor.pk} if actor is not None else {}
-    with transaction.atomic():
-        locked = User.objects.select_for_update().filter(pk=user.pk).first()  # one request at a time per account
-        if locked is None or not locked.is_active:
-            raise Conflict("The account is deactivated: no password reset")
-        recent = OutboxEvent.objects.filter(event_type=EventType.PASSWORD_RESET, payload__userId=user.pk,
-                                            created_at__gte=timezone.now() - PASSWORD_RESET_EMAIL_INTERVAL)
-        if recent.exists():
-            system_log_create(event_type="AUTH", severity=Severity.WARNING, message="Password reset requested again",
-                              user_id=user.pk, request=request, reported_by=actor,
-                              additional_data={"reason": "An email was sent less than a minute ago", **extra})
-            return False
-        outbox_enqueue(event_type=EventType.PASSWORD_RESET, recipient_email=locked.email, payload={"userId": user.pk})
-        system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password reset requested",
-                          user_id=user.pk, request=request, reported_by=actor, additional_data=extra or None)
-    return True
-
-
-def password_reset_email_context(*, user_id) -> tuple[str, dict] | None:
-    """(recipient, template context) of a reset email, made now; None when the account is gone
-    or inactive (nothing to send)."""
-    from django.conf import settings
-
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
-        return None
-    uid, token = urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
-    path = reverse("password-reset-page", kwargs={"uidb64": uid, "token": token})
-    return user.email, {"username": user.username, "email": user.email, "uid": uid, "token": token,
-                        "link": settings.PUBLIC_BASE_URL.rstrip("/") + path,
-                        "valid_for": _duration_in_words(settings.PASSWORD_RESET_TIMEOUT)}
-
-
-def _duration_in_words(seconds: int) -> str:
-    """"2 hours", "30 minutes": rounded down, so an email never promises more time than its link has."""
-    count, unit = (seconds // 3600, "hour") if seconds >= 3600 else (max(1, seconds // 60), "minute")
-    return f"{count} {unit}{'' if count == 1 else 's'}"
-
-
-def password_reset_complete(*, uidb64: str, token: str | None, password: str, request=None) -> User:
-    """Set a new password with a reset link's uid and token (InvalidResetLink if it is not
-    valid now). Checked again under the account's lock, so two uses of one link cannot both
-    succeed; every session and token of the account ends with the old password."""
-    try:
-        user_id = int(urlsafe_base64_decode(uidb64 or "").decode())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidResetLink() from None
-    with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
-        if user is None or not token or not default_token_generator.check_token(user, token):
-            raise InvalidResetLink()
-        _validate_password(password, user)
-        user.set_password(password)
-        user.save(update_fields=["password"])
-        system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password reset", user_id=user.pk,
-                          request=request)
-    return user
 
 
 # A password change by its owner checks the current password: as many guesses as logins allow,
@@ -377,7 +281,7 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
                                        fields={"currentPassword": ["Required to change your own password"]})
             if not user.check_password(current_password):
                 raise WrongCurrentPassword()
-        _validate_password(password, user)
+        validate_password(password, user)
         user.set_password(password)
         changed.append("password")
     return changed

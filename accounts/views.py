@@ -7,7 +7,7 @@ from django.urls import reverse_lazy
 
 from bookings_project.errors import ValidationFailed
 
-from . import services
+from . import password_reset
 
 
 class PasswordResetPage(auth_views.PasswordResetConfirmView):
@@ -20,7 +20,7 @@ class PasswordResetPage(auth_views.PasswordResetConfirmView):
     def form_valid(self, form):
         token = self.request.session.get(auth_views.INTERNAL_RESET_SESSION_TOKEN)
         try:
-            services.password_reset_complete(uidb64=self.kwargs["uidb64"], token=token,
+            password_reset.password_reset_complete(uidb64=self.kwargs["uidb64"], token=token,
                                              password=form.cleaned_data["new_password1"], request=self.request)
         except ValidationFailed as exc:  # (used meanwhile through the API, or too weak)
             form.add_error(None, exc.message)

@@ -83,7 +83,7 @@ def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
 def _send_password_reset(event: OutboxEvent, ctx: BatchContext) -> None:
     """The link is made now, for the account's address now (accounts.services): the event holds
     no token, and no recipient of anyone's choosing."""
-    from accounts.services import password_reset_email_context
+    from accounts.password_reset import password_reset_email_context
 
     made = password_reset_email_context(user_id=event.payload.get("userId"))
     if made is None:

@@ -26,7 +26,7 @@ class EventType:
     BOOKING_CANCELLED = "BOOKING_CANCELLED"
     NEW_BOOKING = "NEW_BOOKING"
     GENERIC = "GENERIC"
-    # An email the outbox makes when it sends it (accounts.services.password_reset_email_context):
+    # An email the outbox makes when it sends it (accounts.password_reset.password_reset_email_context):
     # not a template anyone may request through POST /notifications.
     PASSWORD_RESET = "PASSWORD_RESET"
 

@@ -12,7 +12,7 @@ from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.ratelimit import rate_limit
 from bookings_project.validation import no_body_expected, valid_data
 
-from .. import selectors, services
+from .. import password_reset, selectors, services
 from ..models import ROLE_FROM_CORE
 from ..permissions import IsAdmin
 from ..tokens import token_pair_rotate
@@ -87,7 +87,7 @@ class PasswordResetView(PublicView):
     @rate_limit(group="password-reset", rate_setting="RATE_LIMIT_REGISTER")
     def post(self, request):
         data = valid_data(PasswordResetAskSerializer, request.data)
-        services.password_reset_request(email=data["email"], request=request)
+        password_reset.password_reset_request(email=data["email"], request=request)
         return Response({"status": "queued"}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -101,7 +101,7 @@ class PasswordResetConfirmView(PublicView):
     @rate_limit(group="password-reset-confirm", rate_setting="RATE_LIMIT_LOGIN")
     def post(self, request):
         data = valid_data(PasswordResetConfirmSerializer, request.data)
-        services.password_reset_complete(uidb64=data["uid"], token=data["token"], password=data["password"],
+        password_reset.password_reset_complete(uidb64=data["uid"], token=data["token"], password=data["password"],
                                          request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

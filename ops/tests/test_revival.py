@@ -169,7 +169,7 @@ def test_a_job_that_sends_nothing_is_no_probe_of_the_mail_server(smtp_server):
 
 def test_a_password_reset_for_an_account_gone_since_is_no_probe_of_the_mail_server(smtp_server, make_user):
     """A DEAD reset email whose account was deactivated since sends nothing when its event runs
-    (accounts.services.password_reset_email_context): that proves nothing about the server, so it
+    (accounts.password_reset.password_reset_email_context): that proves nothing about the server, so it
     must not revive the other DEAD emails into a server that is still away."""
     from accounts.models import User
     from ops.revival import outbox_revive_after_outage
