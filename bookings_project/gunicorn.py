@@ -2,11 +2,10 @@
 Dockerfile and docker-compose (`gunicorn -c python:bookings_project.gunicorn …`). Command-line
 flags still win (runstack passes `--workers 1` in embedded mode)."""
 
-import re
-
 from gunicorn.glogging import Logger
 
 from bookings_project.env import env_int, env_str
+from bookings_project.http import redact_reset_tokens
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, 1, 65535)}"
 workers = env_int("WEB_CONCURRENCY", 4, 1)
@@ -20,19 +19,12 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms [%({x-request-id}o)s] "%(a)s"'
 
 
-# A password reset link's token (bookings_project/urls.py: accounts/reset/<uidb64>/<token>/) sets
-# the account's password until it is used or expires: whoever reads the access log must not be
-# able to. (Django's page swaps it for "set-password" at once, so only the link's first request
-# carries it.)
-_RESET_TOKEN = re.compile(r"(/accounts/reset/[^/?#\s]+/)(?!set-password/)[^/?#\s]+")
-
-
 class AccessLogger(Logger):
-    """gunicorn's logger, its access lines without a password reset token (any atom: the
-    format may name the path, the request line, the Referer or an environ value)."""
+    """gunicorn's logger, its access lines without a password reset token (bookings_project.http;
+    any atom: the format may name the path, the request line, the Referer or an environ value)."""
 
     def atoms(self, resp, req, environ, request_time):
-        return {name: _RESET_TOKEN.sub(r"\1<token>", value) if isinstance(value, str) and "/reset/" in value else value
+        return {name: redact_reset_tokens(value) if isinstance(value, str) else value
                 for name, value in super().atoms(resp, req, environ, request_time).items()}
 
 

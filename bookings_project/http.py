@@ -1,6 +1,7 @@
 """Small request helpers shared by every app."""
 
 import ipaddress
+import re
 
 from django.conf import settings
 from django.urls import reverse
@@ -36,3 +37,14 @@ def not_modified(request, etag: str) -> bool:
     if header.strip() == "*":
         return True
     return etag in {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
+
+
+# A password reset link's token (bookings_project/urls.py: accounts/reset/<uidb64>/<token>/) sets
+# the account's password until it is used or expires: whoever reads a log must not be able to.
+# (Django's page swaps it for "set-password" at once, so only the link's first request carries it.)
+_RESET_TOKEN = re.compile(r"(/accounts/reset/[^/?#\s]+/)(?!set-password/)[^/?#\s]+")
+
+
+def redact_reset_tokens(text: str) -> str:
+    """`text` with any password reset link's token written as `<token>`."""
+    return _RESET_TOKEN.sub(r"\1<token>", text) if "/reset/" in text else text

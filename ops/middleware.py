@@ -6,6 +6,8 @@ import logging
 import re
 import uuid
 
+from bookings_project.http import redact_reset_tokens
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -44,12 +46,20 @@ def _request_id_of(request) -> str | None:
 
 
 class RequestIDLogFilter(logging.Filter):
-    """Adds `request_id` to every record. django.request logs a 4xx/5xx after the middleware
-    has returned (and reset the context variable), so it falls back to the record's `request`."""
+    """Adds `request_id` to every record (and writes a password reset link's token as `<token>`).
+    django.request logs a 4xx/5xx after the middleware has returned (and reset the context
+    variable), so it falls back to the record's `request`."""
 
     def filter(self, record):
         request_id = request_id_var.get()
         if request_id == "-":
             request_id = _request_id_of(getattr(record, "request", None)) or "-"
         record.request_id = request_id
+        # django.request names the path of a failed request: never a reset link's token.
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: the handler reports it as it would without us
+            return True
+        if "/reset/" in message:
+            record.msg, record.args = redact_reset_tokens(message), None
         return True

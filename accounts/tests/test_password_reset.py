@@ -211,3 +211,35 @@ def test_the_email_never_promises_longer_than_the_link_lasts(api_client, make_us
     reset_email()
     [message] = mail.outbox
     assert said in " ".join(message.body.split()) and said in " ".join(message.alternatives[0][0].split())
+
+
+def test_a_failed_request_for_a_reset_link_is_logged_without_its_token():
+    """django.request names the path of a 5xx (e.g. a database outage on the link's first GET):
+    the log filter every handler of ours carries writes the token as <token>."""
+    import logging
+
+    from django.conf import settings as django_settings
+
+    from ops.middleware import RequestIDLogFilter
+
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "%s: %s",
+                               ("Internal Server Error", "/accounts/reset/MQ/cyn3ux-0123456789abcdef0123456789abcdef/"),
+                               None)
+    assert RequestIDLogFilter().filter(record)
+    assert record.getMessage() == "Internal Server Error: /accounts/reset/MQ/<token>/"
+    assert "request_id" in django_settings.LOGGING["handlers"]["console"]["filters"]
+    kept = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("/accounts/reset/MQ/set-password/",), None)
+    RequestIDLogFilter().filter(kept)
+    assert kept.getMessage() == "GET /accounts/reset/MQ/set-password/"
+
+
+@pytest.mark.parametrize("url, warned", [("http://127.0.0.1:8000", True), ("http://0.0.0.0:8000", True),
+                                         ("http://localhost:8000", True), ("http://[::]:8000", True),
+                                         ("https://bookings.example.com", False), ("http://10.0.0.5", False)])
+def test_check_deploy_warns_when_emails_would_link_to_this_machine(settings, url, warned):
+    from accounts.checks import public_base_url_reachable
+
+    settings.DEBUG, settings.PUBLIC_BASE_URL = False, url
+    assert [w.id for w in public_base_url_reachable(None)] == (["accounts.W001"] if warned else [])
+    settings.DEBUG = True
+    assert public_base_url_reachable(None) == []
