@@ -26,7 +26,7 @@ from ops.services import system_log_create
 
 from .exceptions import InvalidResetLink
 from .models import User
-from .services import normalized_email, validate_password
+from .services import normalized_email, security_notices_enqueue, validate_password
 
 PASSWORD_RESET_EMAIL_INTERVAL = timedelta(seconds=60)  # per account, whatever the client's IP
 
@@ -99,6 +99,7 @@ def password_reset_complete(*, uidb64: str, token: str | None, password: str, re
         validate_password(password, user)
         user.set_password(password)
         user.save(update_fields=["password"])
+        security_notices_enqueue(user=user, password_changed=True)
         system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password reset", user_id=user.pk,
                           request=request)
     return user

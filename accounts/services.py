@@ -12,7 +12,8 @@ from bookings_project.errors import Conflict, Forbidden, NotFound, RateLimited, 
 from bookings_project.ratelimit import rate_limit_hit
 from catalog.cache import catalog_changed
 from ops.models import Severity
-from ops.outbox import ORGANIZER_ITEMS, USER_BOOKINGS, outbox_enqueue_document_sync, outbox_enqueue_user_registered
+from ops.outbox import (ORGANIZER_ITEMS, USER_BOOKINGS, EventType, outbox_enqueue_document_sync, outbox_enqueue_many,
+                        outbox_enqueue_user_registered, outbox_event)
 from ops.services import system_log_create
 from reservations.services import booking_cancel_future_for_user
 
@@ -225,7 +226,7 @@ def _user_update_locked(*, actor, user, username, email, names, roles, password,
                         request) -> User:
     with transaction.atomic():
         actor, user = _lock_actor_and_user(actor=actor, user=user)
-        old_roles = sorted(user.role_set)
+        old_roles, old_email = sorted(user.role_set), user.email
         changed = _apply_profile_changes(actor=actor, user=user, username=username, email=email, names=names,
                                          roles=roles, password=password, current_password=current_password)
         if not changed:
@@ -248,7 +249,26 @@ def _user_update_locked(*, actor, user, username, email, names, roles, password,
         if "password" in changed:
             system_log_create(event_type="AUTH", severity=Severity.INFO, message="Password changed",
                               user_id=user.pk, request=request, reported_by=actor, additional_data={"by": actor.pk})
+        security_notices_enqueue(user=user, email_was=old_email if "email" in changed else None,
+                                 password_changed="password" in changed)
     return user
+
+
+def security_notices_enqueue(*, user: User, email_was: str | None = None, password_changed: bool = False) -> None:
+    """The account's owner hears of what could lock them out: an email change at the old address
+    (else whoever changed it — with a stolen session, say — could then reset the password to an
+    address the owner never sees) and a password change at the current one. In the change's
+    transaction, like every email of a change."""
+    events = []
+    if email_was is not None:
+        events.append(outbox_event(event_type=EventType.EMAIL_CHANGED, recipient_email=email_was,
+                                   payload={"userId": user.pk, "username": user.username, "email": user.email,
+                                            "emailWas": email_was}))
+    if password_changed:
+        events.append(outbox_event(event_type=EventType.PASSWORD_CHANGED, recipient_email=user.email,
+                                   payload={"userId": user.pk, "username": user.username, "email": user.email}))
+    if events:
+        outbox_enqueue_many(events)
 
 
 def _apply_profile_changes(*, actor: User, user: User, username, email, names, roles, password,

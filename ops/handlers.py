@@ -19,7 +19,7 @@ from bookings_project.text import error_line
 from catalog.cache import CACHE_BUMP_EVENT, catalog_version_bump
 
 from . import documents
-from .emails import EMAIL_TEMPLATES, email_send, mail_server_failing
+from .emails import EMAIL_EVENT_TYPES, email_send, mail_server_failing
 from .exceptions import EventDeferred, JobFailed
 from .jobs import job_run, job_sends_email
 from .models import OutboxEvent
@@ -181,7 +181,8 @@ def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
 
 
 def handler_for(event_type: str):
-    if event_type in EMAIL_TEMPLATES:
+    if event_type == EventType.PASSWORD_RESET:
+        return _send_password_reset
+    if event_type in EMAIL_EVENT_TYPES:
         return _send_email
-    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job, CACHE_BUMP_EVENT: _bump_catalog_version,
-            EventType.PASSWORD_RESET: _send_password_reset}.get(event_type)
+    return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job, CACHE_BUMP_EVENT: _bump_catalog_version}.get(event_type)

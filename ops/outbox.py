@@ -26,9 +26,12 @@ class EventType:
     BOOKING_CANCELLED = "BOOKING_CANCELLED"
     NEW_BOOKING = "NEW_BOOKING"
     GENERIC = "GENERIC"
-    # An email the outbox makes when it sends it (accounts.password_reset.password_reset_email_context):
-    # not a template anyone may request through POST /notifications.
+    # Security notices the system sends itself, never requestable through POST /notifications:
+    # the reset email (made when sent: accounts.password_reset.password_reset_email_context), and
+    # the notices of a changed email (to the old address) and a changed password.
     PASSWORD_RESET = "PASSWORD_RESET"
+    EMAIL_CHANGED = "EMAIL_CHANGED"
+    PASSWORD_CHANGED = "PASSWORD_CHANGED"
 
 
 def outbox_event(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:

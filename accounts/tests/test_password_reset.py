@@ -243,3 +243,46 @@ def test_check_deploy_warns_when_emails_would_link_to_this_machine(settings, url
     assert [w.id for w in public_base_url_reachable(None)] == (["accounts.W001"] if warned else [])
     settings.DEBUG = True
     assert public_base_url_reachable(None) == []
+
+
+class TestSecurityNotices:
+    """What could lock an owner out is told to them: an email change at the old address, a
+    password change (or reset) at the current one."""
+
+    def test_an_email_change_is_told_to_the_old_address(self, make_user, client_for):
+        user = make_user(email="owner@example.com", username="owner")
+        response = client_for(user).put(f"/api/v1/user/{user.pk}", {"email": "new@example.com"}, format="json")
+        assert response.status_code == 200
+        outbox_dispatch_until_empty()
+        [notice] = mail.outbox
+        assert notice.to == ["owner@example.com"] and notice.subject == "The email of your account was changed"
+        assert "from owner@example.com to new@example.com" in " ".join(notice.body.split())
+
+    def test_a_password_change_and_a_reset_are_told_to_the_account(self, make_user, client_for, api_client):
+        from accounts.tests.factories import DEFAULT_PASSWORD
+
+        user = make_user(email="careful@example.com")
+        assert client_for(user).put(f"/api/v1/user/{user.pk}", {"password": NEW_PASSWORD, "currentPassword": DEFAULT_PASSWORD},
+                                    format="json").status_code == 200
+        outbox_dispatch_until_empty()
+        assert [(m.to, m.subject) for m in mail.outbox] == [(["careful@example.com"], "Your password was changed")]
+
+        mail.outbox.clear()
+        ask(api_client, "careful@example.com")
+        link = reset_email()
+        mail.outbox.clear()
+        assert confirm(api_client, link["uid"], link["token"], password="Third-pass-word-3").status_code == 204
+        outbox_dispatch_until_empty()
+        assert [m.subject for m in mail.outbox] == ["Your password was changed"]
+
+    def test_a_profile_change_without_email_or_password_tells_nobody(self, make_user, client_for):
+        user = make_user()
+        client_for(user).put(f"/api/v1/user/{user.pk}", {"username": "renamed-quietly"}, format="json")
+        outbox_dispatch_until_empty()
+        assert mail.outbox == []
+
+    @pytest.mark.parametrize("kind", ["EMAIL_CHANGED", "PASSWORD_CHANGED"])
+    def test_notices_are_not_templates_anyone_may_request(self, make_user, client_for, kind):
+        response = client_for(make_user(roles=["ADMIN"])).post("/notifications", {
+            "type": kind, "recipient": "someone@example.com", "data": {}}, format="json")
+        assert_error(response, 400, fields=["type"])
