@@ -87,3 +87,9 @@ def normalize_roles(roles, *, superuser: bool = False) -> list[str]:
     if not result:
         result.add(Role.USER.value)
     return sorted(result)
+
+
+# `username__lower` / `email__lower`: the expression of the case-insensitive unique constraints,
+# so lookups through it use their indexes (accounts.selectors.same_text).
+for _name in ("username", "email"):
+    User._meta.get_field(_name).register_lookup(Lower)

@@ -19,7 +19,7 @@ from reservations.services import booking_cancel_future_for_user
 
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
-from .selectors import user_find_for_login, user_name_taken
+from .selectors import same_text, user_find_for_login, user_name_taken
 from .tokens import token_pair_for_user
 
 
@@ -102,12 +102,12 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
     username that looks like someone's address cannot keep its owner from registering."""
     email = normalized_email(email)
     suffixed = f"{email[:240]}-{secrets.token_hex(4)}"
-    if User.objects.filter(username__iexact=email).exclude(email__iexact=email).exists():
+    if User.objects.filter(same_text("username", email)).exclude(same_text("email", email)).exists():
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
     try:
         return user_register(username=email, email=email, password=password, roles=roles, request=request)
     except DuplicateUser as exc:
-        if User.objects.filter(email__iexact=email).exists():  # the email itself is taken
+        if User.objects.filter(same_text("email", email)).exists():  # the email itself is taken
             raise DuplicateUser("email") from exc
         # Someone took this text as a username between the check and the insert.
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
@@ -356,7 +356,7 @@ def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User,
     """Create the admin from DJANGO_SUPERUSER_* once; later runs leave it untouched. It meets the
     rules every account meets (a valid username and email, a password the validators accept),
     else ValidationFailed names what is wrong and nothing is created."""
-    existing = User.objects.filter(username__iexact=username).first()
+    existing = User.objects.filter(same_text("username", username)).first()
     if existing is not None:
         return existing, False
     email = normalized_email(email)

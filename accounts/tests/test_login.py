@@ -172,3 +172,23 @@ def test_failed_admin_logins_are_logged_like_the_apis(client, make_user):
     ]
     assert client.post("/admin/login/", {"username": "boss", "password": DEFAULT_PASSWORD}).status_code == 302
     assert entries.count() == 4
+
+
+@pytest.mark.parametrize("identifier", ["Someone@Example.COM", "SomeOne"])
+def test_the_login_lookup_uses_the_case_insensitive_unique_index(make_user, identifier):
+    """Every login (and registration check, and reset request) looks an account up by username or
+    email in any case: through the unique constraints' LOWER() index, never a scan of the users
+    table (`__iexact` is UPPER() = UPPER() on PostgreSQL, which no index serves)."""
+    from django.db import connection
+
+    from accounts.models import User
+    from accounts.selectors import same_text, user_find_for_login
+
+    user = make_user(username="someone", email="someone@example.com")
+    assert user_find_for_login(identifier=identifier) == user
+    field = "email" if "@" in identifier else "username"
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # (a tiny table is scanned whatever the indexes)
+    plan = User.objects.filter(same_text(field, identifier)).explain()
+    assert f"user_{field}_ci_unique" in plan, plan
