@@ -6,9 +6,12 @@ import hmac
 
 from django.conf import settings
 from django.db import transaction
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from .exceptions import InvalidToken
 from .models import User
@@ -37,13 +40,36 @@ def token_pair_rotate(*, refresh_token: str) -> tuple[str, str]:
     user = User.objects.filter(pk=old.get(settings.SIMPLE_JWT["USER_ID_CLAIM"]), is_active=True).first()
     if user is None or old.get(PASSWORD_CLAIM) != password_fingerprint(user):
         raise InvalidToken()
-    with transaction.atomic():
-        outstanding, _ = OutstandingToken.objects.get_or_create(
-            jti=old["jti"],
-            defaults={"user": user, "token": refresh_token, "expires_at": old.current_time},
-        )
-        # Only one of two concurrent rotations of the same token can create the blacklist row.
-        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
-    if not created:
+    if not _revoke(old, refresh_token=refresh_token, user=user):
         raise InvalidToken()
     return token_pair_for_user(user)
+
+
+def _revoke(token: RefreshToken, *, refresh_token: str, user: User) -> bool:
+    """Blacklist a refresh token; False if it was already (only one of two concurrent uses can
+    create the blacklist row). Its row expires when the token does (not when it was used): a
+    prune of expired rows (ops.retention, simplejwt's flushexpiredtokens) must never forget a
+    used token that could still be presented."""
+    with transaction.atomic():
+        outstanding, _ = OutstandingToken.objects.get_or_create(
+            jti=token["jti"],
+            defaults={"user": user, "token": refresh_token, "expires_at": datetime_from_epoch(token["exp"])},
+        )
+        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+    return created
+
+
+def refresh_token_revoke(*, refresh_token: str) -> None:
+    """Log out: the refresh token can no longer be used (its access token lives out its few
+    minutes). Idempotent: a token of ours revoked already (logged out, or used) is fine; one
+    that is not ours (signature), not a refresh token, or expired is an InvalidToken."""
+    try:
+        payload = token_backend.decode(refresh_token, verify=True)  # signature and expiry, no blacklist
+    except TokenBackendError as exc:
+        raise InvalidToken() from exc
+    if payload.get(jwt_settings.TOKEN_TYPE_CLAIM) != RefreshToken.token_type or not payload.get(jwt_settings.JTI_CLAIM):
+        raise InvalidToken()
+    user = User.objects.filter(pk=payload.get(jwt_settings.USER_ID_CLAIM)).first()
+    if user is None:
+        raise InvalidToken()
+    _revoke(RefreshToken(refresh_token, verify=False), refresh_token=refresh_token, user=user)

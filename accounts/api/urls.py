@@ -9,6 +9,7 @@ user_me = views.UserViewSet.as_view({"get": "me"})
 booking_api = [
     path("auth/login", views.LoginView.as_view(), name="auth-login"),
     path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
+    path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
     path("auth/password-reset", views.PasswordResetView.as_view(), name="auth-password-reset"),
     path("auth/password-reset/confirm", views.PasswordResetConfirmView.as_view(), name="auth-password-reset-confirm"),
     path("user", user_collection, name="user-list"),

@@ -15,7 +15,7 @@ from bookings_project.validation import no_body_expected, valid_data
 from .. import password_reset, selectors, services
 from ..models import ROLE_FROM_CORE
 from ..permissions import IsAdmin
-from ..tokens import token_pair_rotate
+from ..tokens import refresh_token_revoke, token_pair_rotate
 from .serializers import (
     CoreLoginResponseSerializer,
     CoreLoginSerializer,
@@ -74,6 +74,19 @@ class RefreshView(PublicView):
         data = valid_data(RefreshSerializer, request.data)
         access, refresh = token_pair_rotate(refresh_token=data["refreshToken"])
         return Response({"token": access, "refreshToken": refresh})
+
+
+class LogoutView(PublicView):
+    @extend_schema(summary="Log out (revoke a refresh token)",
+                   description="The refresh token can no longer be used; the access token issued with it lasts out "
+                               "its few minutes (`JWT_ACCESS_TTL`). Idempotent: a token revoked already is a 204 "
+                               "again. A token that is not ours or has expired is a 401. Rate limited per client IP "
+                               "like refresh.",
+                   tags=["auth"], request=RefreshSerializer, responses={204: None, **error_responses(400, 401, 429)})
+    @rate_limit(group="refresh", rate_setting="RATE_LIMIT_REFRESH")
+    def post(self, request):
+        refresh_token_revoke(refresh_token=valid_data(RefreshSerializer, request.data)["refreshToken"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PasswordResetView(PublicView):

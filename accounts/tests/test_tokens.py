@@ -220,3 +220,38 @@ def test_an_admin_resetting_other_users_passwords_is_not_limited(make_user, clie
         codes = [admin.put(f"/api/v1/user/{u.pk}", {"password": "N3w-Passw0rd-xyz"}, format="json").status_code
                  for u in users]
     assert codes == [200] * 4  # no current password is checked, so nothing to guess
+
+
+class TestLogout:
+    """POST /api/v1/auth/logout {refreshToken}: that refresh token is done; idempotent."""
+
+    @staticmethod
+    def logout(client, token):
+        return client.post("/api/v1/auth/logout", {"refreshToken": token}, format="json")
+
+    def test_a_logged_out_refresh_token_no_longer_refreshes(self, api_client, user):
+        _, refresh_token = token_pair_for_user(user)
+        other_access, other_refresh = token_pair_for_user(user)  # another device stays logged in
+        response = self.logout(api_client, refresh_token)
+        assert (response.status_code, response.content) == (204, b"")
+        assert_error(refresh(api_client, refresh_token), 401)
+        assert refresh(api_client, other_refresh).status_code == 200
+        assert get_me(api_client, other_access).status_code == 200
+
+    def test_logging_out_twice_or_after_a_refresh_is_fine(self, api_client, user):
+        _, refresh_token = token_pair_for_user(user)
+        assert self.logout(api_client, refresh_token).status_code == 204
+        assert self.logout(api_client, refresh_token).status_code == 204
+        _, used = token_pair_for_user(user)
+        assert refresh(api_client, used).status_code == 200
+        assert self.logout(api_client, used).status_code == 204
+
+    def test_a_token_not_ours_an_access_token_or_an_expired_one_is_401(self, api_client, user):
+        access, refresh_token = token_pair_for_user(user)
+        forged = jwt.encode({**claims_of(refresh_token), "jti": "x" * 32}, "another-key-of-32-bytes-at-least!!",
+                            algorithm="HS256")
+        assert_error(self.logout(api_client, forged), 401, code="invalid_token")
+        assert_error(self.logout(api_client, access), 401, code="invalid_token")
+        with freeze_time(timedelta(seconds=settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds() + 60)):
+            assert_error(self.logout(api_client, refresh_token), 401, code="invalid_token")
+        assert_error(api_client.post("/api/v1/auth/logout", {}, format="json"), 400, fields=["refreshToken"])

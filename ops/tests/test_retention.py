@@ -38,7 +38,7 @@ def history(monkeypatch):
 
 def test_old_entries_and_sent_events_go_work_still_to_do_stays(history):
     logs, events = history
-    assert history_prune(log_days=90, sent_event_days=30) == {"logs": 3, "sentEvents": 2}
+    assert history_prune(log_days=90, sent_event_days=30) == {"logs": 3, "sentEvents": 2, "expiredTokens": 0}
     assert set(SystemLog.objects.values_list("pk", flat=True)) == {logs[1].pk, logs[89].pk}
     assert OutboxEvent.objects.count() == len(events) - 2
     assert not OutboxEvent.objects.filter(status=OutboxStatus.SENT, processed_at__lt=timezone.now() - timedelta(days=30))
@@ -46,20 +46,20 @@ def test_old_entries_and_sent_events_go_work_still_to_do_stays(history):
 
 
 def test_zero_keeps_everything_and_the_defaults_keep_logs(history):
-    assert history_prune(log_days=0, sent_event_days=0) == {"logs": 0, "sentEvents": 0}
+    assert history_prune(log_days=0, sent_event_days=0) == {"logs": 0, "sentEvents": 0, "expiredTokens": 0}
     assert settings.LOG_RETENTION_DAYS == 0 and settings.OUTBOX_SENT_RETENTION_DAYS == 30
-    assert history_prune() == {"logs": 0, "sentEvents": 2}
+    assert history_prune() == {"logs": 0, "sentEvents": 2, "expiredTokens": 0}
     assert SystemLog.objects.count() == 5
 
 
 def test_the_command_counts_with_dry_run_then_deletes(history):
     out = io.StringIO()
     call_command("prune_history", "--log-days", "90", "--sent-event-days", "30", "--dry-run", stdout=out)
-    assert out.getvalue().strip() == "would delete 3 system log entries and 2 sent outbox events"
+    assert out.getvalue().strip() == "would delete 3 system log entries, 2 sent outbox events and 0 expired refresh tokens"
     assert SystemLog.objects.count() == 5
     out = io.StringIO()
     call_command("prune_history", "--log-days", "90", "--sent-event-days", "30", stdout=out)
-    assert out.getvalue().strip() == "deleted 3 system log entries and 2 sent outbox events"
+    assert out.getvalue().strip() == "deleted 3 system log entries, 2 sent outbox events and 0 expired refresh tokens"
 
 
 def test_beat_prunes_nightly():
@@ -70,3 +70,36 @@ def test_beat_prunes_nightly():
     import ops.tasks  # noqa: F401  (the worker imports it through autodiscovery)
 
     assert "ops.history_prune_task" in current_app.tasks
+
+
+def test_refresh_tokens_go_once_they_can_no_longer_be_presented(make_user, api_client, settings):
+    """A used refresh token's blacklist row must outlive the token (else the used token works
+    again); once the token has expired the row is dead weight, a row per refresh."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from freezegun import freeze_time
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    from accounts.tests.factories import DEFAULT_PASSWORD
+
+    user = make_user()
+    login = api_client.post("/api/v1/auth/login", {"username": user.username, "password": DEFAULT_PASSWORD},
+                            format="json").json()
+    assert api_client.post("/api/v1/auth/refresh", {"refreshToken": login["refreshToken"]},
+                           format="json").status_code == 200
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    used = OutstandingToken.objects.get(jti=RefreshToken(login["refreshToken"], verify=False)["jti"])
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    assert abs(used.expires_at - (timezone.now() + lifetime)) < timedelta(minutes=1)  # the token's own expiry
+
+    with freeze_time(timezone.now() + lifetime - timedelta(minutes=5)):  # still presentable: kept, refused
+        assert history_prune()["expiredTokens"] == 0
+        reuse = api_client.post("/api/v1/auth/refresh", {"refreshToken": login["refreshToken"]}, format="json")
+        assert reuse.status_code == 401
+    rows = OutstandingToken.objects.count()  # (every pair issued: the login's, the refresh's)
+    assert BlacklistedToken.objects.filter(token=used).exists()
+    with freeze_time(timezone.now() + 2 * lifetime + timedelta(minutes=1)):
+        assert history_prune()["expiredTokens"] == rows
+    assert not OutstandingToken.objects.exists() and not BlacklistedToken.objects.exists()

@@ -20,4 +20,5 @@ class Command(BaseCommand):
         with database_errors_as_command_error():
             result = history_prune(log_days=log_days, sent_event_days=sent_event_days, dry_run=dry_run)
         verb = "would delete" if dry_run else "deleted"
-        self.stdout.write(f"{verb} {result['logs']} system log entries and {result['sentEvents']} sent outbox events")
+        self.stdout.write(f"{verb} {result['logs']} system log entries, {result['sentEvents']} sent outbox events and "
+                          f"{result['expiredTokens']} expired refresh tokens")
