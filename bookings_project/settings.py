@@ -355,16 +355,26 @@ LOGGING = {
     "filters": {"request_id": {"()": "ops.middleware.RequestIDLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
+                          "style": "{"},
     },
+    # Every handler carries the filter (it also writes a password reset link's token as <token>).
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
             "filters": ["request_id"],
         },
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults (django.utils.log.DEFAULT_LOGGING) would keep their handlers, which lack
+        # the filter: its console handler writes django.* records (a failed reset link's path)
+        # again while DEBUG is on, and runserver — `make run`'s web server while DEBUG is on —
+        # writes each request line through its own.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "django.request": {"level": "ERROR"},
     },

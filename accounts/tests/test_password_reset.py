@@ -233,6 +233,36 @@ def test_a_failed_request_for_a_reset_link_is_logged_without_its_token():
     assert kept.getMessage() == "GET /accounts/reset/MQ/set-password/"
 
 
+@pytest.mark.parametrize("logger_name, msg, args", [
+    ("django.request", "%s: %s", ("Internal Server Error", "/accounts/reset/MQ/cyn3ux-0123456789abcdef/")),
+    # runserver's access lines: `make run`'s web server while DEBUG is on (the default)
+    ("django.server", '"%s" %s %s', ("GET /accounts/reset/MQ/cyn3ux-0123456789abcdef/ HTTP/1.1", "302", "0")),
+])
+def test_no_handler_the_process_configures_writes_a_reset_token(settings, logger_name, msg, args):
+    """Every handler a record of these loggers reaches (Django's own defaults included: its
+    console handler writes django.* records while DEBUG is on, runserver's logger has its own
+    handler and does not propagate) writes the link's token as <token>."""
+    import io
+    import logging
+
+    settings.DEBUG = True
+    logger, handlers = logging.getLogger(logger_name), []
+    node = logger
+    while node is not None:
+        handlers += node.handlers
+        node = node.parent if node.propagate else None
+    streams = {h: h.setStream(io.StringIO()) for h in handlers  # (not pytest's capturing handlers)
+               if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")}
+    try:
+        logger.error(msg, *args)
+        written = [h.stream.getvalue() for h in streams]
+    finally:
+        for handler, stream in streams.items():
+            handler.setStream(stream)
+    assert any("/accounts/reset/MQ/<token>/" in out for out in written), written
+    assert not any("cyn3ux" in out for out in written), written
+
+
 @pytest.mark.parametrize("url, warned", [("http://127.0.0.1:8000", True), ("http://0.0.0.0:8000", True),
                                          ("http://localhost:8000", True), ("http://[::]:8000", True),
                                          ("https://bookings.example.com", False), ("http://10.0.0.5", False)])
