@@ -12,15 +12,31 @@ def same_text(field: str, value: str) -> Q:
     return Q(**{f"{field}__lower": Lower(Value(value))})
 
 
+def normalized_email(email: str) -> str:
+    """How every email is stored and compared: Django's normalisation, then lower case."""
+    return User.objects.normalize_email(email).lower()
+
+
 def user_find_for_login(*, identifier: str) -> User | None:
     """The user a login identifier (username or email, any case) names, active or not."""
     identifier = (identifier or "").strip()
     if not identifier:
         return None
-    user = User.objects.filter(same_text("email" if "@" in identifier else "username", identifier)).first()
-    if user is None and "@" in identifier:
-        user = User.objects.filter(same_text("username", identifier)).first()
-    return user
+    if "@" not in identifier:
+        return User.objects.filter(same_text("username", identifier)).first()
+    # Emails are stored as normalized_email() writes them, with Python's lower(), which the
+    # database's LOWER() does not match beyond ASCII (SQLite) nor for a final sigma (PostgreSQL):
+    # the identifier normalized the same way first (as a reset request is), then as typed (an
+    # address stored otherwise, e.g. by Django's createsuperuser), then as a username.
+    lookups = [same_text("email", normalized_email(identifier))]
+    if not identifier.isascii():
+        lookups.append(same_text("email", identifier))
+    lookups.append(same_text("username", identifier))
+    for lookup in lookups:
+        user = User.objects.filter(lookup).first()
+        if user is not None:
+            return user
+    return None
 
 
 def user_name_taken(*, field: str, value: str, exclude_pk=None) -> bool:

@@ -19,7 +19,7 @@ from reservations.services import booking_cancel_future_for_user
 
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
-from .selectors import same_text, user_find_for_login, user_name_taken
+from .selectors import normalized_email, same_text, user_find_for_login, user_name_taken
 from .tokens import token_pair_for_user
 
 
@@ -47,11 +47,6 @@ def _operator_group_sync(user: User) -> None:
         user.groups.add(it_operators_group_get())
     else:
         user.groups.remove(*user.groups.filter(name=IT_OPERATORS_GROUP))
-
-
-def normalized_email(email: str) -> str:
-    """How every email is stored and compared: Django's normalisation, then lower case."""
-    return User.objects.normalize_email(email).lower()
 
 
 def _ensure_unique(*, username: str, email: str, exclude_pk=None) -> None:

@@ -192,3 +192,16 @@ def test_the_login_lookup_uses_the_case_insensitive_unique_index(make_user, iden
             cursor.execute("SET LOCAL enable_seqscan = off")  # (a tiny table is scanned whatever the indexes)
     plan = User.objects.filter(same_text(field, identifier)).explain()
     assert f"user_{field}_ci_unique" in plan, plan
+
+
+@pytest.mark.parametrize("email", ["someone@École.example", "someone@ΟΔΟΣ-x.example", "someone@İzmir.example"])
+def test_an_account_logs_in_with_the_email_it_registered_with(api_client, email):
+    """Emails are stored as normalized_email() writes them (Python's lower(): 'École' → 'école',
+    a final 'Σ' → 'ς'); the database's LOWER() differs (SQLite's is ASCII-only, PostgreSQL's knows
+    no final sigma), so the identifier is normalized the same way before the lookup — as a password
+    reset request does — or the very text the account registered with would not log in."""
+    registered = api_client.post("/auth/register", {"email": email, "password": DEFAULT_PASSWORD, "role": "customer"},
+                                 format="json")
+    assert registered.status_code == 201, registered.content
+    assert core_login(api_client, email).status_code == 200
+    assert booking_login(api_client, email).status_code == 200
