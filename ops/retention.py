@@ -22,6 +22,7 @@ def _delete_in_batches(queryset, *, dry_run: bool) -> int:
     if dry_run:
         return queryset.count()
     deleted = 0
+    queryset = queryset.order_by("pk")  # (not the model's ordering: OutstandingToken's is `user`)
     while ids := list(queryset.values_list("pk", flat=True)[:BATCH]):
         # (rows of this table: a refresh token's blacklist row goes with it, uncounted)
         deleted += queryset.model.objects.filter(pk__in=ids).delete()[1].get(queryset.model._meta.label, 0)

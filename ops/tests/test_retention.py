@@ -103,3 +103,29 @@ def test_refresh_tokens_go_once_they_can_no_longer_be_presented(make_user, api_c
     with freeze_time(timezone.now() + 2 * lifetime + timedelta(minutes=1)):
         assert history_prune()["expiredTokens"] == rows
     assert not OutstandingToken.objects.exists() and not BlacklistedToken.objects.exists()
+
+
+def test_each_batch_is_chosen_by_primary_key(make_user, monkeypatch):
+    """A batch is the next few rows by primary key (the oldest: an index walk that stops at
+    BATCH), never in a model's default ordering — simplejwt's OutstandingToken orders by `user`,
+    which would sort every expired row of the table again for every batch of the first prune
+    (a row per login and refresh ever made)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from freezegun import freeze_time
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    from accounts.tokens import token_pair_for_user
+
+    monkeypatch.setattr(retention, "BATCH", 2)
+    users = [make_user() for _ in range(3)]
+    for user in reversed(users):
+        token_pair_for_user(user)
+    log_at(400), event(OutboxStatus.SENT, 90)
+    with freeze_time(timezone.now() + 3 * settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]), \
+            CaptureQueriesContext(connection) as queries:
+        assert history_prune(log_days=90) == {"logs": 1, "sentEvents": 1, "expiredTokens": 3}
+    assert not OutstandingToken.objects.exists()
+    batches = [q["sql"] for q in queries.captured_queries if " LIMIT " in q["sql"]]
+    order = [sql.split(" ORDER BY ")[-1].split(" LIMIT ")[0] for sql in batches]
+    assert len(batches) >= 3 and all(o == "1 ASC" or o.endswith('"id" ASC') for o in order), batches  # (1: the pk)
