@@ -62,6 +62,24 @@ def test_concurrent_refreshes_with_one_refresh_token_exactly_one_succeeds(make_u
                               format="json").status_code == 200
 
 
+def test_logouts_and_a_refresh_of_one_token_at_once_are_never_a_500(make_user, settings):
+    """Two logouts and a refresh race on one token: every logout is a 204 (idempotent), the
+    refresh wins (200) or comes too late (401), and the token stays refused afterwards."""
+    settings.RATE_LIMIT_REFRESH = "1000/m"
+    from accounts.tokens import token_pair_for_user
+
+    for _ in range(5):
+        _, refresh = token_pair_for_user(make_user())
+        body = {"refreshToken": refresh}
+
+        responses = race([lambda: _client().post("/api/v1/auth/logout", body, format="json")] * 2
+                         + [lambda: _client().post("/api/v1/auth/refresh", body, format="json")])
+
+        assert [r.status_code for r in responses[:2]] == [204, 204], [r.content for r in responses]
+        assert responses[2].status_code in (200, 401), responses[2].content
+        assert _client().post("/api/v1/auth/refresh", body, format="json").status_code == 401
+
+
 @pytest.mark.parametrize("first, second", [
     (("/api/v1/user", {"username": "Racer{n}", "email": "a{n}@example.com"}),
      ("/api/v1/user", {"username": "racer{n}", "email": "b{n}@example.com"})),
