@@ -249,6 +249,12 @@ def _user_update_locked(*, actor, user, username, email, names, roles, password,
     return user
 
 
+def _masked_email(email: str) -> str:
+    """"n•••@example.com": enough for the owner to recognise, not an address to write to."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
 def security_notices_enqueue(*, user: User, email_was: str | None = None, password_changed: bool = False) -> None:
     """The account's owner hears of what could lock them out: an email change at the old address
     (else whoever changed it — with a stolen session, say — could then reset the password to an
@@ -256,9 +262,10 @@ def security_notices_enqueue(*, user: User, email_was: str | None = None, passwo
     transaction, like every email of a change."""
     events = []
     if email_was is not None:
+        # (the new address masked: the old one may belong to someone else — a typo corrected)
         events.append(outbox_event(event_type=EventType.EMAIL_CHANGED, recipient_email=email_was,
-                                   payload={"userId": user.pk, "username": user.username, "email": user.email,
-                                            "emailWas": email_was}))
+                                   payload={"userId": user.pk, "username": user.username,
+                                            "emailMasked": _masked_email(user.email), "emailWas": email_was}))
     if password_changed:
         events.append(outbox_event(event_type=EventType.PASSWORD_CHANGED, recipient_email=user.email,
                                    payload={"userId": user.pk, "username": user.username, "email": user.email}))

@@ -286,7 +286,9 @@ class TestSecurityNotices:
         outbox_dispatch_until_empty()
         [notice] = mail.outbox
         assert notice.to == ["owner@example.com"] and notice.subject == "The email of your account was changed"
-        assert "from owner@example.com to new@example.com" in " ".join(notice.body.split())
+        body = " ".join(notice.body.split())
+        assert "from owner@example.com to n•••@example.com" in body and "new@example.com" not in body
+        assert "new@example.com" not in notice.alternatives[0][0]
 
     def test_a_password_change_and_a_reset_are_told_to_the_account(self, make_user, client_for, api_client):
         from accounts.tests.factories import DEFAULT_PASSWORD
