@@ -173,6 +173,32 @@ def smtp_server(settings):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for browser tests (bookings_project.testing.CHROMIUM), one per test module."""
+    from bookings_project.testing import CHROMIUM, CHROMIUM_ARGS
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def expect():
+    return pytest.importorskip("playwright.sync_api").expect
+
+
 def pytest_collection_modifyitems(config, items):
     """`postgres`/`redis` tests run only where DATABASE_URL/REDIS_URL point at those services."""
     from django.conf import settings

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpResponseRedirect
 from django.urls import reverse_lazy
 
+from bookings_project.admin import SITE_NAME
 from bookings_project.errors import ValidationFailed
 
 from . import password_reset
@@ -16,6 +17,7 @@ class PasswordResetPage(auth_views.PasswordResetConfirmView):
     checked again there, the change logged."""
 
     success_url = reverse_lazy("password-reset-done")
+    extra_context = {"site_header": SITE_NAME, "site_title": SITE_NAME}
 
     def form_valid(self, form):
         token = self.request.session.get(auth_views.INTERNAL_RESET_SESSION_TOKEN)
@@ -30,4 +32,4 @@ class PasswordResetPage(auth_views.PasswordResetConfirmView):
 
 
 class PasswordResetDonePage(auth_views.PasswordResetCompleteView):
-    pass
+    extra_context = {"site_header": SITE_NAME, "site_title": SITE_NAME}

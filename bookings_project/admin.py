@@ -71,7 +71,13 @@ class HardenedAdminMixin:
         return self.view_on_site(obj) if obj is not None and callable(self.view_on_site) else None
 
 
+SITE_NAME = "Booking platform"  # the admin's header, and the password reset page's
+
+
 class BookingsAdminSite(admin.AdminSite):
+    site_header = SITE_NAME
+    site_title = f"{SITE_NAME} admin"
+    index_title = "Operations"
     # The header's "Change password": through accounts.services, like the API.
     password_change_view = "accounts.admin.PasswordChangeView"
 

@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 import time
+from pathlib import Path
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
@@ -130,3 +131,20 @@ class LoopbackSMTP:
     def duplicates(self) -> int:
         ids = [i for i in self.ids if i]
         return len(ids) - len(set(ids))
+
+
+# Browser tests (pytest -m browser): Debian's Chromium driven by Playwright (conftest's
+# `browser`, `page` and `expect` fixtures); screenshots land in test-artifacts/.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def browser_screenshot(page, name: str) -> None:
+    from django.conf import settings
+
+    artifacts = Path(settings.BASE_DIR) / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    path = artifacts / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
