@@ -265,6 +265,9 @@ def test_no_handler_the_process_configures_writes_a_reset_token(settings, logger
 
 @pytest.mark.parametrize("url, warned", [("http://127.0.0.1:8000", True), ("http://0.0.0.0:8000", True),
                                          ("http://localhost:8000", True), ("http://[::]:8000", True),
+                                         ("http://127.1", True), ("http://[::ffff:127.0.0.1]", True),
+                                         ("http://localhost.:8000", True), ("http://app.localhost", True),
+                                         ("http://localhost.example.com", False),
                                          ("https://bookings.example.com", False), ("http://10.0.0.5", False)])
 def test_check_deploy_warns_when_emails_would_link_to_this_machine(settings, url, warned):
     from accounts.checks import public_base_url_reachable
