@@ -321,3 +321,30 @@ class TestSecurityNotices:
         response = client_for(make_user(roles=["ADMIN"])).post("/notifications", {
             "type": kind, "recipient": "someone@example.com", "data": {}}, format="json")
         assert_error(response, 400, fields=["type"])
+
+
+@pytest.mark.parametrize("backend, redacted", [("django.core.mail.backends.console.EmailBackend", False),
+                                               ("django.core.mail.backends.smtp.EmailBackend", True)])
+def test_the_console_email_backends_output_is_the_delivery_and_stays_whole(settings, backend, redacted):
+    """In development (no EMAIL_HOST) the worker prints each email (Celery's celery.redirected
+    logger): the reset link there is what the developer follows. Anything else is redacted."""
+    import logging
+
+    from ops.middleware import RequestIDLogFilter
+
+    settings.EMAIL_BACKEND = backend
+    line = "http://127.0.0.1:8000/accounts/reset/MQ/cyn3ux-0123456789abcdef/"
+    printed = logging.LogRecord("celery.redirected", logging.WARNING, __file__, 1, line, None, None)
+    RequestIDLogFilter().filter(printed)
+    assert ("<token>" in printed.getMessage()) is redacted
+
+
+@pytest.mark.parametrize("debug, backend, warned", [
+    (False, "django.core.mail.backends.console.EmailBackend", True),
+    (False, "django.core.mail.backends.smtp.EmailBackend", False),
+    (True, "django.core.mail.backends.console.EmailBackend", False)])
+def test_check_deploy_warns_when_emails_would_only_be_printed(settings, debug, backend, warned):
+    from ops.checks import emails_are_sent
+
+    settings.DEBUG, settings.EMAIL_BACKEND = debug, backend
+    assert [w.id for w in emails_are_sent(None)] == (["ops.W001"] if warned else [])
