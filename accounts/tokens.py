@@ -3,6 +3,7 @@ password (or an admin resetting it) invalidates every token issued before."""
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import transaction
@@ -37,22 +38,22 @@ def token_pair_rotate(*, refresh_token: str) -> tuple[str, str]:
         old = RefreshToken(refresh_token)
     except TokenError as exc:
         raise InvalidToken() from exc
-    user = User.objects.filter(pk=old.get(settings.SIMPLE_JWT["USER_ID_CLAIM"]), is_active=True).first()
+    user = User.objects.filter(pk=old.get(jwt_settings.USER_ID_CLAIM), is_active=True).first()
     if user is None or old.get(PASSWORD_CLAIM) != password_fingerprint(user):
         raise InvalidToken()
-    if not _revoke(old, refresh_token=refresh_token, user=user):
+    if not _revoke(old.payload, refresh_token=refresh_token, user=user):
         raise InvalidToken()
     return token_pair_for_user(user)
 
 
-def _revoke(token: RefreshToken, *, refresh_token: str, user: User) -> bool:
-    """Blacklist a refresh token; False if it was already (only one of two concurrent uses can
+def _revoke(token: Mapping, *, refresh_token: str, user: User) -> bool:
+    """Blacklist a refresh token (`token`: its claims); False if it was already (only one of two concurrent uses can
     create the blacklist row). Its row expires when the token does (not when it was used): a
     prune of expired rows (ops.retention, simplejwt's flushexpiredtokens) must never forget a
     used token that could still be presented."""
     with transaction.atomic():
         outstanding, _ = OutstandingToken.objects.get_or_create(
-            jti=token["jti"],
+            jti=token[jwt_settings.JTI_CLAIM],
             defaults={"user": user, "token": refresh_token, "expires_at": datetime_from_epoch(token["exp"])},
         )
         _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
@@ -72,4 +73,4 @@ def refresh_token_revoke(*, refresh_token: str) -> None:
     user = User.objects.filter(pk=payload.get(jwt_settings.USER_ID_CLAIM)).first()
     if user is None:
         raise InvalidToken()
-    _revoke(RefreshToken(refresh_token, verify=False), refresh_token=refresh_token, user=user)
+    _revoke(payload, refresh_token=refresh_token, user=user)

@@ -80,6 +80,13 @@ class ValidationFailed(ApplicationError):
     code = VALIDATION_FAILED
 
 
+def validation_failed(fields: dict[str, list[str]], default_message: str | None = None) -> ValidationFailed:
+    """The 400 for flattened field errors (flatten_fields): errors of the whole object (DRF's
+    non_field_errors) become its message, the rest its `fields`."""
+    non_field = fields.pop("nonFieldErrors", None)
+    return ValidationFailed(non_field[0] if non_field else default_message, fields=fields or None)
+
+
 class NotFound(ApplicationError):
     status = 404
     default_message = "Not found"
@@ -170,12 +177,7 @@ def _describe(exc) -> _Described:
     if isinstance(exc, ApplicationError):
         return _Described(exc.status, exc.message, exc.fields, exc.headers, exc.code)
     if isinstance(exc, drf.ValidationError):
-        fields = flatten_fields(exc.detail)
-        non_field = fields.pop("nonFieldErrors", None)
-        if not fields and non_field:
-            return _Described(400, non_field[0], code=VALIDATION_FAILED)
-        message = non_field[0] if non_field else "Validation failed"
-        return _Described(400, message, fields or None, code=VALIDATION_FAILED)
+        return _describe(validation_failed(flatten_fields(exc.detail)))
     if isinstance(exc, drf.ParseError):
         return _Described(400, f"Malformed request body: {exc.detail}", code="malformed_body")
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):

@@ -7,7 +7,7 @@ from itertools import islice
 from django.http import QueryDict
 from rest_framework import serializers
 
-from .errors import ValidationFailed, flatten_fields
+from .errors import flatten_fields, validation_failed
 
 
 def valid_data(serializer_class, data, **kwargs) -> dict:
@@ -19,9 +19,7 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
         unknown = dict(islice(_unknown_fields(serializer, data), MAX_UNKNOWN_FIELDS_REPORTED))
         if serializer.is_valid() and not unknown:
             return serializer.validated_data
-        fields = {**flatten_fields(serializer.errors), **unknown}
-        non_field = fields.pop("nonFieldErrors", None)
-        raise ValidationFailed(non_field[0] if non_field else None, fields=fields or None)
+        raise validation_failed({**flatten_fields(serializer.errors), **unknown})
     problems = {name: [problem] for name, field in serializer.fields.items()
                 if name in data and (problem := _query_value_problem(field, data.getlist(name)))}
     if serializer.is_valid() and not problems:
@@ -34,8 +32,7 @@ def valid_data(serializer_class, data, **kwargs) -> dict:
         # (a repeated parameter's value is named by the parameter: `status`, not `status.1`)
         fields.setdefault(name.split(".", 1)[0], []).extend(messages)
     fields.update(problems)
-    non_field = fields.pop("nonFieldErrors", None)
-    raise ValidationFailed(non_field[0] if non_field else "Invalid query parameters", fields=fields or None)
+    raise validation_failed(fields, "Invalid query parameters")
 
 
 # A body of nothing but unknown keys must not be answered with a message per key (a 1 MB body

@@ -81,7 +81,7 @@ def _send_email(event: OutboxEvent, ctx: BatchContext) -> None:
 
 
 def _send_password_reset(event: OutboxEvent, ctx: BatchContext) -> None:
-    """The link is made now, for the account's address now (accounts.services): the event holds
+    """The link is made now, for the account's address now (accounts.password_reset): the event holds
     no token, and no recipient of anyone's choosing."""
     from accounts.password_reset import password_reset_email_context
 

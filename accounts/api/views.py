@@ -115,7 +115,7 @@ class PasswordResetConfirmView(PublicView):
     def post(self, request):
         data = valid_data(PasswordResetConfirmSerializer, request.data)
         password_reset.password_reset_complete(uidb64=data["uid"], token=data["token"], password=data["password"],
-                                         request=request)
+                                               request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
