@@ -134,6 +134,12 @@ if not JWT_SIGNING_KEY:
 if len(JWT_SIGNING_KEY.encode()) < 32:
     raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 bytes long.")
 
+# A static bearer token for a metrics scraper (GET /metrics; ADMIN and IT_OPERATOR tokens work
+# too). Unset: no scraper token. As long as a signing key: it is compared, not looked up.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN.encode()) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 bytes long (or unset).")
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TTL", 900, 1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_TTL", 604800, 1)),

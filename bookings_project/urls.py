@@ -7,6 +7,7 @@ from accounts import views as account_pages
 from accounts.api import urls as accounts_urls
 from ops import health
 from ops.api import urls as ops_urls
+from ops.api import views as ops_views
 
 from . import errors
 from .openapi import local_assets_only
@@ -23,6 +24,7 @@ booking_api = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", ops_views.MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The docs pages are GET/HEAD only: DRF's OPTIONS would render their templates without context (a 500).
     path("api/docs/", local_assets_only(SpectacularSwaggerView.as_view(

@@ -7,3 +7,4 @@ class OpsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the deploy checks)
+        from .api import authentication  # noqa: F401  (registers the OpenAPI scheme of the metrics token)

@@ -70,24 +70,32 @@ _READINESS_OUTAGES = {name: OutageLog(logger, f"readiness check {name!r} failed:
                       for name in ("database", "documents", "broker")}
 
 
-@probe
-def readyz(request):
+def dependencies_check() -> dict[str, Exception | None]:
+    """Each dependency the system cannot serve without (both databases, the broker): None when
+    it answers, else the error. A failure is logged once per outage, with its traceback."""
     checks = {"database": lambda: database_ping("default"),
               "documents": lambda: database_ping("documents"),
               "broker": _check_broker}
-    results, failed = {}, []
+    results = {}
     for name, check in checks.items():
         try:
             check()
-        except Exception as exc:  # any failure means "not ready"; say which and why
-            # (the body names only the error's class: the server's details go to the log, once
-            # per outage — a load balancer asks every few seconds)
+        except Exception as exc:  # any failure means "not ready"; the caller says which
             _READINESS_OUTAGES[name].failed(exc)
-            results[name] = f"unavailable: {exc.__class__.__name__}"
-            failed.append(name)
+            results[name] = exc
         else:
             _READINESS_OUTAGES[name].answered()
-            results[name] = "ok"
+            results[name] = None
+    return results
+
+
+@probe
+def readyz(request):
+    # (the body names only the error's class: the server's details go to the log, once per
+    # outage — a load balancer asks every few seconds)
+    errors = dependencies_check()
+    results = {name: "ok" if exc is None else f"unavailable: {exc.__class__.__name__}" for name, exc in errors.items()}
+    failed = [name for name, exc in errors.items() if exc is not None]
     if "database" not in failed:
         results["outbox"] = _outbox_delivery()
     body = {"status": "ok" if not failed else "unavailable", "checks": results}

@@ -1,7 +1,10 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.permissions import IsAdminOrOperator
 from bookings_project.http import location
@@ -12,8 +15,9 @@ from bookings_project.pagination import core_page
 from bookings_project.errors import NotFound, ValidationFailed
 from bookings_project.ratelimit import rate_limit
 
-from .. import jobs, selectors, services
+from .. import jobs, metrics, selectors, services
 from ..models import JobType
+from .authentication import CanReadMetrics, MetricsTokenAuthentication
 from .serializers import (
     JobCreateSerializer,
     JobExecuteSerializer,
@@ -187,3 +191,45 @@ class ReconciliationViewSet(viewsets.ViewSet):
         found = selectors.job_list(type=JobType.RECONCILIATION, status=q.get("status"),
                                    date_from=q.get("from"), date_to=q.get("to"))
         return core_page(found, q, JobSerializer, key="jobs")
+
+
+class PrometheusTextRenderer(BaseRenderer):
+    media_type = "text/plain"
+    format = "prometheus"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:  # the exposition format's version, which scrapers look for
+            response["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+        return data.encode(self.charset)
+
+
+METRICS_EXAMPLE = ('# HELP bookings_outbox_events Outbox events not delivered: ...\n# TYPE bookings_outbox_events gauge\n'
+                   'bookings_outbox_events{status="PENDING"} 3\nbookings_outbox_events{status="DEAD"} 0\n')
+
+
+class MetricsView(APIView):
+    """GET /metrics: ADMIN, IT_OPERATOR or the scraper's METRICS_TOKEN (ops.metrics)."""
+
+    authentication_classes = (MetricsTokenAuthentication, *APIView.authentication_classes)
+    permission_classes = (CanReadMetrics,)
+    renderer_classes = (PrometheusTextRenderer,)
+
+    @extend_schema(
+        summary="Operational metrics for Prometheus (ADMIN, IT_OPERATOR, metrics scraper)",
+        tags=["operations"],
+        description="Prometheus text format 0.0.4, read from the databases when asked: outbox events PENDING "
+                    "and DEAD and the age of the oldest due one, jobs queued/running/failed by type, when each "
+                    "whole-type reconciliation last completed, and `bookings_dependency_up` per dependency (with "
+                    "the relational database down, only that). A scraper sends `Authorization: Bearer "
+                    "<METRICS_TOKEN>`. Errors are JSON.",
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="Prometheus text exposition",
+                                                 examples=[OpenApiExample("metrics", value=METRICS_EXAMPLE,
+                                                                          media_type="text/plain")]),
+            **{(code, "application/json"): error for code, error in error_responses(401, 403).items()},
+        },
+    )
+    def get(self, request):
+        return Response(metrics.exposition(metrics.metrics_collect()))
