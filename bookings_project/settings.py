@@ -276,6 +276,10 @@ CELERY_BEAT_SCHEDULE = {
     # Retention of system logs and SENT outbox events (ops/retention.py), nightly by default.
     "prune-history": {"task": "ops.history_prune_task", "schedule": env_crontab("RETENTION_CRON", "30 3 * * *"),
                       "options": {"expires": 3600.0}},
+    # Reminder emails of bookings whose item starts within BOOKING_REMINDER_HOURS (a missed sweep
+    # is covered by the next: what is due stays due until the item starts).
+    "booking-reminders": {"task": "reservations.booking_reminders_task", "schedule": 300.0,
+                          "options": {"expires": 300.0}},
 }
 # Days kept: system log entries (0: forever — an audit trail), SENT outbox events (0: forever).
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 0, 0, 36_500)
@@ -286,6 +290,8 @@ CATALOG_CACHE_TTL = env_int("CATALOG_CACHE_TTL", 300, 0)
 
 # Upcoming active bookings one account may hold at once (business-flow protection).
 MAX_ACTIVE_BOOKINGS_PER_USER = env_int("MAX_ACTIVE_BOOKINGS_PER_USER", 25, 1)
+# Hours before its item starts that a confirmed booking's reminder email goes out (0: none).
+BOOKING_REMINDER_HOURS = env_int("BOOKING_REMINDER_HOURS", 24, 0, 720)
 MAX_UPCOMING_ITEMS_PER_ORGANIZER = env_int("MAX_UPCOMING_ITEMS_PER_ORGANIZER", 500, 1)
 
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, 1, 1000)

@@ -26,9 +26,10 @@ from .outbox import EventType
 EMAIL_TEMPLATES = (EventType.USER_REGISTERED, EventType.BOOKING_CONFIRMED, EventType.BOOKING_CANCELLED,
                    EventType.NEW_BOOKING, EventType.GENERIC)
 BOOKING_TEMPLATES = {EventType.BOOKING_CONFIRMED, EventType.BOOKING_CANCELLED}
-# Every outbox event that sends an email: the requestable templates, and the account's security
-# emails the system sends itself.
-EMAIL_EVENT_TYPES = (*EMAIL_TEMPLATES, EventType.PASSWORD_RESET, EventType.EMAIL_CHANGED, EventType.PASSWORD_CHANGED)
+# Every outbox event that sends an email: the requestable templates, and the emails the system
+# sends itself (the account's security notices, booking reminders).
+EMAIL_EVENT_TYPES = (*EMAIL_TEMPLATES, EventType.PASSWORD_RESET, EventType.EMAIL_CHANGED, EventType.PASSWORD_CHANGED,
+                     EventType.BOOKING_REMINDER)
 
 
 def _sender() -> str:

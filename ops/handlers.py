@@ -93,6 +93,20 @@ def _send_password_reset(event: OutboxEvent, ctx: BatchContext) -> None:
     _deliver(event, ctx, recipient=recipient, context=context)
 
 
+def _send_booking_reminder(event: OutboxEvent, ctx: BatchContext) -> None:
+    """Made now, from the booking as it is (reservations.reminders): nothing goes out for a booking
+    cancelled, moved or started since the reminder was queued."""
+    from reservations.reminders import booking_reminder_email_context
+
+    made = booking_reminder_email_context(booking_id=event.payload.get("bookingId"),
+                                          revision=event.payload.get("revision"))
+    if made is None:
+        logger.info("Booking reminder %s not sent: the booking was cancelled, moved or has started", event.id)
+        return
+    recipient, context = made
+    _deliver(event, ctx, recipient=recipient, context=context)
+
+
 def _deliver(event: OutboxEvent, ctx: BatchContext, *, recipient: str, context: dict) -> None:
     if ctx.mail_down:  # not tried, so no attempt used up: only an email that met the failure pays
         raise _defer_email(ctx)
@@ -183,6 +197,8 @@ def _bump_catalog_version(event: OutboxEvent, ctx: BatchContext) -> None:
 def handler_for(event_type: str):
     if event_type == EventType.PASSWORD_RESET:
         return _send_password_reset
+    if event_type == EventType.BOOKING_REMINDER:
+        return _send_booking_reminder
     if event_type in EMAIL_EVENT_TYPES:
         return _send_email
     return {DOCUMENT_SYNC: _sync_documents, JOB_RUN: _run_job, CACHE_BUMP_EVENT: _bump_catalog_version}.get(event_type)

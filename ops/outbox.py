@@ -32,6 +32,8 @@ class EventType:
     PASSWORD_RESET = "PASSWORD_RESET"
     EMAIL_CHANGED = "EMAIL_CHANGED"
     PASSWORD_CHANGED = "PASSWORD_CHANGED"
+    # "Your booking starts soon" (reservations.reminders), made when sent.
+    BOOKING_REMINDER = "BOOKING_REMINDER"
 
 
 def outbox_event(*, event_type: str, recipient_email: str = "", payload: dict | None = None) -> OutboxEvent:

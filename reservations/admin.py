@@ -19,7 +19,7 @@ class BookingAdmin(ReadOnlyAdmin):
     list_select_related = ("user", "item")
     raw_id_fields = ("user", "item", "tier")
     # request_key: the client's Idempotency-Key (support: "which booking was that?")
-    readonly_fields = ("tier_name", "booking_date", "updated_at", "request_key")
+    readonly_fields = ("tier_name", "booking_date", "updated_at", "request_key", "reminded_at")
     actions = ["cancel_bookings", "complete_bookings"]
     list_per_page = 50
 

@@ -38,6 +38,9 @@ class Booking(models.Model):
     # The client's Idempotency-Key of the request that made it: a retry with the same key gets
     # this booking back instead of a second attempt (unique per user).
     request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    # When its reminder email was queued (reservations.reminders); cleared when the item moves,
+    # so the new times get their own reminder.
+    reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-booking_date", "-id"]
@@ -51,6 +54,9 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["user", "status", "start_time"], name="booking_user_status_start"),
             models.Index(fields=["item", "status"], name="booking_item_status"),
+            # The reminder sweep's range scan: confirmed bookings not reminded yet, by start.
+            models.Index(fields=["start_time"], name="booking_reminder_due",
+                         condition=Q(status=BookingStatus.CONFIRMED, reminded_at__isnull=True)),
         ]
 
     def __str__(self):

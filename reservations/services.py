@@ -340,7 +340,9 @@ def booking_times_follow_item(*, item: BookableItem) -> int:
         raise BookingTimeConflict("The new times overlap other confirmed bookings of this item's bookers")
     try:
         with transaction.atomic():
-            moved = active.update(start_time=item.start_time, end_time=item.end_time, revision=F("revision") + 1)
+            # (a reminder queued for the old times is dropped, and the new times get their own)
+            moved = active.update(start_time=item.start_time, end_time=item.end_time, revision=F("revision") + 1,
+                                  reminded_at=None)
     except IntegrityError as exc:
         _raise_overlap_as_conflict(exc)
     # Each booker is told, with an updated calendar invitation (same UID, higher SEQUENCE), in

@@ -83,6 +83,7 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("LOG_LEVEL", "LOUD"),             # was a traceback from logging's configuration
     ("REDIS_URL", "localhost:6379"),   # failed only on the first request needing the cache
     ("METRICS_TOKEN", "scrape-me"),    # a guessable scraper token
+    ("BOOKING_REMINDER_HOURS", "-1"),
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
