@@ -29,7 +29,7 @@ from decimal import Decimal
 from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -110,6 +110,23 @@ class ExactJSONRenderer(JSONRenderer):
                           separators=(",", ":"))
         text = re.sub(f'"{marker}(-?[0-9.]+)"', r"\1", text)
         return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+class TextRenderer(BaseRenderer):
+    """A text body made by `text(data)`, sent with `headers` (a view's CSV or metrics format)."""
+
+    charset = "utf-8"
+    headers: dict[str, str] = {}
+
+    def text(self, data) -> str:
+        raise NotImplementedError
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            for name, value in self.headers.items():
+                response[name] = value
+        return self.text(data).encode(self.charset)
 
 
 class JSONFallbackNegotiation(DefaultContentNegotiation):

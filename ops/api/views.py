@@ -2,11 +2,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdminOrOperator
+from bookings_project.content import TextRenderer
 from bookings_project.http import location
 from bookings_project.openapi import error_responses, location_header
 from bookings_project.validation import valid_data
@@ -193,16 +193,14 @@ class ReconciliationViewSet(viewsets.ViewSet):
         return core_page(found, q, JobSerializer, key="jobs")
 
 
-class PrometheusTextRenderer(BaseRenderer):
+class PrometheusTextRenderer(TextRenderer):
     media_type = "text/plain"
     format = "prometheus"
-    charset = "utf-8"
+    # (with the exposition format's version, which scrapers look for)
+    headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        response = (renderer_context or {}).get("response")
-        if response is not None:  # the exposition format's version, which scrapers look for
-            response["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-        return data.encode(self.charset)
+    def text(self, data) -> str:
+        return data
 
 
 METRICS_EXAMPLE = ('# HELP bookings_outbox_events Outbox events not delivered: ...\n# TYPE bookings_outbox_events gauge\n'

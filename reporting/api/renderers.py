@@ -5,7 +5,7 @@ import csv
 import io
 from decimal import Decimal
 
-from rest_framework.renderers import BaseRenderer
+from bookings_project.content import TextRenderer
 
 CSV_HEADER = ("itemId", "itemName", "itemRevenue", "numberOfBookings")
 TOTAL_LABEL = "TOTAL"
@@ -37,13 +37,10 @@ def revenue_csv(report: dict) -> str:
     return out.getvalue()
 
 
-class RevenueCSVRenderer(BaseRenderer):
+class RevenueCSVRenderer(TextRenderer):
     media_type = "text/csv"
     format = "csv"
-    charset = "utf-8"
+    headers = {"Content-Disposition": 'attachment; filename="revenue-report.csv"'}
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        response = (renderer_context or {}).get("response")
-        if response is not None:
-            response["Content-Disposition"] = 'attachment; filename="revenue-report.csv"'
-        return revenue_csv(data).encode(self.charset)
+    def text(self, data) -> str:
+        return revenue_csv(data)
