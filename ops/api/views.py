@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdminOrOperator
+from bookings_project.content import ExactJSONRenderer
 from bookings_project.http import location
 from bookings_project.openapi import error_responses, location_header
 from bookings_project.validation import valid_data
@@ -233,3 +234,8 @@ class MetricsView(APIView):
     )
     def get(self, request):
         return Response(metrics.exposition(metrics.metrics_collect()))
+
+    def options(self, request, *args, **kwargs):
+        # DRF's metadata is a dict: JSON, as the errors are (the text renderer writes only metrics)
+        request.accepted_renderer, request.accepted_media_type = ExactJSONRenderer(), ExactJSONRenderer.media_type
+        return super().options(request, *args, **kwargs)

@@ -194,6 +194,14 @@ def test_head_answers_like_get_and_writes_are_405_json(operator_client):
     assert_error(operator_client.post("/metrics", {}, format="json"), 405)
 
 
+@pytest.mark.parametrize("accept", [None, PROMETHEUS_ACCEPT, "application/json"])
+def test_options_answers_the_metadata_in_json(operator_client, accept):
+    """(The text renderer was handed DRF's metadata dict: a 500.)"""
+    response = operator_client.options("/metrics", **({"HTTP_ACCEPT": accept} if accept else {}))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["name"] == "Metrics" and response.json()["renders"] == ["text/plain"]
+
+
 @pytest.mark.parametrize("raw, written", [('a"b', 'a\\"b'), ("a\\b", "a\\\\b"), ("a\nb", "a\\nb")])
 def test_label_values_are_escaped(raw, written):
     family = metrics.Family("x", "help", [({"k": raw}, 1)])
