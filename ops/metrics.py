@@ -19,6 +19,9 @@ from .jobs import ENTITY_TYPES
 from .models import Job, JobStatus, JobType, OutboxEvent, OutboxStatus
 
 PREFIX = "bookings_"
+# The dependency checks' wait: a scrape must answer inside Prometheus' scrape_timeout (10 s by
+# default), and a database that is down holds its ping for the pool's DB_POOL_TIMEOUT (10 s).
+DEPENDENCY_WAIT_SECONDS = 4.0
 # Jobs that are work still to do, or that need someone's attention (completed ones only grow).
 OPEN_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)
 
@@ -76,10 +79,10 @@ def _last_reconciliation() -> list[Family]:
 
 
 def metrics_collect() -> list[Family]:
-    """The families of GET /metrics. With the relational database down only the dependency
-    checks are reported (up == 0 is what to alert on)."""
+    """The families of GET /metrics. With the relational database down (or not answering within
+    DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on)."""
     started = time.perf_counter()
-    errors = health.dependencies_check()
+    errors = health.dependencies_check(within=DEPENDENCY_WAIT_SECONDS)
     families = [Family("dependency_up", "1 when the dependency answers (as /readyz checks it), else 0.",
                        [({"dependency": name}, 0 if exc else 1) for name, exc in errors.items()])]
     if errors["database"] is None:

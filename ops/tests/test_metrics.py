@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus' text format, for ADMIN, IT_OPERATOR and the scraper's METRICS_TOKEN."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -169,6 +170,25 @@ def test_with_the_database_down_it_still_answers_saying_so(operator_client, monk
     assert 'bookings_dependency_up{dependency="database"} 0\n' in found
     assert 'bookings_dependency_up{dependency="documents"} 1\n' in found
     assert "bookings_jobs" not in found and "connection refused" not in found
+
+
+def test_a_database_that_does_not_answer_is_down_within_the_scrape_timeout(operator_client, monkeypatch):
+    """With PostgreSQL down each database's ping waits out the pool (DB_POOL_TIMEOUT, 10 s), the
+    two one after the other: 20 s, past Prometheus' scrape_timeout (10 s by default), so the
+    scrape failed instead of saying which dependency was down."""
+    def ping(alias):
+        time.sleep(2)
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(metrics, "DEPENDENCY_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(health, "database_ping", ping)
+    started = time.monotonic()
+    found = samples(operator_client.get("/metrics"))
+
+    assert time.monotonic() - started < 1.5
+    assert {key[1][0][1]: value for key, value in found.items() if key[0] == "bookings_dependency_up"} == {
+        "database": 0, "documents": 0, "broker": 1}
+    assert not any(key[0] == "bookings_jobs" for key in found)
 
 
 def test_a_fixed_number_of_queries_whatever_the_backlog(operator_client):
