@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import health
 from .jobs import ENTITY_TYPES
-from .models import Job, JobStatus, JobType, OutboxEvent, OutboxStatus
+from .models import WHOLE_TYPE_RECONCILIATION_DONE, Job, JobStatus, JobType, OutboxEvent, OutboxStatus
 
 PREFIX = "bookings_"
 # The dependency checks' wait: a scrape must answer inside Prometheus' scrape_timeout (10 s by
@@ -69,10 +69,8 @@ def _last_reconciliation() -> list[Family]:
                     "(0: none yet). Beat starts one per type on RECONCILE_CRON.")
     for entity_type in sorted(set(ENTITY_TYPES.values())):
         names = [name for name, canonical in ENTITY_TYPES.items() if canonical == entity_type]
-        # Newest first along the (type, status, -created_at) index: it stops at the first whole-type
-        # run, past only the single-entity runs since.
-        completed_at = (Job.objects.filter(type=JobType.RECONCILIATION, status=JobStatus.COMPLETED,
-                                           params__entityType__in=names, params__entityId=None)
+        # Newest first along the partial index of completed whole-type runs (two a night).
+        completed_at = (Job.objects.filter(WHOLE_TYPE_RECONCILIATION_DONE, params__entityType__in=names)
                         .order_by("-created_at").values_list("completed_at", flat=True).first())
         family.samples.append(({"entity_type": entity_type}, completed_at.timestamp() if completed_at else 0.0))
     return [family]

@@ -152,6 +152,25 @@ def test_last_whole_type_reconciliation_per_type_launch_counting_as_item(operato
         assert reported == pytest.approx(run.completed_at.timestamp(), abs=0.001)
 
 
+@pytest.mark.postgres  # (SQLite cannot use a partial index on a JSON key: Django writes the
+# expression differently from one process to the next, the path a bound parameter in the query)
+def test_the_last_reconciliation_is_read_along_the_index_of_whole_type_runs(operator_client):
+    """Along the (type, status, -created_at) index the read went past every single-entity run
+    since the last whole-type one — and past all completed reconciliations for a type never
+    reconciled whole: 40 ms a scrape with 50,000 of them, growing with the table."""
+    _reconciled("item", entity_id="1")
+    with CaptureQueriesContext(connections["default"]) as captured:
+        metrics.metrics_collect()
+    reads = [query["sql"] for query in captured if "entityType" in query["sql"]]
+    assert len(reads) == 2
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # (a tiny table is scanned whatever the indexes)
+        for sql in reads:
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = str(cursor.fetchall())
+            assert "job_whole_recon_done" in plan, plan
+
+
 def test_with_the_database_down_it_still_answers_saying_so(operator_client, monkeypatch):
     """A scrape that fails tells Prometheus only that the scrape failed; `up == 0` for the
     database is what an alert wants. (The caller's token was checked before the database went.)"""
