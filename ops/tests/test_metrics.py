@@ -83,6 +83,16 @@ def test_the_metrics_token_opens_nothing_else(api_client, settings):
         assert_error(api_client.get(path), 401)
 
 
+@pytest.mark.parametrize("header", [f"Bearer {SCRAPER_TOKEN}", f"bearer   {SCRAPER_TOKEN}  ", f"BEARER {SCRAPER_TOKEN}"])
+def test_the_metrics_token_is_read_as_the_jwt_is(api_client, settings, header):
+    """The scheme in any case, the token trimmed (settings trims the configured one too)."""
+    settings.METRICS_TOKEN = SCRAPER_TOKEN
+    assert api_client.get("/metrics", HTTP_AUTHORIZATION=header).status_code == 200
+    for other in (f"Basic {SCRAPER_TOKEN}", SCRAPER_TOKEN, f"Bearer {SCRAPER_TOKEN[:-1]}", f"Bearer {SCRAPER_TOKEN} x",
+                  f"Bearer {SCRAPER_TOKEN}x", "Bearer \xe9\xff" + SCRAPER_TOKEN):
+        assert_error(api_client.get("/metrics", HTTP_AUTHORIZATION=other), 401)
+
+
 def test_outbox_and_job_figures(operator_client):
     now = timezone.now()
 
