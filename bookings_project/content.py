@@ -129,6 +129,15 @@ class TextRenderer(BaseRenderer):
         return self.text(data).encode(self.charset)
 
 
+class MetadataInJSON:
+    """A view mixin: OPTIONS answers DRF's metadata (a dict) in JSON, as errors are, whatever
+    format was negotiated — a TextRenderer writes only its own format."""
+
+    def options(self, request, *args, **kwargs):
+        request.accepted_renderer, request.accepted_media_type = ExactJSONRenderer(), ExactJSONRenderer.media_type
+        return super().options(request, *args, **kwargs)
+
+
 class JSONFallbackNegotiation(DefaultContentNegotiation):
     def filter_renderers(self, renderers, format):
         """`?format=` naming nothing this view renders is a 400 naming the choices (DRF: a bare 404)."""

@@ -135,8 +135,10 @@ if len(JWT_SIGNING_KEY.encode()) < 32:
     raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 bytes long.")
 
 # A static bearer token for a metrics scraper (GET /metrics; ADMIN and IT_OPERATOR tokens work
-# too). Unset: no scraper token. As long as a signing key: it is compared, not looked up.
-METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# too). Unset: no scraper token. As long as a signing key: it is compared, not looked up. Without
+# the line break a file's token ends with (`openssl rand -hex 32 > f`; Prometheus trims its
+# credentials_file): the header's token is compared trimmed.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "").strip()
 if METRICS_TOKEN and len(METRICS_TOKEN.encode()) < 32:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 bytes long (or unset).")
 

@@ -1,11 +1,15 @@
 """Liveness and readiness probes."""
 
+import contextvars
 import logging
+import threading
+import time
 from functools import wraps
 
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connections
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -70,22 +74,44 @@ _READINESS_OUTAGES = {name: OutageLog(logger, f"readiness check {name!r} failed:
                       for name in ("database", "documents", "broker")}
 
 
-def dependencies_check() -> dict[str, Exception | None]:
+def dependencies_check(*, within: float | None = None) -> dict[str, Exception | None]:
     """Each dependency the system cannot serve without (both databases, the broker): None when
-    it answers, else the error. A failure is logged once per outage, with its traceback."""
+    it answers, else the error. A failure is logged once per outage, with its traceback.
+
+    The checks run side by side, each in a thread of its own: a database that is down keeps its
+    ping waiting for the pool (DB_POOL_TIMEOUT, 10 s), and one PostgreSQL server usually holds
+    both databases. With `within`, a check that has not answered after that many seconds counts
+    as failed (a TimeoutError); it finishes in the background."""
     checks = {"database": lambda: database_ping("default"),
               "documents": lambda: database_ping("documents"),
               "broker": _check_broker}
-    results = {}
-    for name, check in checks.items():
+    outcomes: dict[str, Exception | None] = {}
+
+    def run(name, check):
         try:
             check()
         except Exception as exc:  # any failure means "not ready"; the caller says which
-            _READINESS_OUTAGES[name].failed(exc)
-            results[name] = exc
+            outcomes[name] = exc
         else:
+            outcomes[name] = None
+        finally:
+            connections.close_all()  # this thread's own connections: back to the pool, or closed
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, name, check),
+                                name=f"dependency-check-{name}", daemon=True) for name, check in checks.items()]
+    for thread in threads:
+        thread.start()
+    deadline = None if within is None else time.monotonic() + within
+    for thread in threads:
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    results = {}
+    for name in checks:
+        exc = outcomes[name] if name in outcomes else TimeoutError(f"no answer within {within:g} s")
+        results[name] = exc
+        if exc is None:
             _READINESS_OUTAGES[name].answered()
-            results[name] = None
+        else:
+            _READINESS_OUTAGES[name].failed(exc)
     return results
 
 

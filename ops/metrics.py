@@ -16,9 +16,12 @@ from django.utils import timezone
 
 from . import health
 from .jobs import ENTITY_TYPES
-from .models import Job, JobStatus, JobType, OutboxEvent, OutboxStatus
+from .models import WHOLE_TYPE_RECONCILIATION_DONE, Job, JobStatus, JobType, OutboxEvent, OutboxStatus
 
 PREFIX = "bookings_"
+# The dependency checks' wait: a scrape must answer inside Prometheus' scrape_timeout (10 s by
+# default), and a database that is down holds its ping for the pool's DB_POOL_TIMEOUT (10 s).
+DEPENDENCY_WAIT_SECONDS = 4.0
 # Jobs that are work still to do, or that need someone's attention (completed ones only grow).
 OPEN_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)
 
@@ -66,20 +69,18 @@ def _last_reconciliation() -> list[Family]:
                     "(0: none yet). Beat starts one per type on RECONCILE_CRON.")
     for entity_type in sorted(set(ENTITY_TYPES.values())):
         names = [name for name, canonical in ENTITY_TYPES.items() if canonical == entity_type]
-        # Newest first along the (type, status, -created_at) index: it stops at the first whole-type
-        # run, past only the single-entity runs since.
-        completed_at = (Job.objects.filter(type=JobType.RECONCILIATION, status=JobStatus.COMPLETED,
-                                           params__entityType__in=names, params__entityId=None)
+        # Newest first along the partial index of completed whole-type runs (two a night).
+        completed_at = (Job.objects.filter(WHOLE_TYPE_RECONCILIATION_DONE, params__entityType__in=names)
                         .order_by("-created_at").values_list("completed_at", flat=True).first())
         family.samples.append(({"entity_type": entity_type}, completed_at.timestamp() if completed_at else 0.0))
     return [family]
 
 
 def metrics_collect() -> list[Family]:
-    """The families of GET /metrics. With the relational database down only the dependency
-    checks are reported (up == 0 is what to alert on)."""
+    """The families of GET /metrics. With the relational database down (or not answering within
+    DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on)."""
     started = time.perf_counter()
-    errors = health.dependencies_check()
+    errors = health.dependencies_check(within=DEPENDENCY_WAIT_SECONDS)
     families = [Family("dependency_up", "1 when the dependency answers (as /readyz checks it), else 0.",
                        [({"dependency": name}, 0 if exc else 1) for name, exc in errors.items()])]
     if errors["database"] is None:

@@ -116,6 +116,13 @@ class JobStatus(models.TextChoices):
     FAILED = "failed"
 
 
+# A reconciliation of a whole type (no entityId) that completed: GET /metrics reads the newest
+# per type. Its own (partial, tiny) index, as the single-entity runs since — or, with none of a
+# type ever completed, every completed reconciliation — would otherwise be read on each scrape.
+WHOLE_TYPE_RECONCILIATION_DONE = models.Q(type=JobType.RECONCILIATION, status=JobStatus.COMPLETED,
+                                          params__entityId=None)
+
+
 class Job(models.Model):
     """A background job (core API /jobs). Runs on a worker soon after creation (through the
     outbox), or at once through `PUT /jobs/{id}/execute`."""
@@ -147,6 +154,8 @@ class Job(models.Model):
             models.Index(fields=["type", "status", "-created_at"], name="job_type_status_ts"),
             models.Index(fields=["status", "-created_at"], name="job_status_ts"),
             models.Index(fields=["-created_at"], name="job_created"),
+            models.Index(fields=["-created_at"], condition=WHOLE_TYPE_RECONCILIATION_DONE,
+                         name="job_whole_recon_done"),
         ]
 
     def __str__(self):

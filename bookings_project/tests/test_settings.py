@@ -84,6 +84,7 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("REDIS_URL", "localhost:6379"),   # failed only on the first request needing the cache
     ("METRICS_TOKEN", "scrape-me"),    # a guessable scraper token
     ("BOOKING_REMINDER_HOURS", "-1"),
+    ("METRICS_TOKEN", "s" * 31 + "\n"),  # as short, but for a line break
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -98,6 +99,12 @@ def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp
 def test_rate_limits_take_django_ratelimits_syntax(tmp_path, rate):
     result = import_settings(tmp_path, show="s.RATE_LIMIT_LOGIN", RATE_LIMIT_LOGIN=rate)
     assert result.returncode == 0 and result.stdout.strip() == rate, result.stderr
+
+
+def test_the_metrics_token_from_a_file_is_read_without_its_line_break(tmp_path):
+    """(It was kept: the scraper's token, compared trimmed, never matched — every scrape a 401.)"""
+    result = import_settings(tmp_path, show="repr(s.METRICS_TOKEN)", METRICS_TOKEN="f00d" * 16 + "\n")
+    assert result.returncode == 0 and result.stdout.strip() == repr("f00d" * 16), result.stderr
 
 
 def test_development_defaults_import(tmp_path):

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdminOrOperator
-from bookings_project.content import TextRenderer
+from bookings_project.content import MetadataInJSON, TextRenderer
 from bookings_project.http import location
 from bookings_project.openapi import error_responses, location_header
 from bookings_project.validation import valid_data
@@ -207,7 +207,7 @@ METRICS_EXAMPLE = ('# HELP bookings_outbox_events Outbox events not delivered: .
                    'bookings_outbox_events{status="PENDING"} 3\nbookings_outbox_events{status="DEAD"} 0\n')
 
 
-class MetricsView(APIView):
+class MetricsView(MetadataInJSON, APIView):
     """GET /metrics: ADMIN, IT_OPERATOR or the scraper's METRICS_TOKEN (ops.metrics)."""
 
     authentication_classes = (MetricsTokenAuthentication, *APIView.authentication_classes)

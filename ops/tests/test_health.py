@@ -92,6 +92,23 @@ def test_readyz_logs_the_failed_check_with_its_error_once_per_outage(api_client,
     assert passes.getMessage() == "readiness check 'documents' passes again"
 
 
+def test_readyz_checks_the_dependencies_side_by_side(api_client, monkeypatch):
+    """A PostgreSQL server that is down holds both databases' pings for the pool's timeout: the
+    probe waits that once, not once per database."""
+    import time
+
+    real = health.database_ping
+
+    def slow(alias):
+        time.sleep(1)
+        real(alias)
+
+    monkeypatch.setattr(health, "database_ping", slow)
+    started = time.monotonic()
+    assert api_client.get("/readyz").status_code == 200
+    assert time.monotonic() - started < 1.8
+
+
 def test_readyz_is_503_when_the_broker_is_down(api_client, monkeypatch):
     def unreachable():
         raise ConnectionRefusedError("broker down")

@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus' text format, for ADMIN, IT_OPERATOR and the scraper's METRICS_TOKEN."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -82,6 +83,16 @@ def test_the_metrics_token_opens_nothing_else(api_client, settings):
         assert_error(api_client.get(path), 401)
 
 
+@pytest.mark.parametrize("header", [f"Bearer {SCRAPER_TOKEN}", f"bearer   {SCRAPER_TOKEN}  ", f"BEARER {SCRAPER_TOKEN}"])
+def test_the_metrics_token_is_read_as_the_jwt_is(api_client, settings, header):
+    """The scheme in any case, the token trimmed (settings trims the configured one too)."""
+    settings.METRICS_TOKEN = SCRAPER_TOKEN
+    assert api_client.get("/metrics", HTTP_AUTHORIZATION=header).status_code == 200
+    for other in (f"Basic {SCRAPER_TOKEN}", SCRAPER_TOKEN, f"Bearer {SCRAPER_TOKEN[:-1]}", f"Bearer {SCRAPER_TOKEN} x",
+                  f"Bearer {SCRAPER_TOKEN}x", "Bearer \xe9\xff" + SCRAPER_TOKEN):
+        assert_error(api_client.get("/metrics", HTTP_AUTHORIZATION=other), 401)
+
+
 def test_outbox_and_job_figures(operator_client):
     now = timezone.now()
 
@@ -151,6 +162,25 @@ def test_last_whole_type_reconciliation_per_type_launch_counting_as_item(operato
         assert reported == pytest.approx(run.completed_at.timestamp(), abs=0.001)
 
 
+@pytest.mark.postgres  # (SQLite cannot use a partial index on a JSON key: Django writes the
+# expression differently from one process to the next, the path a bound parameter in the query)
+def test_the_last_reconciliation_is_read_along_the_index_of_whole_type_runs(operator_client):
+    """Along the (type, status, -created_at) index the read went past every single-entity run
+    since the last whole-type one — and past all completed reconciliations for a type never
+    reconciled whole: 40 ms a scrape with 50,000 of them, growing with the table."""
+    _reconciled("item", entity_id="1")
+    with CaptureQueriesContext(connections["default"]) as captured:
+        metrics.metrics_collect()
+    reads = [query["sql"] for query in captured if "entityType" in query["sql"]]
+    assert len(reads) == 2
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # (a tiny table is scanned whatever the indexes)
+        for sql in reads:
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = str(cursor.fetchall())
+            assert "job_whole_recon_done" in plan, plan
+
+
 def test_with_the_database_down_it_still_answers_saying_so(operator_client, monkeypatch):
     """A scrape that fails tells Prometheus only that the scrape failed; `up == 0` for the
     database is what an alert wants. (The caller's token was checked before the database went.)"""
@@ -169,6 +199,25 @@ def test_with_the_database_down_it_still_answers_saying_so(operator_client, monk
     assert 'bookings_dependency_up{dependency="database"} 0\n' in found
     assert 'bookings_dependency_up{dependency="documents"} 1\n' in found
     assert "bookings_jobs" not in found and "connection refused" not in found
+
+
+def test_a_database_that_does_not_answer_is_down_within_the_scrape_timeout(operator_client, monkeypatch):
+    """With PostgreSQL down each database's ping waits out the pool (DB_POOL_TIMEOUT, 10 s), the
+    two one after the other: 20 s, past Prometheus' scrape_timeout (10 s by default), so the
+    scrape failed instead of saying which dependency was down."""
+    def ping(alias):
+        time.sleep(2)
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(metrics, "DEPENDENCY_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(health, "database_ping", ping)
+    started = time.monotonic()
+    found = samples(operator_client.get("/metrics"))
+
+    assert time.monotonic() - started < 1.5
+    assert {key[1][0][1]: value for key, value in found.items() if key[0] == "bookings_dependency_up"} == {
+        "database": 0, "documents": 0, "broker": 1}
+    assert not any(key[0] == "bookings_jobs" for key in found)
 
 
 def test_a_fixed_number_of_queries_whatever_the_backlog(operator_client):
@@ -192,6 +241,14 @@ def test_head_answers_like_get_and_writes_are_405_json(operator_client):
     response = operator_client.head("/metrics")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
     assert_error(operator_client.post("/metrics", {}, format="json"), 405)
+
+
+@pytest.mark.parametrize("accept", [None, PROMETHEUS_ACCEPT, "application/json"])
+def test_options_answers_the_metadata_in_json(operator_client, accept):
+    """(The text renderer was handed DRF's metadata dict: a 500.)"""
+    response = operator_client.options("/metrics", **({"HTTP_ACCEPT": accept} if accept else {}))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["name"] == "Metrics" and response.json()["renders"] == ["text/plain"]
 
 
 @pytest.mark.parametrize("raw, written", [('a"b', 'a\\"b'), ("a\\b", "a\\\\b"), ("a\nb", "a\\nb")])
