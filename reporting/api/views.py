@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin
-from bookings_project.content import ExactJSONRenderer
+from bookings_project.content import ExactJSONRenderer, MetadataInJSON
 from bookings_project.openapi import error_responses
 from bookings_project.pagination import ARRAY_PAGING, array_response
 from bookings_project.validation import valid_data
@@ -18,7 +18,7 @@ from .serializers import (RECOMMENDATION_DESCRIPTION, RecommendationQuerySeriali
 CSV_EXAMPLE = ",".join(CSV_HEADER) + "\r\n101,Spring Boot Workshop,149.97,3\r\n,TOTAL,149.97,3\r\n"
 
 
-class RevenueReportView(APIView):
+class RevenueReportView(MetadataInJSON, APIView):
     """GET /reports/revenue (ADMIN): JSON, or CSV with ?format=csv / Accept: text/csv."""
 
     permission_classes = (IsAdmin,)

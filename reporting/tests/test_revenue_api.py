@@ -365,3 +365,11 @@ def test_a_total_beyond_a_floats_precision_is_written_exactly(admin_api, monkeyp
     assert body == {"totalRevenue": huge, "reportDetails": [
         {"itemId": 7, "itemName": "Mega \u2028\"quoted\"", "itemRevenue": huge, "numberOfBookings": 999_999}]}
     assert b"\\u2028" in response.content  # escaped as DRF's renderer does (JavaScript-safe)
+
+
+@pytest.mark.parametrize("query, accept", [("?format=csv", None), ("", "text/csv"), ("", None)])
+def test_options_answers_the_metadata_in_json_whatever_the_format_asked(admin_api, query, accept):
+    """(The CSV renderer was handed DRF's metadata dict: a 500, KeyError 'reportDetails'.)"""
+    response = admin_api.options(f"/api/v1/reports/revenue{query}", **({"HTTP_ACCEPT": accept} if accept else {}))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["renders"] == ["application/json", "text/csv"]
