@@ -2,6 +2,8 @@
 Dockerfile and docker-compose (`gunicorn -c python:bookings_project.gunicorn …`). Command-line
 flags still win (runstack passes `--workers 1` in embedded mode)."""
 
+import logging
+
 from gunicorn.glogging import Logger
 
 from bookings_project.env import env_int, env_str
@@ -19,13 +21,39 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms [%({x-request-id}o)s] "%(a)s"'
 
 
-class AccessLogger(Logger):
-    """gunicorn's logger, its access lines without a password reset token (bookings_project.http;
-    any atom: the format may name the path, the request line, the Referer or an environ value)."""
+class ResetTokenFilter(logging.Filter):
+    """gunicorn's error log names a request's URI ("Error handling request GET /accounts/reset/…",
+    "Invalid request from ip=…: Invalid HTTP request line: '…'"): written without its reset token."""
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: the handler reports it as it would without us
+            return True
+        redacted = redact_reset_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        # The traceback's last line repeats the exception's message, which may be the request line.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_reset_tokens(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+_RESET_TOKEN_FILTER = ResetTokenFilter()
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger without a password reset token (bookings_project.http): in its access lines
+    (any atom: the format may name the path, the request line, the Referer or an environ value)
+    and in its error log."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        self.error_log.addFilter(_RESET_TOKEN_FILTER)  # (a filter of the logger: it outlives setup's handlers)
 
     def atoms(self, resp, req, environ, request_time):
         return {name: redact_reset_tokens(value) if isinstance(value, str) else value
                 for name, value in super().atoms(resp, req, environ, request_time).items()}
 
 
-logger_class = AccessLogger
+logger_class = RedactingLogger

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.urls import reverse
@@ -42,9 +43,26 @@ def not_modified(request, etag: str) -> bool:
 # A password reset link's token (bookings_project/urls.py: accounts/reset/<uidb64>/<token>/) sets
 # the account's password until it is used or expires: whoever reads a log must not be able to.
 # (Django's page swaps it for "set-password" at once, so only the link's first request carries it.)
-_RESET_TOKEN = re.compile(r"(/accounts/reset/[^/?#\s]+/)(?!set-password/)[^/?#\s]+")
+_RESET_TOKEN = re.compile(r"(/accounts/reset/[^/?#\s]+/)([^/?#\s]+)")
+_NOT_A_TOKEN = frozenset({"set-password", "<token>"})  # the page's own next step, and ours
+
+
+def _redact(match: re.Match) -> str:
+    return match[0] if match[2] in _NOT_A_TOKEN else f"{match[1]}<token>"
+
+
+def _holds_token(text: str) -> bool:
+    return any(match[2] not in _NOT_A_TOKEN for match in _RESET_TOKEN.finditer(text))
 
 
 def redact_reset_tokens(text: str) -> str:
-    """`text` with any password reset link's token written as `<token>`."""
-    return _RESET_TOKEN.sub(r"\1<token>", text) if "/reset/" in text else text
+    """`text` with any password reset link's token written as `<token>`. A link written with
+    percent-escapes that Django decodes before routing it to the page (/accounts/re%73et/MQ/…/,
+    …/MQ%2F…/) comes back decoded, its token redacted."""
+    if "/reset/" in text:
+        text = _RESET_TOKEN.sub(_redact, text)
+    if "%" not in text:
+        return text
+    # Decoded, a token still standing is one the raw text hid; the decoded text is what gets redacted.
+    decoded = unquote(text)
+    return _RESET_TOKEN.sub(_redact, decoded) if _holds_token(decoded) else text

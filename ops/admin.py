@@ -62,7 +62,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
             event_ids=list(selected), on_revived=lambda ids: action_log(self, request, [selected[pk] for pk in ids])))
         left = [str(pk) for pk in selected if pk not in revived]
         action_report(self, request, noun="event(s)", done="queued for delivery", changed=len(revived),
-                      refused={"already sent, or being delivered right now": left} if left else {})
+                      refused={"already sent or queued, or being delivered right now": left} if left else {})
 
 
 @admin.register(ReconciliationChange)

@@ -67,6 +67,7 @@ class RequestIDLogFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed call: the handler reports it as it would without us
             return True
-        if "/reset/" in message:
-            record.msg, record.args = redact_reset_tokens(message), None
+        redacted = redact_reset_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True

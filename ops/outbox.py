@@ -109,16 +109,23 @@ def outbox_nudge_taken() -> None:
 RETRY_CHUNK = 500  # events revived per transaction (a retry of thousands never holds their locks long)
 
 
+def _revivable(now) -> Q:
+    """DEAD events, and PENDING ones waiting out a backoff or a deferral, or left by a dispatcher
+    that died. A queued event (all its attempts, due, held by nobody: new, or revived a moment ago
+    by another retry) has nothing to revive: a second retry of it changes and records nothing."""
+    queued = Q(status=OutboxStatus.PENDING, retry_count=0, claimed_until__isnull=True, error_message="")
+    return (Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))) & ~queued
+
+
 def outbox_retry(*, event_ids, on_revived: Callable[[list[UUID]], None] | None = None) -> list[UUID]:
     """Admin action: give DEAD events, and PENDING ones waiting out a backoff (or left by a
     dispatcher that died), a fresh set of attempts, now; returns the ids revived. SENT events,
     and events a dispatcher is delivering at this moment, are left alone: reviving one of those
-    would send it twice. `on_revived(ids)` runs inside each chunk's transaction (the admin's
+    would send it twice; so are queued ones (_revivable). `on_revived(ids)` runs inside each chunk's transaction (the admin's
     history): if a later chunk fails, what was revived is recorded, and nothing else."""
     now = timezone.now()
-    revivable = Q(status=OutboxStatus.DEAD) | Q(status=OutboxStatus.PENDING) & (
-        Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-    wanted, revived = sorted(set(event_ids)), []
+    revivable, wanted, revived = _revivable(now), sorted(set(event_ids)), []
     try:
         for start in range(0, len(wanted), RETRY_CHUNK):
             with transaction.atomic():

@@ -263,6 +263,80 @@ def test_no_handler_the_process_configures_writes_a_reset_token(settings, logger
     assert not any("cyn3ux" in out for out in written), written
 
 
+# Percent-escapes Django decodes before routing: each of these still opens the reset page.
+ENCODED_LINKS = ["/accounts/re%73et/{uid}/{token}/", "/%61ccounts/reset/{uid}/{token}/",
+                 "/accounts%2Freset%2F{uid}%2F{token}%2F", "/accounts/reset/{uid}%2F{token}/"]
+
+
+def gunicorn_logs(tmp_path, raw_request: bytes, app_error: Exception | None = None) -> str:
+    """What this project's gunicorn logger writes (error log, then access line) when its worker
+    handles `raw_request` and fails: with `app_error` raised while serving it, else with the error
+    parsing it raised."""
+    import socket
+
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+    from gunicorn.workers.base import Worker
+
+    from bookings_project import gunicorn as conf
+
+    cfg = Config()
+    for name, value in [("errorlog", tmp_path / "error.log"), ("accesslog", tmp_path / "access.log"),
+                        ("access_log_format", conf.access_log_format), ("logger_class", conf.logger_class)]:
+        cfg.set(name, str(value) if name.endswith("log") else value)
+    worker = object.__new__(Worker)  # (only its handle_error: no process, no sockets to listen on)
+    worker.cfg, worker.log = cfg, cfg.logger_class(cfg)
+    try:
+        req, error = next(iter(RequestParser(cfg, iter([raw_request]), ("203.0.113.9", 4242)))), app_error
+    except Exception as exc:
+        req, error = None, exc
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        try:
+            raise error
+        except Exception as exc:
+            worker.handle_error(req, ours, ("203.0.113.9", 4242), exc)
+    return "".join((tmp_path / log).read_text() for log in ("error.log", "access.log"))
+
+
+@pytest.mark.parametrize("template", ENCODED_LINKS)
+def test_a_percent_encoded_link_opens_the_page_and_no_log_keeps_its_token(api_client, client, make_user, tmp_path,
+                                                                          template):
+    """A link written with escapes (a mail scanner's rewrite, a hand-edited URL) works as well: the
+    log filter and gunicorn's access and error logs must not keep its token either."""
+    import logging
+
+    from ops.middleware import RequestIDLogFilter
+
+    make_user(email="encoded@example.com")
+    ask(api_client, "encoded@example.com")
+    link = reset_email()
+    path = template.format(uid=link["uid"], token=link["token"])
+    opened = client.get(path)
+    assert opened.status_code == 302 and opened["Location"] == f"/accounts/reset/{link['uid']}/set-password/"
+
+    served = logging.LogRecord("django.server", logging.INFO, __file__, 1, '"%s" %s %s',
+                               (f"GET {path} HTTP/1.1", "302", "0"), None)
+    RequestIDLogFilter().filter(served)
+    crashed = gunicorn_logs(tmp_path, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), RuntimeError("boom"))
+    for logged in (served.getMessage(), crashed):
+        assert link["token"] not in logged and f"/accounts/reset/{link['uid']}/<token>" in logged, logged
+
+
+@pytest.mark.parametrize("request_line, app_error", [
+    (b"GET /accounts/reset/MQ/cyn3ux-0123456789abcdef/ HTTP/1.1", RuntimeError("boom")),
+    (b"GET /accounts/reset/MQ/cyn3ux-0123456789abcdef/ HTTP/1.1", RuntimeError(
+        "bad response for /accounts/reset/MQ/cyn3ux-0123456789abcdef/")),
+    # a link pasted with the no-break space after it: gunicorn's own 400, "Invalid request from ip=…"
+    (b"GET /accounts/reset/MQ/cyn3ux-0123456789abcdef/\xc2\xa0 HTTP/1.1", None),
+])
+def test_gunicorns_error_log_never_writes_a_reset_token(tmp_path, request_line, app_error):
+    """gunicorn's error log (not Django's handlers) names the request's URI when serving it fails,
+    repeats a request line it cannot parse, and prints the exception's message under its traceback."""
+    logged = gunicorn_logs(tmp_path, request_line + b"\r\nHost: x\r\n\r\n", app_error)
+    assert "/accounts/reset/MQ/<token>" in logged.split("\n")[0] and "cyn3ux" not in logged, logged
+
+
 @pytest.mark.parametrize("url, warned", [("http://127.0.0.1:8000", True), ("http://0.0.0.0:8000", True),
                                          ("http://localhost:8000", True), ("http://[::]:8000", True),
                                          ("http://127.1", True), ("http://[::ffff:127.0.0.1]", True),

@@ -121,7 +121,7 @@ def test_job_execute_and_outbox_retry_leave_history_only_where_they_changed_some
     assert history(dead) == ["Ran the action “Retry selected events now (DEAD or pending)”."]
     assert history(sent) == []
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        f"1 event(s) not changed: already sent, or being delivered right now ({sent.pk})",
+        f"1 event(s) not changed: already sent or queued, or being delivered right now ({sent.pk})",
         "1 event(s) queued for delivery."]
 
 
@@ -185,7 +185,7 @@ def test_retry_action_revives_thousands_of_events_in_bulk_with_their_history(adm
         2 * RETRY_CHUNK + 11
     assert LogEntry.objects.count() == 2 * RETRY_CHUNK + 10 and history(busy) == []
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        f"1 event(s) not changed: already sent, or being delivered right now ({busy.pk})",
+        f"1 event(s) not changed: already sent or queued, or being delivered right now ({busy.pk})",
         f"{2 * RETRY_CHUNK + 10} event(s) queued for delivery."]
     assert len(queries) < 60, len(queries)
 

@@ -129,7 +129,10 @@ class TestClaimFencing:
     def test_retry_revives_an_event_whose_dispatcher_died(self, event, smtp_server):
         from ops.claims import outbox_claim
 
-        outbox_claim(batch_size=1, now=timezone.now() - timedelta(seconds=120))  # its lease is over
+        # Claimed two minutes ago (so due before that), its 60 s lease over: not a queued event.
+        OutboxEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=180))
+        [claimed] = outbox_claim(batch_size=1, now=timezone.now() - timedelta(seconds=120))
+        assert claimed.pk == event.pk
         assert outbox_retry(event_ids=[event.pk]) == [event.pk]
         outbox_dispatch_batch()
 

@@ -1,13 +1,18 @@
-"""Races on jobs on PostgreSQL with real threads, each on its own connection (SQLite cannot show
-a race): a job is claimed by one conditional UPDATE, so it runs once however many ask at once."""
+"""Races on PostgreSQL with real threads, each on its own connection (SQLite cannot show a race):
+a job is claimed by one conditional UPDATE, so it runs once however many ask at once; two retries
+of overlapping outbox events neither deadlock nor revive an event twice."""
 
+import threading
 import time
+import uuid
 
 import pytest
+from django.db import connection, transaction
 
-from bookings_project.testing import race
+from bookings_project.testing import race, wait_for
 from ops.dispatch import outbox_dispatch_until_empty
-from ops.models import Job, JobStatus
+from ops.models import Job, JobStatus, OutboxEvent, OutboxStatus
+from ops.outbox import EventType, outbox_retry
 
 ALL_DBS = ["default", "documents"]
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, databases=ALL_DBS)]
@@ -61,3 +66,54 @@ def test_execute_racing_the_workers_run_of_the_same_job_runs_it_once(operator_cl
         job = Job.objects.get(pk=job_id)
         assert (job.status, job.attempts) == (JobStatus.COMPLETED, 1)
         assert smtp_server.message_ids().count(f"<{job_id}@bookings.local>") == 1
+
+
+# How a retry's statements may read the table: in primary-key order (an index scan, the plan for
+# a few events) or in the order the rows were written (a sequential scan, the plan for many).
+SCANS = {"pk order": "SET enable_seqscan = off; SET enable_bitmapscan = off",
+         "table order": "SET enable_indexscan = off; SET enable_bitmapscan = off"}
+
+
+def blocked(pids) -> bool:
+    """Every one of these backends waits for a lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM unnest(%s::int[]) AS pid WHERE cardinality(pg_blocking_pids(pid)) > 0",
+                       [pids])
+        return cursor.fetchone()[0] == len(pids)
+
+
+def test_two_retries_over_overlapping_dead_events_neither_deadlock_nor_revive_one_twice(monkeypatch):
+    """Two operators retry overlapping sets of DEAD events at once, their statements reading the
+    rows in opposite orders (the events were written in descending key order). A dispatcher-like
+    third session holds the event in the middle of the overlap until both wait for a lock, so
+    both are half-way through when it lets go: retries that locked rows as they scanned them
+    would deadlock there (PostgreSQL aborts one); locked in key order, one waits for the other."""
+    monkeypatch.setattr("ops.outbox.outbox_nudge", lambda: None)  # (no dispatcher: the rows are the result)
+    ids = sorted(uuid.uuid4() for _ in range(40))
+    OutboxEvent.objects.bulk_create(OutboxEvent(id=pk, event_type=EventType.GENERIC, recipient_email="x@example.com",
+                                                status=OutboxStatus.DEAD, retry_count=5, error_message="boom")
+                                    for pk in reversed(ids))
+    started, pids = threading.Barrier(3), []
+
+    def retry(scan, event_ids):
+        with connection.cursor() as cursor:  # (this thread's own connection: the setting dies with it)
+            cursor.execute(SCANS[scan])
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+        started.wait(timeout=30)
+        return outbox_retry(event_ids=event_ids)
+
+    def hold_the_middle_event():
+        with transaction.atomic():
+            OutboxEvent.objects.select_for_update().get(pk=ids[20])
+            started.wait(timeout=30)
+            assert wait_for(lambda: blocked(pids), timeout=30, interval=0.02), "a retry never waited"
+
+    revived_first, revived_second, held = race([lambda: retry("pk order", ids[:30]),
+                                                lambda: retry("table order", ids[10:]), hold_the_middle_event])
+
+    assert not [r for r in (revived_first, revived_second, held) if isinstance(r, Exception)], \
+        (revived_first, revived_second, held)
+    assert sorted(revived_first + revived_second) == ids  # each event once: none twice, none left
+    assert set(OutboxEvent.objects.values_list("status", "retry_count", "error_message")) == {
+        (OutboxStatus.PENDING, 0, "")}

@@ -55,6 +55,22 @@ def test_after_max_retries_event_is_dead_and_retry_sends_it(api_client, smtp_ser
     assert [m["to"] for m in smtp_server.messages] == [["dora@example.com"]]
 
 
+def test_a_retry_revives_an_event_once_and_leaves_queued_ones_alone(smtp_server):
+    """An event with all its attempts, due and held by no dispatcher (new, or revived a moment ago
+    by another operator or a form sent twice) has nothing to revive: no second revival, no second
+    history entry (on_revived)."""
+    dead, new = (outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"{n}@example.com", payload={})
+                 for n in ("dead", "new"))
+    OutboxEvent.objects.filter(pk=dead.pk).update(status=OutboxStatus.DEAD, retry_count=5, error_message="boom")
+    recorded = []
+
+    assert outbox_retry(event_ids=[dead.pk, new.pk], on_revived=recorded.append) == [dead.pk]
+    assert outbox_retry(event_ids=[dead.pk, new.pk], on_revived=recorded.append) == []
+
+    assert recorded == [[dead.pk]]
+    assert outbox_dispatch_batch()["sent"] == 2
+
+
 class TestNudgeDebounce:
     """One Celery message per dispatcher run, not one per committed transaction."""
 
