@@ -142,6 +142,23 @@ def test_the_sweep_queues_in_bounded_transactions(organizer, make_user, monkeypa
     assert len({e.payload["bookingId"] for e in reminders()}) == 7
 
 
+
+@pytest.mark.django_db(databases=ALL_DBS)
+def test_the_bookings_starting_soonest_are_queued_first(organizer, make_user, monkeypatch):
+    """The outbox sends in the order queued: in a sweep with many due (the first after
+    deploying, an item with thousands of bookers, beat back after a while) the reminders of the
+    items starting soonest go first, not behind every older booking's (by then theirs could
+    have started, and been dropped)."""
+    from reservations import reminders as module
+
+    monkeypatch.setattr(module, "BATCH", 2)
+    later, sooner = starting_in(organizer, timedelta(hours=20)), starting_in(organizer, timedelta(hours=1))
+    booked = [book(make_user(), item, booked_at=timezone.now() - WEEK_AGO) for item in (later, later, sooner, sooner)]
+
+    assert booking_reminders_enqueue() == 4
+    queued = [e.payload["bookingId"] for e in reminders()]
+    assert set(queued[:2]) == {b.pk for b in booked[2:]} and set(queued[2:]) == {b.pk for b in booked[:2]}
+
 def test_beat_sweeps_for_reminders(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["booking-reminders"]  # (its task's registration: test_deployment)
     assert entry["task"] == "reservations.booking_reminders_task"
