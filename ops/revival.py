@@ -22,6 +22,9 @@ from .outbox import JOB_RUN
 logger = logging.getLogger(__name__)
 
 SMTP_PROBE_KEY = "outbox:smtp-probe"
+# Waiting events with nothing left to send one probe may go through before it stops (each costs
+# two or three queries, no contact with the mail server).
+NOTHING_TO_SEND_PER_PROBE = 100
 
 
 def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
@@ -35,8 +38,16 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
     waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD, transient_failure=True)
     if not waiting.exists() or not cache.add(SMTP_PROBE_KEY, 1, timeout=probe_every):
         return 0
-    probe = _probe_claim(waiting)
-    if probe is None or not _probe_delivers(probe):
+    # One that turns out to have nothing to send (a reminder of a booking cancelled since) never
+    # reached the server: the next one is tried in the same turn, not a turn (30 s) later each.
+    for _ in range(NOTHING_TO_SEND_PER_PROBE):
+        probe = _probe_claim(waiting)
+        if probe is None:
+            return 0
+        delivered = _probe_delivers(probe)
+        if delivered is not None:
+            break
+    if not delivered:
         return 0
     revived = waiting.update(**fresh_attempts(timezone.now()))
     logger.warning("mail server delivers again (event %s went out): %s DEAD events revived", probe.pk, revived)
@@ -60,21 +71,21 @@ def _probe_claim(waiting) -> OutboxEvent | None:
     return None
 
 
-def _probe_delivers(probe: OutboxEvent) -> bool:
-    """Send the probe; True only if a message was handed to the server just now. Failing, it is
-    DEAD again with the attempt counted (its retry_count goes past OUTBOX_MAX_RETRIES: its
-    history is kept) and why it failed. A notification job that someone already ran (PUT
-    /jobs/{id}/execute) sends nothing: its event is done, but that is no evidence; nor is a
-    password reset email whose account is gone since."""
+def _probe_delivers(probe: OutboxEvent) -> bool | None:
+    """Send the probe; True only if a message was handed to the server just now. Failing (False),
+    it is DEAD again with the attempt counted (its retry_count goes past OUTBOX_MAX_RETRIES: its
+    history is kept) and why it failed. None when it had nothing left to send: a notification
+    job that someone already ran (PUT /jobs/{id}/execute), a password reset email whose account
+    is gone since, a reminder of a booking cancelled, moved or started since: its event is done,
+    but that is no evidence either way."""
     ctx = BatchContext()
     try:
         if probe.event_type == JOB_RUN:
             ran = job_run(job_id=probe.payload["jobId"])
-            delivered = ran is not None and ran.status == JobStatus.COMPLETED
+            delivered = None if ran is None else ran.status == JobStatus.COMPLETED
         else:
             handler_for(probe.event_type)(probe, ctx)
-            # (a reset email for an account deactivated since sends nothing: no evidence either)
-            delivered = ctx.sent_on_connection > 0
+            delivered = ctx.sent_on_connection > 0 or None
     except EventDeferred:  # its job is running elsewhere: no evidence either way
         record_outcome(probe, status=OutboxStatus.DEAD)
         return False

@@ -38,8 +38,9 @@ class Booking(models.Model):
     # The client's Idempotency-Key of the request that made it: a retry with the same key gets
     # this booking back instead of a second attempt (unique per user).
     request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
-    # When its reminder email was queued (reservations.reminders); cleared when the item moves,
-    # so the new times get their own reminder.
+    # When its reminder email was queued (reservations.reminders), or when it was confirmed if
+    # that was inside the reminder window (the confirmation stood for it); cleared when the item
+    # moves, so the new times get their own reminder.
     reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:

@@ -42,7 +42,9 @@ def booking_reminders_enqueue(*, now: datetime | None = None) -> int:
     queued = 0
     while True:
         with transaction.atomic():
-            due = booking_reminders_due(now=now).select_related("user").order_by("pk")
+            # Soonest start first: the outbox sends in the order queued, and the partial index
+            # serves this order (by pk, PostgreSQL walked the whole booking history when many were due).
+            due = booking_reminders_due(now=now).select_related("user").order_by("start_time", "pk")
             if connection.features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True, no_key=True, of=("self",))
             bookings = list(due[:BATCH])

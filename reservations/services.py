@@ -10,6 +10,7 @@ the same transaction.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 from decimal import Decimal
 
@@ -245,6 +246,13 @@ def _lock_booking(*, booking_id, head: dict, rule: _TargetRule) -> Booking:
             .select_for_update(of=("self",)).get(pk=booking_id))
 
 
+def _reminder_window_open(booking: Booking) -> bool:
+    """Whether its reminder would be due (reservations.reminders): a booking confirmed from then
+    on has just had its confirmation, like one booked then, and gets no reminder minutes after."""
+    hours = settings.BOOKING_REMINDER_HOURS
+    return bool(hours) and booking.start_time - timedelta(hours=hours) <= timezone.now()
+
+
 def _transition(*, booking_id, target: str, check=None, only_active: bool = False) -> Booking | None:
     """Move one booking to `target` under the user (when confirming) → item → booking locks;
     frees its seats when it stops being active. `check(booking)` runs on the locked row
@@ -269,7 +277,9 @@ def _transition(*, booking_id, target: str, check=None, only_active: bool = Fals
             booking.status = target
             if rule.new_revision:
                 booking.revision += 1
-            booking.save(update_fields=["status", "revision", "updated_at"])
+            if target == BookingStatus.CONFIRMED and _reminder_window_open(booking):
+                booking.reminded_at = timezone.now()  # the confirmation going out now stands for it
+            booking.save(update_fields=["status", "revision", "updated_at", "reminded_at"])
             if was_active and not booking.is_active:
                 item_seat_release(item_id=booking.item_id, tier_id=booking.tier_id)
             _announce(booking, rule.event)

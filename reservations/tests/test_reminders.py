@@ -13,7 +13,7 @@ from ops.models import OutboxEvent, OutboxStatus
 from ops.outbox import EventType
 from reservations.models import Booking, BookingStatus
 from reservations.reminders import booking_reminders_enqueue
-from reservations.services import booking_cancel, booking_create
+from reservations.services import booking_cancel, booking_create, booking_set_status
 from reservations.tests.factories import book
 
 ALL_DBS = ["default", "documents"]
@@ -50,6 +50,27 @@ def test_a_reminder_is_queued_once_for_each_booking_due(organizer, make_user):
     assert {e.recipient_email for e in queued} == {b.user.email for b in due}
     assert set(Booking.objects.filter(reminded_at__isnull=False).values_list("pk", flat=True)) == {b.pk for b in due}
 
+
+
+@pytest.mark.django_db(databases=ALL_DBS)
+def test_a_booking_confirmed_inside_the_window_has_just_had_its_confirmation(organizer, make_user, smtp_server):
+    """A PENDING booking made long ago that its organizer confirms 3 hours before the start gets
+    its confirmation then, as one booked then would: no reminder minutes after it. Confirmed
+    before the window opens, its reminder comes as usual."""
+    now = timezone.now()
+    inside, before = starting_in(organizer, timedelta(hours=3)), starting_in(organizer, timedelta(hours=30))
+    pending = [book(make_user(), item, booked_at=now - WEEK_AGO) for item in (inside, before)]
+    Booking.objects.filter(pk__in=[b.pk for b in pending]).update(status=BookingStatus.PENDING)
+    for booking in pending:
+        booking_set_status(actor=organizer, booking_id=booking.pk, status=BookingStatus.CONFIRMED)
+
+    assert booking_reminders_enqueue() == 0
+    assert booking_reminders_enqueue(now=now + timedelta(hours=7)) == 1
+    assert [e.payload["bookingId"] for e in reminders()] == [pending[1].pk]
+    outbox_dispatch_until_empty()
+    sent = [(m["message"]["X-Bookings-Event"], m["message"]["To"]) for m in smtp_server.messages]
+    assert sent.count(("BOOKING_CONFIRMED", pending[0].user.email)) == 2  # booked, then confirmed
+    assert ("BOOKING_REMINDER", pending[0].user.email) not in sent
 
 @pytest.mark.django_db(databases=ALL_DBS)
 def test_the_window_follows_the_setting_and_zero_turns_reminders_off(organizer, make_user, settings):
@@ -141,6 +162,23 @@ def test_the_sweep_queues_in_bounded_transactions(organizer, make_user, monkeypa
     assert booking_reminders_enqueue() == 7
     assert len({e.payload["bookingId"] for e in reminders()}) == 7
 
+
+
+@pytest.mark.django_db(databases=ALL_DBS)
+def test_the_bookings_starting_soonest_are_queued_first(organizer, make_user, monkeypatch):
+    """The outbox sends in the order queued: in a sweep with many due (the first after
+    deploying, an item with thousands of bookers, beat back after a while) the reminders of the
+    items starting soonest go first, not behind every older booking's (by then theirs could
+    have started, and been dropped)."""
+    from reservations import reminders as module
+
+    monkeypatch.setattr(module, "BATCH", 2)
+    later, sooner = starting_in(organizer, timedelta(hours=20)), starting_in(organizer, timedelta(hours=1))
+    booked = [book(make_user(), item, booked_at=timezone.now() - WEEK_AGO) for item in (later, later, sooner, sooner)]
+
+    assert booking_reminders_enqueue() == 4
+    queued = [e.payload["bookingId"] for e in reminders()]
+    assert set(queued[:2]) == {b.pk for b in booked[2:]} and set(queued[2:]) == {b.pk for b in booked[:2]}
 
 def test_beat_sweeps_for_reminders(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["booking-reminders"]  # (its task's registration: test_deployment)
