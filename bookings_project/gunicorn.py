@@ -7,7 +7,7 @@ import logging
 from gunicorn.glogging import Logger
 
 from bookings_project.env import env_int, env_str
-from bookings_project.http import redact_reset_tokens
+from bookings_project.http import redact_log_record, redact_reset_tokens
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, 1, 65535)}"
 workers = env_int("WEB_CONCURRENCY", 4, 1)
@@ -26,16 +26,7 @@ class ResetTokenFilter(logging.Filter):
     "Invalid request from ip=…: Invalid HTTP request line: '…'"): written without its reset token."""
 
     def filter(self, record):
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed call: the handler reports it as it would without us
-            return True
-        redacted = redact_reset_tokens(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        # The traceback's last line repeats the exception's message, which may be the request line.
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact_reset_tokens(logging.Formatter().formatException(record.exc_info))
+        redact_log_record(record)
         return True
 
 

@@ -1,6 +1,7 @@
 """Small request helpers shared by every app."""
 
 import ipaddress
+import logging
 import re
 from urllib.parse import unquote
 
@@ -53,6 +54,20 @@ def _redact(match: re.Match) -> str:
 
 def _holds_token(text: str) -> bool:
     return any(match[2] not in _NOT_A_TOKEN for match in _RESET_TOKEN.finditer(text))
+
+
+def redact_log_record(record: logging.LogRecord) -> None:
+    """The record's message, and its traceback's text (whose last line repeats the exception's
+    message: it may be a request line), without a reset token."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed call: the handler reports it as it would without us
+        return
+    redacted = redact_reset_tokens(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact_reset_tokens(logging.Formatter().formatException(record.exc_info))
 
 
 def redact_reset_tokens(text: str) -> str:

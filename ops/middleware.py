@@ -8,7 +8,7 @@ import uuid
 
 from django.conf import settings
 
-from bookings_project.http import redact_reset_tokens
+from bookings_project.http import redact_log_record
 
 from .checks import CONSOLE_EMAIL_BACKEND
 
@@ -63,11 +63,5 @@ class RequestIDLogFilter(logging.Filter):
         # the console email backend's output in the worker: printing the email is its delivery.)
         if record.name == "celery.redirected" and settings.EMAIL_BACKEND == CONSOLE_EMAIL_BACKEND:
             return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed call: the handler reports it as it would without us
-            return True
-        redacted = redact_reset_tokens(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        redact_log_record(record)
         return True

@@ -213,6 +213,23 @@ def test_the_email_never_promises_longer_than_the_link_lasts(api_client, make_us
     assert said in " ".join(message.body.split()) and said in " ".join(message.alternatives[0][0].split())
 
 
+def test_an_application_traceback_naming_a_reset_link_is_logged_without_its_token():
+    """An exception whose message holds the link (a traceback's last line repeats it) goes
+    through the same filter as the message."""
+    import logging
+    import sys
+
+    from ops.middleware import RequestIDLogFilter
+
+    try:
+        raise ValueError("bad path /accounts/reset/MQ/cyn3ux-0123456789abcdef0123456789abcdef/")
+    except ValueError:
+        record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    assert RequestIDLogFilter().filter(record)
+    written = logging.Formatter().format(record)
+    assert "cyn3ux" not in written and "ValueError: bad path /accounts/reset/MQ/<token>/" in written
+
+
 def test_a_failed_request_for_a_reset_link_is_logged_without_its_token():
     """django.request names the path of a 5xx (e.g. a database outage on the link's first GET):
     the log filter every handler of ours carries writes the token as <token>."""
