@@ -297,3 +297,80 @@ def test_nightly_reconciliation_task_gives_up_after_its_retries(monkeypatch):
     assert result.failed() and isinstance(result.result, OperationalError)
     assert len(calls) == 11  # the first run and ten retries
     assert reconciliation_schedule_all_task.retry_backoff and reconciliation_schedule_all_task.retry_backoff_max == 600
+
+
+# --- status -------------------------------------------------------------------------------------
+
+def _status(*args) -> tuple[str, CommandError | None]:
+    from io import StringIO
+
+    out = StringIO()
+    try:
+        call_command("status", *args, stdout=out)
+    except CommandError as exc:
+        return out.getvalue(), exc
+    return out.getvalue(), None
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_status_of_a_healthy_system_needs_nobody():
+    from ops.jobs import job_create_reconciliation, job_execute
+
+    for entity_type in ("item", "booking"):
+        job_execute(job_id=job_create_reconciliation(entity_type=entity_type).pk)
+    from ops.dispatch import outbox_dispatch_until_empty
+
+    outbox_dispatch_until_empty()  # (the jobs' own JOB_RUN events: nothing left waiting)
+
+    text, failed = _status("--check")
+
+    assert failed is None, text
+    assert "database ok · documents ok · broker ok" in text and "0 pending (0 due) · 0 dead" in text
+    assert "booking 20" in text and "min ago" in text and text.rstrip().endswith("nothing needs an operator")
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_status_names_what_needs_an_operator_and_check_fails():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ops.models import JobType, OutboxEvent, OutboxStatus
+
+    now = timezone.now()
+    OutboxEvent.objects.create(event_type="GENERIC", status=OutboxStatus.DEAD)
+    OutboxEvent.objects.create(event_type="GENERIC", next_attempt_at=now - timedelta(minutes=10))
+    Job.objects.create(type=JobType.NOTIFICATION, status=JobStatus.FAILED)
+    Job.objects.create(type=JobType.RECONCILIATION, status=JobStatus.COMPLETED, completed_at=now - timedelta(days=3),
+                       params={"entityType": "launch", "entityId": None})
+
+    text, failed = _status()
+    assert failed is None  # (without --check it only tells)
+    text, failed = _status("--check")
+
+    assert isinstance(failed, CommandError) and "5 problem(s)" in str(failed)
+    assert "1 pending (1 due, the oldest for 60" in text and "· 1 dead" in text
+    assert "NOTIFICATION: 0 queued · 0 running · 1 failed" in text
+    for problem in ("outbox delivery stalled: an event has been due for 60", "1 DEAD outbox event(s)",
+                    "1 failed NOTIFICATION job(s)", "the last whole item reconciliation completed 72 h ago",
+                    "no whole booking reconciliation has completed yet"):
+        assert f"needs an operator: {problem}" in text, text
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_status_with_the_database_down_says_so_and_nothing_else(monkeypatch):
+    from ops import health
+
+    real = health.database_ping
+
+    def ping(alias):
+        if alias == "default":
+            raise OperationalError("connection refused")
+        real(alias)
+
+    monkeypatch.setattr(health, "database_ping", ping)
+    text, failed = _status("--check")
+
+    assert text.splitlines()[0].startswith("dependencies") and "database DOWN · documents ok" in text
+    assert "outbox" not in text and "needs an operator: database is not answering" in text
+    assert isinstance(failed, CommandError) and "1 problem(s)" in str(failed)
