@@ -5,6 +5,7 @@ so a typo stops every process at start instead of failing requests later."""
 import os
 import re
 import zoneinfo
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -86,6 +87,25 @@ def env_rate(name: str, default: str) -> str:
 
 def env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+
+
+def env_origins(name: str) -> list[str]:
+    """Comma-separated web origins (`https://app.example.com`, a port if not the scheme's own),
+    or `*` alone for any origin; none by default."""
+    origins = env_list(name, "")
+    if origins == ["*"]:
+        return origins
+    for origin in origins:
+        parts = urlsplit(origin)
+        try:
+            parts.port  # (a port out of range or not a number raises)
+        except ValueError:
+            parts = urlsplit("")
+        if (parts.scheme not in ("http", "https") or not parts.hostname or origin != f"{parts.scheme}://{parts.netloc}"
+                or parts.username is not None or parts.password is not None):
+            raise ImproperlyConfigured(f"{name} must list origins like https://app.example.com (scheme, host and "
+                                       f"port only; or * alone for any origin), got {origin!r}")
+    return origins
 
 
 def env_time_zone(name: str, default: str) -> str:

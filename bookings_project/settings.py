@@ -12,7 +12,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from bookings_project.env import (database_from_url, env_bool, env_crontab, env_int, env_list, env_log_level, env_rate,
-                                  env_redis_url, env_str, env_time_zone)
+                                  env_origins, env_redis_url, env_str, env_time_zone)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "accounts",
     "catalog",
     "reservations",
@@ -64,6 +65,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: answers CORS preflights itself, and adds CORS headers to every API response,
+    # errors made by the middleware below included (a browser app must read a 401 or a 429 too).
+    "corsheaders.middleware.CorsMiddleware",
     "ops.middleware.RequestIDMiddleware",
     "bookings_project.content.length_required",
     "django.middleware.security.SecurityMiddleware",
@@ -359,6 +363,20 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP to the container
+
+# Browser apps on other origins (CORS): the API answers the origins listed in CORS_ALLOWED_ORIGINS
+# (none by default; `*` any). Credentials are bearer tokens a script sends, never cookies, so no
+# origin gets credentialed access, and the admin and the reset pages (session cookies) are no
+# part of it.
+_cors_origins = env_origins("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
+CORS_ALLOW_CREDENTIALS = False
+CORS_URLS_REGEX = r"^/(api/|auth/|logs$|notifications$|jobs(/|$)|reconciliation(/|$)|metrics$)"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "if-none-match", "x-request-id")
+CORS_EXPOSE_HEADERS = ("X-Request-ID", "X-Total-Count", "Link", "Location", "ETag", "Retry-After",
+                       "Content-Disposition")
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Logging: every line carries the request id ----------------------------------------------
 

@@ -84,6 +84,10 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("REDIS_URL", "localhost:6379"),   # failed only on the first request needing the cache
     ("METRICS_TOKEN", "scrape-me"),    # a guessable scraper token
     ("BOOKING_REMINDER_HOURS", "-1"),
+    ("CORS_ALLOWED_ORIGINS", "app.example.com"),              # no scheme: no browser sends that
+    ("CORS_ALLOWED_ORIGINS", "https://app.example.com/"),     # an origin has no path
+    ("CORS_ALLOWED_ORIGINS", "https://app.example.com,*"),    # * stands alone
+    ("CORS_ALLOWED_ORIGINS", "https://app.example.com:99999"),
     ("METRICS_TOKEN", "s" * 31 + "\n"),  # as short, but for a line break
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
