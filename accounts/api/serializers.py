@@ -3,6 +3,8 @@ from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
 from bookings_project.validation import ChoiceField, StrictCharField
+from ops.api.serializers import LogSerializer
+from reservations.api.serializers import BookingResponseSerializer
 
 from ..models import CORE_ROLE_NAMES, Role
 
@@ -127,3 +129,14 @@ class CoreLoginResponseSerializer(serializers.Serializer):
     refreshToken = StrictCharField()
     expiresIn = serializers.IntegerField()
     user = CoreUserSerializer()
+
+
+class UserExportSerializer(serializers.Serializer):
+    """Everything the system holds about one person (accounts.export)."""
+
+    exportedAt = UtcDateTimeField()
+    user = UserResponseSerializer()
+    bookings = BookingResponseSerializer(many=True, help_text="Every booking the account made, any status, oldest first")
+    systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first")
+    systemLogTruncated = serializers.BooleanField(
+        help_text="True when the log part holds only the newest entries (accounts.export.EXPORT_LOG_ENTRIES)")

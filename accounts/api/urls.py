@@ -5,6 +5,7 @@ from . import views
 user_collection = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user_detail = views.UserViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
 user_me = views.UserViewSet.as_view({"get": "me"})
+user_export = views.UserViewSet.as_view({"get": "export"})
 
 booking_api = [
     path("auth/login", views.LoginView.as_view(), name="auth-login"),
@@ -15,6 +16,7 @@ booking_api = [
     path("user", user_collection, name="user-list"),
     path("user/me", user_me, name="user-me"),
     path("user/<int:pk>", user_detail, name="user-detail"),
+    path("user/<int:pk>/export", user_export, name="user-export"),
 ]
 
 core_api = [

@@ -13,10 +13,12 @@ from bookings_project.ratelimit import rate_limit
 from bookings_project.validation import no_body_expected, valid_data
 
 from .. import password_reset, selectors, services
+from ..export import user_export
 from ..models import ROLE_FROM_CORE
 from ..permissions import IsAdmin
 from ..tokens import refresh_token_revoke, token_pair_rotate
 from .serializers import (
+    UserExportSerializer,
     CoreLoginResponseSerializer,
     CoreLoginSerializer,
     CoreRegisteredSerializer,
@@ -199,6 +201,19 @@ class UserViewSet(viewsets.ViewSet):
         no_body_expected(request)
         services.user_deactivate(actor=request.user, user=self._target(request, pk), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="Export a user's data (self or ADMIN)",
+                   description="Everything the system holds about the account, as one JSON document (GDPR access "
+                               "and portability): the profile, every booking it made (any status, oldest first) "
+                               "and the system log's entries about it (newest first; `systemLogTruncated` when only "
+                               "the newest 10,000 are included). Each export is recorded in the system log. Rate "
+                               "limited per account (`RATE_LIMIT_EXPORT`).",
+                   tags=["users"], parameters=[USER_ID],
+                   responses={200: UserExportSerializer, **error_responses(401, 403, 404, 429)})
+    @rate_limit(group="export", rate_setting="RATE_LIMIT_EXPORT", per="user")
+    def export(self, request, pk=None):
+        data = user_export(user=self._target(request, pk), actor=request.user, request=request)
+        return Response(UserExportSerializer(data).data)
 
     @extend_schema(summary="The caller's profile",
                    tags=["users"], responses={200: UserResponseSerializer, **error_responses(401)})

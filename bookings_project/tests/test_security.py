@@ -38,6 +38,7 @@ BOLA_CASES = [
     ("GET", "/api/v1/user/{id}", lambda w: f"/api/v1/user/{w['cust_a'].pk}", "cust_b", None, {403}),
     ("PUT", "/api/v1/user/{id}", lambda w: f"/api/v1/user/{w['cust_a'].pk}", "cust_b", {"email": "x@evil.test"}, {403}),
     ("DELETE", "/api/v1/user/{id}", lambda w: f"/api/v1/user/{w['cust_a'].pk}", "cust_b", None, {403}),
+    ("GET", "/api/v1/user/{id}/export", lambda w: f"/api/v1/user/{w['cust_a'].pk}/export", "cust_b", None, {403}),
     ("GET", "/api/v1/items/{item_id}", lambda w: f"/api/v1/items/{w['private'].pk}", "org_b", None, {404}),
     ("PUT", "/api/v1/items/{item_id}", lambda w: f"/api/v1/items/{w['public'].pk}", "org_b", {"name": "Mine now"}, {403, 404}),
     ("DELETE", "/api/v1/items/{item_id}", lambda w: f"/api/v1/items/{w['public'].pk}", "org_b", None, {403, 404}),

@@ -1,0 +1,112 @@
+"""GET /api/v1/user/{id}/export: everything the system holds about one person (accounts.export)."""
+
+from datetime import timedelta
+
+import pytest
+from django.test.utils import CaptureQueriesContext
+from django.db import connections
+from django.utils import timezone
+
+from bookings_project.testing import REVOKED_CALLERS
+from bookings_project.tests.helpers import assert_error
+from catalog.tests.factories import make_item
+from ops.models import SystemLog
+from reservations.models import BookingStatus
+from reservations.tests.factories import book
+
+pytestmark = pytest.mark.django_db(databases=["default", "documents"])
+
+
+@pytest.fixture
+def person(make_user, organizer, api_client):
+    """A customer with three bookings (one cancelled) and a failed login against the account."""
+    user = make_user(username="dana", email="dana@example.com")
+    start = timezone.now() + timedelta(days=10)
+    items = [make_item(organizer, name=f"Class {i}", start=start + timedelta(days=i), capacity=3,
+                       tiers=[("Std", "12.50", 3)]) for i in range(3)]
+    for item in items:
+        book(user, item)
+    book(user, make_item(organizer, name="Dropped", start=start + timedelta(days=9)), status=BookingStatus.CANCELLED)
+    api_client.post("/api/v1/auth/login", {"username": "dana", "password": "not-it"}, format="json")
+    SystemLog.objects.create(timestamp=timezone.now() - timedelta(days=1), event_type="USER", severity="info",
+                             message="Newsletter consent given", user_id=str(user.pk))
+    SystemLog.objects.create(timestamp=timezone.now(), event_type="USER", severity="info", message="Someone else",
+                             user_id=str(user.pk + 1))
+    return user
+
+
+def test_a_person_exports_their_own_data(person, client_for):
+    response = client_for(person).get(f"/api/v1/user/{person.pk}/export")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"]}
+    assert [b["itemName"] for b in body["bookings"]] == ["Class 0", "Class 1", "Class 2", "Dropped"]
+    assert [b["status"] for b in body["bookings"]] == ["CONFIRMED"] * 3 + ["CANCELLED"]
+    assert body["bookings"][0]["pricePaid"] == 12.5 and body["bookings"][0]["priceTier"] == "Std"
+    assert [entry["message"] for entry in body["systemLog"]] == ["Failed login attempt", "Newsletter consent given"]
+    assert body["systemLog"][0]["ipAddress"] == "127.0.0.1"
+    assert all(entry["userId"] == str(person.pk) for entry in body["systemLog"])
+    assert body["systemLogTruncated"] is False and body["exportedAt"].endswith("Z")
+    assert person.password not in response.content.decode() and "pbkdf2" not in response.content.decode()
+
+
+def test_each_export_is_an_audit_entry_naming_who_exported(person, admin, client_for):
+    client_for(admin).get(f"/api/v1/user/{person.pk}/export")
+
+    entry = SystemLog.objects.get(message="Personal data exported")
+    assert (entry.user_id, entry.additional_data, entry.reported_by_id) == (str(person.pk), {"by": admin.pk}, admin.pk)
+
+
+@pytest.mark.parametrize("caller, expected", [
+    (None, 401), (["USER"], 403), (["EVENT_ORGANIZER"], 403), (["IT_OPERATOR"], 403), (["ADMIN"], 200),
+    ("self", 200), *((how, 401) for how in REVOKED_CALLERS),
+])
+def test_who_may_export(person, caller_client, client_for, caller, expected):
+    client = client_for(person) if caller == "self" else caller_client(caller)
+    response = client.get(f"/api/v1/user/{person.pk}/export")
+    if expected == 200:
+        assert response.status_code == 200 and response.json()["user"]["id"] == person.pk
+    else:
+        assert_error(response, expected)
+
+
+def test_an_unknown_user_is_404_for_an_admin(admin, client_for):
+    assert_error(client_for(admin).get("/api/v1/user/999999/export"), 404)
+
+
+def test_a_flood_of_log_entries_naming_the_person_is_cut_and_says_so(person, client_for, monkeypatch):
+    """Any account may POST /logs naming any userId: that part's length is not the person's."""
+    from accounts import export
+
+    monkeypatch.setattr(export, "EXPORT_LOG_ENTRIES", 3)
+    SystemLog.objects.bulk_create(SystemLog(timestamp=timezone.now() - timedelta(hours=i), event_type="NOISE",
+                                            severity="info", message=f"flood {i}", user_id=str(person.pk))
+                                  for i in range(1, 6))
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    assert len(body["systemLog"]) == 3 and body["systemLogTruncated"] is True
+    assert body["systemLog"][0]["timestamp"] >= body["systemLog"][-1]["timestamp"]  # the newest kept
+
+
+def test_a_fixed_number_of_queries_whatever_the_history(person, organizer, client_for):
+    client = client_for(person)
+
+    def queries():
+        with CaptureQueriesContext(connections["default"]) as captured:
+            assert client.get(f"/api/v1/user/{person.pk}/export").status_code == 200
+        return len(captured)
+
+    before = queries()
+    start = timezone.now() + timedelta(days=40)
+    for i in range(8):
+        book(person, make_item(organizer, name=f"More {i}", start=start + timedelta(days=i)))
+    assert queries() == before
+
+
+def test_exports_are_limited_per_account(person, client_for, settings):
+    settings.RATE_LIMIT_EXPORT = "2/h"
+    client = client_for(person)
+    assert [client.get(f"/api/v1/user/{person.pk}/export").status_code for _ in range(2)] == [200, 200]
+    response = client.get(f"/api/v1/user/{person.pk}/export")
+    assert_error(response, 429)
+    assert int(response["Retry-After"]) > 0
