@@ -65,9 +65,17 @@ def test_a_star_answers_any_origin(api_client, settings):
 @pytest.mark.parametrize("value, origins", [
     ("", []), ("*", ["*"]), ("https://app.example.com", ["https://app.example.com"]),
     ("https://app.example.com, http://localhost:5173", ["https://app.example.com", "http://localhost:5173"]),
+    ("http://[::1]:5173,http://127.0.0.1:8080", ["http://[::1]:5173", "http://127.0.0.1:8080"]),
 ])
 def test_origins_are_read_from_the_environment(tmp_path, value, origins):
     result = import_settings(tmp_path, show="(s.CORS_ALLOWED_ORIGINS, s.CORS_ALLOW_ALL_ORIGINS)",
                              CORS_ALLOWED_ORIGINS=value)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == repr(([] if origins == ["*"] else origins, origins == ["*"]))
+
+
+def test_an_origin_not_written_as_browsers_send_it_is_refused_naming_their_form(tmp_path):
+    """The middleware compares the Origin header's text: `https://App.example.com:443` would
+    never be answered, whatever the browser on that site sends."""
+    result = import_settings(tmp_path, CORS_ALLOWED_ORIGINS="https://App.example.com:443")
+    assert result.returncode != 0 and "'https://app.example.com', not 'https://App.example.com:443'" in result.stderr
