@@ -65,10 +65,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: answers CORS preflights itself, and adds CORS headers to every API response,
-    # errors made by the middleware below included (a browser app must read a 401 or a 429 too).
-    "corsheaders.middleware.CorsMiddleware",
+    # First, so every request has an id, a preflight the next one answers itself included; it
+    # makes no response of its own.
     "ops.middleware.RequestIDMiddleware",
+    # Answers CORS preflights itself, and adds CORS headers to every API response, errors made
+    # by the middleware below included (a browser app must read a 401, a 411 or a 429 too).
+    "corsheaders.middleware.CorsMiddleware",
     "bookings_project.content.length_required",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

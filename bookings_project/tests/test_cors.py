@@ -40,6 +40,14 @@ def test_a_preflight_is_answered_without_a_token(api_client, allowed):
     assert "POST" in response["Access-Control-Allow-Methods"]
 
 
+def test_a_preflight_gets_a_request_id_like_every_request(api_client, allowed):
+    """The CORS middleware answers a preflight itself: outside it, the request id middleware
+    still gives it the id its access log line carries."""
+    response = api_client.options("/jobs/1/execute", HTTP_ORIGIN=APP, HTTP_ACCESS_CONTROL_REQUEST_METHOD="PUT",
+                                  HTTP_X_REQUEST_ID="trace-preflight")
+    assert response["Access-Control-Allow-Origin"] == APP and response["X-Request-ID"] == "trace-preflight"
+
+
 @pytest.mark.parametrize("path", ["/auth/login", "/api/v1/auth/login"])
 def test_errors_are_readable_by_the_app_too(api_client, allowed, path):
     """A browser hides a response without the header from the script: the app could not tell a
