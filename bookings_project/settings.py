@@ -374,7 +374,8 @@ _cors_origins = env_origins("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
 CORS_ALLOW_CREDENTIALS = False
-CORS_URLS_REGEX = r"^/(api/|auth/|logs$|notifications$|jobs(/|$)|reconciliation(/|$)|metrics$)"
+# (each core API resource with its subpaths: a mistyped /logs/1 is a 404 the app can read)
+CORS_URLS_REGEX = r"^/(api/|auth/|(logs|notifications|jobs|reconciliation|metrics)(/|$))"
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "if-none-match", "x-request-id")
 CORS_EXPOSE_HEADERS = ("X-Request-ID", "X-Total-Count", "Link", "Location", "ETag", "Retry-After",
                        "Content-Disposition")

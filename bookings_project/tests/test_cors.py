@@ -59,6 +59,14 @@ def test_errors_are_readable_by_the_app_too(api_client, allowed, path):
     assert unauthenticated.status_code == 401 and unauthenticated["Access-Control-Allow-Origin"] == APP
 
 
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/jobs/1/extra", "/logs/1", "/logs/", "/notifications/1",
+                                  "/metrics/", "/reconciliation/nothing", "/auth/nothing"])
+def test_an_unknown_route_under_the_api_is_a_404_the_app_can_read(api_client, allowed, path):
+    """Not a network failure: every resource of the core API has its subpaths in, as /jobs has."""
+    response = api_client.get(path, HTTP_ORIGIN=APP)
+    assert response.status_code == 404 and response["Access-Control-Allow-Origin"] == APP
+
+
 @pytest.mark.parametrize("path", ["/admin/login/", "/accounts/reset/MQ/set-password/", "/healthz"])
 def test_pages_with_session_cookies_and_probes_are_no_part_of_it(api_client, allowed, path):
     assert "Access-Control-Allow-Origin" not in api_client.get(path, HTTP_ORIGIN=APP)
