@@ -378,7 +378,7 @@ CORS_ALLOW_CREDENTIALS = False
 CORS_URLS_REGEX = r"^/(api/|auth/|(logs|notifications|jobs|reconciliation|metrics)(/|$))"
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "if-none-match", "x-request-id")
 CORS_EXPOSE_HEADERS = ("X-Request-ID", "X-Total-Count", "Link", "Location", "ETag", "Retry-After",
-                       "Content-Disposition")
+                       "Idempotent-Replayed", "Content-Disposition")
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Logging: every line carries the request id ----------------------------------------------

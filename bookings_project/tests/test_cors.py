@@ -48,6 +48,25 @@ def test_a_preflight_gets_a_request_id_like_every_request(api_client, allowed):
     assert response["Access-Control-Allow-Origin"] == APP and response["X-Request-ID"] == "trace-preflight"
 
 
+def test_every_header_the_schema_documents_may_be_sent_and_read(api_client, allowed):
+    """A response header the script cannot read is as good as absent (Idempotent-Replayed: was
+    this booking made now, or by the earlier try?)."""
+    schema = api_client.get("/api/schema/?format=json").json()
+    operations = [operation for methods in schema["paths"].values() for operation in methods.values()]
+    sent = {parameter["name"].lower() for operation in operations for parameter in operation.get("parameters", [])
+            if parameter["in"] == "header"}
+    read = {name.lower() for operation in operations for response in operation["responses"].values()
+            for name in response.get("headers", {})}
+    response = api_client.options("/api/v1/bookings/items/1", HTTP_ORIGIN=APP,
+                                  HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+
+    def listed(header):
+        return {name.strip().lower() for name in response[header].split(",")}
+
+    assert "idempotency-key" in sent and sent <= listed("Access-Control-Allow-Headers")
+    assert "idempotent-replayed" in read and read <= listed("Access-Control-Expose-Headers")
+
+
 @pytest.mark.parametrize("path", ["/auth/login", "/api/v1/auth/login"])
 def test_errors_are_readable_by_the_app_too(api_client, allowed, path):
     """A browser hides a response without the header from the script: the app could not tell a
