@@ -2,6 +2,7 @@
 ImproperlyConfigured line naming the variable (manage.py prints it as "Configuration error: …"),
 so a typo stops every process at start instead of failing requests later."""
 
+import ipaddress
 import os
 import re
 import zoneinfo
@@ -91,21 +92,41 @@ def env_list(name: str, default: str) -> list[str]:
 
 def env_origins(name: str) -> list[str]:
     """Comma-separated web origins (`https://app.example.com`, a port if not the scheme's own),
-    or `*` alone for any origin; none by default."""
+    or `*` alone for any origin; none by default. Each must be written as a browser's `Origin`
+    header writes it — the middleware compares the text — so `https://App.example.com`, a default
+    port or an IDN host are refused naming that form instead of never being answered."""
     origins = env_list(name, "")
     if origins == ["*"]:
         return origins
     for origin in origins:
-        parts = urlsplit(origin)
-        try:
-            parts.port  # (a port out of range or not a number raises)
-        except ValueError:
-            parts = urlsplit("")
-        if (parts.scheme not in ("http", "https") or not parts.hostname or origin != f"{parts.scheme}://{parts.netloc}"
-                or parts.username is not None or parts.password is not None):
+        canonical = _serialized_origin(origin)
+        if canonical is None:
             raise ImproperlyConfigured(f"{name} must list origins like https://app.example.com (scheme, host and "
                                        f"port only; or * alone for any origin), got {origin!r}")
+        if canonical != origin:
+            raise ImproperlyConfigured(f"{name} must list each origin as a browser sends it: {canonical!r}, "
+                                       f"not {origin!r}")
     return origins
+
+
+def _serialized_origin(origin: str) -> str | None:
+    """`origin` as browsers serialize it (lower-case host, IDNA, shortest IPv6, no default port),
+    or None when it is not an http(s) origin at all."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port  # (a port out of range or not a number raises, as a bad IPv6 address does)
+    except ValueError:
+        return None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None
+            or parts.password is not None or origin.lower() != f"{parts.scheme}://{parts.netloc.lower()}"):
+        return None
+    host = parts.hostname
+    try:
+        host = f"[{ipaddress.IPv6Address(host).compressed}]" if ":" in host else host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError):
+        return None
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")
 
 
 def env_time_zone(name: str, default: str) -> str:

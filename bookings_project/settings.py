@@ -65,10 +65,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: answers CORS preflights itself, and adds CORS headers to every API response,
-    # errors made by the middleware below included (a browser app must read a 401 or a 429 too).
-    "corsheaders.middleware.CorsMiddleware",
+    # First, so every request has an id, a preflight the next one answers itself included; it
+    # makes no response of its own.
     "ops.middleware.RequestIDMiddleware",
+    # Answers CORS preflights itself, and adds CORS headers to every API response, errors made
+    # by the middleware below included (a browser app must read a 401, a 411 or a 429 too).
+    "corsheaders.middleware.CorsMiddleware",
     "bookings_project.content.length_required",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -374,10 +376,11 @@ _cors_origins = env_origins("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
 CORS_ALLOW_CREDENTIALS = False
-CORS_URLS_REGEX = r"^/(api/|auth/|logs$|notifications$|jobs(/|$)|reconciliation(/|$)|metrics$)"
+# (each core API resource with its subpaths: a mistyped /logs/1 is a 404 the app can read)
+CORS_URLS_REGEX = r"^/(api/|auth/|(logs|notifications|jobs|reconciliation|metrics)(/|$))"
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "if-none-match", "x-request-id")
 CORS_EXPOSE_HEADERS = ("X-Request-ID", "X-Total-Count", "Link", "Location", "ETag", "Retry-After",
-                       "Content-Disposition")
+                       "Idempotent-Replayed", "Content-Disposition")
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Logging: every line carries the request id ----------------------------------------------

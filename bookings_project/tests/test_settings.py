@@ -88,6 +88,16 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("CORS_ALLOWED_ORIGINS", "https://app.example.com/"),     # an origin has no path
     ("CORS_ALLOWED_ORIGINS", "https://app.example.com,*"),    # * stands alone
     ("CORS_ALLOWED_ORIGINS", "https://app.example.com:99999"),
+    ("CORS_ALLOWED_ORIGINS", "http://[::1:5173"),             # was urlsplit's ValueError traceback
+    # Accepted, but never what a browser's Origin says (lower case, no default port, IDNA): the
+    # origin was silently never answered.
+    ("CORS_ALLOWED_ORIGINS", "https://App.Example.com"),
+    ("CORS_ALLOWED_ORIGINS", "https://app.example.com:443"),
+    ("CORS_ALLOWED_ORIGINS", "https://app.example.com:"),
+    ("CORS_ALLOWED_ORIGINS", "http://localhost:05173"),
+    ("CORS_ALLOWED_ORIGINS", "https://bücher.example"),
+    ("CORS_ALLOWED_ORIGINS", "http://[::1]x"),
+    ("CORS_ALLOWED_ORIGINS", "http://[0:0:0:0:0:0:0:1]:5173"),
     ("METRICS_TOKEN", "s" * 31 + "\n"),  # as short, but for a line break
 ])
 def test_a_configuration_mistake_stops_every_command_with_one_line_naming_it(tmp_path, name, value):
