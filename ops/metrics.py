@@ -69,9 +69,11 @@ def _last_reconciliation() -> list[Family]:
                     "(0: none yet). Beat starts one per type on RECONCILE_CRON.")
     for entity_type in sorted(set(ENTITY_TYPES.values())):
         names = [name for name, canonical in ENTITY_TYPES.items() if canonical == entity_type]
-        # Newest first along the partial index of completed whole-type runs (two a night).
-        completed_at = (Job.objects.filter(WHOLE_TYPE_RECONCILIATION_DONE, params__entityType__in=names)
-                        .order_by("-created_at").values_list("completed_at", flat=True).first())
+        # Latest completion first along the partial index of completed whole-type runs (two a night;
+        # a failed run executed again days later completes after newer ones).
+        completed_at = (Job.objects.filter(WHOLE_TYPE_RECONCILIATION_DONE, params__entityType__in=names,
+                                           completed_at__isnull=False)
+                        .order_by("-completed_at").values_list("completed_at", flat=True).first())
         family.samples.append(({"entity_type": entity_type}, completed_at.timestamp() if completed_at else 0.0))
     return [family]
 

@@ -154,7 +154,7 @@ class Job(models.Model):
             models.Index(fields=["type", "status", "-created_at"], name="job_type_status_ts"),
             models.Index(fields=["status", "-created_at"], name="job_status_ts"),
             models.Index(fields=["-created_at"], name="job_created"),
-            models.Index(fields=["-created_at"], condition=WHOLE_TYPE_RECONCILIATION_DONE,
+            models.Index(fields=["-completed_at"], condition=WHOLE_TYPE_RECONCILIATION_DONE,
                          name="job_whole_recon_done"),
         ]
 

@@ -12,6 +12,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='job',
-            index=models.Index(condition=models.Q(('params__entityId', None), ('status', 'completed'), ('type', 'RECONCILIATION')), fields=['-created_at'], name='job_whole_recon_done'),
+            index=models.Index(condition=models.Q(('params__entityId', None), ('status', 'completed'), ('type', 'RECONCILIATION')), fields=['-completed_at'], name='job_whole_recon_done'),
         ),
     ]

@@ -162,6 +162,22 @@ def test_last_whole_type_reconciliation_per_type_launch_counting_as_item(operato
         assert reported == pytest.approx(run.completed_at.timestamp(), abs=0.001)
 
 
+def test_a_run_executed_again_later_counts_when_it_completed(operator_client):
+    """A nightly run that failed and was executed again days later completed after the newer
+    nights' runs: the latest completion is what the metric says."""
+    now = timezone.now()
+    Job.objects.bulk_create([
+        Job(type=JobType.RECONCILIATION, status=JobStatus.COMPLETED, created_at=now - timedelta(days=3),
+            completed_at=now - timedelta(minutes=5), params={"entityType": "item", "entityId": None}),
+        Job(type=JobType.RECONCILIATION, status=JobStatus.COMPLETED, created_at=now - timedelta(days=1),
+            completed_at=now - timedelta(days=1), params={"entityType": "item", "entityId": None})])
+
+    found = samples(operator_client.get("/metrics"))
+
+    reported = found[("bookings_reconciliation_last_completed_timestamp_seconds", (("entity_type", "item"),))]
+    assert reported == pytest.approx((now - timedelta(minutes=5)).timestamp(), abs=0.001)
+
+
 @pytest.mark.postgres  # (SQLite cannot use a partial index on a JSON key: Django writes the
 # expression differently from one process to the next, the path a bound parameter in the query)
 def test_the_last_reconciliation_is_read_along_the_index_of_whole_type_runs(operator_client):
