@@ -13,6 +13,7 @@ messages), json_display and user_as_text (read-only fields).
 
 import json
 import logging
+import time
 from collections import defaultdict
 
 from django.apps import apps
@@ -78,6 +79,7 @@ class BookingsAdminSite(admin.AdminSite):
     site_header = SITE_NAME
     site_title = f"{SITE_NAME} admin"
     index_title = "Operations"
+    index_template = "admin/bookings_index.html"
     # The header's "Change password": through accounts.services, like the API.
     password_change_view = "accounts.admin.PasswordChangeView"
 
@@ -99,6 +101,14 @@ class BookingsAdminSite(admin.AdminSite):
             response["Retry-After"] = str(retry_after)
         return response
 
+    def index(self, request, extra_context=None):
+        """The index, with the system's state on top for those who operate it (ops.status)."""
+        from accounts.models import Role
+
+        if request.user.is_active and request.user.has_role(Role.ADMIN, Role.IT_OPERATOR):
+            extra_context = {**(extra_context or {}), "system_status": _system_status()}
+        return super().index(request, extra_context)
+
     def password_change(self, request, extra_context=None):
         request.current_app = self.name
         return import_string(self.password_change_view).as_view(
@@ -117,6 +127,16 @@ class BookingsAdminSite(admin.AdminSite):
         if not issubclass(admin_class, HardenedAdminMixin):
             admin_class = type(admin_class.__name__, (HardenedAdminMixin, admin_class), {})
         return super().register(model_or_iterable, admin_class, **options)
+
+
+def _system_status() -> dict:
+    from ops.metrics import metrics_collect
+    from ops.status import status_problems, status_rows
+
+    families, now = metrics_collect(), time.time()
+    problems = [{"text": problem.text, "url": f"{reverse('admin:' + problem.changelist)}?{problem.query}"
+                 if problem.changelist else ""} for problem in status_problems(families, now=now)]
+    return {"rows": status_rows(families, now=now), "problems": problems}
 
 
 class BookingsAdminConfig(AdminConfig):

@@ -100,37 +100,6 @@ def sample(families: list[Family], name: str, **labels) -> float | None:
     return None
 
 
-# What an operator must look at (the alerts of OPERATIONS.md, "Metrics and alerts").
-DELIVERY_STALLED_SECONDS = 120
-RECONCILIATION_OVERDUE_SECONDS = 2 * 86400
-
-
-def metrics_problems(families: list[Family], *, now: float | None = None) -> list[str]:
-    """What needs an operator, in words: a dependency down, delivery stalled, DEAD events,
-    failed jobs, a whole-type reconciliation overdue (or none completed yet)."""
-    now = time.time() if now is None else now
-    [dependencies] = [family for family in families if family.name == "dependency_up"]
-    problems = [f"{labels['dependency']} is not answering" for labels, up in dependencies.samples if not up]
-    if sample(families, "outbox_events", status=OutboxStatus.PENDING) is None:
-        return problems  # (the relational database is down: nothing else could be read)
-    waited = sample(families, "outbox_oldest_due_age_seconds")
-    if waited > DELIVERY_STALLED_SECONDS:
-        problems.append(f"outbox delivery stalled: an event has been due for {waited:.0f} s (is a worker running, and beat?)")
-    if dead := sample(families, "outbox_events", status=OutboxStatus.DEAD):
-        problems.append(f"{dead:.0f} DEAD outbox event(s): the admin's retry action sends them again")
-    for job_type in JobType.values:
-        if failed := sample(families, "jobs", type=job_type, status=JobStatus.FAILED):
-            problems.append(f"{failed:.0f} failed {job_type} job(s): PUT /jobs/{{jobId}}/execute runs one again")
-    for entity_type in sorted(set(ENTITY_TYPES.values())):
-        last = sample(families, "reconciliation_last_completed_timestamp_seconds", entity_type=entity_type)
-        if not last:
-            problems.append(f"no whole {entity_type} reconciliation has completed yet (beat runs one nightly; "
-                            f"manage.py reconcile --entity-type {entity_type} runs one now)")
-        elif now - last > RECONCILIATION_OVERDUE_SECONDS:
-            problems.append(f"the last whole {entity_type} reconciliation completed {(now - last) / 3600:.0f} h ago")
-    return problems
-
-
 def _label_value(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 

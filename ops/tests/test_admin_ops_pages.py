@@ -234,3 +234,32 @@ def test_execute_action_starts_no_job_once_its_time_budget_is_used_up(admin_clie
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
         f"2 job(s) not changed: not run: this page's 0 s were used up; execute it again ({first})"]
     assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.QUEUED} and not smtp_server.messages
+
+
+# --- the index: the system's state (ops.status) ------------------------------------------------
+
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("who", ["admin", "operator"])
+def test_the_index_shows_the_system_state_and_links_each_problem_to_its_page(admin_client, operator_client, who):
+    client = admin_client if who == "admin" else operator_client
+    dead = OutboxEvent.objects.create(event_type=EventType.GENERIC, recipient_email="lost@example.com",
+                                      status=OutboxStatus.DEAD)
+
+    page = client.get("/admin/").content.decode()
+
+    assert 'id="system-status"' in page and "database ok · documents ok · broker ok" in page
+    assert "0 pending (0 due) · 1 dead" in page
+    link = "/admin/ops/outboxevent/?status__exact=DEAD"
+    assert f'<a href="{link}">1 DEAD outbox event(s)' in page
+    assert "no whole item reconciliation has completed yet" in page
+    assert "lost@example.com" in client.get(link).content.decode() and str(dead.pk)[:8] in client.get(link).content.decode()
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_the_index_of_a_healthy_system_says_nothing_is_needed(admin_client):
+    from ops.jobs import job_create_reconciliation, job_execute
+
+    for entity_type in ("item", "booking"):
+        job_execute(job_id=job_create_reconciliation(entity_type=entity_type).pk)
+    OutboxEvent.objects.filter(status=OutboxStatus.PENDING).update(status=OutboxStatus.SENT)
+    assert "Nothing needs an operator." in admin_client.get("/admin/").content.decode()

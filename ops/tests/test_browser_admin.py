@@ -115,7 +115,12 @@ def test_operator_retries_a_dead_outbox_event_and_it_is_sent(page, live_server, 
                                                    error_message="SMTPServerDisconnected: gone")
     sign_in(page, live_server, operator, expect)
 
-    page.goto(f"{live_server.url}/admin/ops/outboxevent/?status__exact=DEAD")
+    # The index says what needs an operator and links to it (ops.status).
+    status = page.locator("#system-status")
+    expect(status).to_contain_text("database ok · documents ok · broker ok")
+    screenshot(page, "index-system-status-operator")
+    status.get_by_role("link", name="1 DEAD outbox event(s)", exact=False).click()
+    expect(page).to_have_url(f"{live_server.url}/admin/ops/outboxevent/?status__exact=DEAD")
     expect(page.locator("#result_list")).to_contain_text("SMTPServerDisconnected")
     run_action(page, "retry_events", [event.pk])
     expect(page.locator("ul.messagelist")).to_contain_text("1 event(s) queued for delivery.")
