@@ -3,12 +3,16 @@ to data portability (GDPR Art. 15 and 20). The account, every booking it ever ma
 oldest first, in the booking API's own shape) and the system log's entries about it (failed
 logins, role and password changes …, newest first, in the core API's shape).
 
-The log part is bounded (EXPORT_LOG_ENTRIES, newest kept): any signed-in account may POST /logs
-naming any userId, so its length is not the person's to control; the document says when it was
-cut. Bookings are not: one account holds at most MAX_ACTIVE_BOOKINGS_PER_USER at a time, and its
+The log part is bounded (EXPORT_LOG_ENTRIES and EXPORT_LOG_BYTES, newest kept): any signed-in
+account may POST /logs naming any userId, so its length is not the person's to control; the
+document says when it was cut. Bookings are not: one account holds at most MAX_ACTIVE_BOOKINGS_PER_USER at a time, and its
 history is its own. Each export is itself an audit entry (who exported whose data).
 """
 
+import json
+from contextlib import closing
+
+from django.db import transaction
 from django.utils import timezone
 
 from ops.models import Severity, SystemLog
@@ -16,18 +20,38 @@ from ops.services import system_log_create
 from reservations.selectors import booking_queryset
 
 EXPORT_LOG_ENTRIES = 10_000
+# Of the log part as JSON. POST /logs takes 10,000-character messages and 16 KB of additionalData:
+# by count alone, 10,000 entries could be a 265 MB document (1.1 GB in the worker).
+EXPORT_LOG_BYTES = 8 * 1024 * 1024
+LOG_ENTRY_FIELDS_BYTES = 400  # an entry's JSON besides its message and additionalData (at most)
 
 
 def user_export(*, user, actor, request=None) -> dict:
     """{exportedAt, user, bookings, systemLog, systemLogTruncated} of `user`, as model rows (the
     view shapes them), exported by `actor` (the user or an ADMIN)."""
-    entries = list(SystemLog.objects.filter(user_id=str(user.pk)).order_by("-timestamp", "-id")[:EXPORT_LOG_ENTRIES + 1])
+    entries, truncated = _log_entries(user)
     system_log_create(event_type="USER", severity=Severity.INFO, message="Personal data exported", user_id=user.pk,
                       request=request, reported_by=actor, additional_data={"by": actor.pk})
     return {
         "exportedAt": timezone.now(),
         "user": user,
         "bookings": booking_queryset().filter(user=user).order_by("booking_date", "id"),
-        "systemLog": entries[:EXPORT_LOG_ENTRIES],
-        "systemLogTruncated": len(entries) > EXPORT_LOG_ENTRIES,
+        "systemLog": entries,
+        "systemLogTruncated": truncated,
     }
+
+
+def _log_entries(user) -> tuple[list[SystemLog], bool]:
+    """The newest entries about `user` that fit EXPORT_LOG_ENTRIES and EXPORT_LOG_BYTES, and
+    whether any were left out. Read in chunks, so no more than that is ever held."""
+    entries, size = [], 0
+    rows = SystemLog.objects.filter(user_id=str(user.pk)).order_by("-timestamp", "-id")[:EXPORT_LOG_ENTRIES + 1]
+    # (in a transaction: outside one, PostgreSQL's WITH HOLD cursor would copy every row first)
+    with transaction.atomic(), closing(rows.iterator(chunk_size=500)) as chunked:
+        for entry in chunked:
+            size += LOG_ENTRY_FIELDS_BYTES + len(json.dumps([entry.message, entry.additional_data],
+                                                            ensure_ascii=False, default=str).encode())
+            if len(entries) == EXPORT_LOG_ENTRIES or size > EXPORT_LOG_BYTES:
+                return entries, True
+            entries.append(entry)
+    return entries, False

@@ -139,4 +139,5 @@ class UserExportSerializer(serializers.Serializer):
     bookings = BookingResponseSerializer(many=True, help_text="Every booking the account made, any status, oldest first")
     systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first")
     systemLogTruncated = serializers.BooleanField(
-        help_text="True when the log part holds only the newest entries (accounts.export.EXPORT_LOG_ENTRIES)")
+        help_text="True when the log part holds only the newest entries (at most 10,000 and 8 MB: "
+                  "accounts.export.EXPORT_LOG_ENTRIES, EXPORT_LOG_BYTES)")

@@ -206,7 +206,7 @@ class UserViewSet(viewsets.ViewSet):
                    description="Everything the system holds about the account, as one JSON document (GDPR access "
                                "and portability): the profile, every booking it made (any status, oldest first) "
                                "and the system log's entries about it (newest first; `systemLogTruncated` when only "
-                               "the newest 10,000 are included). Each export is recorded in the system log. Rate "
+                               "the newest are included: at most 10,000 entries and 8 MB). Each export is recorded in the system log. Rate "
                                "limited per account (`RATE_LIMIT_EXPORT`).",
                    tags=["users"], parameters=[USER_ID],
                    responses={200: UserExportSerializer, **error_responses(401, 403, 404, 429)})

@@ -110,3 +110,23 @@ def test_exports_are_limited_per_account(person, client_for, settings):
     response = client.get(f"/api/v1/user/{person.pk}/export")
     assert_error(response, 429)
     assert int(response["Retry-After"]) > 0
+
+
+def test_the_log_part_is_bounded_in_bytes_too(person, client_for, monkeypatch):
+    """POST /logs accepts 10,000-character messages and 16 KB of additionalData: 10,000 such
+    entries naming one account made a 265 MB document (1.1 GB in the worker), at the export
+    limit's rate, for any account that floods its own id."""
+    import json
+
+    from accounts import export
+
+    monkeypatch.setattr(export, "EXPORT_LOG_BYTES", 100_000)
+    SystemLog.objects.bulk_create(SystemLog(timestamp=timezone.now() - timedelta(minutes=i), event_type="NOISE",
+                                            severity="info", message="m" * 10_000, user_id=str(person.pk),
+                                            additional_data={"note": "é" * 8_000}) for i in range(1, 21))
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    assert body["systemLogTruncated"] is True
+    assert 0 < len(body["systemLog"]) < 20
+    assert len(json.dumps(body["systemLog"], ensure_ascii=False).encode()) <= 100_000
+    assert [entry["message"] for entry in body["systemLog"]] == ["Failed login attempt"] + ["m" * 10_000] * (
+        len(body["systemLog"]) - 1)  # the newest kept
