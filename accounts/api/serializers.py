@@ -131,11 +131,15 @@ class CoreLoginResponseSerializer(serializers.Serializer):
     user = CoreUserSerializer()
 
 
+class UserExportProfileSerializer(UserResponseSerializer):
+    active = serializers.BooleanField(source="is_active", help_text="False: the account was deactivated")
+
+
 class UserExportSerializer(serializers.Serializer):
     """Everything the system holds about one person (accounts.export)."""
 
     exportedAt = UtcDateTimeField()
-    user = UserResponseSerializer()
+    user = UserExportProfileSerializer()
     bookings = BookingResponseSerializer(many=True, help_text="Every booking the account made, any status, oldest first")
     systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first")
     systemLogTruncated = serializers.BooleanField(

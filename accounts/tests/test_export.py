@@ -40,7 +40,8 @@ def test_a_person_exports_their_own_data(person, client_for):
 
     assert response.status_code == 200
     body = response.json()
-    assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"]}
+    assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"],
+                            "active": True}
     assert [b["itemName"] for b in body["bookings"]] == ["Class 0", "Class 1", "Class 2", "Dropped"]
     assert [b["status"] for b in body["bookings"]] == ["CONFIRMED"] * 3 + ["CANCELLED"]
     assert body["bookings"][0]["pricePaid"] == 12.5 and body["bookings"][0]["priceTier"] == "Std"
@@ -130,3 +131,16 @@ def test_the_log_part_is_bounded_in_bytes_too(person, client_for, monkeypatch):
     assert len(json.dumps(body["systemLog"], ensure_ascii=False).encode()) <= 100_000
     assert [entry["message"] for entry in body["systemLog"]] == ["Failed login attempt"] + ["m" * 10_000] * (
         len(body["systemLog"]) - 1)  # the newest kept
+
+
+def test_an_admin_exports_a_deactivated_account(person, admin, make_user, client_for):
+    """Access requests often come after an account was closed, and its history stays (contract §4)."""
+    client_for(admin).delete(f"/api/v1/user/{person.pk}")
+
+    response = client_for(admin).get(f"/api/v1/user/{person.pk}/export")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"]["id"] == person.pk and body["user"]["active"] is False
+    assert {b["status"] for b in body["bookings"]} == {"CANCELLED"}  # the future ones, cancelled on deactivation
+    assert "User deleted" in [entry["message"] for entry in body["systemLog"]]
+    assert_error(client_for(make_user()).get(f"/api/v1/user/{person.pk}/export"), 403)
