@@ -132,6 +132,13 @@ class CoreLoginResponseSerializer(serializers.Serializer):
 
 
 class UserExportProfileSerializer(UserResponseSerializer):
+    """UserResponse and the account's other personal fields (names are set in the admin)."""
+
+    firstName = StrictCharField(source="first_name", allow_blank=True)
+    lastName = StrictCharField(source="last_name", allow_blank=True)
+    createdAt = UtcDateTimeField(source="date_joined")
+    lastLogin = UtcDateTimeField(source="last_login", allow_null=True,
+                                 help_text="The last sign-in to the admin site (API logins do not set it)")
     active = serializers.BooleanField(source="is_active", help_text="False: the account was deactivated")
 
 

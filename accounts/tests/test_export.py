@@ -1,6 +1,6 @@
 """GET /api/v1/user/{id}/export: everything the system holds about one person (accounts.export)."""
 
-from datetime import timedelta
+from datetime import timedelta, timezone as dt_timezone
 
 import pytest
 from django.test.utils import CaptureQueriesContext
@@ -41,7 +41,8 @@ def test_a_person_exports_their_own_data(person, client_for):
     assert response.status_code == 200
     body = response.json()
     assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"],
-                            "active": True}
+                            "firstName": "", "lastName": "", "createdAt": body["user"]["createdAt"],
+                            "lastLogin": None, "active": True}
     assert [b["itemName"] for b in body["bookings"]] == ["Class 0", "Class 1", "Class 2", "Dropped"]
     assert [b["status"] for b in body["bookings"]] == ["CONFIRMED"] * 3 + ["CANCELLED"]
     assert body["bookings"][0]["pricePaid"] == 12.5 and body["bookings"][0]["priceTier"] == "Std"
@@ -144,3 +145,16 @@ def test_an_admin_exports_a_deactivated_account(person, admin, make_user, client
     assert {b["status"] for b in body["bookings"]} == {"CANCELLED"}  # the future ones, cancelled on deactivation
     assert "User deleted" in [entry["message"] for entry in body["systemLog"]]
     assert_error(client_for(make_user()).get(f"/api/v1/user/{person.pk}/export"), 403)
+
+
+def test_the_profile_holds_every_personal_field_of_the_account(person, client_for):
+    """Names (set in the admin), when the account was made and when it last signed in to the admin
+    are the person's data too."""
+    person.first_name, person.last_name = "Dana", "Scully"
+    person.last_login = timezone.now() - timedelta(hours=3)
+    person.save()
+
+    user = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()["user"]
+    assert (user["firstName"], user["lastName"]) == ("Dana", "Scully")
+    assert user["createdAt"] == person.date_joined.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+    assert user["lastLogin"] == person.last_login.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
