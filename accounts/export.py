@@ -7,6 +7,10 @@ The log part is bounded (EXPORT_LOG_ENTRIES and EXPORT_LOG_BYTES, newest kept): 
 account may POST /logs naming any userId, so its length is not the person's to control; the
 document says when it was cut. Bookings are not: one account holds at most MAX_ACTIVE_BOOKINGS_PER_USER at a time, and its
 history is its own. Each export is itself an audit entry (who exported whose data).
+
+An entry another account made about the person (an ADMIN's change or export, another account's
+POST /logs) is exported without its IP address: that is the other account's, or one it chose.
+Failed logins against the account keep theirs (the system's own entries, reportedBy null).
 """
 
 import json
@@ -53,5 +57,7 @@ def _log_entries(user) -> tuple[list[SystemLog], bool]:
                                                             ensure_ascii=False, default=str).encode())
             if len(entries) == EXPORT_LOG_ENTRIES or size > EXPORT_LOG_BYTES:
                 return entries, True
+            if entry.reported_by_id not in (None, user.pk):
+                entry.ip_address = None  # (never saved) another account's request or choice: not this person's
             entries.append(entry)
     return entries, False

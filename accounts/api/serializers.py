@@ -148,7 +148,8 @@ class UserExportSerializer(serializers.Serializer):
     exportedAt = UtcDateTimeField()
     user = UserExportProfileSerializer()
     bookings = BookingResponseSerializer(many=True, help_text="Every booking the account made, any status, oldest first")
-    systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first")
+    systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first; "
+                                                   "`ipAddress` null on those another account made")
     systemLogTruncated = serializers.BooleanField(
         help_text="True when the log part holds only the newest entries (at most 10,000 and 8 MB: "
                   "accounts.export.EXPORT_LOG_ENTRIES, EXPORT_LOG_BYTES)")

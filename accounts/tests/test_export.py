@@ -158,3 +158,26 @@ def test_the_profile_holds_every_personal_field_of_the_account(person, client_fo
     assert (user["firstName"], user["lastName"]) == ("Dana", "Scully")
     assert user["createdAt"] == person.date_joined.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
     assert user["lastLogin"] == person.last_login.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_other_accounts_ip_addresses_are_not_in_the_export(person, admin, make_user, client_for):
+    """An ADMIN's change to the account, or an ADMIN's export of it, is recorded with the ADMIN's
+    address; another account's POST /logs naming the person with an address it chose. Neither
+    address is the person's to receive. Their own and the failed logins against them stay."""
+    client_for(admin).put(f"/api/v1/user/{person.pk}", {"roles": ["USER", "EVENT_ORGANIZER"]}, format="json",
+                          REMOTE_ADDR="198.51.100.7")
+    client_for(admin).get(f"/api/v1/user/{person.pk}/export", REMOTE_ADDR="198.51.100.7")
+    client_for(make_user(username="nosy")).post("/logs", {"eventType": "NOTE", "severity": "info", "message": "seen",
+                                                          "userId": str(person.pk), "ipAddress": "203.0.113.9"},
+                                                format="json")
+    client_for(person).put(f"/api/v1/user/{person.pk}", {"password": "An0ther-secret!", "currentPassword": "nope"},
+                           format="json", REMOTE_ADDR="192.0.2.44")
+
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    addresses = {entry["message"]: entry["ipAddress"] for entry in body["systemLog"]}
+    assert addresses == {"Failed password check": "192.0.2.44", "seen": None, "Personal data exported": None,
+                         "User roles changed": None, "Failed login attempt": "127.0.0.1",
+                         "Newsletter consent given": None}
+    assert "198.51.100.7" not in str(body) and "203.0.113.9" not in str(body)
+    by_admin = next(entry for entry in body["systemLog"] if entry["message"] == "User roles changed")
+    assert by_admin["reportedBy"] == str(admin.pk) and by_admin["additionalData"]["by"] == admin.pk
