@@ -33,13 +33,15 @@ LOG_ENTRY_FIELDS_BYTES = 400  # an entry's JSON besides its message and addition
 def user_export(*, user, actor, request=None) -> dict:
     """{exportedAt, user, bookings, systemLog, systemLogTruncated} of `user`, as model rows (the
     view shapes them), exported by `actor` (the user or an ADMIN)."""
+    bookings = list(booking_queryset().filter(user=user).order_by("booking_date", "id"))
     entries, truncated = _log_entries(user)
+    # Once everything is read: the entry says the data went out, so a failed read leaves none.
     system_log_create(event_type="USER", severity=Severity.INFO, message="Personal data exported", user_id=user.pk,
                       request=request, reported_by=actor, additional_data={"by": actor.pk})
     return {
         "exportedAt": timezone.now(),
         "user": user,
-        "bookings": booking_queryset().filter(user=user).order_by("booking_date", "id"),
+        "bookings": bookings,
         "systemLog": entries,
         "systemLogTruncated": truncated,
     }

@@ -181,3 +181,26 @@ def test_other_accounts_ip_addresses_are_not_in_the_export(person, admin, make_u
     assert "198.51.100.7" not in str(body) and "203.0.113.9" not in str(body)
     by_admin = next(entry for entry in body["systemLog"] if entry["message"] == "User roles changed")
     assert by_admin["reportedBy"] == str(admin.pk) and by_admin["additionalData"]["by"] == admin.pk
+
+
+def test_an_export_that_fails_is_not_recorded_as_made(person, admin, client_for, monkeypatch):
+    """The audit entry says the data went out: it is written once everything is read."""
+    from django.db import DatabaseError
+
+    from accounts import export
+
+    class Failing:
+        def filter(self, **kwargs):
+            return self
+
+        def order_by(self, *fields):
+            return self
+
+        def __iter__(self):
+            raise DatabaseError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(export, "booking_queryset", Failing)
+    client = client_for(admin)
+    client.raise_request_exception = False
+    assert client.get(f"/api/v1/user/{person.pk}/export").status_code == 500
+    assert not SystemLog.objects.filter(message="Personal data exported").exists()
