@@ -1,7 +1,9 @@
 """A person's data, in one JSON document (GET /api/v1/user/{id}/export): the right of access and
 to data portability (GDPR Art. 15 and 20). The account, every booking it ever made (any status,
 oldest first, in the booking API's own shape) and the system log's entries about it (failed
-logins, role and password changes …, newest first, in the core API's shape).
+logins, role and password changes …, newest first, in the core API's shape). Each part keeps its
+API's times (bookings local in TIME_ZONE without offset, the rest UTC with Z), so `timeZone`
+names the zone: a document read away from the API would otherwise not say.
 
 The log part is bounded (EXPORT_LOG_ENTRIES and EXPORT_LOG_BYTES, newest kept): any signed-in
 account may POST /logs naming any userId, so its length is not the person's to control; the
@@ -31,7 +33,7 @@ LOG_ENTRY_FIELDS_BYTES = 400  # an entry's JSON besides its message and addition
 
 
 def user_export(*, user, actor, request=None) -> dict:
-    """{exportedAt, user, bookings, systemLog, systemLogTruncated} of `user`, as model rows (the
+    """{exportedAt, timeZone, user, bookings, systemLog, systemLogTruncated} of `user`, as model rows (the
     view shapes them), exported by `actor` (the user or an ADMIN)."""
     bookings = list(booking_queryset().filter(user=user).order_by("booking_date", "id"))
     entries, truncated = _log_entries(user)
@@ -40,6 +42,7 @@ def user_export(*, user, actor, request=None) -> dict:
                       request=request, reported_by=actor, additional_data={"by": actor.pk})
     return {
         "exportedAt": timezone.now(),
+        "timeZone": timezone.get_default_timezone_name(),
         "user": user,
         "bookings": bookings,
         "systemLog": entries,

@@ -146,6 +146,9 @@ class UserExportSerializer(serializers.Serializer):
     """Everything the system holds about one person (accounts.export)."""
 
     exportedAt = UtcDateTimeField()
+    timeZone = StrictCharField(help_text="The IANA zone (TIME_ZONE) of the bookings' times, which are local and "
+                                         "without offset as everywhere in the booking API; every other time in "
+                                         "the document is UTC with Z")
     user = UserExportProfileSerializer()
     bookings = BookingResponseSerializer(many=True, help_text="Every booking the account made, any status, oldest first")
     systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first; "

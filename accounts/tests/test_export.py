@@ -1,6 +1,6 @@
 """GET /api/v1/user/{id}/export: everything the system holds about one person (accounts.export)."""
 
-from datetime import timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.test.utils import CaptureQueriesContext
@@ -204,3 +204,18 @@ def test_an_export_that_fails_is_not_recorded_as_made(person, admin, client_for,
     client.raise_request_exception = False
     assert client.get(f"/api/v1/user/{person.pk}/export").status_code == 500
     assert not SystemLog.objects.filter(message="Personal data exported").exists()
+
+
+def test_the_document_names_the_time_zone_of_its_booking_times(person, client_for, settings):
+    """Bookings keep the booking API's local times without offset, the log its UTC: a document
+    read outside the API says which zone the local ones are in."""
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = "America/New_York"
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    assert body["timeZone"] == "America/New_York"
+    booking = person.bookings.order_by("booking_date", "id").first()
+    first = body["bookings"][0]
+    assert "+" not in first["startTime"] and not first["startTime"].endswith("Z")
+    assert datetime.fromisoformat(first["startTime"]).replace(tzinfo=ZoneInfo(body["timeZone"])) == booking.start_time
+    assert body["systemLog"][0]["timestamp"].endswith("Z") and body["exportedAt"].endswith("Z")
