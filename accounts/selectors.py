@@ -49,5 +49,5 @@ def user_list(*, include_inactive: bool = False) -> QuerySet[User]:
     return qs.order_by("id")
 
 
-def user_get(*, user_id) -> User | None:
-    return user_list().filter(pk=user_id).first()
+def user_get(*, user_id, include_inactive: bool = False) -> User | None:
+    return user_list(include_inactive=include_inactive).filter(pk=user_id).first()

@@ -131,12 +131,28 @@ class CoreLoginResponseSerializer(serializers.Serializer):
     user = CoreUserSerializer()
 
 
+class UserExportProfileSerializer(UserResponseSerializer):
+    """UserResponse and the account's other personal fields (names are set in the admin)."""
+
+    firstName = StrictCharField(source="first_name", allow_blank=True)
+    lastName = StrictCharField(source="last_name", allow_blank=True)
+    createdAt = UtcDateTimeField(source="date_joined")
+    lastLogin = UtcDateTimeField(source="last_login", allow_null=True,
+                                 help_text="The last sign-in to the admin site (API logins do not set it)")
+    active = serializers.BooleanField(source="is_active", help_text="False: the account was deactivated")
+
+
 class UserExportSerializer(serializers.Serializer):
     """Everything the system holds about one person (accounts.export)."""
 
     exportedAt = UtcDateTimeField()
-    user = UserResponseSerializer()
+    timeZone = StrictCharField(help_text="The IANA zone (TIME_ZONE) of the bookings' times, which are local and "
+                                         "without offset as everywhere in the booking API; every other time in "
+                                         "the document is UTC with Z")
+    user = UserExportProfileSerializer()
     bookings = BookingResponseSerializer(many=True, help_text="Every booking the account made, any status, oldest first")
-    systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first")
+    systemLog = LogSerializer(many=True, help_text="System log entries about the account, newest first; "
+                                                   "`ipAddress` null on those another account made")
     systemLogTruncated = serializers.BooleanField(
-        help_text="True when the log part holds only the newest entries (accounts.export.EXPORT_LOG_ENTRIES)")
+        help_text="True when the log part holds only the newest entries (at most 10,000 and 8 MB: "
+                  "accounts.export.EXPORT_LOG_ENTRIES, EXPORT_LOG_BYTES)")

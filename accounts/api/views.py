@@ -138,11 +138,12 @@ class UserViewSet(viewsets.ViewSet):
             return []  # registration is public; a stale token must not block it
         return super().get_authenticators()
 
-    def _target(self, request, pk: int):
-        """Self or, for ADMIN, any active user; others are refused before any lookup."""
+    def _target(self, request, pk: int, *, include_inactive: bool = False):
+        """Self or, for ADMIN, any active user (`include_inactive`: or deactivated); others are
+        refused before any lookup."""
         if request.user.pk != pk and not request.user.is_admin:
             raise Forbidden()
-        user = selectors.user_get(user_id=pk)
+        user = selectors.user_get(user_id=pk, include_inactive=include_inactive)
         if user is None:
             raise NotFound("User not found")
         return user
@@ -206,13 +207,17 @@ class UserViewSet(viewsets.ViewSet):
                    description="Everything the system holds about the account, as one JSON document (GDPR access "
                                "and portability): the profile, every booking it made (any status, oldest first) "
                                "and the system log's entries about it (newest first; `systemLogTruncated` when only "
-                               "the newest 10,000 are included). Each export is recorded in the system log. Rate "
-                               "limited per account (`RATE_LIMIT_EXPORT`).",
+                               "the newest are included: at most 10,000 entries and 8 MB). An ADMIN may export a "
+                               "deactivated account too (`user.active` false): access requests often follow a "
+                               "closure. Each export is recorded in the system log. Rate limited per account "
+                               "(`RATE_LIMIT_EXPORT`).",
                    tags=["users"], parameters=[USER_ID],
                    responses={200: UserExportSerializer, **error_responses(401, 403, 404, 429)})
     @rate_limit(group="export", rate_setting="RATE_LIMIT_EXPORT", per="user")
     def export(self, request, pk=None):
-        data = user_export(user=self._target(request, pk), actor=request.user, request=request)
+        # (a deactivated account's own tokens no longer work: only an ADMIN reaches it)
+        user = self._target(request, pk, include_inactive=True)
+        data = user_export(user=user, actor=request.user, request=request)
         return Response(UserExportSerializer(data).data)
 
     @extend_schema(summary="The caller's profile",

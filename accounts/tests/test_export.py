@@ -1,6 +1,6 @@
 """GET /api/v1/user/{id}/export: everything the system holds about one person (accounts.export)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.test.utils import CaptureQueriesContext
@@ -40,7 +40,9 @@ def test_a_person_exports_their_own_data(person, client_for):
 
     assert response.status_code == 200
     body = response.json()
-    assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"]}
+    assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"],
+                            "firstName": "", "lastName": "", "createdAt": body["user"]["createdAt"],
+                            "lastLogin": None, "active": True}
     assert [b["itemName"] for b in body["bookings"]] == ["Class 0", "Class 1", "Class 2", "Dropped"]
     assert [b["status"] for b in body["bookings"]] == ["CONFIRMED"] * 3 + ["CANCELLED"]
     assert body["bookings"][0]["pricePaid"] == 12.5 and body["bookings"][0]["priceTier"] == "Std"
@@ -110,3 +112,110 @@ def test_exports_are_limited_per_account(person, client_for, settings):
     response = client.get(f"/api/v1/user/{person.pk}/export")
     assert_error(response, 429)
     assert int(response["Retry-After"]) > 0
+
+
+def test_the_log_part_is_bounded_in_bytes_too(person, client_for, monkeypatch):
+    """POST /logs accepts 10,000-character messages and 16 KB of additionalData: 10,000 such
+    entries naming one account made a 265 MB document (1.1 GB in the worker), at the export
+    limit's rate, for any account that floods its own id."""
+    import json
+
+    from accounts import export
+
+    monkeypatch.setattr(export, "EXPORT_LOG_BYTES", 100_000)
+    SystemLog.objects.bulk_create(SystemLog(timestamp=timezone.now() - timedelta(minutes=i), event_type="NOISE",
+                                            severity="info", message="m" * 10_000, user_id=str(person.pk),
+                                            additional_data={"note": "é" * 8_000}) for i in range(1, 21))
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    assert body["systemLogTruncated"] is True
+    assert 0 < len(body["systemLog"]) < 20
+    assert len(json.dumps(body["systemLog"], ensure_ascii=False).encode()) <= 100_000
+    assert [entry["message"] for entry in body["systemLog"]] == ["Failed login attempt"] + ["m" * 10_000] * (
+        len(body["systemLog"]) - 1)  # the newest kept
+
+
+def test_an_admin_exports_a_deactivated_account(person, admin, make_user, client_for):
+    """Access requests often come after an account was closed, and its history stays (contract §4)."""
+    client_for(admin).delete(f"/api/v1/user/{person.pk}")
+
+    response = client_for(admin).get(f"/api/v1/user/{person.pk}/export")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"]["id"] == person.pk and body["user"]["active"] is False
+    assert {b["status"] for b in body["bookings"]} == {"CANCELLED"}  # the future ones, cancelled on deactivation
+    assert "User deleted" in [entry["message"] for entry in body["systemLog"]]
+    assert_error(client_for(make_user()).get(f"/api/v1/user/{person.pk}/export"), 403)
+
+
+def test_the_profile_holds_every_personal_field_of_the_account(person, client_for):
+    """Names (set in the admin), when the account was made and when it last signed in to the admin
+    are the person's data too."""
+    person.first_name, person.last_name = "Dana", "Scully"
+    person.last_login = timezone.now() - timedelta(hours=3)
+    person.save()
+
+    user = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()["user"]
+    assert (user["firstName"], user["lastName"]) == ("Dana", "Scully")
+    assert user["createdAt"] == person.date_joined.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+    assert user["lastLogin"] == person.last_login.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_other_accounts_ip_addresses_are_not_in_the_export(person, admin, make_user, client_for):
+    """An ADMIN's change to the account, or an ADMIN's export of it, is recorded with the ADMIN's
+    address; another account's POST /logs naming the person with an address it chose. Neither
+    address is the person's to receive. Their own and the failed logins against them stay."""
+    client_for(admin).put(f"/api/v1/user/{person.pk}", {"roles": ["USER", "EVENT_ORGANIZER"]}, format="json",
+                          REMOTE_ADDR="198.51.100.7")
+    client_for(admin).get(f"/api/v1/user/{person.pk}/export", REMOTE_ADDR="198.51.100.7")
+    client_for(make_user(username="nosy")).post("/logs", {"eventType": "NOTE", "severity": "info", "message": "seen",
+                                                          "userId": str(person.pk), "ipAddress": "203.0.113.9"},
+                                                format="json")
+    client_for(person).put(f"/api/v1/user/{person.pk}", {"password": "An0ther-secret!", "currentPassword": "nope"},
+                           format="json", REMOTE_ADDR="192.0.2.44")
+
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    addresses = {entry["message"]: entry["ipAddress"] for entry in body["systemLog"]}
+    assert addresses == {"Failed password check": "192.0.2.44", "seen": None, "Personal data exported": None,
+                         "User roles changed": None, "Failed login attempt": "127.0.0.1",
+                         "Newsletter consent given": None}
+    assert "198.51.100.7" not in str(body) and "203.0.113.9" not in str(body)
+    by_admin = next(entry for entry in body["systemLog"] if entry["message"] == "User roles changed")
+    assert by_admin["reportedBy"] == str(admin.pk) and by_admin["additionalData"]["by"] == admin.pk
+
+
+def test_an_export_that_fails_is_not_recorded_as_made(person, admin, client_for, monkeypatch):
+    """The audit entry says the data went out: it is written once everything is read."""
+    from django.db import DatabaseError
+
+    from accounts import export
+
+    class Failing:
+        def filter(self, **kwargs):
+            return self
+
+        def order_by(self, *fields):
+            return self
+
+        def __iter__(self):
+            raise DatabaseError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(export, "booking_queryset", Failing)
+    client = client_for(admin)
+    client.raise_request_exception = False
+    assert client.get(f"/api/v1/user/{person.pk}/export").status_code == 500
+    assert not SystemLog.objects.filter(message="Personal data exported").exists()
+
+
+def test_the_document_names_the_time_zone_of_its_booking_times(person, client_for, settings):
+    """Bookings keep the booking API's local times without offset, the log its UTC: a document
+    read outside the API says which zone the local ones are in."""
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = "America/New_York"
+    body = client_for(person).get(f"/api/v1/user/{person.pk}/export").json()
+    assert body["timeZone"] == "America/New_York"
+    booking = person.bookings.order_by("booking_date", "id").first()
+    first = body["bookings"][0]
+    assert "+" not in first["startTime"] and not first["startTime"].endswith("Z")
+    assert datetime.fromisoformat(first["startTime"]).replace(tzinfo=ZoneInfo(body["timeZone"])) == booking.start_time
+    assert body["systemLog"][0]["timestamp"].endswith("Z") and body["exportedAt"].endswith("Z")
