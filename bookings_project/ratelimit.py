@@ -35,7 +35,12 @@ def _user_key(group, request):
     return f"user:{request.user.pk}"
 
 
-KEYS = {"ip": _ip_key, "user": _user_key}
+def _user_path_key(group, request):
+    return f"user:{request.user.pk}:{request.path}"
+
+
+# "user_path": per account and resource (an ADMIN exporting many accounts' data, one each).
+KEYS = {"ip": _ip_key, "user": _user_key, "user_path": _user_path_key}
 
 
 def rate_limit_hit(request, *, group: str, rate_setting: str, per: str = "ip") -> int | None:

@@ -239,7 +239,7 @@ RATE_LIMIT_REGISTER = env_rate("RATE_LIMIT_REGISTER", "5/m")
 RATE_LIMIT_REFRESH = env_rate("RATE_LIMIT_REFRESH", RATE_LIMIT_LOGIN)
 # Per account: entries one signed-in user may add through POST /logs.
 RATE_LIMIT_LOGS = env_rate("RATE_LIMIT_LOGS", "60/m")
-# Per account: GET /api/v1/user/{id}/export reads a whole history.
+# Per account and exported account: GET /api/v1/user/{id}/export reads a whole history.
 RATE_LIMIT_EXPORT = env_rate("RATE_LIMIT_EXPORT", "10/h")
 
 # --- Celery, outbox, email ------------------------------------------------------------------

@@ -209,11 +209,11 @@ class UserViewSet(viewsets.ViewSet):
                                "and the system log's entries about it (newest first; `systemLogTruncated` when only "
                                "the newest are included: at most 10,000 entries and 8 MB). An ADMIN may export a "
                                "deactivated account too (`user.active` false): access requests often follow a "
-                               "closure. Each export is recorded in the system log. Rate limited per account "
-                               "(`RATE_LIMIT_EXPORT`).",
+                               "closure. Each export is recorded in the system log. Rate limited per account and "
+                               "exported account (`RATE_LIMIT_EXPORT`).",
                    tags=["users"], parameters=[USER_ID],
                    responses={200: UserExportSerializer, **error_responses(401, 403, 404, 429)})
-    @rate_limit(group="export", rate_setting="RATE_LIMIT_EXPORT", per="user")
+    @rate_limit(group="export", rate_setting="RATE_LIMIT_EXPORT", per="user_path")
     def export(self, request, pk=None):
         # (a deactivated account's own tokens no longer work: only an ADMIN reaches it)
         user = self._target(request, pk, include_inactive=True)

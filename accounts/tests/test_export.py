@@ -219,3 +219,11 @@ def test_the_document_names_the_time_zone_of_its_booking_times(person, client_fo
     assert "+" not in first["startTime"] and not first["startTime"].endswith("Z")
     assert datetime.fromisoformat(first["startTime"]).replace(tzinfo=ZoneInfo(body["timeZone"])) == booking.start_time
     assert body["systemLog"][0]["timestamp"].endswith("Z") and body["exportedAt"].endswith("Z")
+
+
+def test_an_admin_answering_many_requests_is_limited_per_exported_account(person, make_user, admin, client_for, settings):
+    settings.RATE_LIMIT_EXPORT = "2/h"
+    client = client_for(admin)
+    others = [make_user() for _ in range(3)]
+    assert [client.get(f"/api/v1/user/{user.pk}/export").status_code for user in others] == [200, 200, 200]
+    assert [client.get(f"/api/v1/user/{person.pk}/export").status_code for _ in range(3)] == [200, 200, 429]
