@@ -133,6 +133,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "email")}),
         ("Personal info", {"fields": ("first_name", "last_name")}),
+        ("Emails", {"fields": ("booking_reminders",)}),
         ("Access (change with the actions on the user list)",
          {"fields": ("roles", "is_active", "is_staff", "is_superuser", "groups")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
@@ -172,7 +173,8 @@ class UserAdmin(DjangoUserAdmin):
         """Through the service (normalisation, uniqueness, logging, the row's lock)."""
         try:
             services.user_update(actor=request.user, user=obj, username=obj.username, email=obj.email,
-                                 first_name=obj.first_name, last_name=obj.last_name, request=request)
+                                 first_name=obj.first_name, last_name=obj.last_name,
+                                 booking_reminders=obj.booking_reminders, request=request)
         except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
             self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
 

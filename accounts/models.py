@@ -39,6 +39,8 @@ class User(AbstractUser):
     email = models.EmailField(max_length=254)
     # A set of Role values, stored sorted; superusers always hold ADMIN (see save()).
     roles = models.JSONField(default=list, blank=True)
+    # Whether the account gets reminder emails before its bookings start (reservations.reminders).
+    booking_reminders = models.BooleanField(default=True)
 
     objects = UserManager()
 

@@ -159,7 +159,8 @@ PASSWORD_CHECK_LIMIT = {"group": "password-check", "rate_setting": "RATE_LIMIT_L
 
 # What each kind of profile change writes (User.save derives is_staff from the roles).
 UPDATED_COLUMNS = {"username": ["username"], "email": ["email"], "roles": ["roles", "is_staff"],
-                   "password": ["password"], "first_name": ["first_name"], "last_name": ["last_name"]}
+                   "password": ["password"], "first_name": ["first_name"], "last_name": ["last_name"],
+                   "booking_reminders": ["booking_reminders"]}
 
 
 def user_update(
@@ -170,6 +171,7 @@ def user_update(
     email: str | None = None,
     first_name: str | None = None,
     last_name: str | None = None,
+    booking_reminders: bool | None = None,
     roles=None,
     password: str | None = None,
     current_password: str | None = None,
@@ -189,7 +191,7 @@ def user_update(
         retry_after = rate_limit_hit(request, **PASSWORD_CHECK_LIMIT)
         if retry_after is not None:
             raise RateLimited(f"Too many attempts: retry in {retry_after} s.", retry_after=retry_after)
-    names = {"first_name": first_name, "last_name": last_name}
+    names = {"first_name": first_name, "last_name": last_name, "booking_reminders": booking_reminders}
     try:
         return _user_update_locked(actor=actor, user=user, username=username, email=email, names=names,
                                    roles=roles, password=password, current_password=current_password,

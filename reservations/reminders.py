@@ -30,7 +30,8 @@ BATCH = 500  # bookings per transaction (one INSERT of their events)
 def booking_reminders_due(*, now: datetime):
     """CONFIRMED bookings whose reminder is due at `now` and not yet queued."""
     window = timedelta(hours=settings.BOOKING_REMINDER_HOURS)
-    return Booking.objects.filter(status=BookingStatus.CONFIRMED, reminded_at__isnull=True, start_time__gt=now,
+    return Booking.objects.filter(status=BookingStatus.CONFIRMED, reminded_at__isnull=True, user__booking_reminders=True,
+                                  start_time__gt=now,
                                   start_time__lte=now + window, booking_date__lte=F("start_time") - window)
 
 
@@ -62,9 +63,10 @@ def booking_reminders_enqueue(*, now: datetime | None = None) -> int:
 def booking_reminder_email_context(*, booking_id, revision) -> tuple[str, dict] | None:
     """(recipient, template context) of a queued reminder, made now; None when there is nothing
     to remind of any more: the booking is gone, no longer CONFIRMED, moved since it was queued
-    (its move notice went out; the new times get their own reminder) or already started."""
+    (its move notice went out; the new times get their own reminder), already started, or its
+    account turned reminders off since."""
     booking = Booking.objects.select_related("user", "item").filter(pk=booking_id).first()
     if (booking is None or booking.status != BookingStatus.CONFIRMED or booking.revision != revision
-            or booking.start_time <= timezone.now()):
+            or booking.start_time <= timezone.now() or not booking.user.booking_reminders):
         return None
     return booking.user.email, booking_event_payload(booking)

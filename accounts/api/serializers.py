@@ -54,6 +54,7 @@ class UserUpdateSerializer(serializers.Serializer):
     password = StrictCharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
     currentPassword = StrictCharField(max_length=128, required=False, write_only=True,
                                       trim_whitespace=False)
+    bookingReminders = serializers.BooleanField(required=False, help_text="Reminder emails before bookings start")
 
 
 class UserResponseSerializer(serializers.Serializer):
@@ -61,6 +62,8 @@ class UserResponseSerializer(serializers.Serializer):
     username = StrictCharField()
     email = serializers.EmailField()
     roles = serializers.ListField(child=ChoiceField(choices=ROLE_CHOICES), source="role_set")
+    bookingReminders = serializers.BooleanField(
+        source="booking_reminders", help_text="Whether the account gets reminder emails before its bookings start")
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

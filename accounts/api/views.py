@@ -188,7 +188,7 @@ class UserViewSet(viewsets.ViewSet):
         data = valid_data(UserUpdateSerializer, request.data)
         user = services.user_update(
             actor=request.user, user=user, username=data.get("username"), email=data.get("email"),
-            roles=data.get("roles"), password=data.get("password"),
+            roles=data.get("roles"), password=data.get("password"), booking_reminders=data.get("bookingReminders"),
             current_password=data.get("currentPassword"), request=request,
         )
         return Response(UserResponseSerializer(user).data)

@@ -42,7 +42,7 @@ def test_a_person_exports_their_own_data(person, client_for):
     body = response.json()
     assert body["user"] == {"id": person.pk, "username": "dana", "email": "dana@example.com", "roles": ["USER"],
                             "firstName": "", "lastName": "", "createdAt": body["user"]["createdAt"],
-                            "lastLogin": None, "active": True}
+                            "lastLogin": None, "active": True, "bookingReminders": True}
     assert [b["itemName"] for b in body["bookings"]] == ["Class 0", "Class 1", "Class 2", "Dropped"]
     assert [b["status"] for b in body["bookings"]] == ["CONFIRMED"] * 3 + ["CANCELLED"]
     assert body["bookings"][0]["pricePaid"] == 12.5 and body["bookings"][0]["priceTier"] == "Std"

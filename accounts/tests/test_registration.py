@@ -35,7 +35,8 @@ def test_booking_register_returns_user_response(api_client):
     assert response.status_code == 201
     body = response.json()
     user = User.objects.get(pk=body["id"])
-    assert body == {"id": user.pk, "username": "NewUser", "email": "new.user@example.com", "roles": ["USER"]}
+    assert body == {"id": user.pk, "username": "NewUser", "email": "new.user@example.com", "roles": ["USER"],
+                    "bookingReminders": True}
     assert user.check_password(PASSWORD) and user.is_active and not user.is_staff
     assert_no_secrets(response, PASSWORD)
 

@@ -8,7 +8,7 @@ def test_register_then_login_then_me(api_client):
                                                "password": "S3cure-pass!"}, format="json")
     assert created.status_code == 201
     assert created.json() == {"id": created.json()["id"], "username": "alice",
-                              "email": "alice@example.com", "roles": ["USER"]}
+                              "email": "alice@example.com", "roles": ["USER"], "bookingReminders": True}
     login = api_client.post("/api/v1/auth/login", {"username": "alice", "password": "S3cure-pass!"}, format="json")
     assert login.status_code == 200
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {login.json()['token']}")

@@ -68,7 +68,8 @@ def test_role_matrix(make_user, client_for, revoked_client_for, method, path, bo
 @pytest.mark.parametrize("actor", [USER, ORG, OP, ADMIN])
 def test_me_and_self_return_the_callers_profile(make_user, client_for, actor):
     caller = make_user(roles=[actor], username="caller", email="caller@example.com")
-    expected = {"id": caller.pk, "username": "caller", "email": "caller@example.com", "roles": [actor]}
+    expected = {"id": caller.pk, "username": "caller", "email": "caller@example.com", "roles": [actor],
+                "bookingReminders": True}
     client = client_for(caller)
     assert client.get("/api/v1/user/me").json() == expected
     assert client.get(f"/api/v1/user/{caller.pk}").json() == expected
@@ -136,7 +137,7 @@ def test_non_admin_sending_roles_for_themselves_gets_200_unchanged(make_user, cl
     )
     assert response.status_code == 200
     assert response.json() == {"id": caller.pk, "username": "updated_testuser",
-                               "email": "updated_test@example.com", "roles": [actor]}
+                               "email": "updated_test@example.com", "roles": [actor], "bookingReminders": True}
     caller.refresh_from_db()
     assert caller.roles == [actor] and not caller.is_superuser
     assert not SystemLog.objects.filter(message="User roles changed").exists()

@@ -57,7 +57,7 @@ def test_schema_shows_no_password_in_responses(schema):
             for response in operation.get("responses", {}).values():
                 assert "password" not in str(response.get("content", {})).lower()
     user = schema["components"]["schemas"]["UserResponse"]
-    assert set(user["properties"]) == {"id", "username", "email", "roles"}
+    assert set(user["properties"]) == {"id", "username", "email", "roles", "bookingReminders"}
 
 
 def test_swagger_ui_asks_no_external_validator(api_client):

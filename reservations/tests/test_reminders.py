@@ -206,3 +206,32 @@ def test_sweeps_at_once_remind_each_booking_once(organizer, make_user, monkeypat
     assert sum(results) == 30
     ids = [e.payload["bookingId"] for e in reminders()]
     assert len(ids) == 30 and len(set(ids)) == 30
+
+
+@pytest.mark.django_db(databases=ALL_DBS)
+def test_an_account_turns_reminders_off_and_on_through_the_api(organizer, make_user, client_for, smtp_server):
+    customer = make_user()
+    client = client_for(customer)
+    first = book(customer, starting_in(organizer, timedelta(hours=5)), booked_at=timezone.now() - WEEK_AGO)
+
+    response = client.put(f"/api/v1/user/{customer.pk}", {"bookingReminders": False}, format="json")
+    assert response.status_code == 200 and response.json()["bookingReminders"] is False
+    assert booking_reminders_enqueue() == 0
+    assert client.get("/api/v1/user/me").json()["bookingReminders"] is False
+
+    client.put(f"/api/v1/user/{customer.pk}", {"bookingReminders": True}, format="json")
+    assert booking_reminders_enqueue() == 1 and reminders()[0].payload["bookingId"] == first.pk
+
+
+@pytest.mark.django_db(databases=ALL_DBS)
+def test_a_reminder_queued_before_the_account_turned_them_off_is_not_sent(organizer, make_user, smtp_server):
+    from accounts.services import user_update
+
+    customer = make_user()
+    book(customer, starting_in(organizer, timedelta(hours=5)), booked_at=timezone.now() - WEEK_AGO)
+    assert booking_reminders_enqueue() == 1
+    user_update(actor=customer, user=customer, booking_reminders=False)
+
+    outbox_dispatch_until_empty()
+
+    assert [m for m in smtp_server.messages if m["message"]["X-Bookings-Event"] == "BOOKING_REMINDER"] == []
