@@ -36,7 +36,9 @@ def _user_key(group, request):
 
 
 def _user_path_key(group, request):
-    return f"user:{request.user.pk}:{request.path}"
+    # The route and its converted arguments, not the path's text: /user/05/export is user 5 too.
+    match = request.resolver_match
+    return f"user:{request.user.pk}:{match.view_name}:{sorted(match.kwargs.items())}"
 
 
 # "user_path": per account and resource (an ADMIN exporting many accounts' data, one each).

@@ -114,6 +114,15 @@ def test_exports_are_limited_per_account(person, client_for, settings):
     assert int(response["Retry-After"]) > 0
 
 
+def test_the_export_limit_counts_the_account_not_the_way_its_id_is_written(person, client_for, settings):
+    """The route takes /user/05/export as user 5: keyed by the path's text, each spelling of the id
+    was a fresh limit (unlimited exports)."""
+    settings.RATE_LIMIT_EXPORT = "2/h"
+    client = client_for(person)
+    codes = [client.get(f"/api/v1/user/{'0' * zeros}{person.pk}/export").status_code for zeros in range(3)]
+    assert codes == [200, 200, 429]
+
+
 def test_the_log_part_is_bounded_in_bytes_too(person, client_for, monkeypatch):
     """POST /logs accepts 10,000-character messages and 16 KB of additionalData: 10,000 such
     entries naming one account made a 265 MB document (1.1 GB in the worker), at the export
