@@ -358,17 +358,8 @@ def test_status_names_what_needs_an_operator_and_check_fails():
 
 
 @pytest.mark.django_db(databases=["default", "documents"])
-def test_status_with_the_database_down_says_so_and_nothing_else(monkeypatch):
-    from ops import health
-
-    real = health.database_ping
-
-    def ping(alias):
-        if alias == "default":
-            raise OperationalError("connection refused")
-        real(alias)
-
-    monkeypatch.setattr(health, "database_ping", ping)
+def test_status_with_the_database_down_says_so_and_nothing_else(broken_database):
+    broken_database("default")
     text, failed = _status("--check")
 
     assert text.splitlines()[0].startswith("dependencies") and "database DOWN · documents ok" in text

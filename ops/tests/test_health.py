@@ -42,24 +42,6 @@ def test_readyz_tells_when_outbox_events_wait_with_no_dispatcher_taking_them(api
     assert response.json()["checks"]["outbox"].startswith("behind: an event has been due for 30")
 
 
-@pytest.fixture
-def broken_database(monkeypatch):
-    """broken_database("documents"): that alias's check raises like an unreachable server;
-    it returns a function that brings it back."""
-    real = health.database_ping
-
-    def install(dead_alias):
-        def check(alias):
-            if alias == dead_alias:
-                raise OperationalError("connection refused")
-            real(alias)
-
-        monkeypatch.setattr(health, "database_ping", check)
-        return lambda: monkeypatch.setattr(health, "database_ping", real)
-
-    return install
-
-
 @pytest.mark.parametrize("alias, check", [("default", "database"), ("documents", "documents")])
 def test_readyz_is_503_naming_the_unreachable_database(api_client, broken_database, alias, check):
     broken_database(alias)

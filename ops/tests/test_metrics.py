@@ -197,18 +197,11 @@ def test_the_last_reconciliation_is_read_along_the_index_of_whole_type_runs(oper
             assert "job_whole_recon_done" in plan, plan
 
 
-def test_with_the_database_down_it_still_answers_saying_so(operator_client, monkeypatch):
+def test_with_the_database_down_it_still_answers_saying_so(operator_client, broken_database, monkeypatch):
     """A scrape that fails tells Prometheus only that the scrape failed; `up == 0` for the
     database is what an alert wants. (The caller's token was checked before the database went.)"""
     operator_client.get("/metrics")
-    real = health.database_ping
-
-    def ping(alias):
-        if alias == "default":
-            raise OperationalError("connection refused")
-        real(alias)
-
-    monkeypatch.setattr(health, "database_ping", ping)
+    broken_database("default")
     monkeypatch.setattr(metrics, "_outbox", lambda now: pytest.fail("read the outbox with the database down"))
     found = metrics.exposition(metrics.metrics_collect())
 
