@@ -101,7 +101,8 @@ def _send_booking_reminder(event: OutboxEvent, ctx: BatchContext) -> None:
     made = booking_reminder_email_context(booking_id=event.payload.get("bookingId"),
                                           revision=event.payload.get("revision"))
     if made is None:
-        logger.info("Booking reminder %s not sent: the booking was cancelled, moved or has started", event.id)
+        logger.info("Booking reminder %s not sent: the booking was cancelled, moved or has started, or its "
+                    "account turned reminders off", event.id)
         return
     recipient, context = made
     _deliver(event, ctx, recipient=recipient, context=context)

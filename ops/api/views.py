@@ -220,8 +220,8 @@ class MetricsView(MetadataInJSON, APIView):
         description="Prometheus text format 0.0.4, read from the databases when asked: outbox events PENDING "
                     "and DEAD and the age of the oldest due one, jobs queued/running/failed by type, when each "
                     "whole-type reconciliation last completed, and `bookings_dependency_up` per dependency (with "
-                    "the relational database down, only that). A scraper sends `Authorization: Bearer "
-                    "<METRICS_TOKEN>`. Errors are JSON.",
+                    "the relational database down, only that and `bookings_metrics_collect_seconds`). A scraper "
+                    "sends `Authorization: Bearer <METRICS_TOKEN>`. Errors are JSON.",
         responses={
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="Prometheus text exposition",
                                                  examples=[OpenApiExample("metrics", value=METRICS_EXAMPLE,
