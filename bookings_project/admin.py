@@ -13,7 +13,6 @@ messages), json_display and user_as_text (read-only fields).
 
 import json
 import logging
-import time
 from collections import defaultdict
 
 from django.apps import apps
@@ -130,13 +129,12 @@ class BookingsAdminSite(admin.AdminSite):
 
 
 def _system_status() -> dict:
-    from ops.metrics import metrics_collect
-    from ops.status import status_problems, status_rows
+    from ops.status import status_report
 
-    families, now = metrics_collect(), time.time()
-    problems = [{"text": problem.text, "url": f"{reverse('admin:' + problem.changelist)}?{problem.query}"
-                 if problem.changelist else ""} for problem in status_problems(families, now=now)]
-    return {"rows": status_rows(families, now=now), "problems": problems}
+    rows, problems = status_report()
+    return {"rows": rows, "problems": [
+        {"text": problem.text, "url": f"{reverse('admin:' + problem.changelist)}?{problem.query}"
+         if problem.changelist else ""} for problem in problems]}
 
 
 class BookingsAdminConfig(AdminConfig):

@@ -85,12 +85,8 @@ def _send_password_reset(event: OutboxEvent, ctx: BatchContext) -> None:
     no token, and no recipient of anyone's choosing."""
     from accounts.password_reset import password_reset_email_context
 
-    made = password_reset_email_context(user_id=event.payload.get("userId"))
-    if made is None:
-        logger.info("Password reset email %s not sent: the account is gone or inactive", event.id)
-        return
-    recipient, context = made
-    _deliver(event, ctx, recipient=recipient, context=context)
+    _deliver_made(event, ctx, password_reset_email_context(user_id=event.payload.get("userId")),
+                  unsent="the account is gone or inactive")
 
 
 def _send_booking_reminder(event: OutboxEvent, ctx: BatchContext) -> None:
@@ -98,11 +94,16 @@ def _send_booking_reminder(event: OutboxEvent, ctx: BatchContext) -> None:
     cancelled, moved or started since the reminder was queued."""
     from reservations.reminders import booking_reminder_email_context
 
-    made = booking_reminder_email_context(booking_id=event.payload.get("bookingId"),
-                                          revision=event.payload.get("revision"))
+    _deliver_made(event, ctx, booking_reminder_email_context(booking_id=event.payload.get("bookingId"),
+                                                             revision=event.payload.get("revision")),
+                  unsent="the booking was cancelled, moved or has started, or its account turned reminders off")
+
+
+def _deliver_made(event: OutboxEvent, ctx: BatchContext, made: tuple[str, dict] | None, *, unsent: str) -> None:
+    """Deliver an email made at send time — (recipient, context) — or, None, log why nothing
+    went out (the event is done with either way)."""
     if made is None:
-        logger.info("Booking reminder %s not sent: the booking was cancelled, moved or has started, or its "
-                    "account turned reminders off", event.id)
+        logger.info("%s %s not sent: %s", event.event_type, event.id, unsent)
         return
     recipient, context = made
     _deliver(event, ctx, recipient=recipient, context=context)

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .metrics import ENTITY_TYPES, OPEN_JOB_STATUSES, Family, sample
+from .metrics import ENTITY_TYPES, OPEN_JOB_STATUSES, Family, metrics_collect, sample
 from .models import JobStatus, JobType, OutboxStatus
 
 DELIVERY_STALLED_SECONDS = 120
@@ -99,3 +99,9 @@ def status_problems(families: list[Family], *, now: float | None = None) -> list
             problems.append(Problem(f"the last whole {entity_type} reconciliation completed {duration(now - last)} ago",
                                     *where))
     return problems
+
+
+def status_report() -> tuple[list[tuple[str, str]], list[Problem]]:
+    """status_rows and status_problems of the system now."""
+    families, now = metrics_collect(), time.time()
+    return status_rows(families, now=now), status_problems(families, now=now)

@@ -1,10 +1,7 @@
-from datetime import UTC, datetime
-
 from django.core.management.base import BaseCommand, CommandError
 
 from bookings_project.commands import database_errors_as_command_error
-from ops.metrics import metrics_collect
-from ops.status import status_problems, status_rows
+from ops.status import status_report
 
 
 class Command(BaseCommand):
@@ -17,12 +14,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, check=False, **options):
         with database_errors_as_command_error():
-            families = metrics_collect()
-        now = datetime.now(UTC).timestamp()
-        rows = status_rows(families, now=now)
+            rows, problems = status_report()
         width = max(len(label) for label, _ in rows)
         self.stdout.write("\n".join(f"{label:<{width}}  {text}" for label, text in rows) + "\n")
-        problems = status_problems(families, now=now)
         self.stdout.write("\n".join(f"needs an operator: {problem.text}" for problem in problems) if problems
                           else "nothing needs an operator")
         if check and problems:
