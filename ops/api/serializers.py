@@ -40,7 +40,9 @@ class LogSerializer(serializers.Serializer):
     ipAddress = StrictCharField(source="ip_address", allow_null=True)
     additionalData = serializers.DictField(source="additional_data")
     reportedBy = serializers.SerializerMethodField(
-        help_text="Id of the account that sent the entry through POST /logs (null: the system's own)")
+        help_text="Id of the account the entry comes from: the sender of POST /logs, or the account whose action "
+                  "it records (a role change, a deletion, a data export, a password check …); null: the system's own "
+                  "(a failed login, a registration)")
 
     def get_userId(self, obj) -> str | None:
         return obj.user_id or None
