@@ -25,6 +25,8 @@ SMTP_PROBE_KEY = "outbox:smtp-probe"
 # Waiting events with nothing left to send one probe may go through before it stops (each costs
 # two or three queries, no contact with the mail server).
 NOTHING_TO_SEND_PER_PROBE = 100
+# Waiting events a probe looks through for one that sends an email (a job lookup per job run).
+PROBE_CANDIDATES_LOOKED_AT = 200
 
 
 def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
@@ -60,7 +62,9 @@ def _probe_claim(waiting) -> OutboxEvent | None:
     (a full mailbox) does not keep the others DEAD. Only events that send an email can prove the
     server delivers: a reconciliation's JOB_RUN proves nothing."""
     candidates = waiting.filter(event_type__in=[*EMAIL_EVENT_TYPES, JOB_RUN]).order_by("next_attempt_at", "created_at")
-    for probe in candidates[:5]:
+    # However many reconciliation runs (which never send) wait ahead, the probe goes past them
+    # to an email (it looked at five only: six runs first, and no probe ever ran).
+    for probe in candidates[:PROBE_CANDIDATES_LOOKED_AT].iterator():
         if probe.event_type == JOB_RUN and not job_sends_email(probe.payload.get("jobId")):
             continue
         lease_end = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)

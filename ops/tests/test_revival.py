@@ -222,3 +222,23 @@ def test_events_with_nothing_left_to_send_do_not_hold_up_the_revival(smtp_server
     assert [m["message"]["To"] for m in smtp_server.messages] == ["e@example.com"]
     assert set(OutboxEvent.objects.filter(event_type=EventType.BOOKING_REMINDER).values_list("status", flat=True)) == {
         OutboxStatus.SENT}
+
+
+def test_reconciliation_runs_waiting_first_do_not_keep_a_notification_job_from_probing(smtp_server):
+    """Reconciliation runs never send an email, so they are passed over as probes; however many
+    of them wait ahead, the probe still reaches the notification job (it looked at five only,
+    and with six reconciliation runs first no probe ever ran: nothing revived on its own)."""
+    from ops.jobs import job_create_notification, job_create_reconciliation
+    from ops.revival import outbox_revive_after_outage
+
+    for _ in range(8):
+        job_create_reconciliation(entity_type="item")
+    notification = job_create_notification(recipient_email="n@example.com", subject="s", message="m")
+    OutboxEvent.objects.update(status=OutboxStatus.DEAD, retry_count=5, transient_failure=True,
+                               next_attempt_at=timezone.now() - timedelta(hours=1))
+    OutboxEvent.objects.filter(payload__jobId=str(notification.pk)).update(next_attempt_at=timezone.now())
+
+    waiting = OutboxEvent.objects.filter(status=OutboxStatus.DEAD).count()
+
+    assert outbox_revive_after_outage(probe_every=0) == waiting  # the job's email went out (its run SENT), the rest revived
+    assert [m["to"] for m in smtp_server.messages] == [["n@example.com"]]
