@@ -15,6 +15,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from . import health
+from .documents import ENTITY_TYPES as DOCUMENT_ENTITY_TYPES
 from .jobs import ENTITY_TYPES
 from .models import WHOLE_TYPE_RECONCILIATION_DONE, Job, JobStatus, JobType, OutboxEvent, OutboxStatus
 
@@ -24,6 +25,8 @@ PREFIX = "bookings_"
 DEPENDENCY_WAIT_SECONDS = 4.0
 # Jobs that are work still to do, or that need someone's attention (completed ones only grow).
 OPEN_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)
+# The entity types a whole reconciliation covers, in the order reported.
+RECONCILED_TYPES = sorted(DOCUMENT_ENTITY_TYPES)
 
 
 @dataclass
@@ -67,7 +70,7 @@ def _last_reconciliation() -> list[Family]:
     family = Family("reconciliation_last_completed_timestamp_seconds",
                     "When the latest whole-type reconciliation that completed had completed, in Unix time "
                     "(0: none yet). Beat starts one per type on RECONCILE_CRON.")
-    for entity_type in sorted(set(ENTITY_TYPES.values())):
+    for entity_type in RECONCILED_TYPES:
         names = [name for name, canonical in ENTITY_TYPES.items() if canonical == entity_type]
         # Latest completion first along the partial index of completed whole-type runs (two a night;
         # a failed run executed again days later completes after newer ones).
@@ -90,6 +93,12 @@ def metrics_collect() -> list[Family]:
     families.append(Family("metrics_collect_seconds", "Time taken to gather these metrics.",
                            [({}, time.perf_counter() - started)]))
     return families
+
+
+def dependency_states(families: list[Family]) -> list[tuple[str, bool]]:
+    """(dependency, answers) of the dependency_up family."""
+    [family] = [family for family in families if family.name == "dependency_up"]
+    return [(labels["dependency"], bool(up)) for labels, up in family.samples]
 
 
 def sample(families: list[Family], name: str, **labels) -> float | None:

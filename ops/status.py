@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .metrics import ENTITY_TYPES, OPEN_JOB_STATUSES, Family, metrics_collect, sample
+from .metrics import OPEN_JOB_STATUSES, RECONCILED_TYPES, Family, dependency_states, metrics_collect, sample
 from .models import JobStatus, JobType, OutboxStatus
 
 DELIVERY_STALLED_SECONDS = 120
@@ -40,10 +40,6 @@ def _when(timestamp: float, now: float) -> str:
     return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M} UTC ({duration(now - timestamp)} ago)"
 
 
-def _entity_types() -> list[str]:
-    return sorted(set(ENTITY_TYPES.values()))
-
-
 def _database_answered(families: list[Family]) -> bool:
     return sample(families, "outbox_events", status=OutboxStatus.PENDING) is not None
 
@@ -51,9 +47,7 @@ def _database_answered(families: list[Family]) -> bool:
 def status_rows(families: list[Family], *, now: float) -> list[tuple[str, str]]:
     """(label, text) lines: dependencies, then — when the database answered — outbox, jobs per
     type and the last whole reconciliations."""
-    [dependencies] = [family for family in families if family.name == "dependency_up"]
-    rows = [("dependencies", " · ".join(f"{labels['dependency']} {'ok' if up else 'DOWN'}"
-                                        for labels, up in dependencies.samples))]
+    rows = [("dependencies", " · ".join(f"{name} {'ok' if up else 'DOWN'}" for name, up in dependency_states(families)))]
     if not _database_answered(families):
         return rows
     due = sample(families, "outbox_due_events")
@@ -65,16 +59,14 @@ def status_rows(families: list[Family], *, now: float) -> list[tuple[str, str]]:
         for i, job_type in enumerate(JobType.values)]
     rows.append(("reconciliation", " · ".join(
         f"{entity_type} {_when(sample(families, 'reconciliation_last_completed_timestamp_seconds', entity_type=entity_type), now)}"
-        for entity_type in _entity_types())))
+        for entity_type in RECONCILED_TYPES)))
     return rows
 
 
-def status_problems(families: list[Family], *, now: float | None = None) -> list[Problem]:
+def status_problems(families: list[Family], *, now: float) -> list[Problem]:
     """What needs an operator: a dependency down, delivery stalled, DEAD events, failed jobs, a
     whole-type reconciliation overdue (or none completed yet)."""
-    now = time.time() if now is None else now
-    [dependencies] = [family for family in families if family.name == "dependency_up"]
-    problems = [Problem(f"{labels['dependency']} is not answering") for labels, up in dependencies.samples if not up]
+    problems = [Problem(f"{name} is not answering") for name, up in dependency_states(families) if not up]
     if not _database_answered(families):
         return problems  # (the relational database is down: nothing else could be read)
     waited = sample(families, "outbox_oldest_due_age_seconds")
@@ -89,7 +81,7 @@ def status_problems(families: list[Family], *, now: float | None = None) -> list
             problems.append(Problem(f"{failed:.0f} failed {job_type} job(s): the admin's execute action (or PUT "
                                     f"/jobs/{{jobId}}/execute) runs one again", "ops_job_changelist",
                                     f"type__exact={job_type}&status__exact={JobStatus.FAILED}"))
-    for entity_type in _entity_types():
+    for entity_type in RECONCILED_TYPES:
         last = sample(families, "reconciliation_last_completed_timestamp_seconds", entity_type=entity_type)
         where = ("ops_job_changelist", f"type__exact={JobType.RECONCILIATION}")
         if not last:

@@ -65,8 +65,7 @@ def booking_reminder_email_context(*, booking_id, revision) -> tuple[str, dict] 
     to remind of any more: the booking is gone, no longer CONFIRMED, moved since it was queued
     (its move notice went out; the new times get their own reminder), already started, or its
     account turned reminders off since."""
-    booking = Booking.objects.select_related("user", "item").filter(pk=booking_id).first()
-    if (booking is None or booking.status != BookingStatus.CONFIRMED or booking.revision != revision
-            or booking.start_time <= timezone.now() or not booking.user.booking_reminders):
-        return None
-    return booking.user.email, booking_event_payload(booking)
+    booking = Booking.objects.select_related("user", "item").filter(
+        pk=booking_id, status=BookingStatus.CONFIRMED, revision=revision, start_time__gt=timezone.now(),
+        user__booking_reminders=True).first()
+    return None if booking is None else (booking.user.email, booking_event_payload(booking))
