@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .health import OUTBOX_STALLED_SECONDS
 from .metrics import OPEN_JOB_STATUSES, RECONCILED_TYPES, Family, dependency_states, metrics_collect, sample
 from .models import JobStatus, JobType, OutboxStatus
 
-DELIVERY_STALLED_SECONDS = 120
 RECONCILIATION_OVERDUE_SECONDS = 2 * 86400
 
 
@@ -70,7 +70,7 @@ def status_problems(families: list[Family], *, now: float) -> list[Problem]:
     if not _database_answered(families):
         return problems  # (the relational database is down: nothing else could be read)
     waited = sample(families, "outbox_oldest_due_age_seconds")
-    if waited > DELIVERY_STALLED_SECONDS:
+    if waited > OUTBOX_STALLED_SECONDS:
         problems.append(Problem(f"outbox delivery stalled: an event has been due for {duration(waited)} (is a worker "
                                 f"running, and beat?)", "ops_outboxevent_changelist", "status__exact=PENDING"))
     if dead := sample(families, "outbox_events", status=OutboxStatus.DEAD):

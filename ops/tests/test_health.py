@@ -39,7 +39,29 @@ def test_readyz_tells_when_outbox_events_wait_with_no_dispatcher_taking_them(api
     response = api_client.get("/readyz")
 
     assert response.status_code == 200 and response.json()["status"] == "ok"
-    assert response.json()["checks"]["outbox"].startswith("behind: an event has been due for 30")
+    assert response.json()["checks"]["outbox"].startswith("stalled: an event has been due for 30")
+
+
+@pytest.mark.parametrize("waited, stalled", [(90, False), (150, True)])
+def test_readyz_and_status_call_delivery_stalled_at_the_same_wait(api_client, waited, stalled):
+    """One measurement, one threshold: the probe, `manage.py status` and the admin's index never
+    disagree about whether delivery has stalled."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ops.outbox import EventType, outbox_enqueue
+    from ops.models import OutboxEvent
+    from ops.status import status_report
+
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="a@example.com", payload={})
+    OutboxEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=waited))
+
+    probe_says = api_client.get("/readyz").json()["checks"]["outbox"]
+    _, problems = status_report()
+
+    assert probe_says.startswith("stalled") is stalled, probe_says
+    assert any("delivery stalled" in problem.text for problem in problems) is stalled, problems
 
 
 @pytest.mark.parametrize("alias, check", [("default", "database"), ("documents", "documents")])
