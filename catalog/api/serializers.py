@@ -118,7 +118,8 @@ class ItemFilterSerializer(TimeWindowQuerySerializer):
                                            help_text="true: only the caller's items (needs a token)")
     location = StrictCharField(required=False, max_length=255)
     category = StrictCharField(required=False, max_length=100)
-    q = StrictCharField(required=False, max_length=200, help_text="Words in name or description")
+    q = StrictCharField(required=False, max_length=200, help_text="Words, each found in the name or the description "
+                                                                           "(any order, case-insensitive)")
 
 
 class AvailabilitySerializer(serializers.Serializer):

@@ -168,6 +168,10 @@ class TestFilters:
         assert ids("?location=berl") == [a.pk]
         assert ids("?category=tech") == [a.pk]
         assert ids("?q=PYTHON") == [a.pk, b.pk]
+        # `q` is words, each in the name or the description, in any order (not one phrase)
+        assert ids("?q=basics%20python") == [a.pk]
+        assert ids("?q=python%20%20yoga") == [b.pk]
+        assert ids("?q=python%20paris") == []
         assert ids(f"?from={local_iso(FUTURE + timedelta(days=5))}") == [b.pk]
         # `from` keeps an item still running at that moment (it overlaps [from, …)): end_time > from
         assert ids(f"?from={local_iso(FUTURE + timedelta(hours=1))}") == [a.pk, b.pk]
