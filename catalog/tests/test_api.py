@@ -92,6 +92,13 @@ class TestValidation:
         ({"startTime": "tomorrow"}, "startTime"),
         ({"startTime": 12345}, "startTime"),
         ({"isPrivate": "maybe"}, "isPrivate"),
+        # numbers and booleans are JSON numbers and booleans, as text fields take strings only
+        ({"capacity": "50"}, "capacity"),
+        ({"isPrivate": "yes"}, "isPrivate"),
+        ({"isPrivate": 1}, "isPrivate"),
+        ({"priceTiers": [{"tier": "A", "price": "49.99", "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": True, "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": 1, "maxCapacity": "50"}]}, "priceTiers.0.maxCapacity"),
         ({"tags": "java"}, "tags"),
         ({"priceTiers": "cheap"}, "priceTiers"),
         ({"priceTiers": [{"tier": "A", "price": -1, "maxCapacity": 50}]}, "priceTiers.0.price"),
