@@ -63,7 +63,7 @@ def _unknown_fields(serializer, data, path=""):
             yield from _unknown_fields(field, value, f"{path}{name}.")
 
 
-_WHOLE_NUMBER = re.compile(r"-?\d+")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits: \d also matches ١ and ２, which int() reads
 
 
 def _query_value_problem(field, values: list[str]) -> str | None:

@@ -124,7 +124,9 @@ class TestValidation:
 
     @pytest.mark.parametrize("query", ["organizerId=abc", "organizerId=-1", "from=yesterday", "to=2031-02-30",
                                        "onlyMyItems=perhaps", "page=0", "pageSize=1000",
-                                       "organizerId=999999999999999999999999"])
+                                       "organizerId=999999999999999999999999",
+                                       # digits of other scripts (Arabic-Indic ١, full-width ２): not an integer
+                                       "organizerId=%D9%A1", "page=%EF%BC%92", "pageSize=%EF%BC%95"])
     def test_bad_filters_are_400(self, client_for, query):
         response = client_for().get(f"/api/v1/items?{query}")
         assert response.status_code == 400 and response.json()["fields"]
