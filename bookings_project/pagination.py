@@ -75,11 +75,13 @@ def add_paging_headers(response, request, *, total: int, page: int, size: int):
     last = max(1, -(-total // size))
     links = []
     base = request.build_absolute_uri(request.path)
-    params = {k: v for k, v in request.query_params.items()}
+    # Every value of a repeated filter (`?status=CONFIRMED&status=PENDING`): `.items()` keeps
+    # only the last one, so the links led to pages of another, narrower list.
+    params = {k: v for k, v in request.query_params.lists() if k not in ("page", "pageSize")}
     for rel, number in (("first", 1), ("prev", page - 1), ("next", page + 1), ("last", last)):
         if 1 <= number <= last and not (rel == "prev" and page == 1) and not (rel == "next" and page >= last):
-            params.update(page=number, pageSize=size)
-            links.append(f'<{base}?{urlencode(params)}>; rel="{rel}"')
+            query = urlencode({**params, "page": number, "pageSize": size}, doseq=True)
+            links.append(f'<{base}?{query}>; rel="{rel}"')
     if links:
         response["Link"] = ", ".join(links)
     return response

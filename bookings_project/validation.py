@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from itertools import islice
 
 from django.http import QueryDict
@@ -62,7 +63,7 @@ def _unknown_fields(serializer, data, path=""):
             yield from _unknown_fields(field, value, f"{path}{name}.")
 
 
-_WHOLE_NUMBER = re.compile(r"-?\d+")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits: \d also matches ١ and ２, which int() reads
 
 
 def _query_value_problem(field, values: list[str]) -> str | None:
@@ -100,6 +101,31 @@ class _StringOnly:
 
 class StrictCharField(_StringOnly, serializers.CharField):
     pass
+
+
+# Request bodies only (a query string's values are all text): numbers and booleans are JSON
+# numbers and booleans, as texts are JSON strings. DRF reads "50" as 50 and "yes" or 1 as
+# true, accepting a body the schema calls invalid (a client's bug passed silently).
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictDecimalField(serializers.DecimalField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float, Decimal)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class StrictRegexField(_StringOnly, serializers.RegexField):

@@ -69,8 +69,8 @@ def item_list(*, actor, filters: ItemFilters = ItemFilters()) -> QuerySet[Bookab
         qs = qs.filter(location__icontains=filters.location)
     if filters.category:
         qs = qs.filter(category__iexact=filters.category)
-    if filters.q:
-        qs = qs.filter(Q(name__icontains=filters.q) | Q(description__icontains=filters.q))
+    for word in dict.fromkeys((filters.q or "").split()):  # every word, in the name or the description
+        qs = qs.filter(Q(name__icontains=word) | Q(description__icontains=word))
     return qs.order_by("start_time", "id")
 
 

@@ -173,15 +173,28 @@ def recommendation_candidates(*, user, now: datetime, history: list[ItemFeatures
     order = ("-sold", "start_time", "id") if popular else ("start_time", "id")
     found = _feature_rows(base.order_by(*order), cap=cap)
     if history:
-        categories = {c.casefold() for c in (h.category for h in history) if c}
-        locations = {loc.casefold() for loc in (h.location for h in history) if loc}
+        categories = _match_keys(h.category for h in history)
+        locations = _match_keys(h.location for h in history)
         matching = (base.annotate(category_key=Lower("category"), location_key=Lower("location"))
-                    .filter(Q(organizer_id__in={h.organizer_id for h in history}) | Q(category_key__in=categories)
-                            | Q(location_key__in=locations))
+                    .filter(Q(organizer_id__in={h.organizer_id for h in history})
+                            | Q(category__in=categories) | Q(category_key__in=categories)
+                            | Q(location__in=locations) | Q(location_key__in=locations))
                     .order_by("start_time", "id"))
         seen = {item.id for item in found}
         found += [item for item in _feature_rows(matching, cap=MATCH_CAP) if item.id not in seen]
     return found
+
+
+def _match_keys(values) -> set[str]:
+    """The texts a candidate's category or location may equal, as stored or as the database's
+    lower() gives it, to share the profile's value as the scores see it (casefolded, spaces
+    collapsed): each value as it is, lower-cased and casefolded (which differ: "ß" casefolds to
+    "ss"; SQLite's lower() folds ASCII only, so an equal stored text is matched as it is)."""
+    keys = set()
+    for value in filter(None, values):
+        collapsed = " ".join(value.split())
+        keys |= {value, value.lower(), value.casefold(), collapsed.lower(), collapsed.casefold()}
+    return keys
 
 
 def recommended_items(*, user, limit: int, now: datetime | None = None) -> list[BookableItem]:

@@ -2,7 +2,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
-from bookings_project.validation import ChoiceField, StrictCharField
+from bookings_project.validation import ChoiceField, StrictBooleanField, StrictCharField
 from ops.api.serializers import LogSerializer
 from reservations.api.serializers import BookingResponseSerializer
 
@@ -54,7 +54,7 @@ class UserUpdateSerializer(serializers.Serializer):
     password = StrictCharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
     currentPassword = StrictCharField(max_length=128, required=False, write_only=True,
                                       trim_whitespace=False)
-    bookingReminders = serializers.BooleanField(required=False, help_text="Reminder emails before bookings start")
+    bookingReminders = StrictBooleanField(required=False, help_text="Reminder emails before bookings start")
 
 
 class UserResponseSerializer(serializers.Serializer):

@@ -193,7 +193,9 @@ def test_superuser_is_always_admin(make_user, client_for):
 
 
 @pytest.mark.parametrize("body, field", [({"roles": ["KING"]}, "roles.0"), ({"email": "nope"}, "email"),
-                                         ({"username": "has space"}, "username")])
+                                         ({"username": "has space"}, "username"),
+                                         ({"bookingReminders": "no"}, "bookingReminders"),
+                                         ({"bookingReminders": 0}, "bookingReminders")])
 def test_invalid_update_is_400(make_user, client_for, body, field):
     admin = make_user(roles=[ADMIN])
     target = make_user()

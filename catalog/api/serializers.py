@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from bookings_project.datetimes import LocalDateTimeField
 from bookings_project.text import validate_plain_text, validate_single_line
-from bookings_project.validation import StrictCharField
+from bookings_project.validation import StrictBooleanField, StrictCharField, StrictDecimalField, StrictIntegerField
 
 MAX_CAPACITY = 1_000_000
 MAX_PRICE = Decimal("99999999.99")
@@ -17,8 +17,8 @@ MONEY = {"max_digits": 10, "decimal_places": 2}
 
 class PriceTierSerializer(serializers.Serializer):
     tier = StrictCharField(source="name", max_length=100, validators=[validate_single_line])
-    price = serializers.DecimalField(**MONEY, min_value=Decimal("0"), max_value=MAX_PRICE)
-    maxCapacity = serializers.IntegerField(source="max_capacity", min_value=1, max_value=MAX_CAPACITY)
+    price = StrictDecimalField(**MONEY, min_value=Decimal("0"), max_value=MAX_PRICE)
+    maxCapacity = StrictIntegerField(source="max_capacity", min_value=1, max_value=MAX_CAPACITY)
 
 
 # Named without "Request": the schema adds that suffix to request bodies ("BookingRequestRequest" otherwise).
@@ -31,8 +31,8 @@ class ItemRequestSerializer(serializers.Serializer):
     endTime = LocalDateTimeField(source="end_time")
     location = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False, default="",
                                validators=[validate_single_line], help_text="null: empty")
-    capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
-    isPrivate = serializers.BooleanField(source="is_private", required=False, default=False)
+    capacity = StrictIntegerField(min_value=1, max_value=MAX_CAPACITY)
+    isPrivate = StrictBooleanField(source="is_private", required=False, default=False)
     # The list may be null, its elements not (many=True would pass allow_null down to them).
     priceTiers = serializers.ListSerializer(child=PriceTierSerializer(), source="price_tiers", required=False,
                                             allow_null=True, max_length=50,
@@ -118,7 +118,8 @@ class ItemFilterSerializer(TimeWindowQuerySerializer):
                                            help_text="true: only the caller's items (needs a token)")
     location = StrictCharField(required=False, max_length=255)
     category = StrictCharField(required=False, max_length=100)
-    q = StrictCharField(required=False, max_length=200, help_text="Words in name or description")
+    q = StrictCharField(required=False, max_length=200, help_text="Words, each found in the name or the description "
+                                                                           "(any order, case-insensitive)")
 
 
 class AvailabilitySerializer(serializers.Serializer):

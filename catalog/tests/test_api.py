@@ -92,6 +92,13 @@ class TestValidation:
         ({"startTime": "tomorrow"}, "startTime"),
         ({"startTime": 12345}, "startTime"),
         ({"isPrivate": "maybe"}, "isPrivate"),
+        # numbers and booleans are JSON numbers and booleans, as text fields take strings only
+        ({"capacity": "50"}, "capacity"),
+        ({"isPrivate": "yes"}, "isPrivate"),
+        ({"isPrivate": 1}, "isPrivate"),
+        ({"priceTiers": [{"tier": "A", "price": "49.99", "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": True, "maxCapacity": 50}]}, "priceTiers.0.price"),
+        ({"priceTiers": [{"tier": "A", "price": 1, "maxCapacity": "50"}]}, "priceTiers.0.maxCapacity"),
         ({"tags": "java"}, "tags"),
         ({"priceTiers": "cheap"}, "priceTiers"),
         ({"priceTiers": [{"tier": "A", "price": -1, "maxCapacity": 50}]}, "priceTiers.0.price"),
@@ -117,7 +124,9 @@ class TestValidation:
 
     @pytest.mark.parametrize("query", ["organizerId=abc", "organizerId=-1", "from=yesterday", "to=2031-02-30",
                                        "onlyMyItems=perhaps", "page=0", "pageSize=1000",
-                                       "organizerId=999999999999999999999999"])
+                                       "organizerId=999999999999999999999999",
+                                       # digits of other scripts (Arabic-Indic ١, full-width ２): not an integer
+                                       "organizerId=%D9%A1", "page=%EF%BC%92", "pageSize=%EF%BC%95"])
     def test_bad_filters_are_400(self, client_for, query):
         response = client_for().get(f"/api/v1/items?{query}")
         assert response.status_code == 400 and response.json()["fields"]
@@ -168,6 +177,10 @@ class TestFilters:
         assert ids("?location=berl") == [a.pk]
         assert ids("?category=tech") == [a.pk]
         assert ids("?q=PYTHON") == [a.pk, b.pk]
+        # `q` is words, each in the name or the description, in any order (not one phrase)
+        assert ids("?q=basics%20python") == [a.pk]
+        assert ids("?q=python%20%20yoga") == [b.pk]
+        assert ids("?q=python%20paris") == []
         assert ids(f"?from={local_iso(FUTURE + timedelta(days=5))}") == [b.pk]
         # `from` keeps an item still running at that moment (it overlaps [from, …)): end_time > from
         assert ids(f"?from={local_iso(FUTURE + timedelta(hours=1))}") == [a.pk, b.pk]

@@ -272,6 +272,24 @@ def test_a_match_by_category_or_location_alone_is_scored_however_many_items_star
     assert names(client_for(customer).get(URL))[0] == "Match"
 
 
+@pytest.mark.parametrize(("field", "booked", "candidate"), [
+    ("location", "Großer Saal", "Großer Saal"), ("location", "Großer Saal", "GROSSER SAAL"),
+    ("category", "Straßenfest", "Straßenfest"), ("location", "Room  A", "room a")])
+def test_a_match_whose_text_lower_and_casefold_disagree_on_is_still_found(
+        customer, client_for, organizer, other_organizer, make_user, monkeypatch, field, booked, candidate):
+    """The scores compare casefolded, whitespace-collapsed texts ("ß" folds to "ss"); the
+    matching query must find what they would score, not only what the database's lower() equals."""
+    from reporting import selectors
+
+    monkeypatch.setattr(selectors, "CANDIDATE_CAP", 5)
+    book(customer, item_at(organizer, 0, name="Fest", **{field: booked}))
+    for n in range(8):
+        item_at(other_organizer, 1 + n, name=f"Filler {n}", category="Other", location="Elsewhere")
+    item_at(make_user(roles=["EVENT_ORGANIZER"]), 30, name="Match", **{field: candidate})
+
+    assert names(client_for(customer).get(URL))[0] == "Match"
+
+
 def test_only_the_head_of_a_long_description_is_read(customer, client_for, organizer):
     from reporting.selectors import TEXT_CHARS, recommendation_candidates
     from django.utils import timezone

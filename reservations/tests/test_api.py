@@ -456,6 +456,15 @@ class TestBookingListFilters:
         cancelled = client.get(f"/api/v1/bookings/items/{items[1].pk}?status=CANCELLED").json()
         assert [b["id"] for b in cancelled] == [ids[1]]
 
+    def test_paging_links_keep_every_value_of_a_repeated_filter(self, client_for, customer, mine):
+        client = client_for(customer)
+        first = client.get("/api/v1/bookings/me?status=CANCELLED&status=CONFIRMED&page=1&pageSize=2")
+        assert first["X-Total-Count"] == "3"
+        next_url = next(link.split(">")[0].lstrip("<") for link in first["Link"].split(", ") if 'rel="next"' in link)
+        second = client.get(next_url)  # the same list's next page, not a page of another list
+        assert second["X-Total-Count"] == "3"
+        assert len(second.json()) == 1 and not {b["id"] for b in second.json()} & {b["id"] for b in first.json()}
+
     @pytest.mark.parametrize("query, field", [("status=DONE", "status"), ("status=", "status"),
                                               ("from=yesterday", "from"), ("from=2031-09-16T12:00:00&to=2031-09-16T10:00:00", "to")])
     def test_a_bad_filter_is_400_naming_it(self, client_for, customer, mine, query, field):
