@@ -522,3 +522,21 @@ def test_a_blank_category_is_stored_as_none_on_update_as_on_create(client_for, o
     cleared = client_for(organizer).put(f"/api/v1/items/{created['id']}", {"category": ""}, format="json")
     assert cleared.json()["category"] is None
     assert BookableItem.objects.get(pk=created["id"]).category is None
+
+
+def test_a_deactivated_organizers_items_stay_listed_bookable_and_managed_by_admins(
+        client_for, organizer, customer, admin, make_user):
+    """DECISIONS: deactivation ends a person's access, not the events they set up."""
+    item = make_item(organizer, capacity=5)
+    held = booking_create(user=customer, item_id=item.pk)
+    assert client_for(admin).delete(f"/api/v1/user/{organizer.pk}").status_code == 204
+
+    assert client_for(organizer).get("/api/v1/items").status_code == 401  # the person is out
+    assert [row["id"] for row in client_for().get("/api/v1/items").json()] == [item.pk]
+    booked = client_for(make_user(username="late_booker")).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+    assert booked.status_code == 201, booked.json()
+    held.refresh_from_db()
+    assert held.status == "CONFIRMED"
+    renamed = client_for(admin).put(f"/api/v1/items/{item.pk}", item_payload(capacity=5, priceTiers=[], name="Taken over"),
+                                    format="json")
+    assert renamed.status_code == 200 and renamed.json()["organizerId"] == organizer.pk, renamed.json()
