@@ -75,11 +75,12 @@ def add_paging_headers(response, request, *, total: int, page: int, size: int):
     last = max(1, -(-total // size))
     links = []
     base = request.build_absolute_uri(request.path)
-    params = {k: v for k, v in request.query_params.items()}
+    # Every value of a repeated parameter (`status=CONFIRMED&status=PENDING`): items() keeps the last only.
+    params = dict(request.query_params.lists())
     for rel, number in (("first", 1), ("prev", page - 1), ("next", page + 1), ("last", last)):
         if 1 <= number <= last and not (rel == "prev" and page == 1) and not (rel == "next" and page >= last):
-            params.update(page=number, pageSize=size)
-            links.append(f'<{base}?{urlencode(params)}>; rel="{rel}"')
+            params.update(page=[number], pageSize=[size])
+            links.append(f'<{base}?{urlencode(params, doseq=True)}>; rel="{rel}"')
     if links:
         response["Link"] = ", ".join(links)
     return response
