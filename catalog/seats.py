@@ -86,6 +86,14 @@ def item_seat_release(*, item_id, tier_id=None) -> None:
         PriceTier.objects.filter(pk=tier_id, sold__gt=0).update(sold=F("sold") - 1)
 
 
+def item_seats_release_all(*, item_id) -> None:
+    """Every active booking of the item was just cancelled (an item deleted): it and its tiers
+    hold no seat. The caller's transaction holds the item row lock."""
+    catalog_changed()
+    BookableItem.objects.filter(pk=item_id).update(sold=0)
+    PriceTier.objects.filter(item_id=item_id).update(sold=0)
+
+
 def item_lock(*, item_id) -> None:
     """Take the item row lock first, so cancellations follow the project's lock order. NO KEY
     UPDATE: compatible with the KEY SHARE lock a concurrent booking's INSERT holds on the item

@@ -29,9 +29,10 @@ from catalog.exceptions import ItemBusy
 from catalog.locking import contention_guard
 from catalog.models import BookableItem
 from catalog.selectors import item_can_manage, item_get_for_booking
-from catalog.seats import item_lock, item_seat_claim, item_seat_release, item_tier_offer, seat_claim_refused
+from catalog.seats import (item_lock, item_seat_claim, item_seat_release, item_seats_release_all, item_tier_offer,
+                           seat_claim_refused)
 from ops.models import OutboxEvent
-from ops.outbox import EventType, document_sync_event, outbox_enqueue_many, outbox_event
+from ops.outbox import ITEM_BOOKINGS, EventType, document_sync_event, outbox_enqueue_many, outbox_event
 
 from .conflicts import transition_allowed
 from .exceptions import (BookingKeyReused, BookingLimitReached, BookingNotFound, BookingOutcomeUnknown,
@@ -329,9 +330,31 @@ def booking_cancel_future_for_user(*, user) -> int:
     return _cancel_all(booking_upcoming(user=user))
 
 
+CANCEL_CHUNK = 500  # bookings per UPDATE, and per INSERT of their emails, when an item goes
+
+
 def booking_cancel_for_item(*, item: BookableItem) -> int:
-    """Item deleted: its active bookings are cancelled with notifications."""
-    return _cancel_all(Booking.objects.filter(item=item))
+    """Item deleted: its active bookings are cancelled with notifications, in statements of a
+    bounded size however many there are (a transition per booking ran nine statements each:
+    3,000 bookings took 41 s on PostgreSQL, with the item locked). The caller holds the item's
+    lock, which every transition takes before a booking's (_lock_booking) and which refuses new
+    seat claims, so none of these bookings can change meanwhile; once all its active bookings
+    are cancelled, the item and its tiers hold no seat."""
+    ids = list(Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES).order_by("pk")
+               .values_list("pk", flat=True))
+    now = timezone.now()
+    for chunk in (ids[start:start + CANCEL_CHUNK] for start in range(0, len(ids), CANCEL_CHUNK)):
+        # (a new revision, as _TARGET_RULES gives a cancellation: it outranks every invitation before it)
+        Booking.objects.filter(pk__in=chunk).update(status=BookingStatus.CANCELLED, revision=F("revision") + 1,
+                                                    updated_at=now)
+        outbox_enqueue_many([
+            outbox_event(event_type=EventType.BOOKING_CANCELLED, recipient_email=booking.user.email,
+                         payload=booking_event_payload(booking))
+            for booking in Booking.objects.filter(pk__in=chunk).select_related("user", "item").order_by("pk")])
+    if ids:
+        item_seats_release_all(item_id=item.pk)
+        outbox_enqueue_many([document_sync_event((ITEM_BOOKINGS, item.pk), ("item", item.pk))])
+    return len(ids)
 
 
 def booking_times_follow_item(*, item: BookableItem) -> int:

@@ -461,3 +461,87 @@ def test_an_item_moved_onto_a_bookers_new_booking_at_once_never_leaves_two_overl
         assert len(confirmed) == 1 or confirmed[0].end_time <= confirmed[1].start_time
         for item in (x, y):
             _counters_match_bookings(item)
+
+
+def test_an_item_deleted_while_its_bookers_cancel_cancels_each_booking_once(make_user, organizer):
+    """The bulk cancellation of a deleted item (booking_cancel_for_item) racing its bookers' own
+    cancellations and newcomers' bookings: each booking is cancelled once, with one email, and
+    no seat is held by the deleted item."""
+    from catalog.exceptions import ItemNotFound
+    from catalog.services import item_delete
+    from reservations.exceptions import InvalidStatusTransition
+    from reservations.services import booking_cancel
+
+    for round_ in range(4):
+        item = make_item(organizer, name=f"Deleted {round_}", capacity=6, tiers=[("A", "10.00", 2), ("B", "20.00", 4)])
+        holders = [make_user() for _ in range(3)]
+        held = [booking_create(user=u, item_id=item.pk) for u in holders]
+        newcomers = [make_user() for _ in range(3)]
+
+        results = race([lambda: item_delete(actor=organizer, item_id=item.pk)]
+                       + [lambda u=u, b=b: booking_cancel(actor=u, booking_id=b.pk) for u, b in zip(holders, held)]
+                       + [lambda u=u: booking_create(user=u, item_id=item.pk) for u in newcomers])
+
+        assert isinstance(results[0], BookableItem), results[0]
+        assert all(isinstance(r, (Booking, InvalidStatusTransition)) for r in results[1:4]), results
+        assert all(isinstance(r, (Booking, ItemNotFound)) for r in results[4:]), results
+        made = list(Booking.objects.filter(item=item).values_list("pk", flat=True))
+        assert set(Booking.objects.filter(item=item).values_list("status", flat=True)) == {BookingStatus.CANCELLED}
+        assert _cancellation_emails(made) == Counter({pk: 1 for pk in made})
+        _counters_match_bookings(item)
+        assert BookableItem.objects.get(pk=item.pk).sold == 0
+
+
+def test_a_confirmation_racing_two_cancellations_one_wins(make_user, organizer, admin):
+    """A PENDING booking: its organizer confirms it while its owner cancels it and an ADMIN
+    cancels it through /status. Whichever order they run in, the booking ends CANCELLED by
+    exactly one of the two cancellations (the confirmation wins only if it runs first), the
+    seat is given back once and the booker is emailed once for each move that happened."""
+    from ops.models import OutboxEvent
+    from reservations.exceptions import InvalidStatusTransition
+    from reservations.services import booking_cancel, booking_set_status
+
+    for round_ in range(4):
+        item = make_item(organizer, name=f"Pending {round_}", capacity=5, tiers=[("A", "10.00", 5)])
+        owner = make_user()
+        booking = booking_create(user=owner, item_id=item.pk)
+        booking_create(user=make_user(), item_id=item.pk)  # keeps the counter above 0
+        Booking.objects.filter(pk=booking.pk).update(status=BookingStatus.PENDING)
+
+        confirmed, *cancels = race([
+            lambda: booking_set_status(actor=organizer, booking_id=booking.pk, status=BookingStatus.CONFIRMED),
+            lambda: booking_cancel(actor=owner, booking_id=booking.pk),
+            lambda: booking_set_status(actor=admin, booking_id=booking.pk, status=BookingStatus.CANCELLED)])
+
+        assert isinstance(confirmed, (Booking, InvalidStatusTransition)), confirmed
+        assert sorted(isinstance(r, Booking) for r in cancels) == [False, True], cancels
+        assert all(isinstance(r, (Booking, InvalidStatusTransition)) for r in cancels), cancels
+        assert Booking.objects.get(pk=booking.pk).status == BookingStatus.CANCELLED
+        _counters_match_bookings(item)
+        assert BookableItem.objects.get(pk=item.pk).sold == 1
+        assert _cancellation_emails([booking.pk]) == Counter({booking.pk: 1})
+        confirmations = OutboxEvent.objects.filter(event_type="BOOKING_CONFIRMED", payload__bookingId=booking.pk,
+                                                   payload__status=BookingStatus.CONFIRMED)
+        assert confirmations.count() == 1 + isinstance(confirmed, Booking)  # (the first at booking time)
+
+
+def test_deactivation_racing_the_confirmation_of_its_pending_booking_leaves_nothing_active(
+        make_user, organizer, admin):
+    from django.utils import timezone
+
+    from accounts.services import user_deactivate
+    from reservations.models import ACTIVE_STATUSES
+    from reservations.services import booking_set_status
+
+    for round_ in range(4):
+        user = make_user()
+        item = make_item(organizer, name=f"Pend-D {round_}", capacity=3, start=timezone.now() + timedelta(days=70))
+        booking = booking_create(user=user, item_id=item.pk)
+        Booking.objects.filter(pk=booking.pk).update(status=BookingStatus.PENDING)
+
+        race([lambda: user_deactivate(actor=admin, user=user),
+              lambda: booking_set_status(actor=organizer, booking_id=booking.pk, status=BookingStatus.CONFIRMED)])
+
+        assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
+        _counters_match_bookings(item)
+        assert _cancellation_emails([booking.pk]) == Counter({booking.pk: 1})

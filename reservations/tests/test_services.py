@@ -85,6 +85,60 @@ class TestStatusMachine:
             booking_set_status(actor=organizer, booking_id=pending.pk, status="CONFIRMED")
 
 
+class TestItemDeletion:
+    @staticmethod
+    def _item_with_bookings(make_user, organizer, name, n):
+        item = make_item(organizer, name=name, capacity=60, tiers=[("A", "5.00", 20), ("B", "9.00", 40)])
+        return item, [booking_create(user=make_user(), item_id=item.pk) for _ in range(n)]
+
+    def test_every_active_booking_is_cancelled_and_told_in_a_fixed_number_of_statements(
+            self, make_user, organizer, admin):
+        """An item with thousands of bookings must be deletable: cancelling them one transition
+        at a time ran nine statements per booking (3,000 took 41 s on PostgreSQL, the item
+        locked all along). Each booking is still cancelled (a new revision) and emailed once,
+        and the item and its tiers hold no seat afterwards."""
+        from bookings_project.tests.helpers import queries_during
+        from catalog.services import item_delete
+
+        small, _ = self._item_with_bookings(make_user, organizer, "Small", 2)
+        large, bookings = self._item_with_bookings(make_user, organizer, "Large", 30)
+        completed = bookings[0]
+        with once_started(large):
+            booking_set_status(actor=admin, booking_id=completed.pk, status=BookingStatus.COMPLETED)
+        Booking.objects.filter(pk=bookings[1].pk).update(status=BookingStatus.PENDING)
+        OutboxEvent.objects.all().delete()
+
+        cost_small = queries_during(lambda: item_delete(actor=organizer, item_id=small.pk))
+        cost_large = queries_during(lambda: item_delete(actor=organizer, item_id=large.pk))
+
+        assert cost_large == cost_small
+        cancelled = Booking.objects.filter(item=large, status=BookingStatus.CANCELLED)
+        assert sorted(cancelled.values_list("pk", flat=True)) == sorted(b.pk for b in bookings[1:])
+        assert set(cancelled.values_list("revision", flat=True)) == {1}
+        assert Booking.objects.get(pk=completed.pk).status == BookingStatus.COMPLETED  # history stays
+        assert counters(large) == (0, [0, 0]) and counters(small) == (0, [0, 0])
+        emails = OutboxEvent.objects.filter(event_type="BOOKING_CANCELLED", payload__itemId=large.pk)
+        assert sorted(e.payload["bookingId"] for e in emails) == sorted(b.pk for b in bookings[1:])
+        first = emails.get(payload__bookingId=bookings[2].pk)
+        assert (first.recipient_email, first.payload["status"], first.payload["revision"]) == (
+            bookings[2].user.email, "CANCELLED", 1)
+
+
+    @pytest.mark.django_db(databases=["default", "documents"])
+    def test_the_cancelled_bookings_documents_follow(self, make_user, organizer):
+        from catalog.services import item_delete
+        from ops.dispatch import outbox_dispatch_until_empty
+        from ops.models import Document
+
+        item, bookings = self._item_with_bookings(make_user, organizer, "Gone", 3)
+        outbox_dispatch_until_empty()
+        item_delete(actor=organizer, item_id=item.pk)
+        outbox_dispatch_until_empty()
+
+        documents = Document.objects.using("documents").filter(entity_type="booking",
+                                                                entity_id__in=[str(b.pk) for b in bookings])
+        assert [d.body["status"] for d in documents] == ["CANCELLED"] * 3
+
 class TestDeactivation:
     def test_deactivating_a_user_cancels_future_bookings_only(self, make_user, admin, organizer):
         user = make_user()
