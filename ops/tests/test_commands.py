@@ -365,3 +365,18 @@ def test_status_with_the_database_down_says_so_and_nothing_else(broken_database)
     assert text.splitlines()[0].startswith("dependencies") and "database DOWN · documents ok" in text
     assert "outbox" not in text and "needs an operator: database is not answering" in text
     assert isinstance(failed, CommandError) and "1 problem(s)" in str(failed)
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_status_with_the_broker_down_names_its_error_in_one_line_without_a_logged_traceback(settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/15"  # nothing listens there: refused at once
+    caplog.set_level("DEBUG")
+
+    text, failed = _status("--check")
+
+    assert "broker DOWN" in text and "outbox" in text  # (the databases answer: the rest is reported)
+    problem = next(line for line in text.splitlines() if line.startswith("needs an operator: broker"))
+    assert problem.startswith("needs an operator: broker is not answering: ") and "127.0.0.1:1" in problem
+    assert isinstance(failed, CommandError)
+    # It used to log the readiness check's failure, traceback and all, onto the operator's terminal.
+    assert not [record for record in caplog.records if record.name == "ops.health"], caplog.text
