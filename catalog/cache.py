@@ -44,8 +44,11 @@ def catalog_changed() -> None:
 def catalog_version_bump() -> None:
     """A fresh random version, never a counter: a counter restarts when Redis loses its data,
     and a list cached in a web process under a reused number would be served stale. Raises when
-    Redis is unreachable (the outbox handler retries it)."""
-    shared_redis(always_try=True).set(shared_key(VERSION_KEY), uuid.uuid4().hex)
+    Redis is unreachable (the outbox handler retries it). Without Redis (a bump queued during an
+    outage, run after a restart in embedded mode) no list is cached anywhere: nothing to do."""
+    redis = shared_redis(always_try=True)
+    if redis is not None:
+        redis.set(shared_key(VERSION_KEY), uuid.uuid4().hex)
 
 
 def _current_version(redis) -> str:
