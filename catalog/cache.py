@@ -29,6 +29,8 @@ CACHE_BUMP_EVENT = "CATALOG_CACHE_BUMP"
 
 list_cache_outage = OutageLog(logger, "Item list cache: Redis unreachable (%s); computing lists fresh",
                               "Item list cache: Redis reachable again")
+bump_outage = OutageLog(logger, "Catalog cache version bump failed (%s); retrying each through the outbox until Redis "
+                        "answers", "Catalog cache version bumps reach Redis again")
 
 
 def _redis():
@@ -65,8 +67,10 @@ def _bump_after_commit() -> None:
     except Exception as exc:  # Redis down: make the bump durable, and retried, through the outbox
         from ops.outbox import outbox_enqueue
 
-        logger.warning("Catalog cache version bump failed (%s); retrying through the outbox", exc)
+        bump_outage.failed(exc)  # (once per outage: every committed change bumps)
         outbox_enqueue(event_type=CACHE_BUMP_EVENT)
+        return
+    bump_outage.answered()
 
 
 class RenderedList(NamedTuple):
