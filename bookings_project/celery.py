@@ -21,5 +21,7 @@ app.conf.update(
     task_soft_time_limit=540,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    # What a task prints (the console email backend's emails in embedded mode) is output, not a warning.
+    worker_redirect_stdouts_level="INFO",
 )
 app.autodiscover_tasks()

@@ -255,7 +255,8 @@ if REDIS_URL:
         "socket_timeout": 5,
     }
 else:
-    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+    # (a host, which the filesystem transport ignores: without one kombu warns in every process)
+    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
     (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
     (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)

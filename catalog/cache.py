@@ -29,6 +29,8 @@ CACHE_BUMP_EVENT = "CATALOG_CACHE_BUMP"
 
 list_cache_outage = OutageLog(logger, "Item list cache: Redis unreachable (%s); computing lists fresh",
                               "Item list cache: Redis reachable again")
+bump_outage = OutageLog(logger, "Catalog cache version bump failed (%s); retrying each through the outbox until Redis "
+                        "answers", "Catalog cache version bumps reach Redis again")
 
 
 def _redis():
@@ -44,8 +46,11 @@ def catalog_changed() -> None:
 def catalog_version_bump() -> None:
     """A fresh random version, never a counter: a counter restarts when Redis loses its data,
     and a list cached in a web process under a reused number would be served stale. Raises when
-    Redis is unreachable (the outbox handler retries it)."""
-    shared_redis(always_try=True).set(shared_key(VERSION_KEY), uuid.uuid4().hex)
+    Redis is unreachable (the outbox handler retries it). Without Redis (a bump queued during an
+    outage, run after a restart in embedded mode) no list is cached anywhere: nothing to do."""
+    redis = shared_redis(always_try=True)
+    if redis is not None:
+        redis.set(shared_key(VERSION_KEY), uuid.uuid4().hex)
 
 
 def _current_version(redis) -> str:
@@ -62,8 +67,10 @@ def _bump_after_commit() -> None:
     except Exception as exc:  # Redis down: make the bump durable, and retried, through the outbox
         from ops.outbox import outbox_enqueue
 
-        logger.warning("Catalog cache version bump failed (%s); retrying through the outbox", exc)
+        bump_outage.failed(exc)  # (once per outage: every committed change bumps)
         outbox_enqueue(event_type=CACHE_BUMP_EVENT)
+        return
+    bump_outage.answered()
 
 
 class RenderedList(NamedTuple):

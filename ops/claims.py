@@ -29,8 +29,11 @@ MIN_DEFERRAL = timedelta(seconds=1)
 
 
 def backoff(retry_count: int) -> timedelta:
-    seconds = settings.OUTBOX_RETRY_BASE_SECONDS * 2 ** max(0, retry_count - 1)
-    return min(timedelta(seconds=seconds), BACKOFF_CAP)
+    # Capped before it becomes a timedelta: a failed revival probe counts an attempt past
+    # OUTBOX_MAX_RETRIES (ops.revival), so a long mail outage takes retry_count past 44, where
+    # the seconds no longer fit one (OverflowError, which stopped every dispatcher run).
+    seconds = settings.OUTBOX_RETRY_BASE_SECONDS * 2 ** min(max(0, retry_count - 1), 64)
+    return timedelta(seconds=min(seconds, BACKOFF_CAP.total_seconds()))
 
 
 def outbox_claim(*, batch_size: int, now: datetime | None = None) -> list[OutboxEvent]:

@@ -75,13 +75,21 @@ def outbox_dispatch_batch(*, batch_size: int | None = None) -> dict:
         # leaving it hidden for the whole lease.
         if not database_wait(what="outbox batch"):
             raise
-        _release_unrecorded(events)
+        _release_unrecorded(events, why="a database outage")
+    except KeyboardInterrupt:
+        # An operator's Ctrl-C (manage.py dispatch_outbox): the batch goes back now, not after the lease.
+        try:
+            _release_unrecorded(events, why="Ctrl-C")
+        except Exception:  # noqa: BLE001 - the interrupt stands; the lease brings them back
+            logger.warning("interrupted outbox batch not released: its events come back after the lease",
+                           exc_info=True)
+        raise
     finally:
         ctx.close()
     return stats
 
 
-def _release_unrecorded(events: list[OutboxEvent]) -> int:
+def _release_unrecorded(events: list[OutboxEvent], *, why: str) -> int:
     """Make a batch's events whose outcome was not written due again now. Only events still
     PENDING under this batch's own claim (a recorded outcome cleared it; another dispatcher that
     claimed one after the lease set its own). An email that went out but whose SENT write failed
@@ -90,8 +98,8 @@ def _release_unrecorded(events: list[OutboxEvent]) -> int:
     released = OutboxEvent.objects.filter(
         pk__in=[event.pk for event in events], status=OutboxStatus.PENDING, claimed_until__in=leases,
     ).update(claimed_until=None, next_attempt_at=timezone.now())
-    logger.warning("outbox batch interrupted by a database outage: %s of its %s events released for the next "
-                   "dispatcher", released, len(events))
+    logger.warning("outbox batch interrupted by %s: %s of its %s events released for the next dispatcher", why,
+                   released, len(events))
     return released
 
 

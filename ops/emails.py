@@ -129,7 +129,9 @@ def booking_ics(payload: dict, *, cancelled: bool, recipient: str, stable_id: st
 
 def email_build(*, template: str, recipient: str, context: dict, stable_id: str,
                 issued_at: datetime | None = None, connection=None) -> EmailMultiAlternatives:
-    subject, text, html = email_render(template=template, context=context)
+    # `email` is the recipient unless the context names one: a template's `default:email` (a
+    # requested USER_REGISTERED greets `username`, else `email`) raises when it is missing.
+    subject, text, html = email_render(template=template, context={"email": recipient, **context})
     message = EmailMultiAlternatives(
         subject=_subject_header(subject), body=text, to=[recipient], connection=connection,
         headers={"Message-ID": message_id_for(stable_id), "X-Bookings-Event": template},

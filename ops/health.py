@@ -75,9 +75,10 @@ _READINESS_OUTAGES = {name: OutageLog(logger, f"readiness check {name!r} failed:
                       for name in ("database", "documents", "broker")}
 
 
-def dependencies_check(*, within: float | None = None) -> dict[str, Exception | None]:
+def dependencies_check(*, within: float | None = None, log: bool = True) -> dict[str, Exception | None]:
     """Each dependency the system cannot serve without (both databases, the broker): None when
-    it answers, else the error. A failure is logged once per outage, with its traceback.
+    it answers, else the error. A failure is logged once per outage, with its traceback (not
+    with `log` False: a shell command that prints the outcome itself, `manage.py status`).
 
     The checks run side by side, each in a thread of its own: a database that is down keeps its
     ping waiting for the pool (DB_POOL_TIMEOUT, 10 s), and one PostgreSQL server usually holds
@@ -109,6 +110,8 @@ def dependencies_check(*, within: float | None = None) -> dict[str, Exception | 
     for name in checks:
         exc = outcomes[name] if name in outcomes else TimeoutError(f"no answer within {within:g} s")
         results[name] = exc
+        if not log:
+            continue
         if exc is None:
             _READINESS_OUTAGES[name].answered()
         else:

@@ -81,11 +81,13 @@ def _last_reconciliation() -> list[Family]:
     return [family]
 
 
-def metrics_collect() -> list[Family]:
+def metrics_collect(*, errors: dict[str, Exception | None] | None = None) -> list[Family]:
     """The families of GET /metrics. With the relational database down (or not answering within
-    DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on)."""
+    DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on).
+    `errors`: the dependency checks' outcomes when the caller ran them (dependency_errors)."""
     started = time.perf_counter()
-    errors = health.dependencies_check(within=DEPENDENCY_WAIT_SECONDS)
+    if errors is None:
+        errors = dependency_errors()
     families = [Family("dependency_up", "1 when the dependency answers (as /readyz checks it), else 0.",
                        [({"dependency": name}, 0 if exc else 1) for name, exc in errors.items()])]
     if errors["database"] is None:
@@ -93,6 +95,11 @@ def metrics_collect() -> list[Family]:
     families.append(Family("metrics_collect_seconds", "Time taken to gather these metrics.",
                            [({}, time.perf_counter() - started)]))
     return families
+
+
+def dependency_errors(*, log: bool = True) -> dict[str, Exception | None]:
+    """The dependency checks as a scrape runs them (at most DEPENDENCY_WAIT_SECONDS)."""
+    return health.dependencies_check(within=DEPENDENCY_WAIT_SECONDS, log=log)
 
 
 def dependency_states(families: list[Family]) -> list[tuple[str, bool]]:

@@ -8,8 +8,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bookings_project.text import error_line
+
 from .health import OUTBOX_STALLED_SECONDS
-from .metrics import OPEN_JOB_STATUSES, RECONCILED_TYPES, Family, dependency_states, metrics_collect, sample
+from .metrics import (OPEN_JOB_STATUSES, RECONCILED_TYPES, Family, dependency_errors, dependency_states, metrics_collect,
+                      sample)
 from .models import JobStatus, JobType, OutboxStatus
 
 RECONCILIATION_OVERDUE_SECONDS = 2 * 86400
@@ -63,10 +66,14 @@ def status_rows(families: list[Family], *, now: float) -> list[tuple[str, str]]:
     return rows
 
 
-def status_problems(families: list[Family], *, now: float) -> list[Problem]:
-    """What needs an operator: a dependency down, delivery stalled, DEAD events, failed jobs, a
-    whole-type reconciliation overdue (or none completed yet)."""
-    problems = [Problem(f"{name} is not answering") for name, up in dependency_states(families) if not up]
+def status_problems(families: list[Family], *, now: float,
+                    causes: dict[str, Exception | None] | None = None) -> list[Problem]:
+    """What needs an operator: a dependency down (with `causes`, the checks' errors, saying why),
+    delivery stalled, DEAD events, failed jobs, a whole-type reconciliation overdue (or none
+    completed yet)."""
+    causes = causes or {}
+    problems = [Problem(f"{name} is not answering" + (f": {error_line(causes[name])}" if causes.get(name) else ""))
+                for name, up in dependency_states(families) if not up]
     if not _database_answered(families):
         return problems  # (the relational database is down: nothing else could be read)
     waited = sample(families, "outbox_oldest_due_age_seconds")
@@ -93,7 +100,10 @@ def status_problems(families: list[Family], *, now: float) -> list[Problem]:
     return problems
 
 
-def status_report() -> tuple[list[tuple[str, str]], list[Problem]]:
-    """status_rows and status_problems of the system now."""
-    families, now = metrics_collect(), time.time()
-    return status_rows(families, now=now), status_problems(families, now=now)
+def status_report(*, shell: bool = False) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """status_rows and status_problems of the system now. `shell` (manage.py status): a dependency
+    that is down is named with its error in the problem's text, and not logged (a shell's stderr
+    got the check's traceback, the process log's record of an outage, for a broker that was down)."""
+    errors = dependency_errors(log=not shell)
+    families, now = metrics_collect(errors=errors), time.time()
+    return status_rows(families, now=now), status_problems(families, now=now, causes=errors if shell else None)

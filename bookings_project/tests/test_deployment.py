@@ -139,3 +139,26 @@ def test_nightly_task_queues_a_full_reconciliation_of_both_types():
     assert sorted(j.params["entityType"] for j in jobs) == ["booking", "item"]
     assert all(j.params["entityId"] is None and j.status == "queued" for j in jobs)
     assert OutboxEvent.objects.filter(event_type="JOB_RUN").count() == 2  # they run on their own
+
+
+
+def test_the_embedded_broker_and_the_worker_s_console_emails_do_not_log_warnings(tmp_path):
+    """`make run` as the README has it: kombu warned "No hostname was supplied. Reverting to
+    default 'localhost'" in every process (the filesystem broker has no host), and each email the
+    console backend prints in the worker was logged as a WARNING of celery.redirected: an
+    operator reading (or alerting on) warnings saw a broker problem and one per email sent."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}}
+    code = ("from bookings_project.celery import app\n"
+            "with app.connection_for_write() as connection:\n"
+            "    connection.info()\n"
+            "print(app.conf.broker_url, app.conf.worker_redirect_stdouts_level)")
+    run = subprocess.run([sys.executable, "manage.py", "shell", "--verbosity", "0", "-c", code], cwd=settings.BASE_DIR, text=True,
+                         capture_output=True, timeout=60, env={**env, "VAR_DIR": str(tmp_path)})
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["filesystem://localhost/", "INFO"]
+    assert "WARNING" not in run.stderr, run.stderr

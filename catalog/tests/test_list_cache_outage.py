@@ -1,6 +1,8 @@
 """The item-list cache while Redis fails (no Redis needed: a stand-in client): lists are computed
 fresh, and the outage is logged once, not once per request."""
 
+import pytest
+
 from catalog import cache as catalog_cache
 
 
@@ -41,3 +43,25 @@ def test_an_outage_is_logged_once_and_its_end_once(monkeypatch, caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "catalog.cache"] == [
         "Item list cache: Redis unreachable (Timeout reading from socket); computing lists fresh",
         "Item list cache: Redis reachable again"]
+
+
+@pytest.mark.django_db
+def test_failed_version_bumps_are_logged_once_per_outage_and_each_goes_through_the_outbox(monkeypatch, caplog):
+    """Every committed item, tier or seat change bumps the version: with Redis down, each of them
+    logged its own warning (seed_demo printed one per item and booking; a booking load, one per
+    booking). Each failed bump is still made durable through the outbox."""
+    from ops.models import OutboxEvent
+
+    redis = FlakyRedis()
+    monkeypatch.setattr(catalog_cache, "shared_redis", lambda **kwargs: redis)
+    with caplog.at_level("WARNING", logger="catalog.cache"):
+        for _ in range(3):
+            catalog_cache._bump_after_commit()
+        redis.down = False
+        for _ in range(2):
+            catalog_cache._bump_after_commit()
+
+    assert OutboxEvent.objects.filter(event_type=catalog_cache.CACHE_BUMP_EVENT).count() == 3
+    assert [r.getMessage() for r in caplog.records if r.name == "catalog.cache"] == [
+        "Catalog cache version bump failed (Timeout reading from socket); retrying each through the outbox "
+        "until Redis answers", "Catalog cache version bumps reach Redis again"]

@@ -365,3 +365,52 @@ def test_status_with_the_database_down_says_so_and_nothing_else(broken_database)
     assert text.splitlines()[0].startswith("dependencies") and "database DOWN · documents ok" in text
     assert "outbox" not in text and "needs an operator: database is not answering" in text
     assert isinstance(failed, CommandError) and "1 problem(s)" in str(failed)
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_status_with_the_broker_down_names_its_error_in_one_line_without_a_logged_traceback(settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/15"  # nothing listens there: refused at once
+    caplog.set_level("DEBUG")
+
+    text, failed = _status("--check")
+
+    assert "broker DOWN" in text and "outbox" in text  # (the databases answer: the rest is reported)
+    problem = next(line for line in text.splitlines() if line.startswith("needs an operator: broker"))
+    assert problem.startswith("needs an operator: broker is not answering: ") and "127.0.0.1:1" in problem
+    assert isinstance(failed, CommandError)
+    # It used to log the readiness check's failure, traceback and all, onto the operator's terminal.
+    assert not [record for record in caplog.records if record.name == "ops.health"], caplog.text
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_ctrl_c_in_dispatch_outbox_hands_the_batch_back_at_once(smtp_server, monkeypatch, settings):
+    """Ctrl-C while a batch is out (a mail server that hangs, say): the command ends quietly and
+    the batch's events are due again now. They stayed claimed — hidden from every dispatcher,
+    workers included — for the whole lease (OUTBOX_LEASE_SECONDS, 10 minutes by default)."""
+    from django.utils import timezone
+
+    from ops import handlers
+    from ops.models import OutboxEvent, OutboxStatus
+    from ops.outbox import EventType, outbox_enqueue
+
+    settings.OUTBOX_LEASE_SECONDS = 600
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"c{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(3)]
+    real, sent = handlers._send_email, []
+
+    def interrupted_at_the_second(event, ctx):
+        if sent:
+            raise KeyboardInterrupt
+        real(event, ctx)
+        sent.append(event.pk)
+
+    monkeypatch.setitem(handlers.__dict__, "_send_email", interrupted_at_the_second)
+    call_command("dispatch_outbox", "--loop")
+
+    rows = {row.pk: row for row in OutboxEvent.objects.all()}
+    assert rows[sent[0]].status == OutboxStatus.SENT
+    for event in events:
+        if event.pk != sent[0]:
+            row = rows[event.pk]
+            assert (row.status, row.retry_count, row.claimed_until) == (OutboxStatus.PENDING, 0, None)
+            assert row.next_attempt_at <= timezone.now()

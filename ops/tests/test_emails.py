@@ -33,3 +33,20 @@ def test_subjects_are_plain_text_not_html_escaped(client_for, make_user, smtp_se
     outbox_dispatch_until_empty()
     assert sorted(m["message"]["Subject"] for m in smtp_server.messages) == sorted(
         [subject, f"Booking confirmed: {subject}"])
+
+
+@pytest.mark.parametrize("data, greeting", [({}, "dora@example.com"), ({"username": "dora"}, "dora"),
+                                            ({"email": "d.o@example.org"}, "d.o@example.org")])
+def test_a_requested_welcome_email_without_an_email_in_its_data_is_sent(client_for, make_user, smtp_server, data,
+                                                                         greeting):
+    """USER_REGISTERED is one of the requestable templates: it greets `username`, or else
+    `email`. With no `email` in `data` the template's `default:email` raised
+    VariableDoesNotExist: the 202 job failed every attempt and went DEAD (and a retry with it)."""
+    operator = client_for(make_user(roles=["IT_OPERATOR"]))
+    response = operator.post("/notifications", {"type": "USER_REGISTERED", "recipient": "dora@example.com",
+                                                "data": data}, format="json")
+    assert response.status_code == 202
+
+    assert outbox_dispatch_until_empty()["sent"] == 1
+    [mail] = smtp_server.messages
+    assert mail["message"]["Subject"] == f"Welcome, {greeting}!"

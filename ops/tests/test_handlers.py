@@ -187,3 +187,19 @@ class TestHungMailServer:
         for about_one_message in (SMTPDataError(451, b"local error"), SMTPSenderRefused(451, b"later", "a@b.c")):
             assert delivery_failure_is_transient(about_one_message)
             assert not mail_server_failing(about_one_message)  # answered at once: the next email asks for itself
+
+
+def test_a_cache_bump_left_from_a_redis_deployment_is_done_without_redis(settings):
+    """CATALOG_CACHE_BUMP events written while Redis was down, dispatched after the system came
+    back without REDIS_URL (embedded mode): there is no shared list cache left to invalidate.
+    The handler failed on `None.set` and each went DEAD after OUTBOX_MAX_RETRIES, an alert no
+    operator action could clear (a retry failed the same way)."""
+    from catalog.cache import CACHE_BUMP_EVENT
+
+    settings.REDIS_URL = ""
+    bump = outbox_enqueue(event_type=CACHE_BUMP_EVENT)
+
+    stats = outbox_dispatch_batch(batch_size=10)
+
+    bump.refresh_from_db()
+    assert (stats["sent"], bump.status, bump.error_message) == (1, OutboxStatus.SENT, "")

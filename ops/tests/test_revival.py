@@ -242,3 +242,33 @@ def test_reconciliation_runs_waiting_first_do_not_keep_a_notification_job_from_p
 
     assert outbox_revive_after_outage(probe_every=0) == waiting  # the job's email went out (its run SENT), the rest revived
     assert [m["to"] for m in smtp_server.messages] == [["n@example.com"]]
+
+
+def test_a_mail_outage_of_hours_never_stops_the_dispatcher(smtp_server, settings):
+    """Every failed probe counts an attempt (retry_count goes past OUTBOX_MAX_RETRIES), and the
+    probe runs every 30 s whatever the event's backoff: one DEAD event during a mail outage of
+    half an hour reached 45 failures, where 2 ** 44 backoff seconds no longer fit a timedelta.
+    The OverflowError escaped the probe and failed every dispatcher run before it claimed
+    anything: no email, document sync or job went out until an operator stepped in."""
+    from django.core.cache import cache
+
+    from ops.dispatch import outbox_dispatch_run
+    from ops.revival import SMTP_PROBE_KEY
+
+    settings.OUTBOX_MAX_RETRIES = 3
+    event = outbox_enqueue(event_type=EventType.GENERIC, recipient_email="o@example.com",
+                           payload={"subject": "s", "message": "m"})
+    smtp_server.stop()
+    OutboxEvent.objects.filter(pk=event.pk).update(status=OutboxStatus.DEAD, transient_failure=True, retry_count=60)
+    other = OutboxEvent.objects.create(event_type="NO_SUCH_TYPE")  # (anything due: its batch must run)
+
+    for _ in range(2):
+        cache.delete(SMTP_PROBE_KEY)  # (30 s later: the probe's turn again)
+        outbox_dispatch_run(max_seconds=0, nudge=False)
+
+    event.refresh_from_db()
+    other.refresh_from_db()
+    assert (event.status, event.retry_count) == (OutboxStatus.DEAD, 62)
+    assert event.next_attempt_at <= timezone.now() + timedelta(hours=1)
+    assert other.status == OutboxStatus.DEAD  # (the batch ran)
+    smtp_server.start()

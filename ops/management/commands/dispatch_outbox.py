@@ -34,7 +34,7 @@ class Command(BaseCommand):
         try:
             self._loop(batch_size=batch_size, interval=interval)
         except KeyboardInterrupt:
-            return  # events claimed but not sent come back when their lease runs out
+            return  # (the interrupted batch's unrecorded events were made due again: ops.dispatch)
 
     def _loop(self, *, batch_size, interval):
         delay = 0

@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, check=False, **options):
         with database_errors_as_command_error():
-            rows, problems = status_report()
+            rows, problems = status_report(shell=True)
         width = max(len(label) for label, _ in rows)
         self.stdout.write("\n".join(f"{label:<{width}}  {text}" for label, text in rows) + "\n")
         self.stdout.write("\n".join(f"needs an operator: {problem.text}" for problem in problems) if problems
