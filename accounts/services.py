@@ -70,12 +70,25 @@ def validate_password(password: str, user: User) -> None:
         raise ValidationFailed("Password is too weak", fields={"password": problems})
 
 
+def email_to_store(email: str) -> str:
+    """`email` as it is stored (normalized_email), refused (400 naming `email`) when that form is
+    no valid address of at most 254 characters: lower() may lengthen a text the serializer took
+    ("İ" is "i̇", two characters) or make it invalid, and the column holds 254 (PostgreSQL
+    refused the write: a 500)."""
+    email = normalized_email(email)
+    try:
+        User._meta.get_field("email").run_validators(email)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(fields={"email": list(exc.messages)}) from None
+    return email
+
+
 def user_register(*, username: str, email: str, password: str, roles=None, request=None) -> User:
     """Self-registration: only USER/EVENT_ORGANIZER may be asked for (else 403)."""
     wanted = set(roles or [Role.USER])
     if wanted - SELF_SERVICE_ROLES:
         raise RoleNotAllowed()
-    email = normalized_email(email)
+    email = email_to_store(email)
     user = User(username=username, email=email, roles=sorted(wanted))
     validate_password(password, user)
     user.set_password(password)
@@ -95,7 +108,7 @@ def user_register_by_email(*, email: str, password: str, roles=None, request=Non
     """Core-API registration (no username field): the username is the email, unless another
     account already chose that text as its username — then the email plus a short suffix, so a
     username that looks like someone's address cannot keep its owner from registering."""
-    email = normalized_email(email)
+    email = email_to_store(email)
     suffixed = f"{email[:240]}-{secrets.token_hex(4)}"
     if User.objects.filter(same_text("username", email)).exclude(same_text("email", email)).exists():
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
@@ -284,7 +297,7 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
     if username is not None and username != user.username:
         user.username, changed = username, changed + ["username"]
     if email is not None:
-        email = normalized_email(email)
+        email = email_to_store(email)
         if email != user.email:
             user.email, changed = email, changed + ["email"]
     if callable(roles):

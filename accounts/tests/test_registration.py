@@ -168,6 +168,21 @@ def test_bad_email_is_400_with_fields(api_client, email):
     assert not User.objects.exists()
 
 
+def test_an_email_whose_stored_form_is_too_long_is_400_not_500(api_client, client_for, make_user):
+    """The serializer checks the address as sent; it is stored lowercased, and "İ".lower() is two
+    characters: 200 of them made a 412-character address, which PostgreSQL's varchar(254) refused
+    (a 500), and which is no valid address anyway. Checked as stored, in both registrations and
+    in a profile update."""
+    email = "\u0130" * 200 + "@example.com"
+    assert_error(register_booking(api_client, email=email), 400, fields=["email"])
+    assert_error(register_core(api_client, email=email), 400, fields=["email"])
+    me = make_user(username="me", email="me@example.com")
+    assert_error(client_for(me).put(f"/api/v1/user/{me.pk}", {"email": email}, format="json"), 400, fields=["email"])
+    me.refresh_from_db()
+    assert me.email == "me@example.com"
+    assert User.objects.count() == 1
+
+
 def test_a_bad_email_and_a_weak_password_are_reported_together(api_client):
     body = assert_error(register_booking(api_client, email="not-an-email", password="1"), 400,
                         fields=["email", "password"])
