@@ -19,7 +19,7 @@ from reservations.services import booking_cancel_future_for_user
 
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
-from .selectors import normalized_email, same_text, user_find_for_login, user_name_taken
+from .selectors import normalized_email, normalized_username, same_text, user_find_for_login, user_name_taken
 from .tokens import token_pair_for_user
 
 
@@ -88,7 +88,7 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
     wanted = set(roles or [Role.USER])
     if wanted - SELF_SERVICE_ROLES:
         raise RoleNotAllowed()
-    email = email_to_store(email)
+    email, username = email_to_store(email), normalized_username(username)
     user = User(username=username, email=email, roles=sorted(wanted))
     validate_password(password, user)
     user.set_password(password)
@@ -294,7 +294,7 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
     changed = [name for name, value in names.items() if value is not None and value != getattr(user, name)]
     for name in changed:
         setattr(user, name, names[name])
-    if username is not None and username != user.username:
+    if username is not None and (username := normalized_username(username)) != user.username:
         user.username, changed = username, changed + ["username"]
     if email is not None:
         email = email_to_store(email)
@@ -373,6 +373,7 @@ def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User,
     """Create the admin from DJANGO_SUPERUSER_* once; later runs leave it untouched. It meets the
     rules every account meets (a valid username and email, a password the validators accept),
     else ValidationFailed names what is wrong and nothing is created."""
+    username = normalized_username(username)
     existing = User.objects.filter(same_text("username", username)).first()
     if existing is not None:
         return existing, False

@@ -122,6 +122,32 @@ def test_core_register_duplicate_email_is_409(api_client):
     assert User.objects.count() == 2
 
 
+def test_lookalike_unicode_names_and_emails_are_the_same_account(api_client, client_for, settings):
+    """Usernames and emails are NFKC-normalized, as Django's own forms and create_user do: a
+    fullwidth "ａｄｍｉｎ" beside "admin", or "x@ｅｘａｍｐｌｅ.com" (to IDNA, and so to the mail
+    server, the mailbox x@example.com) beside x@example.com, were second accounts."""
+    settings.RATELIMIT_ENABLE = False  # (more registrations than a minute's budget)
+    assert register_booking(api_client, username="admin", email="x@example.com").status_code == 201
+    body = assert_error(register_booking(api_client, username="ａｄｍｉｎ", email="y@example.com"), 409)
+    assert body["fields"] == {"username": ["This username is already taken"]}
+    body = assert_error(register_booking(api_client, username="other", email="x@ｅｘａｍｐｌｅ.com"), 409)
+    assert body["fields"] == {"email": ["This email is already taken"]}
+    assert_error(register_core(api_client, email="X@ＥＸＡＭＰＬＥ.com"), 409)
+    assert User.objects.count() == 1
+    # What is stored is the normalized form, and a rename is normalized the same way.
+    response = register_booking(api_client, username="ｎｅｗ", email="new@ｅｘａｍｐｌｅ.com")
+    assert response.status_code == 201
+    assert (response.json()["username"], response.json()["email"]) == ("new", "new@example.com")
+    me = User.objects.get(username="new")
+    assert_error(client_for(me).put(f"/api/v1/user/{me.pk}", {"username": "ＡＤＭＩＮ"}, format="json"), 409)
+    # A name whose normalized form breaks the rules is refused for what it would be stored as
+    # ("ﷺ" is a phrase with spaces).
+    assert_error(register_booking(api_client, username="\ufdfa", email="z@example.com"), 400, fields=["username"])
+    # Logins normalize the same way (as Django's login form does).
+    login = api_client.post("/api/v1/auth/login", {"username": "ａｄｍｉｎ", "password": PASSWORD}, format="json")
+    assert login.status_code == 200
+
+
 def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(api_client):
     assert register_booking(api_client, username="victim@example.com", email="squatter@example.com").status_code == 201
     response = register_core(api_client, email="Victim@Example.com")
