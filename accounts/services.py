@@ -1,6 +1,7 @@
 """Writes on accounts: registration, login, profile updates, role changes, deactivation
 (password reset: accounts.password_reset)."""
 
+import re
 import secrets
 
 from django.contrib.auth import password_validation
@@ -105,20 +106,32 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
 
 
 def user_register_by_email(*, email: str, password: str, roles=None, request=None) -> User:
-    """Core-API registration (no username field): the username is the email, unless another
-    account already chose that text as its username — then the email plus a short suffix, so a
-    username that looks like someone's address cannot keep its owner from registering."""
+    """Core-API registration (no username field): the username is the email (each character a
+    username may not hold written "_", username_for_email), unless another account already chose
+    that text as its username — then that plus a short suffix, so a username that looks like
+    someone's address cannot keep its owner from registering."""
     email = email_to_store(email)
-    suffixed = f"{email[:240]}-{secrets.token_hex(4)}"
-    if User.objects.filter(same_text("username", email)).exclude(same_text("email", email)).exists():
+    username = username_for_email(email)
+    suffixed = f"{username[:240]}-{secrets.token_hex(4)}"
+    if User.objects.filter(same_text("username", username)).exclude(same_text("email", email)).exists():
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
     try:
-        return user_register(username=email, email=email, password=password, roles=roles, request=request)
+        return user_register(username=username, email=email, password=password, roles=roles, request=request)
     except DuplicateUser as exc:
         if User.objects.filter(same_text("email", email)).exists():  # the email itself is taken
             raise DuplicateUser("email") from exc
         # Someone took this text as a username between the check and the insert.
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
+
+
+_NOT_IN_A_USERNAME = re.compile(r"[^\w.@+-]")  # (UnicodeUsernameValidator's characters)
+
+
+def username_for_email(email: str) -> str:
+    """The username of an account registered by email: the email, each character a username may
+    not hold as "_" ("o'brien@example.com" is "o_brien@example.com"). A username the validator
+    refuses made the account's admin page unsavable and a PUT echoing the username a 400."""
+    return _NOT_IN_A_USERNAME.sub("_", email)
 
 
 def _same_time_as_a_password_check(password: str) -> None:

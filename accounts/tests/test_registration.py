@@ -159,6 +159,25 @@ def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(ap
     assert_error(register_core(api_client, email="victim@example.com"), 409)  # the email itself is taken now
 
 
+def test_an_email_a_username_cannot_hold_gets_a_valid_username(api_client, client_for):
+    """"o'brien@example.com" was stored as the username too, which the username validator
+    refuses: the account's admin page could not be saved without renaming it, and a PUT that
+    sends the profile back as read (the seed's UserUpdateRequest holds `username`) was a 400."""
+    assert register_core(api_client, email="O'Brien@example.com").status_code == 201
+    user = User.objects.get(email="o'brien@example.com")
+    assert user.username == "o_brien@example.com"
+    user.full_clean(exclude=["password"])
+    client = client_for(user)
+    me = client.get("/api/v1/user/me").json()
+    response = client.put(f"/api/v1/user/{user.pk}", {"username": me["username"], "email": me["email"]}, format="json")
+    assert response.status_code == 200, response.content
+    # Another account whose username is that text already: the suffix, as for an email-like username.
+    assert register_core(api_client, email="o`brien@example.com").status_code == 201
+    assert User.objects.get(email="o`brien@example.com").username.startswith("o_brien@example.com-")
+    login = api_client.post("/auth/login", {"email": "o'brien@example.com", "password": PASSWORD}, format="json")
+    assert login.status_code == 200 and login.json()["user"]["id"] == str(user.pk)
+
+
 def test_a_username_taken_between_the_check_and_the_insert_still_registers_the_email(api_client, monkeypatch):
     """Two registrations at once (found racing threads on PostgreSQL): the username-shaped-like-
     an-email account committed after this registration's check."""
