@@ -40,8 +40,8 @@ def user_find_for_login(*, identifier: str) -> User | None:
         by_username.append(same_text("username", identifier))
     if "@" not in identifier:
         return _first_user(by_username)
-    # Emails are stored as normalized_email() writes them, with Python's lower(), which the
-    # database's LOWER() does not match beyond ASCII (SQLite) nor for a final sigma (PostgreSQL):
+    # Emails are stored as normalized_email() writes them, with Python's lower(), which
+    # PostgreSQL's LOWER() does not match for a final sigma (SQLite's is Python's: bookings_project.sqlite3):
     # the identifier normalized the same way first (as a reset request is), then as typed (an
     # address stored otherwise, e.g. by Django's createsuperuser), then as a username.
     lookups = [same_text("email", normalized_email(identifier))]

@@ -148,6 +148,45 @@ def test_lookalike_unicode_names_and_emails_are_the_same_account(api_client, cli
     assert login.status_code == 200
 
 
+def test_names_differing_in_the_case_of_non_ascii_letters_are_one_account(api_client, make_user):
+    """SQLite's own LOWER() folds ASCII letters only: in the embedded mode "Élodie" and
+    "élodie" were two accounts (PostgreSQL's LOWER() refused the second), and "ÉLODIE" logged
+    in as neither. The constraint itself holds too, not only the service's check."""
+    from django.db import IntegrityError, transaction
+
+    assert register_booking(api_client, username="Élodie", email="e1@example.com").status_code == 201
+    body = assert_error(register_booking(api_client, username="élodie", email="e2@example.com"), 409)
+    assert body["fields"] == {"username": ["This username is already taken"]}
+    login = api_client.post("/api/v1/auth/login", {"username": "ÉLODIE", "password": PASSWORD}, format="json")
+    assert login.status_code == 200
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_user(username="ÉLODIE", email="e3@example.com")
+    assert User.objects.count() == 1
+
+
+def test_an_index_built_with_sqlites_own_lower_is_rebuilt_by_the_migration():
+    """A database file made before bookings_project.sqlite3 holds LOWER() keys of SQLite's own
+    (ASCII only): until accounts migration 0004 rebuilds them, "Élodie" is not found through
+    the index and could be registered twice."""
+    import importlib
+    import sqlite3
+    from types import SimpleNamespace
+
+    from bookings_project.sqlite3.base import python_lower
+
+    reindex = importlib.import_module("accounts.migrations.0004_reindex_lower_on_sqlite").reindex
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE accounts_user (username TEXT, email TEXT)")
+    for index, column in (("user_username_ci_unique", "username"), ("user_email_ci_unique", "email")):
+        raw.execute(f'CREATE UNIQUE INDEX "{index}" ON accounts_user (LOWER({column}))')
+    raw.execute("INSERT INTO accounts_user VALUES ('Élodie', 'e@example.com')")
+    raw.create_function("LOWER", 1, python_lower, deterministic=True)
+    found = "SELECT count(*) FROM accounts_user WHERE LOWER(username) = LOWER('élodie')"
+    assert raw.execute(found).fetchone() == (0,)  # the stale key
+    reindex(None, SimpleNamespace(connection=SimpleNamespace(vendor="sqlite"), execute=raw.execute))
+    assert raw.execute(found).fetchone() == (1,)
+
+
 def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(api_client):
     assert register_booking(api_client, username="victim@example.com", email="squatter@example.com").status_code == 201
     response = register_core(api_client, email="Victim@Example.com")
