@@ -309,10 +309,10 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
         setattr(user, name, names[name])
     if username is not None and (username := normalized_username(username)) != user.username:
         user.username, changed = username, changed + ["username"]
-    if email is not None:
-        email = email_to_store(email)
-        if email != user.email:
-            user.email, changed = email, changed + ["email"]
+    # (checked only when it changes: the admin's form sends every field back, and an address
+    # stored before email_to_store must not make the rest of the page unsavable)
+    if email is not None and normalized_email(email) != user.email:
+        user.email, changed = email_to_store(email), changed + ["email"]
     if callable(roles):
         roles = roles(user.role_set)
     if roles is not None and actor.is_admin:

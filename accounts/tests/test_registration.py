@@ -318,3 +318,15 @@ def test_null_roles_mean_the_default_role_in_both_forms(api_client):
     core = api_client.post("/auth/register", {"email": "nullrole@example.com", "password": PASSWORD, "role": None},
                            format="json")
     assert core.status_code == 201 and core.json()["role"] == "customer"
+
+
+def test_an_address_stored_before_it_was_checked_as_stored_does_not_block_other_changes(make_user):
+    """The service checks an email when it changes only: an account whose stored address the
+    check would refuse (made before it) still changes its other fields."""
+    from accounts.services import user_update
+
+    stored = "\u0130nfo@example.com".lower()  # "i̇nfo@example.com", with a combining dot
+    me = make_user(username="legacy", email=stored)
+    user_update(actor=me, user=me, email=stored, booking_reminders=False)
+    me.refresh_from_db()
+    assert (me.email, me.booking_reminders) == (stored, False)
