@@ -35,9 +35,7 @@ def user_find_for_login(*, identifier: str) -> User | None:
         return None
     # Usernames are stored NFKC-normalized (normalized_username); one stored before that was
     # done is found as typed.
-    by_username = [same_text("username", normalized_username(identifier))]
-    if not identifier.isascii():
-        by_username.append(same_text("username", identifier))
+    by_username = [same_text("username", name) for name in dict.fromkeys((normalized_username(identifier), identifier))]
     if "@" not in identifier:
         return _first_user(by_username)
     # Emails are stored as normalized_email() writes them, with Python's lower(), which
