@@ -1,3 +1,5 @@
+import unicodedata
+
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Lower
 
@@ -12,9 +14,18 @@ def same_text(field: str, value: str) -> Q:
     return Q(**{f"{field}__lower": Lower(Value(value))})
 
 
+def normalized_username(username: str) -> str:
+    """How every username is stored and looked up: NFKC, as Django's own forms and create_user
+    have it (AbstractBaseUser.normalize_username), so "ａｄｍｉｎ" is "admin" — taken — and not a
+    second account that looks like it."""
+    return User.normalize_username(username)
+
+
 def normalized_email(email: str) -> str:
-    """How every email is stored and compared: Django's normalisation, then lower case."""
-    return User.objects.normalize_email(email).lower()
+    """How every email is stored and compared: NFKC (as usernames: "x@ｅｘａｍｐｌｅ.com" is
+    x@example.com to IDNA, the same mailbox, and "ſ" is "s"), Django's normalisation, then lower
+    case."""
+    return User.objects.normalize_email(unicodedata.normalize("NFKC", email)).lower()
 
 
 def user_find_for_login(*, identifier: str) -> User | None:
@@ -22,16 +33,22 @@ def user_find_for_login(*, identifier: str) -> User | None:
     identifier = (identifier or "").strip()
     if not identifier:
         return None
+    # Usernames are stored NFKC-normalized (normalized_username); one stored before that was
+    # done is found as typed.
+    by_username = [same_text("username", name) for name in dict.fromkeys((normalized_username(identifier), identifier))]
     if "@" not in identifier:
-        return User.objects.filter(same_text("username", identifier)).first()
-    # Emails are stored as normalized_email() writes them, with Python's lower(), which the
-    # database's LOWER() does not match beyond ASCII (SQLite) nor for a final sigma (PostgreSQL):
+        return _first_user(by_username)
+    # Emails are stored as normalized_email() writes them, with Python's lower(), which
+    # PostgreSQL's LOWER() does not match for a final sigma (SQLite's is Python's: bookings_project.sqlite3):
     # the identifier normalized the same way first (as a reset request is), then as typed (an
     # address stored otherwise, e.g. by Django's createsuperuser), then as a username.
     lookups = [same_text("email", normalized_email(identifier))]
     if not identifier.isascii():
         lookups.append(same_text("email", identifier))
-    lookups.append(same_text("username", identifier))
+    return _first_user(lookups + by_username)
+
+
+def _first_user(lookups: list[Q]) -> User | None:
     for lookup in lookups:
         user = User.objects.filter(lookup).first()
         if user is not None:

@@ -1,6 +1,7 @@
 """Writes on accounts: registration, login, profile updates, role changes, deactivation
 (password reset: accounts.password_reset)."""
 
+import re
 import secrets
 
 from django.contrib.auth import password_validation
@@ -19,7 +20,7 @@ from reservations.services import booking_cancel_future_for_user
 
 from .exceptions import DuplicateUser, InvalidCredentials, RoleNotAllowed, WrongCurrentPassword
 from .models import SELF_SERVICE_ROLES, Role, User, normalize_roles
-from .selectors import normalized_email, same_text, user_find_for_login, user_name_taken
+from .selectors import normalized_email, normalized_username, same_text, user_find_for_login, user_name_taken
 from .tokens import token_pair_for_user
 
 
@@ -70,12 +71,25 @@ def validate_password(password: str, user: User) -> None:
         raise ValidationFailed("Password is too weak", fields={"password": problems})
 
 
+def email_to_store(email: str) -> str:
+    """`email` as it is stored (normalized_email), refused (400 naming `email`) when that form is
+    no valid address of at most 254 characters: lower() may lengthen a text the serializer took
+    ("İ" is "i̇", two characters) or make it invalid, and the column holds 254 (PostgreSQL
+    refused the write: a 500)."""
+    email = normalized_email(email)
+    try:
+        User._meta.get_field("email").run_validators(email)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(fields={"email": list(exc.messages)}) from None
+    return email
+
+
 def user_register(*, username: str, email: str, password: str, roles=None, request=None) -> User:
     """Self-registration: only USER/EVENT_ORGANIZER may be asked for (else 403)."""
     wanted = set(roles or [Role.USER])
     if wanted - SELF_SERVICE_ROLES:
         raise RoleNotAllowed()
-    email = normalized_email(email)
+    email, username = email_to_store(email), normalized_username(username)
     user = User(username=username, email=email, roles=sorted(wanted))
     validate_password(password, user)
     user.set_password(password)
@@ -92,20 +106,32 @@ def user_register(*, username: str, email: str, password: str, roles=None, reque
 
 
 def user_register_by_email(*, email: str, password: str, roles=None, request=None) -> User:
-    """Core-API registration (no username field): the username is the email, unless another
-    account already chose that text as its username — then the email plus a short suffix, so a
-    username that looks like someone's address cannot keep its owner from registering."""
-    email = normalized_email(email)
-    suffixed = f"{email[:240]}-{secrets.token_hex(4)}"
-    if User.objects.filter(same_text("username", email)).exclude(same_text("email", email)).exists():
+    """Core-API registration (no username field): the username is the email (each character a
+    username may not hold written "_", username_for_email), unless another account already chose
+    that text as its username — then that plus a short suffix, so a username that looks like
+    someone's address cannot keep its owner from registering."""
+    email = email_to_store(email)
+    username = username_for_email(email)
+    suffixed = f"{username[:240]}-{secrets.token_hex(4)}"
+    if User.objects.filter(same_text("username", username)).exclude(same_text("email", email)).exists():
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
     try:
-        return user_register(username=email, email=email, password=password, roles=roles, request=request)
+        return user_register(username=username, email=email, password=password, roles=roles, request=request)
     except DuplicateUser as exc:
         if User.objects.filter(same_text("email", email)).exists():  # the email itself is taken
             raise DuplicateUser("email") from exc
         # Someone took this text as a username between the check and the insert.
         return user_register(username=suffixed, email=email, password=password, roles=roles, request=request)
+
+
+_NOT_IN_A_USERNAME = re.compile(r"[^\w.@+-]")  # (UnicodeUsernameValidator's characters)
+
+
+def username_for_email(email: str) -> str:
+    """The username of an account registered by email: the email, each character a username may
+    not hold as "_" ("o'brien@example.com" is "o_brien@example.com"). A username the validator
+    refuses made the account's admin page unsavable and a PUT echoing the username a 400."""
+    return _NOT_IN_A_USERNAME.sub("_", email)
 
 
 def _same_time_as_a_password_check(password: str) -> None:
@@ -281,12 +307,12 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
     changed = [name for name, value in names.items() if value is not None and value != getattr(user, name)]
     for name in changed:
         setattr(user, name, names[name])
-    if username is not None and username != user.username:
+    if username is not None and (username := normalized_username(username)) != user.username:
         user.username, changed = username, changed + ["username"]
-    if email is not None:
-        email = normalized_email(email)
-        if email != user.email:
-            user.email, changed = email, changed + ["email"]
+    # (checked only when it changes: the admin's form sends every field back, and an address
+    # stored before email_to_store must not make the rest of the page unsavable)
+    if email is not None and normalized_email(email) != user.email:
+        user.email, changed = email_to_store(email), changed + ["email"]
     if callable(roles):
         roles = roles(user.role_set)
     if roles is not None and actor.is_admin:
@@ -360,6 +386,7 @@ def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User,
     """Create the admin from DJANGO_SUPERUSER_* once; later runs leave it untouched. It meets the
     rules every account meets (a valid username and email, a password the validators accept),
     else ValidationFailed names what is wrong and nothing is created."""
+    username = normalized_username(username)
     existing = User.objects.filter(same_text("username", username)).first()
     if existing is not None:
         return existing, False

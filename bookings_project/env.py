@@ -170,6 +170,7 @@ def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
+        config["ENGINE"] = "bookings_project.sqlite3"  # Django's, with LOWER() folding every letter
     elif engine in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
         config["ENGINE"] = "bookings_project.postgresql"  # Django's, with a pool that recovers at once
         options = {

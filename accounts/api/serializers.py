@@ -7,14 +7,21 @@ from ops.api.serializers import LogSerializer
 from reservations.api.serializers import BookingResponseSerializer
 
 from ..models import CORE_ROLE_NAMES, Role
+from ..selectors import normalized_username
 
 ROLE_CHOICES = Role.values
 CORE_ROLE_CHOICES = list(CORE_ROLE_NAMES.values())
 
 
 class UsernameField(StrictCharField):
+    """NFKC-normalized before its checks, as Django's forms.UsernameField: the length and the
+    characters are those of the name stored (accounts.selectors.normalized_username)."""
+
     def __init__(self, **kwargs):
         super().__init__(max_length=150, min_length=1, validators=[UnicodeUsernameValidator()], **kwargs)
+
+    def to_internal_value(self, data):
+        return normalized_username(super().to_internal_value(data))
 
 
 class PasswordProblemsWithOtherErrors:

@@ -122,6 +122,71 @@ def test_core_register_duplicate_email_is_409(api_client):
     assert User.objects.count() == 2
 
 
+def test_lookalike_unicode_names_and_emails_are_the_same_account(api_client, client_for, settings):
+    """Usernames and emails are NFKC-normalized, as Django's own forms and create_user do: a
+    fullwidth "ａｄｍｉｎ" beside "admin", or "x@ｅｘａｍｐｌｅ.com" (to IDNA, and so to the mail
+    server, the mailbox x@example.com) beside x@example.com, were second accounts."""
+    settings.RATELIMIT_ENABLE = False  # (more registrations than a minute's budget)
+    assert register_booking(api_client, username="admin", email="x@example.com").status_code == 201
+    body = assert_error(register_booking(api_client, username="ａｄｍｉｎ", email="y@example.com"), 409)
+    assert body["fields"] == {"username": ["This username is already taken"]}
+    body = assert_error(register_booking(api_client, username="other", email="x@ｅｘａｍｐｌｅ.com"), 409)
+    assert body["fields"] == {"email": ["This email is already taken"]}
+    assert_error(register_core(api_client, email="X@ＥＸＡＭＰＬＥ.com"), 409)
+    assert User.objects.count() == 1
+    # What is stored is the normalized form, and a rename is normalized the same way.
+    response = register_booking(api_client, username="ｎｅｗ", email="new@ｅｘａｍｐｌｅ.com")
+    assert response.status_code == 201
+    assert (response.json()["username"], response.json()["email"]) == ("new", "new@example.com")
+    me = User.objects.get(username="new")
+    assert_error(client_for(me).put(f"/api/v1/user/{me.pk}", {"username": "ＡＤＭＩＮ"}, format="json"), 409)
+    # A name whose normalized form breaks the rules is refused for what it would be stored as
+    # ("ﷺ" is a phrase with spaces).
+    assert_error(register_booking(api_client, username="\ufdfa", email="z@example.com"), 400, fields=["username"])
+    # Logins normalize the same way (as Django's login form does).
+    login = api_client.post("/api/v1/auth/login", {"username": "ａｄｍｉｎ", "password": PASSWORD}, format="json")
+    assert login.status_code == 200
+
+
+def test_names_differing_in_the_case_of_non_ascii_letters_are_one_account(api_client, make_user):
+    """SQLite's own LOWER() folds ASCII letters only: in the embedded mode "Élodie" and
+    "élodie" were two accounts (PostgreSQL's LOWER() refused the second), and "ÉLODIE" logged
+    in as neither. The constraint itself holds too, not only the service's check."""
+    from django.db import IntegrityError, transaction
+
+    assert register_booking(api_client, username="Élodie", email="e1@example.com").status_code == 201
+    body = assert_error(register_booking(api_client, username="élodie", email="e2@example.com"), 409)
+    assert body["fields"] == {"username": ["This username is already taken"]}
+    login = api_client.post("/api/v1/auth/login", {"username": "ÉLODIE", "password": PASSWORD}, format="json")
+    assert login.status_code == 200
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_user(username="ÉLODIE", email="e3@example.com")
+    assert User.objects.count() == 1
+
+
+def test_an_index_built_with_sqlites_own_lower_is_rebuilt_by_the_migration():
+    """A database file made before bookings_project.sqlite3 holds LOWER() keys of SQLite's own
+    (ASCII only): until accounts migration 0004 rebuilds them, "Élodie" is not found through
+    the index and could be registered twice."""
+    import importlib
+    import sqlite3
+    from types import SimpleNamespace
+
+    from bookings_project.sqlite3.base import python_lower
+
+    reindex = importlib.import_module("accounts.migrations.0004_reindex_lower_on_sqlite").reindex
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE accounts_user (username TEXT, email TEXT)")
+    for index, column in (("user_username_ci_unique", "username"), ("user_email_ci_unique", "email")):
+        raw.execute(f'CREATE UNIQUE INDEX "{index}" ON accounts_user (LOWER({column}))')
+    raw.execute("INSERT INTO accounts_user VALUES ('Élodie', 'e@example.com')")
+    raw.create_function("LOWER", 1, python_lower, deterministic=True)
+    found = "SELECT count(*) FROM accounts_user WHERE LOWER(username) = LOWER('élodie')"
+    assert raw.execute(found).fetchone() == (0,)  # the stale key
+    reindex(None, SimpleNamespace(connection=SimpleNamespace(vendor="sqlite"), execute=raw.execute))
+    assert raw.execute(found).fetchone() == (1,)
+
+
 def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(api_client):
     assert register_booking(api_client, username="victim@example.com", email="squatter@example.com").status_code == 201
     response = register_core(api_client, email="Victim@Example.com")
@@ -131,6 +196,25 @@ def test_a_username_that_looks_like_an_email_does_not_block_that_emails_owner(ap
     login = api_client.post("/auth/login", {"email": "victim@example.com", "password": PASSWORD}, format="json")
     assert login.status_code == 200 and login.json()["user"]["id"] == str(victim.pk)
     assert_error(register_core(api_client, email="victim@example.com"), 409)  # the email itself is taken now
+
+
+def test_an_email_a_username_cannot_hold_gets_a_valid_username(api_client, client_for):
+    """"o'brien@example.com" was stored as the username too, which the username validator
+    refuses: the account's admin page could not be saved without renaming it, and a PUT that
+    sends the profile back as read (the seed's UserUpdateRequest holds `username`) was a 400."""
+    assert register_core(api_client, email="O'Brien@example.com").status_code == 201
+    user = User.objects.get(email="o'brien@example.com")
+    assert user.username == "o_brien@example.com"
+    user.full_clean(exclude=["password"])
+    client = client_for(user)
+    me = client.get("/api/v1/user/me").json()
+    response = client.put(f"/api/v1/user/{user.pk}", {"username": me["username"], "email": me["email"]}, format="json")
+    assert response.status_code == 200, response.content
+    # Another account whose username is that text already: the suffix, as for an email-like username.
+    assert register_core(api_client, email="o`brien@example.com").status_code == 201
+    assert User.objects.get(email="o`brien@example.com").username.startswith("o_brien@example.com-")
+    login = api_client.post("/auth/login", {"email": "o'brien@example.com", "password": PASSWORD}, format="json")
+    assert login.status_code == 200 and login.json()["user"]["id"] == str(user.pk)
 
 
 def test_a_username_taken_between_the_check_and_the_insert_still_registers_the_email(api_client, monkeypatch):
@@ -166,6 +250,21 @@ def test_bad_email_is_400_with_fields(api_client, email):
     assert_error(register_booking(api_client, email=email), 400, fields=["email"])
     assert_error(register_core(api_client, email=email), 400, fields=["email"])
     assert not User.objects.exists()
+
+
+def test_an_email_whose_stored_form_is_too_long_is_400_not_500(api_client, client_for, make_user):
+    """The serializer checks the address as sent; it is stored lowercased, and "İ".lower() is two
+    characters: 200 of them made a 412-character address, which PostgreSQL's varchar(254) refused
+    (a 500), and which is no valid address anyway. Checked as stored, in both registrations and
+    in a profile update."""
+    email = "\u0130" * 200 + "@example.com"
+    assert_error(register_booking(api_client, email=email), 400, fields=["email"])
+    assert_error(register_core(api_client, email=email), 400, fields=["email"])
+    me = make_user(username="me", email="me@example.com")
+    assert_error(client_for(me).put(f"/api/v1/user/{me.pk}", {"email": email}, format="json"), 400, fields=["email"])
+    me.refresh_from_db()
+    assert me.email == "me@example.com"
+    assert User.objects.count() == 1
 
 
 def test_a_bad_email_and_a_weak_password_are_reported_together(api_client):
@@ -219,3 +318,15 @@ def test_null_roles_mean_the_default_role_in_both_forms(api_client):
     core = api_client.post("/auth/register", {"email": "nullrole@example.com", "password": PASSWORD, "role": None},
                            format="json")
     assert core.status_code == 201 and core.json()["role"] == "customer"
+
+
+def test_an_address_stored_before_it_was_checked_as_stored_does_not_block_other_changes(make_user):
+    """The service checks an email when it changes only: an account whose stored address the
+    check would refuse (made before it) still changes its other fields."""
+    from accounts.services import user_update
+
+    stored = "\u0130nfo@example.com".lower()  # "i̇nfo@example.com", with a combining dot
+    me = make_user(username="legacy", email=stored)
+    user_update(actor=me, user=me, email=stored, booking_reminders=False)
+    me.refresh_from_db()
+    assert (me.email, me.booking_reminders) == (stored, False)
