@@ -13,6 +13,7 @@ and documents again under the documents' locks, so a sync running at the same mo
 overwritten with an older read.
 """
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from django.utils import timezone
+
+from bookings_project.content import storable_json
 
 from .documents import (
     entity_sources,
@@ -38,6 +41,9 @@ BATCH_SIZE = 500
 MAX_FIELD_NAMES = 200  # distinct field names a run keeps for its changesLog
 MORE_FIELDS = "…"  # where the updates of names past MAX_FIELD_NAMES are counted
 Action = ReconciliationChange.Action
+# Characters of one recorded documentValue/relationalValue as JSON: more than any body the system
+# writes (an item's is at most ~20,000), so only a value the customer side made huge is cut.
+MAX_RECORDED_JSON = 65_536
 
 
 def diff_fields(document_body: dict, relational_body: dict) -> list[tuple[str, object, object]]:
@@ -53,6 +59,19 @@ def diff_fields(document_body: dict, relational_body: dict) -> list[tuple[str, o
     return changed
 
 
+def recorded(value):
+    """A document's value (or key, or id) as a change records it. The customer side may write
+    any JSON: NUL, unpaired surrogates, infinite numbers or deep nesting (storable_json) would
+    fail the change rows' INSERT on PostgreSQL, or every later render of the job; a huge value
+    would be copied into the job and into every GET /jobs/{jobId}. So a value is made storable,
+    and one longer than MAX_RECORDED_JSON as JSON is recorded as the start of its JSON text."""
+    value = storable_json(value)
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) <= MAX_RECORDED_JSON:
+        return value
+    return f"{text[:1000]}… ({len(text)} characters of JSON)"
+
+
 @dataclass
 class Recorder:
     """Counts outcomes and buffers change rows, written once per batch."""
@@ -65,6 +84,7 @@ class Recorder:
     last_fields: list = field(default_factory=list)
 
     def record(self, entity_id: str, action: str, changes=()) -> None:
+        changes = [(recorded(name), recorded(doc_value), recorded(rel_value)) for name, doc_value, rel_value in changes]
         self.counts[action] += 1
         self.counts["checked"] += 1
         if action == Action.UPDATED:
@@ -80,7 +100,7 @@ class Recorder:
             return
         for name, doc_value, rel_value in changes:
             self.pending.append(ReconciliationChange(
-                job=self.job, entity_type=self.entity_type, entity_id=entity_id, action=action,
+                job=self.job, entity_type=self.entity_type, entity_id=recorded(entity_id), action=action,
                 field=name, document_value=doc_value, relational_value=rel_value))
 
     def flush(self) -> None:

@@ -504,6 +504,61 @@ class TestWhatTheCustomerSideMayWrite:
             "Updated 1 field: name"
         assert doc("item", synced_item.pk).version == 1
 
+    @pytest.mark.parametrize("raw, field, recorded", [
+        # A JSON number Python reads as inf (PostgreSQL's jsonb keeps it as the integer it is)
+        ('{"capacity": 1e999}', "capacity", "Infinity"),
+        ('{"capacity": -1e999, "name": "Workshop"}', "capacity", "-Infinity"),
+        ('{"name": "\\ud800"}', "name", "\ufffd"),  # an unpaired surrogate (SQLite's JSON takes it)
+        ('{"name": "a\\u0000b"}', "name", "a\ufffdb"),
+        ('{"\\ud800": 1}', "\ufffd", 1),
+        ('{"\\u0000": 1}', "\ufffd", 1),
+    ])
+    @pytest.mark.parametrize("whole_type", [False, True], ids=["one", "whole"])
+    def test_values_no_database_or_response_can_hold_are_recorded_in_a_form_they_can(
+            self, synced_item, op_client, api_body, raw, field, recorded, whole_type):
+        """A change recorded the document's value as read: an infinite number failed the job
+        (the repair already done, its record lost), a surrogate failed it or made every later
+        GET /jobs/{jobId} a 500; PostgreSQL's jsonb and text refuse all three and NUL too."""
+        from django.db import DataError, connections, transaction
+
+        try:
+            with transaction.atomic(using="documents"), connections["documents"].cursor() as cursor:
+                cursor.execute("UPDATE documents SET body = %s WHERE entity_type = 'item' AND entity_id = %s",
+                               [raw, str(synced_item.pk)])
+        except DataError:
+            pytest.skip("this documents database refuses such JSON itself")
+        params = {"entityType": "item"} if whole_type else {"entityType": "item", "entityId": synced_item.pk}
+        job = op_client.post("/reconciliation", params, format="json").json()
+
+        done = op_client.put(f"/jobs/{job['jobId']}/execute")
+        shown = op_client.get(f"/jobs/{job['jobId']}")
+
+        assert done.status_code == shown.status_code == 200
+        assert done.json()["status"] == "completed" and shown.json() == done.json()
+        changes = {c["field"]: c["documentValue"] for c in shown.json()["reconciliation"]["changes"]}
+        if connections["documents"].vendor == "postgresql" and recorded in ("Infinity", "-Infinity"):
+            recorded = (-1 if recorded.startswith("-") else 1) * 10**999
+        assert changes[field] == recorded
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+        assert op_client.get("/jobs").status_code == 200
+
+    def test_a_huge_value_is_recorded_as_the_start_of_its_json(self, synced_item, op_client, api_body):
+        """A value the customer side made huge is not copied whole into the job (and into every
+        GET /jobs/{jobId}: 200 MB for a run over five 20 MB documents)."""
+        huge = "x" * 2_000_000
+        tamper("item", synced_item.pk, description=huge, extra=[huge])
+        job = op_client.post("/reconciliation", {"entityType": "item", "entityId": synced_item.pk},
+                             format="json").json()
+
+        done = op_client.put(f"/jobs/{job['jobId']}/execute")
+
+        assert done.json()["reconciliation"]["changesLog"] == "Updated 2 fields: description, extra"
+        assert len(done.content) < 10_000
+        changes = {c["field"]: c["documentValue"] for c in done.json()["reconciliation"]["changes"]}
+        assert changes["description"] == f'"{"x" * 999}… (2000002 characters of JSON)'
+        assert changes["extra"].startswith('["xxx') and changes["extra"].endswith("(2000004 characters of JSON)")
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+
     def test_the_changes_log_names_at_most_twenty_fields(self, synced_item, organizer):
         tamper("item", synced_item.pk, **{f"extra{n:03}": n for n in range(300)})
         single = reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"]
