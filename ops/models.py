@@ -1,3 +1,4 @@
+import json
 import uuid
 
 from django.conf import settings
@@ -43,6 +44,20 @@ class SystemLog(models.Model):
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.severity} {self.event_type}: {self.message[:60]}"
 
 
+class DocumentBodyDecoder(json.JSONDecoder):
+    """Reads a document's body. The customer side may write any JSON, nested as deep as its
+    database takes (PostgreSQL: thousands of levels); Python's parser stops near 1,000 with a
+    RecursionError, which failed every read of that document and its batch — the sync, every
+    reconciliation — for good. Such a body is read as its JSON text: a body that is not an
+    object, which reconciliation replaces and records like any other."""
+
+    def decode(self, s, *args, **kwargs):
+        try:
+            return super().decode(s, *args, **kwargs)
+        except RecursionError:
+            return s
+
+
 class Document(models.Model):
     """The customer-facing document store (contract §7). Lives on the `documents` database;
     its table is a public interface, so its name and columns are fixed: exactly entity_type,
@@ -51,7 +66,7 @@ class Document(models.Model):
     pk = models.CompositePrimaryKey("entity_type", "entity_id")
     entity_type = models.TextField()
     entity_id = models.TextField()
-    body = models.JSONField()
+    body = models.JSONField(decoder=DocumentBodyDecoder)
     # Database defaults too: the customer side may INSERT only entity_type, entity_id and body.
     version = models.IntegerField(default=1, db_default=1)
     updated_at = models.DateTimeField(db_default=Now())

@@ -542,6 +542,38 @@ class TestWhatTheCustomerSideMayWrite:
         assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
         assert op_client.get("/jobs").status_code == 200
 
+    def test_a_body_nested_deeper_than_python_reads_is_replaced_not_a_failure(
+            self, synced_item, organizer, op_client, api_body):
+        """SQLite's JSON takes 2,000 levels, PostgreSQL's thousands; Python's parser stops near
+        1,000: reading such a document failed its sync and every reconciliation of its batch."""
+        from django.db import connections
+
+        from ops.documents import document_sync
+
+        deep = '{"a": ' + "[" * 1500 + "]" * 1500 + "}"
+        other = make_item(organizer, name="Other")
+        outbox_dispatch_until_empty()
+        tamper("item", other.pk, name="Wrong")
+        with connections["documents"].cursor() as cursor:
+            cursor.execute("UPDATE documents SET body = %s WHERE entity_type = 'item' AND entity_id = %s",
+                           [deep, str(synced_item.pk)])
+        job = op_client.post("/reconciliation", {"entityType": "item"}, format="json").json()
+
+        done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
+
+        assert done["status"] == "completed"
+        assert done["reconciliation"]["summary"] == {"checked": 2, "created": 0, "updated": 2, "deleted": 0,
+                                                     "unchanged": 0}
+        change = next(c for c in done["reconciliation"]["changes"] if c["entityId"] == str(synced_item.pk))
+        assert change["field"] == "" and change["documentValue"] == deep
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+        assert doc("item", other.pk).body == api_body("item", other.pk)
+        with connections["documents"].cursor() as cursor:
+            cursor.execute("UPDATE documents SET body = %s WHERE entity_type = 'item' AND entity_id = %s",
+                           [deep, str(synced_item.pk)])
+        assert document_sync(entity_type="item", entity_id=synced_item.pk) == "updated"
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+
     def test_a_huge_value_is_recorded_as_the_start_of_its_json(self, synced_item, op_client, api_body):
         """A value the customer side made huge is not copied whole into the job (and into every
         GET /jobs/{jobId}: 200 MB for a run over five 20 MB documents)."""
