@@ -45,16 +45,18 @@ class SystemLog(models.Model):
 
 
 class DocumentBodyDecoder(json.JSONDecoder):
-    """Reads a document's body. The customer side may write any JSON, nested as deep as its
-    database takes (PostgreSQL: thousands of levels); Python's parser stops near 1,000 with a
-    RecursionError, which failed every read of that document and its batch — the sync, every
-    reconciliation — for good. Such a body is read as its JSON text: a body that is not an
-    object, which reconciliation replaces and records like any other."""
+    """Reads a document's body. The customer side may write any JSON its database takes: nested
+    thousands of levels deep (PostgreSQL), or an integer of more than 4,300 digits (`1e5000` in
+    jsonb is one); Python's parser stops near 1,000 levels with a RecursionError, and refuses
+    such an integer with a ValueError, either of which failed every read of that document and
+    its batch — the sync, every reconciliation — for good. Such a body is read as its JSON text:
+    a body that is not an object, which reconciliation replaces and records like any other.
+    (Text that is not JSON at all is read as itself, as Django's JSONField does.)"""
 
     def decode(self, s, *args, **kwargs):
         try:
             return super().decode(s, *args, **kwargs)
-        except RecursionError:
+        except (RecursionError, ValueError):
             return s
 
 

@@ -542,15 +542,19 @@ class TestWhatTheCustomerSideMayWrite:
         assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
         assert op_client.get("/jobs").status_code == 200
 
-    def test_a_body_nested_deeper_than_python_reads_is_replaced_not_a_failure(
-            self, synced_item, organizer, op_client, api_body):
-        """SQLite's JSON takes 2,000 levels, PostgreSQL's thousands; Python's parser stops near
-        1,000: reading such a document failed its sync and every reconciliation of its batch."""
+    @pytest.mark.parametrize("deep", [
+        '{"a": ' + "[" * 1500 + "]" * 1500 + "}",
+        '{"capacity": 1' + "0" * 5000 + "}",
+    ], ids=["nested-1500-deep", "integer-of-5001-digits"])
+    def test_a_body_python_cannot_read_is_replaced_not_a_failure(
+            self, synced_item, organizer, op_client, api_body, deep):
+        """SQLite's JSON takes 2,000 levels, PostgreSQL's thousands, and both any number of digits;
+        Python's parser stops near 1,000 levels and 4,300 digits: reading such a document failed
+        its sync and every reconciliation of its batch."""
         from django.db import connections
 
         from ops.documents import document_sync
 
-        deep = '{"a": ' + "[" * 1500 + "]" * 1500 + "}"
         other = make_item(organizer, name="Other")
         outbox_dispatch_until_empty()
         tamper("item", other.pk, name="Wrong")
