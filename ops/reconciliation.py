@@ -23,6 +23,7 @@ from functools import partial
 from django.utils import timezone
 
 from bookings_project.content import storable_json
+from bookings_project.text import loggable
 
 from .documents import (
     entity_sources,
@@ -161,9 +162,11 @@ def _single_log(rec: Recorder) -> str:
 
 def _field_list(names: list[str], *, truncated: bool = False, shown: int = 20) -> str:
     """The first `shown` field names, then how many more: a document may hold any number of
-    keys. `truncated`: more names were seen than were kept."""
+    keys. `truncated`: more names were seen than were kept. A name is any text the customer side
+    wrote: shown on one line, its control characters escaped (`manage.py reconcile` prints the
+    log on a terminal, which would act on an escape sequence) and cut after 100 characters."""
     hidden = len(names) - shown
-    text = ", ".join(names[:shown])
+    text = ", ".join(loggable(name, limit=100) for name in names[:shown])
     if hidden > 0:
         return f"{text} and {hidden} more" + (" (at least)" if truncated else "")
     return f"{text} and more" if truncated else text

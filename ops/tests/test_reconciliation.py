@@ -240,6 +240,26 @@ def test_reconcile_command_prints_summary_and_records_a_job(synced_item, capsys)
 
 
 @pytest.mark.parametrize("args", [(), ("--entity-id", "SELF")])
+def test_field_names_the_customer_side_wrote_reach_the_changes_log_as_escaped_one_line_text(
+        synced_item, op_client, capsys, args):
+    """A document's keys are any text: the changesLog names them, and `manage.py reconcile` prints
+    it on the operator's terminal, where an escape sequence retitles or clears it (and a line
+    break or a bidirectional control forges what the log says). The change itself keeps the key."""
+    hostile = "\x1b]0;owned\x07\x1b[2J\u202eeman\nforged line"
+    tamper("item", synced_item.pk, **{hostile: 1, "k" * 5000: 2})
+
+    call_command("reconcile", "--entity-type", "item", "--no-progress",
+                 *(str(synced_item.pk) if a == "SELF" else a for a in args))
+
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "forged line" not in out.splitlines()[-1:]
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\u202eeman\\x0aforged line" in out
+    assert "k" * 101 not in out and "(5000 characters)" in out
+    job = Job.objects.get(params__trigger="cli")
+    assert set(job.changes.values_list("field", flat=True)) == {hostile, "k" * 5000}
+
+
+@pytest.mark.parametrize("args", [(), ("--entity-id", "SELF")])
 def test_reconcile_progress_bar_ends_full(synced_item, organizer, args):
     import io
     import re
