@@ -615,6 +615,27 @@ class TestWhatTheCustomerSideMayWrite:
         assert changes["extra"].startswith('["xxx') and changes["extra"].endswith("(2000004 characters of JSON)")
         assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
 
+    def test_a_document_records_at_most_two_hundred_changed_fields(self, synced_item, organizer):
+        """A document may hold any number of keys: recording each cost a row and time that grew
+        with them (200,000 keys: 200,000 rows, 11 s inside one batch, which cannot pause)."""
+        other = make_item(organizer, name="Other")
+        outbox_dispatch_until_empty()
+        tamper("item", synced_item.pk, **{f"extra{n:04}": n for n in range(1000)})
+        tamper("item", other.pk, name="Wrong")
+        job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+
+        result = reconciliation_run(job=job, entity_type="item")
+
+        assert result["summary"]["updated"] == 2
+        assert ReconciliationChange.objects.filter(job=job, entity_id=str(synced_item.pk)).count() == 200
+        assert list(ReconciliationChange.objects.filter(job=job, entity_id=str(other.pk)).values_list(
+            "field", "document_value")) == [("name", "Wrong")]
+        single = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+        tamper("item", synced_item.pk, **{f"extra{n:04}": n for n in range(1000)})
+        log = reconciliation_run(job=single, entity_type="item", entity_id=synced_item.pk)["changesLog"]
+        assert log.startswith("Updated 1000 fields: extra0000, extra0001") and log.endswith("and 980 more")
+        assert single.changes.count() == 200
+
     def test_the_changes_log_names_at_most_twenty_fields(self, synced_item, organizer):
         tamper("item", synced_item.pk, **{f"extra{n:03}": n for n in range(300)})
         single = reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"]
