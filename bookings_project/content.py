@@ -53,6 +53,28 @@ def _check_storable(data) -> None:
             raise ParseError("JSON parse error - strings may not contain NUL characters or unpaired surrogates")
 
 
+def storable_json(value, *, max_depth: int = MAX_DEPTH, _depth: int = 1):
+    """JSON read from outside the API (a document the customer side wrote) made what a request
+    body must be (above), so it can be stored in PostgreSQL and rendered by the API: NUL and
+    unpaired surrogates in strings and keys become U+FFFD, a number that is infinite or not a
+    number becomes its name as a string ("Infinity"), and an object or array nested deeper than
+    `max_depth` becomes the string "…"."""
+    if isinstance(value, dict):
+        if _depth > max_depth:
+            return "…"
+        return {storable_json(key): storable_json(item, max_depth=max_depth, _depth=_depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        if _depth > max_depth:
+            return "…"
+        return [storable_json(item, max_depth=max_depth, _depth=_depth + 1) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)  # Infinity, -Infinity, NaN
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    return value
+
+
 class SafeJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:

@@ -1,3 +1,4 @@
+import json
 import uuid
 
 from django.conf import settings
@@ -43,6 +44,22 @@ class SystemLog(models.Model):
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.severity} {self.event_type}: {self.message[:60]}"
 
 
+class DocumentBodyDecoder(json.JSONDecoder):
+    """Reads a document's body. The customer side may write any JSON its database takes: nested
+    thousands of levels deep (PostgreSQL), or an integer of more than 4,300 digits (`1e5000` in
+    jsonb is one); Python's parser stops near 1,000 levels with a RecursionError, and refuses
+    such an integer with a ValueError, either of which failed every read of that document and
+    its batch — the sync, every reconciliation — for good. Such a body is read as its JSON text:
+    a body that is not an object, which reconciliation replaces and records like any other.
+    (Text that is not JSON at all is read as itself, as Django's JSONField does.)"""
+
+    def decode(self, s, *args, **kwargs):
+        try:
+            return super().decode(s, *args, **kwargs)
+        except (RecursionError, ValueError):
+            return s
+
+
 class Document(models.Model):
     """The customer-facing document store (contract §7). Lives on the `documents` database;
     its table is a public interface, so its name and columns are fixed: exactly entity_type,
@@ -51,7 +68,7 @@ class Document(models.Model):
     pk = models.CompositePrimaryKey("entity_type", "entity_id")
     entity_type = models.TextField()
     entity_id = models.TextField()
-    body = models.JSONField()
+    body = models.JSONField(decoder=DocumentBodyDecoder)
     # Database defaults too: the customer side may INSERT only entity_type, entity_id and body.
     version = models.IntegerField(default=1, db_default=1)
     updated_at = models.DateTimeField(db_default=Now())

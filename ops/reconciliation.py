@@ -13,6 +13,7 @@ and documents again under the documents' locks, so a sync running at the same mo
 overwritten with an older read.
 """
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from django.utils import timezone
+
+from bookings_project.content import storable_json
+from bookings_project.text import loggable
 
 from .documents import (
     entity_sources,
@@ -35,9 +39,12 @@ from .models import Document, Job, ReconciliationChange
 from .routers import DOCUMENTS_DB
 
 BATCH_SIZE = 500
-MAX_FIELD_NAMES = 200  # distinct field names a run keeps for its changesLog
+MAX_FIELD_NAMES = 200  # distinct field names a run keeps for its changesLog; change rows kept per document
 MORE_FIELDS = "…"  # where the updates of names past MAX_FIELD_NAMES are counted
 Action = ReconciliationChange.Action
+# Characters of one recorded documentValue/relationalValue as JSON: more than any body the system
+# writes (an item's is at most ~20,000), so only a value the customer side made huge is cut.
+MAX_RECORDED_JSON = 65_536
 
 
 def diff_fields(document_body: dict, relational_body: dict) -> list[tuple[str, object, object]]:
@@ -51,6 +58,19 @@ def diff_fields(document_body: dict, relational_body: dict) -> list[tuple[str, o
             changed.append((key, None if doc_value is missing else doc_value,
                             None if rel_value is missing else rel_value))
     return changed
+
+
+def recorded(value):
+    """A document's value (or key, or id) as a change records it. The customer side may write
+    any JSON: NUL, unpaired surrogates, infinite numbers or deep nesting (storable_json) would
+    fail the change rows' INSERT on PostgreSQL, or every later render of the job; a huge value
+    would be copied into the job and into every GET /jobs/{jobId}. So a value is made storable,
+    and one longer than MAX_RECORDED_JSON as JSON is recorded as the start of its JSON text."""
+    value = storable_json(value)
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) <= MAX_RECORDED_JSON:
+        return value
+    return f"{text[:1000]}… ({len(text)} characters of JSON)"
 
 
 @dataclass
@@ -68,7 +88,7 @@ class Recorder:
         self.counts[action] += 1
         self.counts["checked"] += 1
         if action == Action.UPDATED:
-            self.last_fields = [name for name, _, _ in changes]
+            self.last_fields = [recorded(name) for name, _, _ in changes]
             # Bounded (a document may hold any number of unknown keys): names past the first
             # MAX_FIELD_NAMES are counted, not kept, and the logs say how many.
             for name in self.last_fields:
@@ -78,10 +98,13 @@ class Recorder:
                     self.fields_updated[MORE_FIELDS] += 1
         if action == "unchanged" or self.job is None:
             return
-        for name, doc_value, rel_value in changes:
+        # A row per differing field, for the first MAX_FIELD_NAMES of a document: one the customer
+        # side filled with 200,000 keys cost 200,000 rows and 11 s (a batch cannot pause midway);
+        # the changesLog still counts them all ("… and 199,980 more").
+        for name, doc_value, rel_value in changes[:MAX_FIELD_NAMES]:
             self.pending.append(ReconciliationChange(
-                job=self.job, entity_type=self.entity_type, entity_id=entity_id, action=action,
-                field=name, document_value=doc_value, relational_value=rel_value))
+                job=self.job, entity_type=self.entity_type, entity_id=recorded(entity_id), action=action,
+                field=recorded(name), document_value=recorded(doc_value), relational_value=recorded(rel_value)))
 
     def flush(self) -> None:
         """After each batch: its change rows, and a sign of life on the job, so a long run (a
@@ -141,9 +164,11 @@ def _single_log(rec: Recorder) -> str:
 
 def _field_list(names: list[str], *, truncated: bool = False, shown: int = 20) -> str:
     """The first `shown` field names, then how many more: a document may hold any number of
-    keys. `truncated`: more names were seen than were kept."""
+    keys. `truncated`: more names were seen than were kept. A name is any text the customer side
+    wrote: shown on one line, its control characters escaped (`manage.py reconcile` prints the
+    log on a terminal, which would act on an escape sequence) and cut after 100 characters."""
     hidden = len(names) - shown
-    text = ", ".join(names[:shown])
+    text = ", ".join(loggable(name, limit=100) for name in names[:shown])
     if hidden > 0:
         return f"{text} and {hidden} more" + (" (at least)" if truncated else "")
     return f"{text} and more" if truncated else text

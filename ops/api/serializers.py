@@ -182,9 +182,17 @@ class ReconciliationChangeSerializer(serializers.Serializer):
     entityType = StrictCharField(source="entity_type")
     entityId = StrictCharField(source="entity_id")
     action = StrictCharField()
-    field = StrictCharField(allow_blank=True)
-    documentValue = serializers.JSONField(source="document_value", allow_null=True)
-    relationalValue = serializers.JSONField(source="relational_value", allow_null=True)
+    field = StrictCharField(allow_blank=True, help_text='The top-level key that differed; "" for the whole body '
+                                                        "(created, deleted, or a body that was not an object)")
+    documentValue = serializers.JSONField(
+        source="document_value", allow_null=True,
+        help_text="The document's value before the repair (null: absent). Recorded in a form any response can "
+                  "hold: NUL and unpaired surrogates become U+FFFD, a number too large for a float the string "
+                  '"Infinity", nesting past 64 levels "…", and a value over 65,536 characters of JSON the first '
+                  "1,000 characters of its JSON text and its length")
+    relationalValue = serializers.JSONField(source="relational_value", allow_null=True,
+                                            help_text="The value from the relational row, now in the document "
+                                                      "(null: absent)")
 
 
 class ReconciliationSummarySerializer(serializers.Serializer):

@@ -240,6 +240,26 @@ def test_reconcile_command_prints_summary_and_records_a_job(synced_item, capsys)
 
 
 @pytest.mark.parametrize("args", [(), ("--entity-id", "SELF")])
+def test_field_names_the_customer_side_wrote_reach_the_changes_log_as_escaped_one_line_text(
+        synced_item, op_client, capsys, args):
+    """A document's keys are any text: the changesLog names them, and `manage.py reconcile` prints
+    it on the operator's terminal, where an escape sequence retitles or clears it (and a line
+    break or a bidirectional control forges what the log says). The change itself keeps the key."""
+    hostile = "\x1b]0;owned\x07\x1b[2J\u202eeman\nforged line"
+    tamper("item", synced_item.pk, **{hostile: 1, "k" * 5000: 2})
+
+    call_command("reconcile", "--entity-type", "item", "--no-progress",
+                 *(str(synced_item.pk) if a == "SELF" else a for a in args))
+
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "forged line" not in out.splitlines()[-1:]
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\u202eeman\\x0aforged line" in out
+    assert "k" * 101 not in out and "(5000 characters)" in out
+    job = Job.objects.get(params__trigger="cli")
+    assert set(job.changes.values_list("field", flat=True)) == {hostile, "k" * 5000}
+
+
+@pytest.mark.parametrize("args", [(), ("--entity-id", "SELF")])
 def test_reconcile_progress_bar_ends_full(synced_item, organizer, args):
     import io
     import re
@@ -503,6 +523,118 @@ class TestWhatTheCustomerSideMayWrite:
         assert reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == \
             "Updated 1 field: name"
         assert doc("item", synced_item.pk).version == 1
+
+    @pytest.mark.parametrize("raw, field, recorded", [
+        # A JSON number Python reads as inf (PostgreSQL's jsonb keeps it as the integer it is)
+        ('{"capacity": 1e999}', "capacity", "Infinity"),
+        ('{"capacity": -1e999, "name": "Workshop"}', "capacity", "-Infinity"),
+        ('{"name": "\\ud800"}', "name", "\ufffd"),  # an unpaired surrogate (SQLite's JSON takes it)
+        ('{"name": "a\\u0000b"}', "name", "a\ufffdb"),
+        ('{"\\ud800": 1}', "\ufffd", 1),
+        ('{"\\u0000": 1}', "\ufffd", 1),
+    ])
+    @pytest.mark.parametrize("whole_type", [False, True], ids=["one", "whole"])
+    def test_values_no_database_or_response_can_hold_are_recorded_in_a_form_they_can(
+            self, synced_item, op_client, api_body, raw, field, recorded, whole_type):
+        """A change recorded the document's value as read: an infinite number failed the job
+        (the repair already done, its record lost), a surrogate failed it or made every later
+        GET /jobs/{jobId} a 500; PostgreSQL's jsonb and text refuse all three and NUL too."""
+        from django.db import DataError, connections, transaction
+
+        try:
+            with transaction.atomic(using="documents"), connections["documents"].cursor() as cursor:
+                cursor.execute("UPDATE documents SET body = %s WHERE entity_type = 'item' AND entity_id = %s",
+                               [raw, str(synced_item.pk)])
+        except DataError:
+            pytest.skip("this documents database refuses such JSON itself")
+        params = {"entityType": "item"} if whole_type else {"entityType": "item", "entityId": synced_item.pk}
+        job = op_client.post("/reconciliation", params, format="json").json()
+
+        done = op_client.put(f"/jobs/{job['jobId']}/execute")
+        shown = op_client.get(f"/jobs/{job['jobId']}")
+
+        assert done.status_code == shown.status_code == 200
+        assert done.json()["status"] == "completed" and shown.json() == done.json()
+        changes = {c["field"]: c["documentValue"] for c in shown.json()["reconciliation"]["changes"]}
+        if connections["documents"].vendor == "postgresql" and recorded in ("Infinity", "-Infinity"):
+            recorded = (-1 if recorded.startswith("-") else 1) * 10**999
+        assert changes[field] == recorded
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+        assert op_client.get("/jobs").status_code == 200
+
+    @pytest.mark.parametrize("deep", [
+        '{"a": ' + "[" * 1500 + "]" * 1500 + "}",
+        '{"capacity": 1' + "0" * 5000 + "}",
+    ], ids=["nested-1500-deep", "integer-of-5001-digits"])
+    def test_a_body_python_cannot_read_is_replaced_not_a_failure(
+            self, synced_item, organizer, op_client, api_body, deep):
+        """SQLite's JSON takes 2,000 levels, PostgreSQL's thousands, and both any number of digits;
+        Python's parser stops near 1,000 levels and 4,300 digits: reading such a document failed
+        its sync and every reconciliation of its batch."""
+        from django.db import connections
+
+        from ops.documents import document_sync
+
+        other = make_item(organizer, name="Other")
+        outbox_dispatch_until_empty()
+        tamper("item", other.pk, name="Wrong")
+        with connections["documents"].cursor() as cursor:
+            cursor.execute("UPDATE documents SET body = %s WHERE entity_type = 'item' AND entity_id = %s",
+                           [deep, str(synced_item.pk)])
+        job = op_client.post("/reconciliation", {"entityType": "item"}, format="json").json()
+
+        done = op_client.put(f"/jobs/{job['jobId']}/execute").json()
+
+        assert done["status"] == "completed"
+        assert done["reconciliation"]["summary"] == {"checked": 2, "created": 0, "updated": 2, "deleted": 0,
+                                                     "unchanged": 0}
+        change = next(c for c in done["reconciliation"]["changes"] if c["entityId"] == str(synced_item.pk))
+        assert change["field"] == "" and change["documentValue"] == deep
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+        assert doc("item", other.pk).body == api_body("item", other.pk)
+        with connections["documents"].cursor() as cursor:
+            cursor.execute("UPDATE documents SET body = %s WHERE entity_type = 'item' AND entity_id = %s",
+                           [deep, str(synced_item.pk)])
+        assert document_sync(entity_type="item", entity_id=synced_item.pk) == "updated"
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+
+    def test_a_huge_value_is_recorded_as_the_start_of_its_json(self, synced_item, op_client, api_body):
+        """A value the customer side made huge is not copied whole into the job (and into every
+        GET /jobs/{jobId}: 200 MB for a run over five 20 MB documents)."""
+        huge = "x" * 2_000_000
+        tamper("item", synced_item.pk, description=huge, extra=[huge])
+        job = op_client.post("/reconciliation", {"entityType": "item", "entityId": synced_item.pk},
+                             format="json").json()
+
+        done = op_client.put(f"/jobs/{job['jobId']}/execute")
+
+        assert done.json()["reconciliation"]["changesLog"] == "Updated 2 fields: description, extra"
+        assert len(done.content) < 10_000
+        changes = {c["field"]: c["documentValue"] for c in done.json()["reconciliation"]["changes"]}
+        assert changes["description"] == f'"{"x" * 999}… (2000002 characters of JSON)'
+        assert changes["extra"].startswith('["xxx') and changes["extra"].endswith("(2000004 characters of JSON)")
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+
+    def test_a_document_records_at_most_two_hundred_changed_fields(self, synced_item, organizer):
+        """A document may hold any number of keys: recording each cost a row and time that grew
+        with them (200,000 keys: 200,000 rows, 11 s inside one batch, which cannot pause)."""
+        other = make_item(organizer, name="Other")
+        outbox_dispatch_until_empty()
+        tamper("item", synced_item.pk, **{f"extra{n:04}": n for n in range(1000)})
+        tamper("item", other.pk, name="Wrong")
+        job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+
+        result = reconciliation_run(job=job, entity_type="item")
+
+        assert result["summary"]["updated"] == 2
+        assert ReconciliationChange.objects.filter(job=job, entity_id=str(synced_item.pk)).count() == 200
+        assert list(ReconciliationChange.objects.filter(job=job, entity_id=str(other.pk)).values_list(
+            "field", "document_value")) == [("name", "Wrong")]
+        single = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+        tamper("item", synced_item.pk, **{f"extra{n:04}": n for n in range(1000)})
+        log = reconciliation_run(job=single, entity_type="item", entity_id=synced_item.pk)["changesLog"]
+        assert log.startswith("Updated 1000 fields: extra0000, extra0001") and log.endswith("and 980 more")
+        assert single.changes.count() == 200
 
     def test_the_changes_log_names_at_most_twenty_fields(self, synced_item, organizer):
         tamper("item", synced_item.pk, **{f"extra{n:03}": n for n in range(300)})
