@@ -231,3 +231,17 @@ def test_list_jobs_newest_first_and_to_is_inclusive(op_client):
     assert listed == [ids[1], ids[0], ids[2]]
     until_the_2nd = op_client.get("/jobs?to=2030-01-02T12:00:00Z").json()
     assert until_the_2nd["total"] == 2 and [j["jobId"] for j in until_the_2nd["jobs"]] == [ids[0], ids[2]]
+
+
+def test_jobs_made_in_the_same_microsecond_page_in_one_stable_order(op_client):
+    """Newest first, then by id: pages of a list never repeat or skip a job that shares its
+    createdAt with another (6 jobs: a tie order that happens to match has odds of 1 in 720)."""
+    from django.utils import timezone
+
+    for _ in range(6):
+        op_client.post("/jobs", NOTIFICATION_JOB, format="json")
+    Job.objects.update(created_at=timezone.now())
+
+    paged = [op_client.get(f"/jobs?page={page}&pageSize=1").json()["jobs"][0]["jobId"] for page in range(1, 7)]
+
+    assert paged == sorted((str(pk) for pk in Job.objects.values_list("pk", flat=True)), reverse=True)
