@@ -1,7 +1,7 @@
 from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
-from .tokens import PASSWORD_CLAIM, password_fingerprint
+from .tokens import MALFORMED_CLAIMS, PASSWORD_CLAIM, password_fingerprint, token_claims_valid
 
 
 class JWTAuthentication(authentication.JWTAuthentication):
@@ -14,6 +14,15 @@ class JWTAuthentication(authentication.JWTAuthentication):
         if scheme.lower() == b"bearer":
             header = b"Bearer" + space + rest
         return super().get_raw_token(header)
+
+    def get_validated_token(self, raw_token):
+        try:
+            token = super().get_validated_token(raw_token)
+        except MALFORMED_CLAIMS as exc:
+            raise AuthenticationFailed("Token is invalid", code="token_not_valid") from exc
+        if not token_claims_valid(token.payload):
+            raise AuthenticationFailed("Token is invalid", code="token_not_valid")
+        return token
 
     def get_user(self, validated_token):
         user = super().get_user(validated_token)

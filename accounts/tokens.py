@@ -19,6 +19,25 @@ from .models import User
 
 PASSWORD_CLAIM = "pwd"
 
+# What simplejwt raises (beyond TokenError) on a validly signed token whose claims have shapes
+# we never issue: an `exp` past year 9999 overflows its datetime, a refresh token without `jti`
+# fails its blacklist lookup.
+MALFORMED_CLAIMS = (OverflowError, ValueError, TypeError, KeyError)
+_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def token_claims_valid(payload: Mapping) -> bool:
+    """The claims the project reads have the shapes it issues: a user id a primary key can hold
+    (simplejwt writes it as text: "42"), a non-empty `jti`, a numeric `exp` a datetime can hold.
+    Only a holder of the signing key can sign anything else (a leaked key, another service
+    sharing it by mistake), and then the answer is still a 401, not a 500."""
+    user_id, jti, exp = (payload.get(jwt_settings.USER_ID_CLAIM), payload.get(jwt_settings.JTI_CLAIM),
+                         payload.get("exp"))
+    if type(user_id) is str and 0 < len(user_id) <= 19 and user_id.isascii() and user_id.isdigit():
+        user_id = int(user_id)
+    return (type(user_id) is int and 0 < user_id < 2**63 and isinstance(jti, str) and bool(jti)
+            and type(exp) in (int, float) and 0 < exp <= _LAST_EPOCH)
+
 
 def password_fingerprint(user: User) -> str:
     digest = hmac.new(settings.JWT_SIGNING_KEY.encode(), user.password.encode(), hashlib.sha256)
@@ -36,8 +55,10 @@ def token_pair_rotate(*, refresh_token: str) -> tuple[str, str]:
     """Blacklist the presented refresh token and issue a new pair; any reuse is refused."""
     try:
         old = RefreshToken(refresh_token)
-    except TokenError as exc:
+    except (TokenError, *MALFORMED_CLAIMS) as exc:
         raise InvalidToken() from exc
+    if not token_claims_valid(old.payload):
+        raise InvalidToken()
     user = User.objects.filter(pk=old.get(jwt_settings.USER_ID_CLAIM), is_active=True).first()
     if user is None or old.get(PASSWORD_CLAIM) != password_fingerprint(user):
         raise InvalidToken()
@@ -68,7 +89,7 @@ def refresh_token_revoke(*, refresh_token: str) -> None:
         payload = token_backend.decode(refresh_token, verify=True)  # signature and expiry, no blacklist
     except TokenBackendError as exc:
         raise InvalidToken() from exc
-    if payload.get(jwt_settings.TOKEN_TYPE_CLAIM) != RefreshToken.token_type or not payload.get(jwt_settings.JTI_CLAIM):
+    if payload.get(jwt_settings.TOKEN_TYPE_CLAIM) != RefreshToken.token_type or not token_claims_valid(payload):
         raise InvalidToken()
     user = User.objects.filter(pk=payload.get(jwt_settings.USER_ID_CLAIM)).first()
     if user is None:

@@ -255,3 +255,24 @@ class TestLogout:
         with freeze_time(timedelta(seconds=settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds() + 60)):
             assert_error(self.logout(api_client, refresh_token), 401, code="invalid_token")
         assert_error(api_client.post("/api/v1/auth/logout", {}, format="json"), 400, fields=["refreshToken"])
+
+
+@pytest.mark.parametrize("change", [
+    {"user_id": "abc"}, {"user_id": [1]}, {"user_id": 10**30}, {"user_id": "9" * 30}, {"user_id": "１"},
+    {"user_id": None}, {"user_id": True},
+    {"exp": 1e30}, {"exp": "tomorrow"}, {"iat": 1e30}, {"jti": None}, {"jti": ["x"]}, {"token_type": 5},
+], ids=lambda change: repr(change))
+@pytest.mark.parametrize("route", [ME, REFRESH, "/api/v1/auth/logout"])
+def test_a_validly_signed_token_with_malformed_claims_is_401_not_500(api_client, user, token_for, change, route):
+    """Only a holder of the signing key can make one (a leaked key, a bug in another service
+    sharing it), but the answer is still the contract's 401, never a 500."""
+    _, refresh_token = token_pair_for_user(user)
+    claims = {**claims_of(token_for(user) if route == ME else refresh_token), **change}
+    for name in [name for name, value in change.items() if value is None]:
+        claims.pop(name)  # (None: the claim is missing)
+    token = jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256")
+
+    response = (get_me(api_client, token) if route == ME
+                else api_client.post(route, {"refreshToken": token}, format="json"))
+
+    assert_error(response, 401, path=route)
