@@ -1,5 +1,6 @@
 """Request input validation shared by every view."""
 
+import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -130,6 +131,22 @@ class StrictBooleanField(serializers.BooleanField):
 
 class StrictRegexField(_StringOnly, serializers.RegexField):
     pass
+
+
+class BoundedObjectField(serializers.DictField):
+    """A free-form JSON object of at most `max_bytes` as JSON: the request body's own limit
+    (2.5 MB) is no bound for what is stored in a row and rendered again on every read or email."""
+
+    def __init__(self, *, max_bytes: int, **kwargs):
+        self.max_bytes = max_bytes
+        kwargs.setdefault("help_text", f"At most {max_bytes} bytes as JSON")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(json.dumps(value, default=str)) > self.max_bytes:
+            raise serializers.ValidationError(f"Must be at most {self.max_bytes} bytes as JSON", code="max_length")
+        return value
 
 
 class ChoiceField(serializers.ChoiceField):

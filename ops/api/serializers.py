@@ -1,17 +1,16 @@
-import json
-
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from bookings_project.datetimes import UtcDateTimeField
 from bookings_project.pagination import PageQuerySerializer
-from bookings_project.validation import ChoiceField, StrictCharField, StrictRegexField
+from bookings_project.validation import BoundedObjectField, ChoiceField, StrictCharField, StrictRegexField
 
 from ..emails import EMAIL_TEMPLATES, ics_datetime
 from ..jobs import ENTITY_TYPES
 from ..models import JobStatus, JobType, Severity
 
 MAX_ADDITIONAL_DATA = 16_384  # bytes of additionalData as JSON
+MAX_NOTIFICATION_DATA = 16_384  # bytes of a notification's data as JSON (listed in its email)
 
 
 class LogCreateSerializer(serializers.Serializer):
@@ -22,12 +21,7 @@ class LogCreateSerializer(serializers.Serializer):
                               help_text="The user the event concerns (the entry also records who "
                                         "sent it: reportedBy)")
     ipAddress = serializers.IPAddressField(required=False, allow_null=True)
-    additionalData = serializers.DictField(required=False, help_text=f"At most {MAX_ADDITIONAL_DATA} bytes as JSON")
-
-    def validate_additionalData(self, value):
-        if len(json.dumps(value, default=str)) > MAX_ADDITIONAL_DATA:
-            raise serializers.ValidationError(f"Must be at most {MAX_ADDITIONAL_DATA} bytes as JSON")
-        return value
+    additionalData = BoundedObjectField(max_bytes=MAX_ADDITIONAL_DATA, required=False)
 
 
 class LogSerializer(serializers.Serializer):
@@ -96,7 +90,7 @@ NOTIFICATION_TIMES = ("startTime", "endTime", "bookingDate")  # data keys a book
 class NotificationRequestSerializer(serializers.Serializer):
     type = ChoiceField(choices=EMAIL_TEMPLATES)
     recipient = serializers.EmailField(max_length=254)
-    data = serializers.DictField(required=False, default=dict)
+    data = BoundedObjectField(max_bytes=MAX_NOTIFICATION_DATA, required=False, default=dict)
 
     def validate_data(self, data: dict) -> dict:
         """`data` is free-form, but the keys the email itself uses must have the right shape:

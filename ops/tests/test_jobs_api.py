@@ -72,6 +72,20 @@ def test_notification_data_the_email_uses_must_have_its_shape(op_client, data, f
     assert not Job.objects.exists()
 
 
+def test_notification_data_is_bounded_as_log_entries_additional_data_is(op_client):
+    """Stored in the job, listed in the email and in every GET /jobs/{jobId}: the 2.5 MB body
+    limit is no bound for that (16 KB as JSON is)."""
+    request = {"type": "GENERIC", "recipient": "a@example.com"}
+    fits = op_client.post("/notifications", {**request, "data": {"note": "x" * 16_000}}, format="json")
+    assert fits.status_code == 202, fits.json()
+
+    too_big = op_client.post("/notifications", {**request, "data": {f"k{n}": "x" * 1_000 for n in range(17)}},
+                             format="json")
+
+    assert too_big.status_code == 400 and "data" in too_big.json()["fields"], too_big.json()
+    assert Job.objects.count() == 1
+
+
 def calendar_parts(mail):
     return [part for part in mail["message"].iter_attachments() if part.get_content_type() == "text/calendar"]
 
