@@ -135,7 +135,7 @@ class StrictRegexField(_StringOnly, serializers.RegexField):
 
 class BoundedObjectField(serializers.DictField):
     """A free-form JSON object of at most `max_bytes` as JSON: the request body's own limit
-    (2.5 MB) is no bound for what is stored in a row and rendered again on every read or email."""
+    (MAX_REQUEST_BODY_BYTES, 1 MiB) is no bound for what is stored in a row and rendered again on every read or email."""
 
     def __init__(self, *, max_bytes: int, **kwargs):
         self.max_bytes = max_bytes

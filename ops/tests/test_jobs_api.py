@@ -73,7 +73,7 @@ def test_notification_data_the_email_uses_must_have_its_shape(op_client, data, f
 
 
 def test_notification_data_is_bounded_as_log_entries_additional_data_is(op_client):
-    """Stored in the job, listed in the email and in every GET /jobs/{jobId}: the 2.5 MB body
+    """Stored in the job, listed in the email and in every GET /jobs/{jobId}: the 1 MiB body
     limit is no bound for that (16 KB as JSON is)."""
     request = {"type": "GENERIC", "recipient": "a@example.com"}
     fits = op_client.post("/notifications", {**request, "data": {"note": "x" * 16_000}}, format="json")
