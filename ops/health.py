@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from bookings_project.cache import OutageLog
-from bookings_project.db import database_ping
+from bookings_project.db import DATABASE_UNAVAILABLE, database_ping
 from bookings_project.errors import json_error_response
 
 from .models import OutboxEvent, OutboxStatus
@@ -127,7 +127,12 @@ def readyz(request):
     results = {name: "ok" if exc is None else f"unavailable: {exc.__class__.__name__}" for name, exc in errors.items()}
     failed = [name for name, exc in errors.items() if exc is not None]
     if "database" not in failed:
-        results["outbox"] = _outbox_delivery()
+        try:
+            results["outbox"] = _outbox_delivery()
+        except DATABASE_UNAVAILABLE as exc:  # (it stopped answering since its check: a restart)
+            results["database"] = f"unavailable: {exc.__class__.__name__}"
+            failed.insert(0, "database")
+            _READINESS_OUTAGES["database"].failed(exc)
     body = {"status": "ok" if not failed else "unavailable", "checks": results}
     if failed:
         body["failed"] = failed

@@ -96,6 +96,33 @@ def test_readyz_logs_the_failed_check_with_its_error_once_per_outage(api_client,
     assert passes.getMessage() == "readiness check 'documents' passes again"
 
 
+def test_a_database_lost_between_its_check_and_the_outbox_read_is_a_clean_503(api_client, monkeypatch, caplog):
+    """A restart can land between the ping and the outbox query: the probe answers its own 503
+    naming the database, its error logged once by the readiness check — not Django's error page
+    with the traceback logged as a request's crash. (Seen once in the fault test's log under a
+    database restart.)"""
+    from django.db import OperationalError
+
+    from ops import health
+
+    for outage in health._READINESS_OUTAGES.values():
+        outage.reset()
+
+    def lost():
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(health, "_outbox_delivery", lost)
+    with caplog.at_level("WARNING"):
+        response = api_client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["database"] and body["checks"]["database"] == "unavailable: OperationalError", body
+    with_traceback = [(r.name, r.getMessage()) for r in caplog.records if r.exc_info]
+    assert with_traceback == [("ops.health", "readiness check 'database' failed: server closed the connection "
+                                             "unexpectedly")], caplog.text
+
+
 def test_readyz_checks_the_dependencies_side_by_side(api_client, monkeypatch):
     """A PostgreSQL server that is down holds both databases' pings for the pool's timeout: the
     probe waits that once, not once per database."""
