@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
 
+from .db import distinct_values
 from .errors import ApplicationError
 from .ratelimit import rate_limit_hit
 
@@ -222,6 +223,33 @@ def json_display(field: str, description: str):
         return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False,
                                                        default=str))
     return show
+
+
+def indexed_values_filter(field: str, *, limit: int = 100):
+    """A list filter on an indexed column, as Django's for `list_filter = (field,)` (the same URL
+    parameter, `<field>__exact`), whose choices are read through the index
+    (bookings_project.db.distinct_values) instead of a DISTINCT over every row; the first `limit`
+    of them (a log's event type is any text a client sent). A value given in the URL filters
+    whether listed or not."""
+
+    class IndexedValuesFilter(admin.SimpleListFilter):
+        title = field.replace("_", " ")
+        parameter_name = f"{field}__exact"
+
+        def lookups(self, request, model_admin):
+            return [(value, value) for value in distinct_values(model_admin.model, field, limit=limit)]
+
+        def queryset(self, request, queryset):
+            value = self.value()
+            return queryset if value is None else queryset.filter(**{field: value})
+
+        def get_facet_counts(self, pk_attname, filtered_qs):
+            # ("Show counts": a condition on the column, not SimpleListFilter's `pk IN (subquery)`
+            # per value, which took 1.7 s on 1,000,000 log entries)
+            return {f"{i}__c": models.Count(pk_attname, filter=models.Q(**{field: value}))
+                    for i, (value, _title) in enumerate(self.lookup_choices)}
+
+    return IndexedValuesFilter
 
 
 def user_as_text(field: str, description: str):

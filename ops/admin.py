@@ -6,8 +6,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, action_run_each, json_display,
-                                    user_as_text)
+from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, action_run_each, indexed_values_filter,
+                                    json_display, user_as_text)
 
 from bookings_project.errors import Conflict
 
@@ -18,7 +18,7 @@ from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 @admin.register(SystemLog)
 class SystemLogAdmin(ReadOnlyAdmin):
     list_display = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id")
-    list_filter = ("severity", "event_type", ("timestamp", admin.DateFieldListFilter))
+    list_filter = ("severity", indexed_values_filter("event_type"), ("timestamp", admin.DateFieldListFilter))
     search_fields = ("message", "user_id", "ip_address", "request_id")
     date_hierarchy = "timestamp"
     fields = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id",
@@ -36,7 +36,7 @@ class SystemLogAdmin(ReadOnlyAdmin):
 class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "event_type", "recipient_email", "status", "retry_count",
                     "next_attempt_at", "processed_at", "short_error")
-    list_filter = ("status", "event_type")
+    list_filter = ("status", indexed_values_filter("event_type"))
     search_fields = ("recipient_email", "id", "error_message")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
