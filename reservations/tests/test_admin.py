@@ -143,3 +143,36 @@ def test_the_search_matches_users_and_items_in_their_own_tables(admin_client, ma
     assert found('"rock night"') == [bob_rock.pk]
     assert found(str(bob_rock.pk)) == [bob_rock.pk]
     assert found("99999999999999999999999") == [] and found("²") == []
+
+
+def test_an_action_on_more_bookings_than_a_page_can_take_stops_in_time_and_keeps_its_history(
+        admin_client, make_user, settings, monkeypatch):
+    """No booking is started after the page's JOB_EXECUTE_SECONDS (inside gunicorn's timeout):
+    the rest are refused, saying so, and the ones done get their history (a worker killed by the
+    timeout wrote none)."""
+    import time
+
+    import reservations.admin
+
+    settings.JOB_EXECUTE_SECONDS = 10
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    def slow_cancel(**kwargs):
+        clock[0] += 6
+        return booking_cancel(**kwargs)
+
+    monkeypatch.setattr(reservations.admin, "booking_cancel", slow_cancel)
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    item = make_item(organizer, name="Gala", start=days_ahead(5), capacity=5)
+    selected = sorted((booking_create(user=make_user(), item_id=item.pk) for _ in range(3)), key=lambda b: b.pk)
+
+    response = admin_client.post("/admin/reservations/booking/", {
+        "action": "cancel_bookings", "_selected_action": [b.pk for b in selected]}, follow=True)
+
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"1 booking(s) not changed: not run: this page's 10 s were used up; run the action again "
+        f"(Booking #{selected[2].pk})", "2 booking(s) cancelled."]
+    statuses = [b.status for b in sorted(item.bookings.all(), key=lambda b: b.pk)]
+    assert statuses == [BookingStatus.CANCELLED, BookingStatus.CANCELLED, BookingStatus.CONFIRMED]
+    assert sorted(int(e.object_id) for e in LogEntry.objects.all()) == [b.pk for b in selected[:2]]
