@@ -67,11 +67,18 @@ class _PeriodsFromRange:
 
 
 class _ChangeList:
-    """The changelist, with its queryset read through _PeriodsFromRange."""
+    """The changelist, with its queryset read through _PeriodsFromRange. A searched list's periods
+    are those of the list unsearched (and unfiltered, but for the date hierarchy's own year,
+    month, day): its first and last row matching a search is a scan of the whole table (2.6 s on
+    1,000,000 log entries for a search that matched nothing), the unsearched ones an index lookup."""
 
     def __init__(self, cl):
         self._cl = cl
-        self.queryset = _PeriodsFromRange(cl.queryset)
+        rows = cl.queryset
+        if cl.query:
+            lookups = [f"{cl.date_hierarchy}__{part}" for part in ("year", "month", "day")]
+            rows = cl.root_queryset.filter(**{lookup: cl.params[lookup] for lookup in lookups if lookup in cl.params})
+        self.queryset = _PeriodsFromRange(rows)
 
     def __getattr__(self, name):
         return getattr(self._cl, name)
