@@ -71,6 +71,26 @@ def test_changelists_cost_the_same_for_one_row_and_thirty(admin_client, make_use
         assert len(queries) == one[url], (url, queries)
 
 
+@pytest.mark.django_db(databases=["default", "documents"])
+def test_reports_and_status_pages_cost_the_same_for_one_row_and_thirty(admin_client, client_for, make_user,
+                                                                     organizer):
+    """The admin's index (with the system's state), its revenue page, the revenue report (over
+    the bookings' dates) and GET /metrics."""
+
+    def costs() -> dict:
+        api = client_for(admin_client.admin_user)
+        days = (timezone.localdate() - timedelta(days=1), timezone.localdate() + timedelta(days=60))
+        report = f"/api/v1/reports/revenue?startDate={days[0]}&endDate={days[1]}"
+        pages = {"/admin/": admin_client, f"/admin/reporting/revenue/?startDate={days[0]}&endDate={days[1]}":
+                 admin_client, report: api, f"{report}&format=csv": api, "/metrics": api}
+        return {url: len(_page(client, url)[1]) for url, client in pages.items()}
+
+    _rows(make_user, organizer, 1)
+    one = costs()
+    _rows(make_user, organizer, 29)
+    assert costs() == one
+
+
 @pytest.mark.parametrize("url,field", HIERARCHIES)
 def test_date_links_come_from_the_first_and_last_date_not_from_every_row(admin_client, make_user, organizer, url,
                                                                           field):
