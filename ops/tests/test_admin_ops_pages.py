@@ -263,3 +263,32 @@ def test_the_index_of_a_healthy_system_says_nothing_is_needed(admin_client):
         job_execute(job_id=job_create_reconciliation(entity_type=entity_type).pk)
     OutboxEvent.objects.filter(status=OutboxStatus.PENDING).update(status=OutboxStatus.SENT)
     assert "Nothing needs an operator." in admin_client.get("/admin/").content.decode()
+
+
+def test_the_log_search_matches_words_of_messages_and_whole_ids_and_addresses(admin_client):
+    """A word is a part of the message, or a whole user id, request id or IP address: those three
+    are compared as they are, not upper-cased and as substrings (the address as text) for every
+    row, which cost more than the messages' scan itself."""
+    from django.test.utils import CaptureQueriesContext
+
+    def log(**fields):
+        return SystemLog.objects.create(timestamp=timezone.now(), event_type="AUTH", severity="info",
+                                        **{"message": "m", **fields})
+
+    failed = log(message="Failed login attempt", user_id="42", ip_address="10.1.2.3")
+    request = log(message="Booking made", request_id="8f14e45fceea167a5a36dedd4bea2543", user_id="7")
+    ipv6 = log(message="Refused", ip_address="2001:db8::1")
+
+    def found(q):
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.get("/admin/ops/systemlog/", {"q": q})
+        assert response.status_code == 200
+        assert not [s["sql"] for s in ctx.captured_queries if "HOST(" in s["sql"].upper()
+                    or 'UPPER("ops_systemlog"."request_id"' in s["sql"]], q
+        return sorted(entry.pk for entry in response.context["cl"].result_list)
+
+    assert found("LOGIN") == [failed.pk]
+    assert found("42") == [failed.pk] and found("4") == []  # (not a part of an id)
+    assert found("8f14e45fceea167a5a36dedd4bea2543") == [request.pk] and found("8f14e45f") == []
+    assert found("10.1.2.3") == [failed.pk] and found("2001:DB8:0::1") == [ipv6.pk] and found("10.1") == []
+    assert found("made 7") == [request.pk]
