@@ -6,18 +6,20 @@ when the email is sent (password_reset_email_context), to the account's address 
 so no reset token is ever stored — the outbox admin and its operators never see one — and nobody
 can point a reset email elsewhere. Django's token generator signs the account's password hash,
 last login and the time: a link works once (the new password changes the hash), until
-PASSWORD_RESET_TIMEOUT, and no longer after any other password change."""
+PASSWORD_RESET_TIMEOUT, and no longer after any other password change. The time is UTC
+(ResetTokenGenerator): Django's dates a link by the local wall clock, so its lifetime stretched
+or shrank by an hour across a DST change, and by the offset when TIME_ZONE changed."""
 
 from contextlib import suppress
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 
 from bookings_project.errors import Conflict
 from ops.models import OutboxEvent, Severity
@@ -30,6 +32,26 @@ from .selectors import same_text
 from .services import normalized_email, security_notices_enqueue, validate_password
 
 PASSWORD_RESET_EMAIL_INTERVAL = timedelta(seconds=60)  # per account, whatever the client's IP
+CLOCK_SKEW_SECONDS = 60  # how far ahead of this process's clock another's may date a link
+
+
+class ResetTokenGenerator(PasswordResetTokenGenerator):
+    """Django's generator with links dated in UTC, not by the local wall clock (`datetime.now()`),
+    so PASSWORD_RESET_TIMEOUT is elapsed time whatever TIME_ZONE and its DST changes do. A link
+    dated ahead of now is refused: one dated by a local clock east of UTC (before this) would
+    otherwise live hours longer."""
+
+    def _now(self):
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def check_token(self, user, token):
+        if not super().check_token(user, token):
+            return False
+        issued = base36_to_int(token.partition("-")[0])  # (well-formed: checked above)
+        return issued <= self._num_seconds(self._now()) + CLOCK_SKEW_SECONDS
+
+
+reset_token_generator = ResetTokenGenerator()
 
 
 def password_reset_request(*, email: str, request=None) -> None:
@@ -72,7 +94,7 @@ def password_reset_email_context(*, user_id) -> tuple[str, dict] | None:
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         return None
-    uid, token = urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
+    uid, token = urlsafe_base64_encode(force_bytes(user.pk)), reset_token_generator.make_token(user)
     path = reverse("password-reset-page", kwargs={"uidb64": uid, "token": token})
     return user.email, {"username": user.username, "email": user.email, "uid": uid, "token": token,
                         "link": settings.PUBLIC_BASE_URL.rstrip("/") + path,
@@ -95,7 +117,7 @@ def password_reset_complete(*, uidb64: str, token: str | None, password: str, re
         raise InvalidResetLink() from None
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
-        if user is None or not token or not default_token_generator.check_token(user, token):
+        if user is None or not token or not reset_token_generator.check_token(user, token):
             raise InvalidResetLink()
         validate_password(password, user)
         user.set_password(password)

@@ -19,6 +19,7 @@ class PasswordResetPage(auth_views.PasswordResetConfirmView):
     checked again there, the change logged."""
 
     success_url = reverse_lazy("password-reset-done")
+    token_generator = password_reset.reset_token_generator
     extra_context = BRANDED
 
     def form_valid(self, form):

@@ -189,11 +189,25 @@ class LocalDateTimeField(serializers.DateTimeField):
 UTC_FORMAT_HINT = "ISO 8601, e.g. 2024-08-12T10:15:30Z or 2024-08-12T12:15:30.5+02:00 (without an offset: UTC)"
 
 
+# The time of day of an ISO 8601 date-time (extended or basic format): hour, minute, second, fraction.
+_TIME_OF_DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}[T ](\d{2})(?::?(\d{2}))?(?::?(\d{2}))?([.,]\d+)?")
+
+
+def written_span(text: str) -> timedelta:
+    """How long the unit a date-time is written to lasts: an hour, a minute or a second (one with
+    a fraction, or in a form this does not recognise: nothing — it names an exact instant)."""
+    match = _TIME_OF_DAY.match(text.strip())
+    if match is None or match[4]:
+        return timedelta(0)
+    return timedelta(seconds=1) if match[3] else timedelta(minutes=1) if match[2] else timedelta(hours=1)
+
+
 class UtcDateTimeField(serializers.DateTimeField):
     """Core API datetime: ISO 8601 in (without offset: UTC, see parse_api_datetime), UTC with Z out.
-    `day_end`: an upper bound given as a bare date (`to=2024-08-12`) means the end of that day
-    (UTC), so the day is included, as the revenue report's dates are; elsewhere a bare date is
-    its midnight."""
+    `day_end`: an inclusive upper bound includes all of the unit it is written to — a bare date
+    (`to=2024-08-12`) that whole day (UTC), as the revenue report's dates are included; a time
+    in whole seconds or minutes (the seed's `to=2024-08-12T23:59:59Z`) that second or minute,
+    whose stored times carry fractions (23:59:59.5). Elsewhere a value is its first instant."""
 
     def __init__(self, *, day_end: bool = False, **kwargs):
         self.day_end = day_end
@@ -209,6 +223,11 @@ class UtcDateTimeField(serializers.DateTimeField):
             self.fail("invalid", format=UTC_FORMAT_HINT)
         if self.day_end and _BARE_DATE.match(value.strip()):
             moment = datetime.combine(moment.date(), time.max, tzinfo=dt_timezone.utc)
+        elif self.day_end and (span := written_span(value)):
+            try:  # the unit's last instant; past year 9999 (an offset in seconds) it bounds nothing
+                moment += span - timedelta(microseconds=1)
+            except OverflowError:
+                moment = datetime.max.replace(tzinfo=dt_timezone.utc)
         return moment
 
     def to_representation(self, value):

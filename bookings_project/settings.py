@@ -393,7 +393,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "ops.middleware.RequestIDLogFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        # (asctime in UTC with Z: bookings_project.logformat)
+        "plain": {"()": "bookings_project.logformat.UtcFormatter",
+                  "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
         "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
                           "style": "{"},
     },

@@ -3,12 +3,15 @@ account's address, no token stored), the link (once, until PASSWORD_RESET_TTL), 
 and through the page a browser opens."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core import mail
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from freezegun import freeze_time
 
 from accounts.models import User
@@ -439,3 +442,58 @@ def test_check_deploy_warns_when_emails_would_only_be_printed(settings, debug, b
 
     settings.DEBUG, settings.EMAIL_BACKEND = debug, backend
     assert [w.id for w in emails_are_sent(None)] == (["ops.W001"] if warned else [])
+
+
+class WallClock(datetime):
+    """`datetime` as a process in TIME_ZONE sees it: `now()` without a zone is the local wall
+    clock (Django sets the process's TZ to TIME_ZONE), here the frozen instant's (freezegun
+    would read it as UTC)."""
+
+    @classmethod
+    def now(cls, tz=None):
+        moment = timezone.now()
+        return moment.astimezone(tz) if tz else timezone.localtime(moment).replace(tzinfo=None)
+
+
+@pytest.fixture
+def wall_clock(monkeypatch):
+    for module in ("django.contrib.auth.tokens", "accounts.password_reset"):
+        monkeypatch.setattr(f"{module}.datetime", WallClock, raising=False)
+
+
+# New York: 2031-11-02 the clocks go back 02:00 EDT → 01:00 EST; 2031-03-09 forward 02:00 EST → 03:00 EDT.
+@pytest.mark.parametrize(("asked", "used", "status"), [
+    (datetime(2031, 11, 2, 5, 50, tzinfo=UTC), datetime(2031, 11, 2, 6, 55, tzinfo=UTC), 400),  # 01:50 EDT → 01:55 EST: 65 min
+    (datetime(2031, 3, 9, 6, 45, tzinfo=UTC), datetime(2031, 3, 9, 7, 5, tzinfo=UTC), 204),     # 01:45 EST → 03:05 EDT: 20 min
+])
+def test_a_links_lifetime_is_real_seconds_across_a_dst_change(api_client, make_user, settings, wall_clock,
+                                                              asked, used, status):
+    """PASSWORD_RESET_TTL is elapsed time: Django's generator dates a token by the local wall
+    clock, so a link lived two hours through the hour the clocks go back, and twenty minutes
+    through the hour they skip."""
+    settings.TIME_ZONE, settings.PASSWORD_RESET_TIMEOUT = "America/New_York", 3600
+    make_user(email="dst@example.com")
+    with freeze_time(asked):
+        ask(api_client, "dst@example.com")
+        link = reset_email()
+    with freeze_time(used):
+        response = confirm(api_client, link["uid"], link["token"])
+    assert response.status_code == status, response.content
+
+
+def test_a_link_dated_in_the_future_is_refused(api_client, make_user, settings):
+    """A link whose date lies ahead (made on a clock later than ours: one dated by a server's
+    wall clock east of UTC, before reset links were dated in UTC) is not valid for longer."""
+
+    class LocalClockGenerator(PasswordResetTokenGenerator):
+        def _now(self):
+            return timezone.localtime().replace(tzinfo=None)
+
+    settings.TIME_ZONE = "Asia/Kathmandu"
+    user = make_user(email="east@example.com")
+    moment = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+    with freeze_time(moment):
+        token = LocalClockGenerator().make_token(user)  # dated 17:45, 5 h 45 min ahead
+    with freeze_time(moment + timedelta(minutes=1)):
+        response = confirm(api_client, urlsafe_base64_encode(force_bytes(user.pk)), token)
+    assert_error(response, 400, code="invalid_reset_link")

@@ -50,7 +50,8 @@ class CoreListQuerySerializer(PageQuerySerializer):
 
     from_ = UtcDateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601)")
     to = UtcDateTimeField(required=False, day_end=True,
-                          help_text="Inclusive upper bound (ISO 8601; a bare date includes that whole day, UTC)")
+                          help_text="Inclusive upper bound (ISO 8601; a bare date includes that whole day, UTC, "
+                                    "and a time in whole seconds or minutes that whole second or minute)")
 
     def get_fields(self):
         fields = super().get_fields()

@@ -139,6 +139,24 @@ def test_bare_dates_bound_whole_days(operator):
     assert {str(before.pk), str(after.pk)} <= {e["id"] for e in operator.get("/logs", {"from": "2024-08-11"}).json()["logs"]}
 
 
+def test_a_to_written_to_the_second_or_minute_includes_all_of_it(operator):
+    """The seed's day query (`to=2024-08-12T23:59:59Z`) includes the entries of that day's last
+    second, which carry a fraction (23:59:59.5); a bound written to the minute includes that
+    minute, as a bare date includes its day. A `to` with a fraction is exact."""
+    last_second, next_day = add_log(13 * 60 + 59 + 59.5 / 60), add_log(14 * 60)  # 23:59:59.5, the 13th 00:00
+    ids = lambda **q: [e["id"] for e in operator.get("/logs", q).json()["logs"]]  # noqa: E731
+    assert SystemLog.objects.get(pk=last_second.pk).timestamp == datetime(2024, 8, 12, 23, 59, 59, 500000, tzinfo=timezone.utc)
+    assert ids(**{"from": "2024-08-12T00:00:00Z", "to": "2024-08-12T23:59:59Z"}) == [str(last_second.pk)]
+    assert ids(**{"from": "2024-08-12T00:00:00Z", "to": "2024-08-13T01:44:59+01:45"}) == [str(last_second.pk)]
+    assert ids(to="2024-08-12T23:59Z") == ids(to="2024-08-12T23:59:59") == [str(last_second.pk)]
+    assert ids(to="2024-08-12T23:59:59.4Z") == ids(to="2024-08-12T23:58:59Z") == []
+    assert ids(to="2024-08-12T23:59:59.5Z") == [str(last_second.pk)]
+    assert ids(to="2024-08-13T00:00:00Z") == [str(next_day.pk), str(last_second.pk)]
+    assert operator.get("/logs", {"to": "9999-12-31T23:59:59Z"}).json()["total"] == 2
+    for last in ("9999-12-31T23:59Z", "9999-12-31T23:59-00:00:30"):  # (the minute ends past 9999 in UTC)
+        assert operator.get("/jobs", {"to": last}).status_code == 200
+
+
 def test_a_time_without_offset_is_utc_as_the_core_api_writes_it(operator, settings):
     settings.TIME_ZONE = "Europe/Berlin"
     add_log(0)

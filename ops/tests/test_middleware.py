@@ -1,6 +1,7 @@
 """Request ids on log lines, including the ones Django writes after the response (django.request)."""
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
@@ -36,3 +37,17 @@ def test_django_request_log_line_carries_the_generated_id_when_none_was_sent(api
 
     [line] = request_log()
     assert f"[{response['X-Request-ID']}] django.request:" in line and "[-]" not in line
+
+
+def test_log_lines_are_dated_in_utc_so_the_hour_a_dst_change_repeats_reads_twice_apart(settings):
+    """The console handler's lines (web, worker and beat) carry UTC with Z, as the core API's
+    times: in the local wall clock, New York's 01:30 EDT and 01:30 EST printed the same."""
+    settings.TIME_ZONE = "America/New_York"  # (Django sets the process's TZ, which logging reads)
+    [console] = [h for h in logging.getLogger().handlers if h.name == "console"]
+    lines = []
+    for moment in (datetime(2031, 11, 2, 5, 30, tzinfo=UTC), datetime(2031, 11, 2, 6, 30, 0, 250000, tzinfo=UTC)):
+        record = logging.makeLogRecord({"name": "ops.events", "levelno": logging.INFO, "levelname": "INFO",
+                                        "msg": "hello", "created": moment.timestamp(), "request_id": "-"})
+        lines.append(console.format(record))
+    assert lines == ["2031-11-02T05:30:00.000Z INFO [-] ops.events: hello",
+                     "2031-11-02T06:30:00.250Z INFO [-] ops.events: hello"]

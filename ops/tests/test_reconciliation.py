@@ -643,3 +643,25 @@ class TestWhatTheCustomerSideMayWrite:
         tamper("item", synced_item.pk, **{f"other{n:03}": n for n in range(300)})
         bulk = reconciliation_run(job=None, entity_type="item")["changesLog"]
         assert bulk.endswith("and 180 more (at least)") and len(bulk) < 1000
+
+
+def test_a_time_zone_change_is_a_real_difference_repaired_once(organizer, make_user, settings, api_body):
+    """A document is the booking API's JSON, whose times are local in TIME_ZONE without offset:
+    after TIME_ZONE changes every document's times differ from what the API now writes, so the
+    full reconciliation OPERATIONS.md asks for after such a restart rewrites exactly those fields
+    (the same instants in the new zone), and the next run finds nothing."""
+    settings.TIME_ZONE = "UTC"
+    item = make_item(organizer, name="Walk", capacity=5)
+    booking = booking_create(user=make_user(), item_id=item.pk)
+    outbox_dispatch_until_empty()
+    before = doc("item", item.pk).body
+
+    settings.TIME_ZONE = "Asia/Kathmandu"
+    result = reconciliation_run(job=None, entity_type="item", entity_id=item.pk)
+    assert result["changesLog"] == "Updated 4 fields: createdAt, endTime, startTime, updatedAt"
+    assert doc("item", item.pk).body == api_body("item", item.pk)
+    assert (before["startTime"], doc("item", item.pk).body["startTime"]) == ("2031-09-15T10:00:00", "2031-09-15T15:45:00")
+    assert reconciliation_run(job=None, entity_type="booking", entity_id=booking.pk)["changesLog"] == (
+        "Updated 3 fields: bookingDate, endTime, startTime")
+    for entity_type in ("item", "booking"):
+        assert reconciliation_run(job=None, entity_type=entity_type)["summary"]["updated"] == 0
