@@ -1,6 +1,6 @@
 """The project's admin site: Django's, with every registered ModelAdmin hardened against crafted
 query strings, so no admin URL answers a 500 to input (a year 9999 in the date hierarchy, a
-`__regex` lookup the database refuses, a tampered action selection).
+`__regex` lookup the database refuses, a tampered action selection, an empty `_to_field`).
 
 Installed through `BookingsAdminConfig` (INSTALLED_APPS), so third-party registrations get the
 same treatment as ours without being registered twice; the ones that would bypass the services
@@ -58,6 +58,11 @@ class HardenedAdminMixin:
             logger.warning("admin action on %s refused: %s", self.opts.label, exc)
             self.message_user(request, "The selection was not valid; nothing was changed.", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+    def get_object(self, request, object_id, from_field=None):
+        # `?_to_field=` sent empty passes Django's to_field check (it checks a non-empty one) and
+        # would then name no field here (a 500): it means the primary key, as no `_to_field` does.
+        return super().get_object(request, object_id, from_field or None)
 
     def get_inline_instances(self, request, obj=None):
         inlines = super().get_inline_instances(request, obj)

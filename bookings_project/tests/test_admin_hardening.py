@@ -136,3 +136,23 @@ def test_a_declared_autocomplete_field_is_served_to_who_may_view_its_target(admi
 
     assert found.status_code == 200 and [row["text"] for row in found.json()["results"]] == ["findme"]
     assert admin_client.get("/admin/autocomplete/", query).status_code == 403  # (may not view users)
+
+
+@pytest.mark.parametrize("page", ["change", "delete"])
+def test_an_empty_to_field_names_the_primary_key_not_a_500(admin_client, make_user, page):
+    """`?_to_field=` sent empty passed Django's to_field check (it checks a non-empty one) and
+    then named no field when the row was looked up: a 500 on every change and delete page, for
+    any staff member, before the page's permission check."""
+    item = make_item(make_user(roles=["EVENT_ORGANIZER"]))
+    booking = booking_create(user=make_user(), item_id=item.pk)
+    job = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    rows = {"accounts.user": booking.user, "catalog.bookableitem": item, "reservations.booking": booking,
+            "ops.job": job}
+    for model, model_admin in admin.site._registry.items():
+        obj = rows.get(model._meta.label_lower) or model._default_manager.first()
+        if obj is None:
+            continue
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/{obj.pk}/{page}/"
+        plain = admin_client.get(url).status_code
+        for query in ("?_to_field=", "?_popup=1&_to_field="):
+            assert admin_client.get(url + query).status_code == plain, url + query
