@@ -1,6 +1,6 @@
 """The project's admin site: Django's, with every registered ModelAdmin hardened against crafted
 query strings, so no admin URL answers a 500 to input (a year 9999 in the date hierarchy, a
-`__regex` lookup the database refuses, a tampered action selection).
+`__regex` lookup the database refuses, a tampered action selection, an empty `_to_field`).
 
 Installed through `BookingsAdminConfig` (INSTALLED_APPS), so third-party registrations get the
 same treatment as ours without being registered twice; the ones that would bypass the services
@@ -22,7 +22,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, models
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -61,6 +61,11 @@ class HardenedAdminMixin:
             logger.warning("admin action on %s refused: %s", self.opts.label, exc)
             self.message_user(request, "The selection was not valid; nothing was changed.", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+    def get_object(self, request, object_id, from_field=None):
+        # `?_to_field=` sent empty passes Django's to_field check (it checks a non-empty one) and
+        # would then name no field here (a 500): it means the primary key, as no `_to_field` does.
+        return super().get_object(request, object_id, from_field or None)
 
     def get_inline_instances(self, request, obj=None):
         inlines = super().get_inline_instances(request, obj)
@@ -117,6 +122,20 @@ class BookingsAdminSite(admin.AdminSite):
             success_url=reverse("admin:password_change_done", current_app=self.name),
             extra_context={**self.each_context(request), **(extra_context or {})},
         )(request)
+
+    def autocomplete_view(self, request):
+        """Only for a relation some ModelAdmin here declares in `autocomplete_fields` (the only
+        widget that calls it; none does today). Django's view searches the target of any relation
+        of any model for any staff member who may view that target, and a reverse relation
+        (`?app_label=ops&model_name=job&field_name=changes`) is a 500."""
+        try:
+            source = apps.get_model(request.GET.get("app_label", ""), request.GET.get("model_name", ""))
+        except (LookupError, ValueError):
+            raise PermissionDenied from None
+        source_admin = self._registry.get(source)
+        if source_admin is None or request.GET.get("field_name") not in source_admin.get_autocomplete_fields(request):
+            raise PermissionDenied
+        return super().autocomplete_view(request)
 
     def get_urls(self):
         # No "view on site" shortcut (r/<content type>/<id>/): no model has a get_absolute_url,

@@ -81,3 +81,18 @@ def redact_reset_tokens(text: str) -> str:
     # Decoded, a token still standing is one the raw text hid; the decoded text is what gets redacted.
     decoded = unquote(text)
     return _RESET_TOKEN.sub(_redact, decoded) if _holds_token(decoded) else text
+
+
+def no_store_by_default(get_response):
+    """Middleware: a response without a caching policy of its own is `Cache-Control: no-store`.
+    Tokens (RFC 6749 §5.1), profiles, bookings and exports are one account's data: no browser or
+    proxy cache may keep them (a shared computer, a caching proxy). A response that says how it
+    may be cached keeps its own (the item list's revalidated ETag, static files, the admin's)."""
+
+    def middleware(request):
+        response = get_response(request)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store"
+        return response
+
+    return middleware

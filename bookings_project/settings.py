@@ -68,6 +68,8 @@ MIDDLEWARE = [
     # First, so every request has an id, a preflight the next one answers itself included; it
     # makes no response of its own.
     "ops.middleware.RequestIDMiddleware",
+    # Nothing is cached unless a response says how (tokens and personal data above all).
+    "bookings_project.http.no_store_by_default",
     # Answers CORS preflights itself, and adds CORS headers to every API response, errors made
     # by the middleware below included (a browser app must read a 401, a 411 or a 429 too).
     "corsheaders.middleware.CorsMiddleware",

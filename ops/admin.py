@@ -16,10 +16,29 @@ from . import jobs, outbox
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
 
 
+class SourceListFilter(admin.SimpleListFilter):
+    """The system's own entries (a failed login …) or those an account reported: any account may
+    POST /logs an entry naming anyone (docs/SECURITY.md, known limits)."""
+
+    title = "reported by"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return (("system", "The system"), ("account", "An account (POST /logs, an action)"))
+
+    def queryset(self, request, queryset):
+        if self.value() in ("system", "account"):
+            return queryset.filter(reported_by__isnull=self.value() == "system")
+        return queryset
+
+
 @admin.register(SystemLog)
 class SystemLogAdmin(ReadOnlyAdmin):
-    list_display = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id")
-    list_filter = ("severity", indexed_values_filter("event_type"), ("timestamp", admin.DateFieldListFilter))
+    list_display = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "source",
+                    "request_id")
+    list_filter = ("severity", indexed_values_filter("event_type"), SourceListFilter,
+                   ("timestamp", admin.DateFieldListFilter))
+    list_select_related = ("reported_by",)
     search_fields = ("message", "user_id", "ip_address", "request_id")
     date_hierarchy = "timestamp"
     fields = ("timestamp", "severity", "event_type", "message", "user_id", "ip_address", "request_id",
@@ -47,6 +66,10 @@ class SystemLogAdmin(ReadOnlyAdmin):
                 pass
             queryset = queryset.filter(match)
         return queryset, False
+
+    @admin.display(description="reported by")
+    def source(self, obj):
+        return "system" if obj.reported_by_id is None else self.reported_by_text(obj)
 
 
 @admin.register(OutboxEvent)

@@ -89,3 +89,70 @@ def test_inlines_link_no_view_on_site_either(admin_client, organizer, monkeypatc
     response = admin_client.get(f"/admin/catalog/bookableitem/{item.pk}/change/")
 
     assert response.status_code == 200 and b"/admin/r/" not in response.content
+
+
+def _every_relation(model) -> list[str]:
+    return [field.name for field in model._meta.get_fields() if field.is_relation]
+
+
+def test_autocomplete_answers_no_relation_no_form_here_declares(admin_client, make_user):
+    """Django's /admin/autocomplete/ searches the target of any relation of any model for any
+    staff member who may view that target — a reverse one (`?…model_name=job&field_name=changes`)
+    was a 500 — though only an `autocomplete_fields` widget calls it, and no ModelAdmin here
+    declares one: every relation of every model is refused (403), for an ADMIN and an IT
+    operator alike."""
+    from django.apps import apps
+
+    from accounts.services import user_grant_role
+
+    operator = user_grant_role(actor=make_user(roles=["ADMIN"]), user=make_user(), role="IT_OPERATOR")
+    job = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    operator_client = admin_client.__class__()
+    operator_client.force_login(operator)
+    queries = [(model._meta.app_label, model._meta.model_name, name)
+               for model in apps.get_models() for name in _every_relation(model)]
+    assert ("ops", "job", "changes") in queries and ("ops", "reconciliationchange", "job") in queries
+    for client in (admin_client, operator_client):
+        client.raise_request_exception = False
+        answers = {query: client.get("/admin/autocomplete/", {"app_label": query[0], "model_name": query[1],
+                                                              "field_name": query[2], "term": str(job.pk)[:8]})
+                   for query in queries}
+        assert {query: response.status_code for query, response in answers.items()} == dict.fromkeys(queries, 403)
+
+
+def test_a_declared_autocomplete_field_is_served_to_who_may_view_its_target(admin_client, make_user, monkeypatch):
+    from django.contrib.admin.sites import site
+
+    from accounts.services import user_grant_role
+    from reservations.models import Booking
+
+    monkeypatch.setattr(site._registry[Booking], "autocomplete_fields", ("user",))
+    operator = user_grant_role(actor=make_user(roles=["ADMIN"]), user=make_user(), role="IT_OPERATOR")
+    make_user(username="findme")
+    query = {"app_label": "reservations", "model_name": "booking", "field_name": "user", "term": "findme"}
+
+    found = admin_client.get("/admin/autocomplete/", query)
+    admin_client.force_login(operator)
+
+    assert found.status_code == 200 and [row["text"] for row in found.json()["results"]] == ["findme"]
+    assert admin_client.get("/admin/autocomplete/", query).status_code == 403  # (may not view users)
+
+
+@pytest.mark.parametrize("page", ["change", "delete"])
+def test_an_empty_to_field_names_the_primary_key_not_a_500(admin_client, make_user, page):
+    """`?_to_field=` sent empty passed Django's to_field check (it checks a non-empty one) and
+    then named no field when the row was looked up: a 500 on every change and delete page, for
+    any staff member, before the page's permission check."""
+    item = make_item(make_user(roles=["EVENT_ORGANIZER"]))
+    booking = booking_create(user=make_user(), item_id=item.pk)
+    job = job_create_notification(recipient_email="a@example.com", subject="s", message="m")
+    rows = {"accounts.user": booking.user, "catalog.bookableitem": item, "reservations.booking": booking,
+            "ops.job": job}
+    for model, model_admin in admin.site._registry.items():
+        obj = rows.get(model._meta.label_lower) or model._default_manager.first()
+        if obj is None:
+            continue
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/{obj.pk}/{page}/"
+        plain = admin_client.get(url).status_code
+        for query in ("?_to_field=", "?_popup=1&_to_field="):
+            assert admin_client.get(url + query).status_code == plain, url + query

@@ -230,6 +230,40 @@ def test_api_responses_carry_security_headers(api_client):
     response = api_client.get("/api/v1/items")
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"  # (a reset page's URL never leaves the site)
+
+
+def test_tokens_and_personal_data_are_never_stored_by_a_cache(make_user, client_for, api_client):
+    """Token responses (RFC 6749 §5.1) and what one account reads about itself carry
+    `Cache-Control: no-store`: no browser or proxy cache keeps a copy on a shared machine. Every
+    response without a policy of its own gets it, errors included; the item list keeps its
+    revalidated `private, no-cache` (ETag)."""
+    from accounts.tests.factories import DEFAULT_PASSWORD
+
+    user = make_user(username="cached", email="cached@example.com")
+    refresh = api_client.post("/api/v1/auth/login", {"username": "cached", "password": DEFAULT_PASSWORD},
+                              format="json")
+    answers = {
+        "login": refresh,
+        "core login": api_client.post("/auth/login", {"email": "cached@example.com", "password": DEFAULT_PASSWORD},
+                                      format="json"),
+        "refresh": api_client.post("/api/v1/auth/refresh", {"refreshToken": refresh.json()["refreshToken"]},
+                                   format="json"),
+        "failed login": api_client.post("/api/v1/auth/login", {"username": "cached", "password": "wrong"},
+                                        format="json"),
+        "register": api_client.post("/auth/register", {"email": "new@example.com", "password": "S3cure-pass!"},
+                                    format="json"),
+    }
+    client = client_for(user)
+    for url in ("/api/v1/user/me", f"/api/v1/user/{user.pk}", f"/api/v1/user/{user.pk}/export", "/api/v1/bookings/me",
+                "/api/v1/recommendations/users/me", "/api/v1/user/999999"):
+        answers[url] = client.get(url)
+    statuses = {name: response.status_code for name, response in answers.items()}
+    assert statuses == {**dict.fromkeys(answers, 200), "failed login": 401, "register": 201,
+                        "/api/v1/user/999999": 403}
+    assert {name: response.get("Cache-Control") for name, response in answers.items()} == dict.fromkeys(
+        answers, "no-store")
+    assert client.get("/api/v1/items")["Cache-Control"] == "private, no-cache"
 
 
 def test_jwt_uses_its_own_long_key_and_short_lived_access_tokens(settings):

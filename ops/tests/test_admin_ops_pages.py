@@ -292,3 +292,34 @@ def test_the_log_search_matches_words_of_messages_and_whole_ids_and_addresses(ad
     assert found("8f14e45fceea167a5a36dedd4bea2543") == [request.pk] and found("8f14e45f") == []
     assert found("10.1.2.3") == [failed.pk] and found("2001:DB8:0::1") == [ipv6.pk] and found("10.1") == []
     assert found("made 7") == [request.pk]
+
+
+def test_the_log_list_tells_entries_an_account_posted_from_the_systems_own(operator_client, admin_client, make_user,
+                                                                           client_for):
+    """Any signed-in account may POST /logs an AUTH "Failed login attempt" naming someone else
+    (docs/SECURITY.md, known limits): the list shows who reported each entry, and filters the
+    system's own entries from those an account reported, in a fixed number of queries."""
+    from accounts.services import auth_login_failed
+
+    victim, forger = make_user(username="victim"), make_user(username="forger")
+    auth_login_failed(user=victim, reason="Invalid password")
+    forged = client_for(forger).post("/logs", {"eventType": "AUTH", "severity": "error", "message": "Failed login attempt",
+                                               "userId": str(victim.pk), "additionalData": {"reason": "Invalid password"}},
+                                     format="json")
+    assert forged.status_code == 201
+
+    for client in (operator_client, admin_client):
+        page = client.get("/admin/ops/systemlog/?event_type__exact=AUTH")
+        rows = {entry.pk: entry for entry in page.context["cl"].result_list}
+        assert len(rows) == 2 and f"forger (#{forger.pk})" in page.content.decode()
+        assert [e.reported_by_id for e in client.get("/admin/ops/systemlog/?event_type__exact=AUTH&source=system")
+                .context["cl"].result_list] == [None]
+        assert [e.reported_by_id for e in client.get("/admin/ops/systemlog/?event_type__exact=AUTH&source=account")
+                .context["cl"].result_list] == [forger.pk]
+    with CaptureQueriesContext(connection) as few:
+        operator_client.get("/admin/ops/systemlog/")
+    for n in range(5):
+        client_for(make_user()).post("/logs", {"eventType": "APP", "severity": "info", "message": f"m{n}"}, format="json")
+    with CaptureQueriesContext(connection) as many:
+        operator_client.get("/admin/ops/systemlog/")
+    assert len(many) == len(few)
