@@ -140,10 +140,12 @@ def _operations(schema):
             yield path, method, concrete, set(operation["responses"])
 
 
-PROBES = {  # (token: None = garbage, else whose; body; content type)
+PROBES = {  # (token: None = garbage, else whose; body; content type[; more of the request's META])
     "a token that is not a JWT": (None, None, None),
     "a text/plain body": ("admin", "x", "text/plain"),
     "a body over the size limit": ("admin", '{"a": "' + "x" * 3_000_000 + '"}', "application/json"),
+    "a chunked body without a length": ("admin", "{}", "application/json",
+                                        {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}),
 }
 
 
@@ -155,14 +157,14 @@ def test_every_operation_documents_what_cross_cutting_failures_return(schema, pr
     from rest_framework.test import APIClient
 
     settings.RATELIMIT_ENABLE = False  # (the setting RATE_LIMIT_ENABLED sets; a made-up name turned nothing off)
-    who, body, content_type = PROBES[probe]
+    who, body, content_type, *more = PROBES[probe]
     token = token_for(admin) if who else "garbage"
     undocumented = []
     for path, method, concrete, documented in _operations(schema):
         if body is not None and method not in {"post", "put", "patch"}:
             continue
         response = getattr(APIClient(), method)(concrete, data=body, content_type=content_type,
-                                                HTTP_AUTHORIZATION=f"Bearer {token}")
+                                                HTTP_AUTHORIZATION=f"Bearer {token}", **(more[0] if more else {}))
         if str(response.status_code) not in documented:
             undocumented.append(f"{method.upper()} {path}: {response.status_code}")
     assert not undocumented, undocumented
