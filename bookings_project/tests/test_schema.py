@@ -182,6 +182,22 @@ def test_every_operation_says_what_it_does_in_its_own_words(schema):
     assert shared == {}
 
 
+def test_no_operation_is_described_by_its_view_class_s_docstring(schema):
+    """A class's docstring is for the code's reader and describes all it serves: GET
+    /api/v1/user/me was described as "/api/v1/user: registration (public), list (ADMIN), …"."""
+    import inspect
+
+    from django.urls import resolve
+
+    borrowed = []
+    for path, operations in schema["paths"].items():
+        view = getattr(resolve(re.sub(r"\{[^}]+\}", "1", path)).func, "cls", None)
+        docstring = inspect.cleandoc(view.__doc__ or "") if view else ""
+        borrowed += [f"{method.upper()} {path}" for method, operation in operations.items()
+                     if docstring and operation.get("description", "").strip() == docstring]
+    assert borrowed == []
+
+
 @pytest.mark.parametrize("path", ["/api/v1/items", "/api/v1/bookings/me", "/api/v1/user",
                                   "/api/v1/bookings/items/{item_id}", "/api/v1/recommendations/users/me"])
 def test_booking_list_paging_parameters_are_bounded_like_the_core_lists(schema, path):
