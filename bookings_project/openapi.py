@@ -25,6 +25,7 @@ _DESCRIPTIONS = {
     404: "Not found (or not visible to the caller)",
     405: "Method not allowed",
     409: "Conflict with the current state",
+    411: "A chunked request body: send it with a Content-Length header",
     413: "Request body too large",
     415: "Unsupported media type",
     429: "Rate limited (see Retry-After)",
@@ -43,7 +44,7 @@ def error_responses(*codes: int, **described: str) -> dict[int, OpenApiResponse]
 class AutoSchema(SpectacularAutoSchema):
     """Adds the statuses that cross-cutting layers return on every operation they cover, so no
     view has to repeat them: 401 wherever a bearer token is read (a bad one is refused even where
-    no token is needed), 413 and 415 wherever a request body is parsed. Request bodies are closed
+    no token is needed), 411, 413 and 415 wherever a request body is parsed. Request bodies are closed
     objects (`additionalProperties: false`): a field the endpoint does not take is a 400
     (bookings_project.validation.valid_data)."""
 
@@ -61,7 +62,7 @@ class AutoSchema(SpectacularAutoSchema):
         if self.view.get_authenticators():
             implicit.add(401)
         if self.method in {"POST", "PUT", "PATCH"}:
-            implicit |= {413, 415}
+            implicit |= {411, 413, 415}
         for code in sorted(implicit - {int(c) for c in responses if c.isdigit()}):
             responses[str(code)] = self._get_response_for_code(
                 OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]), str(code), direction=direction)

@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "bookings_project.content.length_required",
     "django.middleware.security.SecurityMiddleware",
+    # /healthz and /readyz, whatever the Host header (probes name an IP); the rest is host-checked.
+    "ops.health.probes_any_host",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

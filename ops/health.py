@@ -137,3 +137,19 @@ def readyz(request):
     if failed:
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+def probes_any_host(get_response):
+    """Middleware: answers the probes before Django's host check (CommonMiddleware), so they
+    work whatever Host a prober names — compose's healthcheck `127.0.0.1:8000`, a kubelet the
+    pod's IP — while a production ALLOWED_HOSTS names only the public host. A probe's answer
+    builds no URL from the host, which is what that check protects."""
+
+    def middleware(request):
+        view = PROBES.get(request.path_info)
+        return view(request) if view is not None else get_response(request)
+
+    return middleware

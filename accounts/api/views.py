@@ -221,6 +221,8 @@ class UserViewSet(viewsets.ViewSet):
         return Response(UserExportSerializer(data).data)
 
     @extend_schema(summary="The caller's profile",
+                   description="The account the token belongs to, as GET /api/v1/user/{id} shows it (to update it: "
+                               "PUT /api/v1/user/{id} with this `id`).",
                    tags=["users"], responses={200: UserResponseSerializer, **error_responses(401)})
     def me(self, request):
         return Response(UserResponseSerializer(request.user).data)

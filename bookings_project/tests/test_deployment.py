@@ -162,3 +162,11 @@ def test_the_embedded_broker_and_the_worker_s_console_emails_do_not_log_warnings
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["filesystem://localhost/", "INFO"]
     assert "WARNING" not in run.stderr, run.stderr
+
+
+def test_the_web_healthcheck_asks_whether_the_process_lives_not_whether_its_dependencies_do(compose):
+    """A container healthcheck decides restarts (Swarm replaces an unhealthy task, autoheal
+    restarts it): on /readyz a PostgreSQL or Redis outage marked every web container unhealthy,
+    and restarting them cures nothing. /readyz is for what routes traffic (a load balancer)."""
+    test = " ".join(compose["services"]["web"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/healthz" in test and "readyz" not in test

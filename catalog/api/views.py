@@ -75,7 +75,9 @@ class ItemCollectionView(APIView):
 
     @extend_schema(summary="Create an item (EVENT_ORGANIZER, ADMIN)",
                    description="The caller becomes the organizer. `priceTiers` are sold in the listed order and their "
-                               "`maxCapacity` values must sum to `capacity`; no tiers is a free item.",
+                               "`maxCapacity` values must sum to `capacity`; no tiers is a free item. An organizer "
+                               "holds at most MAX_UPCOMING_ITEMS_PER_ORGANIZER items that have not ended (409 beyond; "
+                               "ADMINs are not limited).",
                    tags=["items"], request=ItemRequestSerializer, parameters=[location_header(201, "the new item")],
                    responses={201: ItemResponseSerializer, **error_responses(400, 401, 403, 409)})
     def post(self, request):

@@ -170,3 +170,18 @@ def test_probes_answer_other_methods_405_json_not_a_csrf_403(api_client, method,
     response = getattr(api_client, method)(path)
     assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
     assert response.json()["status"] == 405
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_whatever_host_the_prober_names(api_client, settings, path):
+    """A production ALLOWED_HOSTS names the public host only, and a probe names whatever it
+    connects to — compose's healthcheck `127.0.0.1:8000`, a kubelet the pod's IP: Django's host
+    check made every probe a 400 and the container unhealthy for good. The probes build no URL
+    from the host; everything else still checks it."""
+    settings.ALLOWED_HOSTS = ["bookings.example.com"]
+    response = api_client.get(path, HTTP_HOST="10.1.2.3:8000")
+    assert response.status_code == 200, response.content
+    assert response["X-Request-ID"]
+    assert api_client.get(f"{path}/", HTTP_HOST="10.1.2.3:8000").status_code == 400  # only the probes
+    assert api_client.get("/api/v1/items", HTTP_HOST="10.1.2.3:8000").status_code == 400
+    assert api_client.get(path, HTTP_HOST="bookings.example.com").status_code == 200

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from bookings_project.validation import StrictCharField
 from catalog.api.serializers import ItemResponseSerializer
 
-from ..selectors import CANDIDATE_CAP, PROFILE_CAP, booking_day_window
+from ..selectors import CANDIDATE_CAP, MATCH_CAP, PROFILE_CAP, booking_day_window
 
 MAX_LIMIT = 50
 DATE_FORMATS = ["%Y-%m-%d"]
@@ -68,7 +68,8 @@ class RecommendedItemSerializer(ItemResponseSerializer):
 RECOMMENDATION_DESCRIPTION = (
     "Content-based: a profile of the caller's last "
     f"{PROFILE_CAP} CONFIRMED/COMPLETED bookings (organizer, category, tags, location, TF-IDF words of "
-    f"name/description, recent bookings weigh more) scores the next {CANDIDATE_CAP} upcoming public items "
-    "with a free seat that the caller has not booked; highest score first, ties by start time. "
+    f"name/description, recent bookings weigh more) scores upcoming public items with a free seat that the "
+    f"caller neither organizes nor has booked: the next {CANDIDATE_CAP} by start time and the next {MATCH_CAP} "
+    "sharing an organizer, category or location with the profile; highest score first, ties by start time. "
     "No history: the most-booked upcoming items. `reason` explains each item."
 )

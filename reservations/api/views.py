@@ -74,7 +74,9 @@ class ItemBookingsView(APIView):
                    description="Books one seat for the caller. Without `priceTier` the first listed tier with a free "
                                "seat is taken, at its price. Refusals: not visible 404; started, full (\"Capacity "
                                "exceeded\") or tier sold out 400; overlapping one of the caller's CONFIRMED bookings "
-                               "409. Send an `Idempotency-Key` to make retries safe.",
+                               "409 (`booking_time_conflict`), as is holding MAX_ACTIVE_BOOKINGS_PER_USER active "
+                               "bookings of items not ended yet (`booking_limit_reached`). Send an `Idempotency-Key` "
+                               "to make retries safe.",
                    tags=["bookings"], request=BookingRequestSerializer, parameters=[IDEMPOTENCY_KEY, REPLAYED],
                    responses={201: BookingResponseSerializer, **error_responses(400, 401, 403, 404, 409, e503=(
                        "The item is busy or the database unavailable: nothing was saved, retry after "
