@@ -46,6 +46,11 @@ class _ServerWaits:
     gunicorn's children each start their own)."""
 
     def __init__(self):
+        self._reset()
+        # A child forked while another thread held the lock would inherit it held for ever.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Condition()
         self._waits: dict[object, tuple[float, int]] = {}  # token -> (deadline, socket fd)
         self._pid = None
