@@ -32,6 +32,21 @@ DOCUMENTS_RETRY = timedelta(seconds=30)
 # So does an email whose batch found the mail server failing (another email met it first).
 EMAIL_RETRY = timedelta(seconds=30)
 
+# Until when (time.monotonic()) this process leaves the documents database alone after a sync
+# found it unreachable: each try waits out the connection pool (DB_POOL_TIMEOUT, 10 s), and the
+# deferred syncs, due again every DOCUMENTS_RETRY and older than new emails, come first in the
+# claims — trying once per batch held every batch, and the emails in it, that long.
+_documents_resting_until = 0.0
+
+
+def documents_resting() -> bool:
+    return time.monotonic() < _documents_resting_until
+
+
+def _documents_unreachable() -> None:
+    global _documents_resting_until
+    _documents_resting_until = time.monotonic() + DOCUMENTS_RETRY.total_seconds()
+
 
 @dataclass
 class BatchContext:
@@ -41,9 +56,10 @@ class BatchContext:
     email_connection: object = None
     sent_on_connection: int = 0  # emails the current connection delivered
     synced: set = field(default_factory=set)
-    # Set when a database a document sync needs could not be reached: the batch's remaining
-    # syncs are deferred at once instead of each waiting out the connection pool's timeout.
-    documents_down: bool = False
+    # Set when a database a document sync needs could not be reached (by this batch, or by this
+    # process within DOCUMENTS_RETRY): the syncs are deferred at once instead of each batch
+    # waiting out the connection pool's timeout again.
+    documents_down: bool = field(default_factory=documents_resting)
     # Why an email of this batch failed on the mail server as a whole (unreachable, timed out, a
     # 4xx): the batch's other emails are deferred at once instead of each waiting out EMAIL_TIMEOUT.
     mail_down: str = ""
@@ -136,6 +152,7 @@ def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
         _sync_event_documents(event, ctx)
     except DATABASE_UNAVAILABLE as exc:  # an outage, not the event's fault: no attempt used up
         ctx.documents_down = True
+        _documents_unreachable()
         raise _defer_documents(error_line(exc)) from exc
 
 
@@ -159,6 +176,8 @@ def sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
     locked repair per entity type (documents.document_repair_many) instead of one per document.
     If it fails, nothing is marked synced and each event's own handler tries (and records its
     failure) as usual."""
+    if ctx.documents_down:  # found unreachable moments ago: each sync defers at once
+        return
     wanted: dict[str, set[str]] = {}
     for event in events:
         if event.event_type == DOCUMENT_SYNC:
@@ -172,6 +191,7 @@ def sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
             logger.warning("batched sync of %s %s documents: database unavailable; deferring the batch's syncs",
                            len(ids), entity_type)
             ctx.documents_down = True
+            _documents_unreachable()
             return
         except Exception:  # noqa: BLE001 - the per-event handlers retry and record it
             logger.warning("batched sync of %s %s documents failed; syncing one by one", len(ids), entity_type,
