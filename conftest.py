@@ -31,7 +31,7 @@ def _clean_cache():
     import ops.handlers
 
     bookings_project.cache._resting_until = 0.0
-    ops.handlers._documents_resting_until = 0.0
+    ops.handlers._documents_resting_until = ops.handlers._mail_resting_until = 0.0
     catalog.cache.list_cache_outage.reset()
     catalog.cache.bump_outage.reset()
     if hasattr(cache, "_fallback"):  # (Redis mode) the outage fallback's counters and its warning state

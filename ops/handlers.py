@@ -48,6 +48,31 @@ def _documents_unreachable() -> None:
     _documents_resting_until = time.monotonic() + DOCUMENTS_RETRY.total_seconds()
 
 
+# The same for the mail server: once an email found it failing as a whole (mail_server_failing),
+# this process defers emails without trying it for EMAIL_RETRY — every batch holding an email
+# paid EMAIL_TIMEOUT, and the deferred emails, due again every 30 s, come first in the claims:
+# document syncs and job runs waited behind them. Events still take turns trying (one per rest),
+# so each becomes DEAD after its own attempts against a server that stays dead; the revival probe
+# (ops.revival) always tries, and a delivered probe ends the rest.
+_mail_resting_until = 0.0
+_mail_resting_reason = ""
+
+
+def mail_resting() -> str:
+    """Why emails are deferred without trying (the failure that started the rest), or ""."""
+    return _mail_resting_reason if time.monotonic() < _mail_resting_until else ""
+
+
+def mail_failing(reason: str) -> None:
+    global _mail_resting_until, _mail_resting_reason
+    _mail_resting_until, _mail_resting_reason = time.monotonic() + EMAIL_RETRY.total_seconds(), reason
+
+
+def mail_delivering() -> None:
+    global _mail_resting_until
+    _mail_resting_until = 0.0
+
+
 @dataclass
 class BatchContext:
     """Per-batch resources shared by handlers (one SMTP connection per batch), and the documents
@@ -62,7 +87,7 @@ class BatchContext:
     documents_down: bool = field(default_factory=documents_resting)
     # Why an email of this batch failed on the mail server as a whole (unreachable, timed out, a
     # 4xx): the batch's other emails are deferred at once instead of each waiting out EMAIL_TIMEOUT.
-    mail_down: str = ""
+    mail_down: str = field(default_factory=mail_resting)
     # Until when (time.monotonic()) a long job of this batch may run before it pauses (ops.jobs).
     job_deadline: float = field(default_factory=lambda: time.monotonic() + settings.JOB_SLICE_SECONDS)
 
@@ -85,7 +110,7 @@ class BatchContext:
 
 
 def _defer_email(ctx: BatchContext) -> EventDeferred:
-    return EventDeferred(f"mail server failing for an earlier email of this batch: {ctx.mail_down}",
+    return EventDeferred(f"mail server failing for an earlier email of this dispatcher: {ctx.mail_down}",
                          until=timezone.now() + EMAIL_RETRY)
 
 
@@ -136,6 +161,7 @@ def _deliver(event: OutboxEvent, ctx: BatchContext, *, recipient: str, context: 
         # per-connection limit): the next email tries a fresh one. A fresh one failing is the server.
         if mail_server_failing(exc) and not ctx.sent_on_connection:
             ctx.mail_down = f"{exc.__class__.__name__}: {error_line(exc)}"
+            mail_failing(ctx.mail_down)
         raise
     ctx.sent_on_connection += 1
 
@@ -209,6 +235,7 @@ def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
     except JobFailed as failed:
         if failed.mail_server_failing:
             ctx.mail_down = str(failed)
+            mail_failing(ctx.mail_down)
         raise
 
 

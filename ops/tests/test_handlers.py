@@ -169,6 +169,35 @@ class TestHungMailServer:
             assert "mail server failing" in row.error_message
             assert row.next_attempt_at > timezone.now() + timedelta(seconds=20)
 
+    @pytest.mark.django_db(databases=["default", "documents"])
+    def test_later_batches_do_not_wait_for_the_hung_server_again(self, hung_server, make_user):
+        """Trying it once per batch made every batch with an email in it cost EMAIL_TIMEOUT, and
+        the deferred emails, due again every 30 s and older than new events, come first in the
+        claims: a backlog of them held every document sync and job run behind it for minutes."""
+        import time
+
+        from catalog.tests.factories import make_item
+        from ops.models import Document
+
+        organizer = make_user(roles=["EVENT_ORGANIZER"])
+        items, started = [], time.monotonic()
+        for n in range(4):  # four batches, each an email and a document sync
+            outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"w{n}@example.com",
+                           payload={"subject": "s", "message": "m"})
+            items.append(make_item(organizer, name=f"Behind the emails {n}"))
+            stats = outbox_dispatch_batch(batch_size=10)
+            assert stats["sent"] == 1  # the sync
+        elapsed = time.monotonic() - started
+
+        assert elapsed < 2.5 * self.TIMEOUT, f"four batches took {elapsed:.1f}s"  # one timeout each before
+        assert Document.objects.using("documents").filter(entity_type="item").count() == 4
+        assert sorted(OutboxEvent.objects.filter(event_type=EventType.GENERIC).values_list("retry_count", flat=True)) == [
+            0, 0, 0, 1]  # only the first tried
+
+        make_due()  # EMAIL_RETRY later: the server is tried again, once
+        stats = outbox_dispatch_batch(batch_size=10)
+        assert (stats["retry"], stats["deferred"]) == (1, 3)
+
     def test_notification_jobs_behind_a_failed_email_are_deferred_too(self, hung_server):
         from ops.jobs import job_create_notification
 
