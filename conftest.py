@@ -23,13 +23,15 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Rate-limit counters must not leak between tests, nor a Redis put to rest by one."""
+    """Rate-limit counters must not leak between tests, nor a Redis (or a documents database) put to rest by one."""
     from django.core.cache import cache
 
     import bookings_project.cache
     import catalog.cache
+    import ops.handlers
 
     bookings_project.cache._resting_until = 0.0
+    ops.handlers._documents_resting_until = ops.handlers._mail_resting_until = 0.0
     catalog.cache.list_cache_outage.reset()
     catalog.cache.bump_outage.reset()
     if hasattr(cache, "_fallback"):  # (Redis mode) the outage fallback's counters and its warning state

@@ -118,6 +118,11 @@ DATABASES = {
     "documents": database_from_url(DOCUMENTS_DATABASE_URL, "DOCUMENTS_DATABASE_URL"),
 }
 DATABASE_ROUTERS = ["ops.routers.DocumentsRouter"]
+# PostgreSQL: a connection still waiting for its server this long after a statement, COMMIT or
+# pool check began is dropped (bookings_project.postgresql): a server that hangs with its
+# connections open never enforces its statement_timeout itself. 0 (statement_timeout off): no bound.
+_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 30000, 0)
+DB_HUNG_SERVER_SECONDS = _STATEMENT_TIMEOUT_MS / 1000 + 5 if _STATEMENT_TIMEOUT_MS else 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------

@@ -148,3 +148,54 @@ def browser_screenshot(page, name: str) -> None:
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 0
+
+
+class HangingProxy:
+    """A TCP proxy on 127.0.0.1 to `target` (host, port) that can be frozen: while `hung`, it
+    keeps every connection open and takes every byte but forwards nothing, in either direction —
+    a server that hangs with its connections open (a frozen process, storage that stopped
+    answering), which the kernel's acknowledgements and keepalives never reveal."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.hung = False
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.port = self._server.getsockname()[1]
+        self._sockets = [self._server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._server.accept()
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                return
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                if not self.hung:
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass

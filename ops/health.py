@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 # worker or beat is down): beat's sweep takes due events every OUTBOX_SWEEP_SECONDS. One
 # threshold for /readyz, `manage.py status` and the documented alert (OPERATIONS.md).
 OUTBOX_STALLED_SECONDS = 120
+# A dependency whose check has not answered after this long counts as down in /readyz, as in
+# GET /metrics (ops.metrics.DEPENDENCY_WAIT_SECONDS): a database that hangs would otherwise hold
+# the probe's web thread as long as it hangs, and a load balancer probes every few seconds.
+READINESS_WAIT_SECONDS = 4.0
 
 
 def probe(view):
@@ -123,7 +127,7 @@ def dependencies_check(*, within: float | None = None, log: bool = True) -> dict
 def readyz(request):
     # (the body names only the error's class: the server's details go to the log, once per
     # outage — a load balancer asks every few seconds)
-    errors = dependencies_check()
+    errors = dependencies_check(within=READINESS_WAIT_SECONDS)
     results = {name: "ok" if exc is None else f"unavailable: {exc.__class__.__name__}" for name, exc in errors.items()}
     failed = [name for name, exc in errors.items() if exc is not None]
     if "database" not in failed:

@@ -83,9 +83,33 @@ def job_create(*, job_type: str, notification: dict | None = None, reconciliatio
 
 
 def reconciliation_schedule_all() -> list[Job]:
-    """Beat: a full reconciliation of every entity type."""
+    """Beat: a full reconciliation of every entity type whose scheduled run is not still under
+    way. Two beats (a misconfigured deploy), a nightly task delivered twice, or a run that outlasted
+    the night would otherwise start a second whole pass over the same documents beside the first:
+    twice the load, never a better result. A run under way is a scheduled job queued or running
+    that showed a sign of life within JOB_STALE_AFTER_SECONDS; one left behind by a dead worker or
+    a lost event does not hold the night's run back."""
     with transaction.atomic():  # all or none: a retried nightly task never doubles a type's job
-        return [job_create_reconciliation(entity_type=t, trigger="schedule") for t in DOCUMENT_ENTITY_TYPES]
+        _lock_scheduling()
+        under_way = set(Job.objects.filter(
+            type=JobType.RECONCILIATION, params__trigger="schedule", status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+            updated_at__gte=timezone.now() - job_stale_after()).values_list("params__entityType", flat=True))
+        for entity_type in sorted(under_way):
+            logger.warning("nightly reconciliation of %s not scheduled: the last scheduled run is still under way",
+                           entity_type)
+        return [job_create_reconciliation(entity_type=t, trigger="schedule")
+                for t in DOCUMENT_ENTITY_TYPES if t not in under_way]
+
+
+def _lock_scheduling() -> None:
+    """Serialize reconciliation_schedule_all's transactions (two beats send it at the same
+    second): a PostgreSQL transaction-scoped advisory lock; SQLite's IMMEDIATE transactions
+    already admit one writer at a time."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('ops.reconciliation_schedule_all', 0))")
 
 
 def job_stale_after() -> timedelta:

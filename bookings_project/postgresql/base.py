@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, with one change to its connection pool's health check.
+"""Django's PostgreSQL backend, with two changes: its connection pool's health check, and a
+bound on how long a connection waits for a server that stopped answering.
 
 After a database restart every idle pooled connection is dead. psycopg_pool checks the
 connection it is about to hand out, and after each failed check sleeps before trying the next
@@ -9,11 +10,28 @@ them, one after another, in a background thread (psycopg_pool's `check()`): afte
 each dead one fails at once and is replaced, so the request's next try gets a fresh connection.
 On a network that drops packets instead, each test can take DB_TCP_USER_TIMEOUT_MS; the sweep
 then takes that long per connection, in the background, while requests get new connections.
+
+A server that hangs — a frozen process, storage that stopped answering, a proxy in front that
+stopped forwarding — leaves its established connections open: the kernel acknowledges every
+byte and keepalive, so neither DB_TCP_USER_TIMEOUT_MS nor keepalives fire, and
+statement_timeout is the server's own, never enforced by a server that does not run. psycopg has
+no client-side timeout, so a query (or the pool's health check, or a COMMIT) waited for ever:
+a web thread lost for good per pooled connection (/readyz polled by a load balancer), a worker's
+dispatcher held until Celery's time limit (540 s) with emails behind it. So every wait on the
+server is registered with a watchdog (`_ServerWaits`); one still waiting DB_HUNG_SERVER_SECONDS
+later (statement_timeout + 5 s: a working server has cancelled the statement by then) has its
+socket shut down, which ends the wait with an OperationalError (connection lost) — a clean 503,
+or an outage the outbox waits out — and the pool drops the connection.
 """
 
 import logging
+import os
+import socket
 import threading
+import time
+from contextlib import contextmanager
 
+from django.conf import settings
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
@@ -21,7 +39,108 @@ from psycopg_pool import ConnectionPool
 logger = logging.getLogger(__name__)
 
 
+class _ServerWaits:
+    """Connections waiting for their server, and when to stop waiting: a watchdog thread shuts
+    down the socket of one still waiting at its deadline (psycopg then raises: the connection is
+    lost). One per process, its thread started on first use (after a fork too: Celery's and
+    gunicorn's children each start their own)."""
+
+    def __init__(self):
+        self._reset()
+        # A child forked while another thread held the lock would inherit it held for ever.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Condition()
+        self._waits: dict[object, tuple[float, int]] = {}  # token -> (deadline, socket fd)
+        self._pid = None
+
+    @contextmanager
+    def bounded(self, fileno: int, seconds: float):
+        token = object()
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._watch, name="db-server-waits", daemon=True).start()
+            self._waits[token] = (time.monotonic() + seconds, fileno)
+            self._lock.notify()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waits.pop(token, None)
+
+    def _watch(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, fileno) in list(self._waits.items()):
+                    if deadline <= now:
+                        del self._waits[token]  # (under the lock: its wait has not ended yet)
+                        _shut_down(fileno)
+                soonest = min((deadline for deadline, _ in self._waits.values()), default=None)
+                self._lock.wait(None if soonest is None else max(0.0, soonest - now))
+
+
+def _shut_down(fileno: int) -> None:
+    logger.warning("a database server has not answered for %s s; dropping the connection", settings.DB_HUNG_SERVER_SECONDS)
+    try:
+        sock = socket.socket(fileno=os.dup(fileno))  # (a duplicate: the connection's own fd stays psycopg's)
+    except OSError:
+        return  # closed meanwhile
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # the socket itself, under every fd: psycopg's wait ends
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+_SERVER_WAITS = _ServerWaits()
+
+
+@contextmanager
+def server_wait(conn):
+    """Around a call that waits for the server on psycopg connection `conn`: bounded by
+    DB_HUNG_SERVER_SECONDS (0: unbounded, as when statement_timeout is off)."""
+    seconds = settings.DB_HUNG_SERVER_SECONDS
+    try:
+        fileno = conn.fileno() if seconds and conn is not None else None
+    except Exception:  # noqa: BLE001 - a closed connection: the call fails at once by itself
+        fileno = None
+    if fileno is None:
+        yield
+        return
+    with _SERVER_WAITS.bounded(fileno, seconds):
+        yield
+
+
+def _bounded_execute(execute, sql, params, many, context):
+    with server_wait(context["connection"].connection):
+        return execute(sql, params, many, context)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.execute_wrappers.append(_bounded_execute)  # every statement Django's cursors run
+
+    def _commit(self):
+        with server_wait(self.connection):
+            return super()._commit()
+
+    def _rollback(self):
+        with server_wait(self.connection):
+            return super()._rollback()
+
+    def _set_autocommit(self, autocommit):
+        with server_wait(self.connection):
+            return super()._set_autocommit(autocommit)
+
+    def is_usable(self):
+        with server_wait(self.connection):
+            return super().is_usable()
+
     @property
     def pool(self):
         pool_options = self.settings_dict["OPTIONS"].get("pool")
@@ -50,7 +169,8 @@ class _Sweeper:
 
     def check(self, conn) -> None:
         try:
-            ConnectionPool.check_connection(conn)
+            with server_wait(conn):
+                ConnectionPool.check_connection(conn)
         except Exception:
             self._sweep()
             raise

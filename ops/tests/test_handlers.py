@@ -44,6 +44,45 @@ def test_the_documents_database_down_delays_no_email_and_uses_up_no_attempt(smtp
         assert sync.next_attempt_at > timezone.now() + timedelta(seconds=20)
 
 
+def test_while_the_documents_database_is_down_later_batches_do_not_wait_for_it_again(smtp_server, monkeypatch):
+    """Each try waits out the connection pool (DB_POOL_TIMEOUT, 10 s). Trying once per batch
+    made every batch holding a sync cost that long — and the deferred syncs, due again every
+    30 s and older than new emails, came first in the claims: a backlog of them held the
+    confirmation emails of every new booking back for minutes, longer the longer the outage."""
+    import time
+
+    from django.db import OperationalError
+
+    from ops import documents
+    from ops.outbox import document_sync_event, outbox_enqueue_many
+
+    calls = []
+
+    def unreachable(*args, **kwargs):
+        calls.append(args)
+        time.sleep(0.3)  # (the pool's timeout, shortened)
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(documents, "document_repair_many", unreachable)
+    monkeypatch.setattr(documents, "document_sync", unreachable)
+    emails = []
+    started = time.monotonic()
+    for n in range(4):  # four batches, each a booking's email and its document sync
+        outbox_enqueue_many([document_sync_event(("booking", n))])
+        emails.append(outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"b{n}@example.com",
+                                     payload={"subject": "s", "message": "m"}))
+        assert outbox_dispatch_batch(batch_size=10) == {"claimed": 2, "sent": 1, "retry": 0, "deferred": 1, "dead": 0}
+
+    assert len(calls) == 1  # the first batch found it down; the next ones deferred without waiting
+    assert time.monotonic() - started < 1.0
+    assert all(e.status == OutboxStatus.SENT for e in OutboxEvent.objects.filter(pk__in=[e.pk for e in emails]))
+
+    monkeypatch.setattr("ops.handlers._documents_resting_until", 0.0)  # DOCUMENTS_RETRY later: tried again
+    outbox_enqueue_many([document_sync_event(("booking", 9))])
+    outbox_dispatch_batch(batch_size=10)
+    assert len(calls) == 2
+
+
 class OneConnectionBackend:
     """Email backend double: one instance is one SMTP connection, which the server drops after
     `limit` messages (a per-connection limit, an idle timeout) while the next send is under way; a
@@ -129,6 +168,35 @@ class TestHungMailServer:
             assert row.status == OutboxStatus.PENDING and row.error_message.startswith("Deferred until")
             assert "mail server failing" in row.error_message
             assert row.next_attempt_at > timezone.now() + timedelta(seconds=20)
+
+    @pytest.mark.django_db(databases=["default", "documents"])
+    def test_later_batches_do_not_wait_for_the_hung_server_again(self, hung_server, make_user):
+        """Trying it once per batch made every batch with an email in it cost EMAIL_TIMEOUT, and
+        the deferred emails, due again every 30 s and older than new events, come first in the
+        claims: a backlog of them held every document sync and job run behind it for minutes."""
+        import time
+
+        from catalog.tests.factories import make_item
+        from ops.models import Document
+
+        organizer = make_user(roles=["EVENT_ORGANIZER"])
+        items, started = [], time.monotonic()
+        for n in range(4):  # four batches, each an email and a document sync
+            outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"w{n}@example.com",
+                           payload={"subject": "s", "message": "m"})
+            items.append(make_item(organizer, name=f"Behind the emails {n}"))
+            stats = outbox_dispatch_batch(batch_size=10)
+            assert stats["sent"] == 1  # the sync
+        elapsed = time.monotonic() - started
+
+        assert elapsed < 2.5 * self.TIMEOUT, f"four batches took {elapsed:.1f}s"  # one timeout each before
+        assert Document.objects.using("documents").filter(entity_type="item").count() == 4
+        assert sorted(OutboxEvent.objects.filter(event_type=EventType.GENERIC).values_list("retry_count", flat=True)) == [
+            0, 0, 0, 1]  # only the first tried
+
+        make_due()  # EMAIL_RETRY later: the server is tried again, once
+        stats = outbox_dispatch_batch(batch_size=10)
+        assert (stats["retry"], stats["deferred"]) == (1, 3)
 
     def test_notification_jobs_behind_a_failed_email_are_deferred_too(self, hung_server):
         from ops.jobs import job_create_notification

@@ -140,6 +140,32 @@ def test_readyz_checks_the_dependencies_side_by_side(api_client, monkeypatch):
     assert time.monotonic() - started < 1.8
 
 
+def test_a_database_that_hangs_is_unavailable_within_the_probes_bound(api_client, monkeypatch):
+    """A documents database that hangs with its connections open (a frozen server: no refusal,
+    no reply) held each probe's web thread as long as it hung: a load balancer probing every few
+    seconds took one thread after another from the bookings."""
+    import threading
+    import time
+
+    real, released = health.database_ping, threading.Event()
+
+    def hanging(alias):
+        if alias == "documents":
+            released.wait(30)
+        real(alias)
+
+    monkeypatch.setattr(health, "database_ping", hanging)
+    monkeypatch.setattr(health, "READINESS_WAIT_SECONDS", 0.5, raising=False)
+    started = time.monotonic()
+    try:
+        response = api_client.get("/readyz")
+    finally:
+        released.set()
+    assert time.monotonic() - started < 1.5
+    assert response.status_code == 503 and response.json()["failed"] == ["documents"]
+    assert response.json()["checks"]["documents"] == "unavailable: TimeoutError"
+
+
 def test_readyz_is_503_when_the_broker_is_down(api_client, monkeypatch):
     def unreachable():
         raise ConnectionRefusedError("broker down")

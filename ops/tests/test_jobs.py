@@ -203,6 +203,55 @@ def test_the_nightly_jobs_are_created_together_or_not_at_all(monkeypatch):
     assert not Job.objects.exists() and not OutboxEvent.objects.exists()
 
 
+def scheduled_jobs():
+    return sorted(Job.objects.filter(params__trigger="schedule").values_list("params__entityType", "status"))
+
+
+def test_a_second_beat_starts_no_second_nightly_run_beside_one_under_way():
+    """Two beats (a misconfigured deploy) each send the nightly task: the second must not start
+    another whole pass over every document beside the first."""
+    from ops import jobs
+
+    first = jobs.reconciliation_schedule_all()
+    assert jobs.reconciliation_schedule_all() == []
+    assert scheduled_jobs() == [("booking", "queued"), ("item", "queued")]
+    assert OutboxEvent.objects.filter(event_type=JOB_RUN).count() == 2
+
+    Job.objects.filter(pk=first[0].pk).update(status=JobStatus.RUNNING)  # a slice under way: still its night
+    assert jobs.reconciliation_schedule_all() == []
+
+
+def test_the_next_nights_run_starts_once_the_last_finished_or_was_left_behind():
+    from ops import jobs
+
+    done, left_behind = jobs.reconciliation_schedule_all()
+    Job.objects.filter(pk=done.pk).update(status=JobStatus.COMPLETED)
+    Job.objects.filter(pk=left_behind.pk).update(  # its worker died: stale, not under way
+        status=JobStatus.RUNNING, updated_at=F("updated_at") - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 1))
+
+    again = jobs.reconciliation_schedule_all()
+    assert sorted(job.params["entityType"] for job in again) == sorted([done.params["entityType"],
+                                                                       left_behind.params["entityType"]])
+    other = jobs.job_create_reconciliation(entity_type="item")  # an operator's run holds nothing back
+    assert other.params["trigger"] == "api"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_beats_at_the_same_second_schedule_one_run_per_type():
+    from bookings_project.testing import race
+    from ops import jobs
+
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("needs PostgreSQL")
+    for _ in range(5):
+        Job.objects.all().delete()
+        OutboxEvent.objects.all().delete()
+        results = race([jobs.reconciliation_schedule_all] * 4)
+        assert not [r for r in results if isinstance(r, Exception)], results
+        assert scheduled_jobs() == [("booking", "queued"), ("item", "queued")]
+
+
 @pytest.mark.django_db(databases=["default", "documents"])
 def test_a_paused_job_whose_next_slice_event_died_is_taken_over_once_stale(drifted_items, tiny_slices, client_for,
                                                                            make_user):
