@@ -160,6 +160,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         with server_wait(self.connection):
             return super().is_usable()
 
+    def create_cursor(self, name=None):
+        cursor = super().create_cursor(name)
+        if type(cursor) is base.ServerSideCursor:  # (a named cursor: QuerySet.iterator(), streamed exports)
+            cursor.__class__ = _BoundedServerSideCursor
+        return cursor
+
     @property
     def pool(self):
         pool_options = self.settings_dict["OPTIONS"].get("pool")
@@ -176,6 +182,38 @@ class DatabaseWrapper(base.DatabaseWrapper):
         sweeper.pool = pool
         self._connection_pools.setdefault(self.alias, pool)
         return self._connection_pools[self.alias]
+
+
+class _BoundedServerSideCursor(base.ServerSideCursor):
+    """A named (server-side) cursor whose fetches and close wait for the server under the same
+    bound: each is a round trip (FETCH, CLOSE) that Django's execute wrappers never see, so a
+    QuerySet.iterator() or a streamed export over a hung server waited for ever."""
+
+    __slots__ = ()
+
+    def fetchone(self):
+        with server_wait(self._conn):
+            return super().fetchone()
+
+    def fetchmany(self, size=0):
+        with server_wait(self._conn):
+            return super().fetchmany(size)
+
+    def fetchall(self):
+        with server_wait(self._conn):
+            return super().fetchall()
+
+    def scroll(self, value, mode="relative"):
+        with server_wait(self._conn):
+            return super().scroll(value, mode)
+
+    def close(self):
+        with server_wait(self._conn):
+            return super().close()
+
+    def __iter__(self):
+        while rows := self.fetchmany(self.itersize):
+            yield from rows
 
 
 class _Sweeper:

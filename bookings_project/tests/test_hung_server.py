@@ -102,6 +102,49 @@ def test_a_server_that_hangs_with_the_connection_open_is_given_up_on(proxy, hung
 
 
 @pytest.mark.django_db(databases=["documents"])
+def test_a_server_side_cursor_fetch_from_a_hung_server_is_given_up_on(proxy, hung_after):
+    """QuerySet.iterator() and a streamed export read through a named cursor: each FETCH is a
+    round trip of its own, outside Django's execute wrappers."""
+
+    def scenario():
+        db = through(proxy, "hung-fetch")
+        try:
+            db.set_autocommit(False)
+            cursor = db.chunked_cursor()
+            cursor.execute("SELECT generate_series(1, 10)")  # DECLARE: the rows stay on the server
+            proxy.hung = True
+            started = time.monotonic()
+            try:
+                cursor.fetchmany(5)
+            except OperationalError as exc:
+                return exc, time.monotonic() - started
+            return None, time.monotonic() - started
+        finally:
+            try:
+                db.close()
+            finally:
+                db.close_pool()
+
+    outcome, _ = within(8, scenario)
+    assert "error" not in outcome, outcome.get("error")
+    error, waited = outcome["result"]
+    assert isinstance(error, OperationalError) and waited < 3
+
+
+@pytest.mark.django_db(databases=["documents"])
+def test_a_server_side_cursor_reads_every_row(settings):
+    if connections["documents"].vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    from django.db import transaction
+
+    with transaction.atomic(using="documents"):
+        cursor = connections["documents"].chunked_cursor()
+        cursor.execute("SELECT generate_series(1, 5)")
+        assert [row[0] for row in cursor.fetchmany(2)] + [row[0] for row in cursor.fetchall()] == [1, 2, 3, 4, 5]
+        cursor.close()
+
+
+@pytest.mark.django_db(databases=["documents"])
 def test_a_working_slow_statement_is_not_cut_short(proxy, settings):
     """The bound is above the server's statement_timeout: it only ever ends a wait the server
     itself would have ended had it been running."""
