@@ -86,14 +86,20 @@ def reconciliation_schedule_all() -> list[Job]:
     """Beat: a full reconciliation of every entity type whose scheduled run is not still under
     way. Two beats (a misconfigured deploy), a nightly task delivered twice, or a run that outlasted
     the night would otherwise start a second whole pass over the same documents beside the first:
-    twice the load, never a better result. A run under way is a scheduled job queued or running
-    that showed a sign of life within JOB_STALE_AFTER_SECONDS; one left behind by a dead worker or
-    a lost event does not hold the night's run back."""
+    twice the load, never a better result. A run under way is a scheduled job running that showed
+    a sign of life within JOB_STALE_AFTER_SECONDS, or one (queued, failed, paused) whose JOB_RUN
+    event is still pending: the outbox will run it, however long the workers were down or behind.
+    One left behind by a dead worker or a lost event does not hold the night's run back."""
     with transaction.atomic():  # all or none: a retried nightly task never doubles a type's job
         _lock_scheduling()
-        under_way = set(Job.objects.filter(
-            type=JobType.RECONCILIATION, params__trigger="schedule", status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-            updated_at__gte=timezone.now() - job_stale_after()).values_list("params__entityType", flat=True))
+        from .models import OutboxEvent, OutboxStatus
+
+        to_be_run = [job_id for job_id in OutboxEvent.objects.filter(
+            status=OutboxStatus.PENDING, event_type=JOB_RUN).values_list("payload__jobId", flat=True) if job_id]
+        alive = Q(status=JobStatus.RUNNING, updated_at__gte=timezone.now() - job_stale_after()) | Q(
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED], pk__in=to_be_run)
+        under_way = set(Job.objects.filter(alive, type=JobType.RECONCILIATION, params__trigger="schedule")
+                        .values_list("params__entityType", flat=True))
         for entity_type in sorted(under_way):
             logger.warning("nightly reconciliation of %s not scheduled: the last scheduled run is still under way",
                            entity_type)

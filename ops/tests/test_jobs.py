@@ -226,14 +226,33 @@ def test_the_next_nights_run_starts_once_the_last_finished_or_was_left_behind():
 
     done, left_behind = jobs.reconciliation_schedule_all()
     Job.objects.filter(pk=done.pk).update(status=JobStatus.COMPLETED)
-    Job.objects.filter(pk=left_behind.pk).update(  # its worker died: stale, not under way
+    Job.objects.filter(pk=left_behind.pk).update(  # its worker died: stale, and its event lost
         status=JobStatus.RUNNING, updated_at=F("updated_at") - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 1))
+    OutboxEvent.objects.filter(event_type=JOB_RUN).update(status=OutboxStatus.DEAD)
 
     again = jobs.reconciliation_schedule_all()
     assert sorted(job.params["entityType"] for job in again) == sorted([done.params["entityType"],
                                                                        left_behind.params["entityType"]])
     other = jobs.job_create_reconciliation(entity_type="item")  # an operator's run holds nothing back
     assert other.params["trigger"] == "api"
+
+
+def test_a_nightly_run_still_to_be_run_by_its_event_holds_the_next_one_back():
+    """A scheduled run that no worker has taken yet (workers down or behind for longer than
+    JOB_STALE_AFTER_SECONDS; a nightly task redelivered after the broker's visibility timeout,
+    1 h) or one that failed and whose event retries it, still runs: a second beside it is a
+    second whole pass. Only one whose event is gone (DEAD: lost) is left behind."""
+    from ops import jobs
+
+    queued, failed = jobs.reconciliation_schedule_all()
+    long_ago = F("updated_at") - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS + 1)
+    Job.objects.filter(pk=queued.pk).update(updated_at=long_ago)
+    Job.objects.filter(pk=failed.pk).update(status=JobStatus.FAILED, updated_at=long_ago)
+    assert jobs.reconciliation_schedule_all() == []
+
+    OutboxEvent.objects.filter(event_type=JOB_RUN, payload__jobId=str(queued.pk)).update(status=OutboxStatus.DEAD)
+    again = jobs.reconciliation_schedule_all()
+    assert [job.params["entityType"] for job in again] == [queued.params["entityType"]]
 
 
 @pytest.mark.postgres
