@@ -70,16 +70,25 @@ class _ServerWaits:
         self._waits: dict[object, _Wait] = {}
         self._pid = None
 
-    def _start_watch(self) -> None:
+    def _start_watch(self) -> bool:
+        """Whether this process's watchdog runs (started now if need be). A thread that cannot be
+        had (the process is out of threads) fails no statement: that wait goes unbounded, and the
+        next one tries again."""
         with self._start_lock:
             if self._pid != os.getpid():
+                try:
+                    threading.Thread(target=self._watch, name="db-server-waits", daemon=True).start()
+                except RuntimeError:
+                    logger.warning("no thread for the database server watchdog; this wait is unbounded", exc_info=True)
+                    return False
                 self._pid = os.getpid()
-                threading.Thread(target=self._watch, name="db-server-waits", daemon=True).start()
+            return True
 
     @contextmanager
     def bounded(self, fileno: int, seconds: float):
-        if self._pid != os.getpid():
-            self._start_watch()
+        if self._pid != os.getpid() and not self._start_watch():
+            yield
+            return
         token, wait = object(), _Wait(time.monotonic() + seconds, fileno)
         self._waits[token] = wait
         try:

@@ -206,3 +206,24 @@ def test_document_syncs_against_a_hung_documents_database_are_deferred_and_email
     assert OutboxEvent.objects.get(pk=email.pk).status == OutboxStatus.SENT
     for sync in OutboxEvent.objects.filter(pk__in=[e.pk for e in syncs]):
         assert (sync.status, sync.retry_count) == (OutboxStatus.PENDING, 0)
+
+
+def test_a_watchdog_thread_that_cannot_be_started_fails_no_statement(monkeypatch):
+    """A process out of threads (a pile of probe threads, a ulimit): the statement runs unbounded
+    rather than failing with RuntimeError (a 500), and a later wait starts the watchdog."""
+    from bookings_project.postgresql.base import _ServerWaits
+
+    waits = _ServerWaits()
+    real_start = threading.Thread.start
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with waits.bounded(fileno=-1, seconds=30):
+        pass
+    assert not waits._waits
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    with waits.bounded(fileno=-1, seconds=30):
+        assert len(waits._waits) == 1
+    assert not waits._waits and any(t.name == "db-server-waits" for t in threading.enumerate())
