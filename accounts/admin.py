@@ -21,7 +21,7 @@ from reservations.selectors import booking_upcoming_active_counts
 
 from . import password_reset, services
 from .models import Role, User
-from .selectors import user_name_taken
+from .selectors import normalized_email, normalized_username, user_name_taken
 
 
 class RoleListFilter(admin.SimpleListFilter):
@@ -44,7 +44,11 @@ class RoleListFilter(admin.SimpleListFilter):
 
 class UserChangeForm(auth_forms.UserChangeForm):
     """Usernames and emails are unique whatever their case: say so plainly (the database
-    constraints on lower() would otherwise show their names)."""
+    constraints on lower() would otherwise show their names). Each is checked as it is stored
+    (NFKC-normalized, the email lowercased: accounts.selectors), so "taken@ＥＸＡＭＰＬＥ.com" is
+    taken@example.com's here too, not a form that saves and then a service error."""
+
+    NORMALIZED = {"username": normalized_username, "email": normalized_email}
 
     def clean_username(self):
         return self._unique_whatever_case("username")
@@ -54,6 +58,7 @@ class UserChangeForm(auth_forms.UserChangeForm):
 
     def _unique_whatever_case(self, field: str) -> str:
         value = self.cleaned_data[field]
+        value = self.NORMALIZED[field](value) if value else value
         if value and user_name_taken(field=field, value=value, exclude_pk=self.instance.pk):
             raise forms.ValidationError(f"A user with this {field} already exists")  # (the service's words)
         return value

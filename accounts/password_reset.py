@@ -28,8 +28,8 @@ from ops.services import system_log_create
 
 from .exceptions import InvalidResetLink
 from .models import User
-from .selectors import same_text
-from .services import normalized_email, security_notices_enqueue, validate_password
+from .selectors import user_find_by_email
+from .services import security_notices_enqueue, validate_password
 
 PASSWORD_RESET_EMAIL_INTERVAL = timedelta(seconds=60)  # per account, whatever the client's IP
 CLOCK_SKEW_SECONDS = 60  # how far ahead of this process's clock another's may date a link
@@ -57,7 +57,7 @@ reset_token_generator = ResetTokenGenerator()
 def password_reset_request(*, email: str, request=None) -> None:
     """Email a reset link to the active account using `email`, if there is one; the caller's
     answer is the same either way (no account enumeration)."""
-    user = User.objects.filter(same_text("email", normalized_email(email)), is_active=True).first()
+    user = user_find_by_email(email=email, is_active=True)
     if user is None:
         system_log_create(event_type="AUTH", severity=Severity.WARNING, message="Password reset for an unknown email",
                           request=request, additional_data={"reason": "Unknown or inactive email"})

@@ -48,6 +48,16 @@ def user_find_for_login(*, identifier: str) -> User | None:
     return _first_user(lookups + by_username)
 
 
+def user_find_by_email(*, email: str, **filters) -> User | None:
+    """The account using `email` as stored (normalized_email), else as typed — an address stored
+    before emails were NFKC-normalized, as user_find_for_login finds it (a password reset
+    request asks here)."""
+    lookups = [same_text("email", normalized_email(email))]
+    if not email.isascii():
+        lookups.append(same_text("email", email))
+    return _first_user([lookup & Q(**filters) for lookup in lookups])
+
+
 def _first_user(lookups: list[Q]) -> User | None:
     for lookup in lookups:
         user = User.objects.filter(lookup).first()

@@ -189,7 +189,8 @@ def _match_keys(values) -> set[str]:
     """The texts a candidate's category or location may equal, as stored or as the database's
     lower() gives it, to share the profile's value as the scores see it (casefolded, spaces
     collapsed): each value as it is, lower-cased and casefolded (which differ: "ß" casefolds to
-    "ss"; SQLite's lower() folds ASCII only, so an equal stored text is matched as it is)."""
+    "ss"; PostgreSQL's lower() may differ from Python's, so an equal stored text is matched as
+    it is)."""
     keys = set()
     for value in filter(None, values):
         collapsed = " ".join(value.split())

@@ -111,6 +111,9 @@ def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_n
 @pytest.mark.parametrize("field, taken, message", [
     ("email", "Taken@Example.com", "A user with this email already exists"),
     ("username", "TAKEN", "A user with this username already exists"),
+    # NFKC-equal forms too: stored normalized (accounts.selectors), they are the same account
+    ("email", "taken@ＥＸＡＭＰＬＥ.com", "A user with this email already exists"),
+    ("username", "ＴＡＫＥＮ", "A user with this username already exists"),
 ])
 def test_a_case_variant_of_another_users_email_or_username_is_a_plain_form_error(admin_client, make_user, field,
                                                                                  taken, message):

@@ -497,3 +497,15 @@ def test_a_link_dated_in_the_future_is_refused(api_client, make_user, settings):
     with freeze_time(moment + timedelta(minutes=1)):
         response = confirm(api_client, urlsafe_base64_encode(force_bytes(user.pk)), token)
     assert_error(response, 400, code="invalid_reset_link")
+
+
+def test_an_email_stored_before_nfkc_normalization_is_found_as_typed(api_client, make_user):
+    """Emails are stored NFKC-normalized since accounts.selectors.normalized_email; an account
+    stored before keeps "x@ｅｘａｍｐｌｅ.com". Its login is found as typed (user_find_for_login):
+    a reset request typed the same way must find it too, not answer "queued" and send nothing."""
+    user = make_user(username="legacy", email="legacy@example.com")
+    User.objects.filter(pk=user.pk).update(email="legacy@ｅｘａｍｐｌｅ.com")
+    assert api_client.post("/api/v1/auth/login", {"username": "legacy@ｅｘａｍｐｌｅ.com", "password": "x"},
+                           format="json").status_code == 401  # found (a wrong password), as typed
+    assert ask(api_client, "legacy@ｅｘａｍｐｌｅ.com").status_code == 202
+    assert OutboxEvent.objects.filter(event_type="PASSWORD_RESET", payload__userId=user.pk).count() == 1

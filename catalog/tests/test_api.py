@@ -158,6 +158,23 @@ class TestValidation:
 
 
 class TestFilters:
+    def test_filters_fold_the_case_of_non_ascii_letters_as_postgresql_does(self, client_for, organizer):
+        """`location`, `category` and `q` are case-insensitive beyond ASCII on both databases: on
+        SQLite, Django's LIKE folds ASCII letters only (PostgreSQL compares UPPER()), so
+        "?location=ÉCOLE" did not find "École" in the embedded mode."""
+        item = make_item(organizer, name="Ñandú tour", location="École Polytechnique", category="Économie",
+                         start=timezone.make_aware(FUTURE), description="Straße")
+
+        def ids(query):
+            response = client_for(None).get("/api/v1/items", query)
+            assert response.status_code == 200
+            return [i["id"] for i in response.json()]
+
+        assert ids({"location": "éCOLE"}) == [item.pk]
+        assert ids({"category": "ÉCONOMIE"}) == [item.pk]
+        assert ids({"q": "ñANDÚ straße"}) == [item.pk]
+        assert ids({"q": "ñandú STRASSE"}) == []  # (no casefolding: "ß" is not "ss", as on PostgreSQL)
+
     def test_list_filters(self, client_for, organizer, other_organizer):
         start = timezone.make_aware(FUTURE)
         a = make_item(organizer, name="Python basics", location="Berlin", category="Tech", start=start)
