@@ -5,6 +5,7 @@ statement, a COMMIT or the pool's check of a pooled connection waited for ever."
 
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from django.db import OperationalError, connections
@@ -29,13 +30,32 @@ def hung_after(settings):
     settings.DB_HUNG_SERVER_SECONDS = 1
 
 
+@contextmanager
 def through(proxy, alias):
-    """A connection (pooled: at most 2, a 2 s wait) to the test documents database through `proxy`."""
+    """A connection (pooled: at most 2, a 2 s wait) to the test documents database through
+    `proxy`, closed with its pool afterwards."""
     from bookings_project.postgresql.base import DatabaseWrapper
 
     s = connections["documents"].settings_dict
     options = {**s["OPTIONS"], "connect_timeout": 1, "pool": {"min_size": 0, "max_size": 2, "timeout": 2}}
-    return DatabaseWrapper({**s, "HOST": "127.0.0.1", "PORT": proxy.port, "OPTIONS": options}, alias)
+    db = DatabaseWrapper({**s, "HOST": "127.0.0.1", "PORT": proxy.port, "OPTIONS": options}, alias)
+    try:
+        yield db
+    finally:
+        try:
+            db.close()
+        finally:
+            db.close_pool()
+
+
+def timed(call):
+    """(the OperationalError `call()` ended with, or None; the seconds it took)."""
+    started = time.monotonic()
+    try:
+        call()
+    except OperationalError as exc:
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
 
 
 def within(seconds, scenario):
@@ -65,8 +85,7 @@ def test_a_server_that_hangs_with_the_connection_open_is_given_up_on(proxy, hung
     alias = f"hung-{wait.replace(' ', '-')}"
 
     def scenario():
-        db = through(proxy, alias)
-        try:
+        with through(proxy, alias) as db:
             with db.cursor() as cursor:
                 cursor.execute("SELECT 1")  # connected, pooled
             if wait == "pool check":
@@ -76,21 +95,9 @@ def test_a_server_that_hangs_with_the_connection_open_is_given_up_on(proxy, hung
                 with db.cursor() as cursor:
                     cursor.execute("SELECT 1")
             proxy.hung = True
-            started = time.monotonic()
-            try:
-                if wait == "commit":
-                    db.commit()
-                else:
-                    with db.cursor() as cursor:
-                        cursor.execute("SELECT 1")
-            except OperationalError as exc:
-                return exc, time.monotonic() - started
-            return None, time.monotonic() - started
-        finally:
-            try:
-                db.close()
-            finally:
-                db.close_pool()
+            if wait == "commit":
+                return timed(db.commit)
+            return timed(lambda: db.cursor().execute("SELECT 1"))
 
     outcome, _ = within(15, scenario)
     assert "error" not in outcome, outcome.get("error")
@@ -107,23 +114,12 @@ def test_a_server_side_cursor_fetch_from_a_hung_server_is_given_up_on(proxy, hun
     round trip of its own, outside Django's execute wrappers."""
 
     def scenario():
-        db = through(proxy, "hung-fetch")
-        try:
+        with through(proxy, "hung-fetch") as db:
             db.set_autocommit(False)
             cursor = db.chunked_cursor()
             cursor.execute("SELECT generate_series(1, 10)")  # DECLARE: the rows stay on the server
             proxy.hung = True
-            started = time.monotonic()
-            try:
-                cursor.fetchmany(5)
-            except OperationalError as exc:
-                return exc, time.monotonic() - started
-            return None, time.monotonic() - started
-        finally:
-            try:
-                db.close()
-            finally:
-                db.close_pool()
+            return timed(lambda: cursor.fetchmany(5))
 
     outcome, _ = within(8, scenario)
     assert "error" not in outcome, outcome.get("error")
@@ -151,17 +147,10 @@ def test_a_working_slow_statement_is_not_cut_short(proxy, settings):
     settings.DB_HUNG_SERVER_SECONDS = 3
 
     def scenario():
-        db = through(proxy, "hung-slow")
-        try:
-            with db.cursor() as cursor:
-                cursor.execute("SELECT pg_sleep(1.5)")
-                cursor.execute("SELECT 1")
-                return cursor.fetchone()[0]
-        finally:
-            try:
-                db.close()
-            finally:
-                db.close_pool()
+        with through(proxy, "hung-slow") as db, db.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(1.5)")
+            cursor.execute("SELECT 1")
+            return cursor.fetchone()[0]
 
     outcome, _ = within(15, scenario)
     assert outcome == {"result": 1}
