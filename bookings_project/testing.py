@@ -194,8 +194,12 @@ class HangingProxy:
                     pass
 
     def close(self):
+        # shutdown() first: a bare close() leaves a socket another thread is blocked reading
+        # open, so the upstream database session outlived the test and the test database could
+        # not be dropped at the end of the run ("being accessed by other users").
         for sock in self._sockets:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            for end in (lambda: sock.shutdown(socket.SHUT_RDWR), sock.close):
+                try:
+                    end()
+                except OSError:
+                    pass
