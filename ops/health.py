@@ -26,10 +26,12 @@ logger = logging.getLogger(__name__)
 # worker or beat is down): beat's sweep takes due events every OUTBOX_SWEEP_SECONDS. One
 # threshold for /readyz, `manage.py status` and the documented alert (OPERATIONS.md).
 OUTBOX_STALLED_SECONDS = 120
-# A dependency whose check has not answered after this long counts as down in /readyz, as in
-# GET /metrics (ops.metrics.DEPENDENCY_WAIT_SECONDS): a database that hangs would otherwise hold
-# the probe's web thread as long as it hangs, and a load balancer probes every few seconds.
-READINESS_WAIT_SECONDS = 4.0
+# A dependency whose check has not answered after this long counts as down, in /readyz and in
+# GET /metrics alike: a database that hangs would otherwise hold the probe's web thread as long
+# as it hangs (a load balancer probes every few seconds), and a scrape must answer inside
+# Prometheus' scrape_timeout (10 s by default) while a database that is down holds its ping for
+# the pool's DB_POOL_TIMEOUT (10 s).
+DEPENDENCY_WAIT_SECONDS = 4.0
 
 
 def probe(view):
@@ -79,15 +81,15 @@ _READINESS_OUTAGES = {name: OutageLog(logger, f"readiness check {name!r} failed:
                       for name in ("database", "documents", "broker")}
 
 
-def dependencies_check(*, within: float | None = None, log: bool = True) -> dict[str, Exception | None]:
+def dependencies_check(*, log: bool = True) -> dict[str, Exception | None]:
     """Each dependency the system cannot serve without (both databases, the broker): None when
     it answers, else the error. A failure is logged once per outage, with its traceback (not
     with `log` False: a shell command that prints the outcome itself, `manage.py status`).
 
     The checks run side by side, each in a thread of its own: a database that is down keeps its
     ping waiting for the pool (DB_POOL_TIMEOUT, 10 s), and one PostgreSQL server usually holds
-    both databases. With `within`, a check that has not answered after that many seconds counts
-    as failed (a TimeoutError); it finishes in the background."""
+    both databases. A check that has not answered after DEPENDENCY_WAIT_SECONDS counts as failed
+    (a TimeoutError); it finishes in the background."""
     checks = {"database": lambda: database_ping("default"),
               "documents": lambda: database_ping("documents"),
               "broker": _check_broker}
@@ -107,9 +109,10 @@ def dependencies_check(*, within: float | None = None, log: bool = True) -> dict
                                 name=f"dependency-check-{name}", daemon=True) for name, check in checks.items()]
     for thread in threads:
         thread.start()
-    deadline = None if within is None else time.monotonic() + within
+    within = DEPENDENCY_WAIT_SECONDS
+    deadline = time.monotonic() + within
     for thread in threads:
-        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        thread.join(max(0.0, deadline - time.monotonic()))
     results = {}
     for name in checks:
         exc = outcomes[name] if name in outcomes else TimeoutError(f"no answer within {within:g} s")
@@ -127,7 +130,7 @@ def dependencies_check(*, within: float | None = None, log: bool = True) -> dict
 def readyz(request):
     # (the body names only the error's class: the server's details go to the log, once per
     # outage — a load balancer asks every few seconds)
-    errors = dependencies_check(within=READINESS_WAIT_SECONDS)
+    errors = dependencies_check()
     results = {name: "ok" if exc is None else f"unavailable: {exc.__class__.__name__}" for name, exc in errors.items()}
     failed = [name for name, exc in errors.items() if exc is not None]
     if "database" not in failed:

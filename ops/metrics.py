@@ -20,9 +20,6 @@ from .jobs import ENTITY_TYPES
 from .models import WHOLE_TYPE_RECONCILIATION_DONE, Job, JobStatus, JobType, OutboxEvent, OutboxStatus
 
 PREFIX = "bookings_"
-# The dependency checks' wait: a scrape must answer inside Prometheus' scrape_timeout (10 s by
-# default), and a database that is down holds its ping for the pool's DB_POOL_TIMEOUT (10 s).
-DEPENDENCY_WAIT_SECONDS = 4.0
 # Jobs that are work still to do, or that need someone's attention (completed ones only grow).
 OPEN_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)
 # The entity types a whole reconciliation covers, in the order reported.
@@ -83,7 +80,7 @@ def _last_reconciliation() -> list[Family]:
 
 def metrics_collect(*, errors: dict[str, Exception | None] | None = None) -> list[Family]:
     """The families of GET /metrics. With the relational database down (or not answering within
-    DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on).
+    health.DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on).
     `errors`: the dependency checks' outcomes when the caller ran them (dependency_errors)."""
     started = time.perf_counter()
     if errors is None:
@@ -98,8 +95,8 @@ def metrics_collect(*, errors: dict[str, Exception | None] | None = None) -> lis
 
 
 def dependency_errors(*, log: bool = True) -> dict[str, Exception | None]:
-    """The dependency checks as a scrape runs them (at most DEPENDENCY_WAIT_SECONDS)."""
-    return health.dependencies_check(within=DEPENDENCY_WAIT_SECONDS, log=log)
+    """The dependency checks as a scrape runs them (at most health.DEPENDENCY_WAIT_SECONDS)."""
+    return health.dependencies_check(log=log)
 
 
 def dependency_states(families: list[Family]) -> list[tuple[str, bool]]:

@@ -155,7 +155,7 @@ def test_a_database_that_hangs_is_unavailable_within_the_probes_bound(api_client
         real(alias)
 
     monkeypatch.setattr(health, "database_ping", hanging)
-    monkeypatch.setattr(health, "READINESS_WAIT_SECONDS", 0.5, raising=False)
+    monkeypatch.setattr(health, "DEPENDENCY_WAIT_SECONDS", 0.5)
     started = time.monotonic()
     try:
         response = api_client.get("/readyz")

@@ -218,7 +218,7 @@ def test_a_database_that_does_not_answer_is_down_within_the_scrape_timeout(opera
         time.sleep(2)
         raise OperationalError("couldn't get a connection after 10.00 sec")
 
-    monkeypatch.setattr(metrics, "DEPENDENCY_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(health, "DEPENDENCY_WAIT_SECONDS", 0.5)
     monkeypatch.setattr(health, "database_ping", ping)
     started = time.monotonic()
     found = samples(operator_client.get("/metrics"))
