@@ -30,8 +30,8 @@ def _clean_cache():
     import catalog.cache
     import ops.handlers
 
-    bookings_project.cache._resting_until = 0.0
-    ops.handlers._documents_resting_until = ops.handlers._mail_resting_until = 0.0
+    for rest in (bookings_project.cache.REDIS_REST, ops.handlers.DOCUMENTS_REST, ops.handlers.MAIL_REST):
+        rest.end()
     catalog.cache.list_cache_outage.reset()
     catalog.cache.bump_outage.reset()
     if hasattr(cache, "_fallback"):  # (Redis mode) the outage fallback's counters and its warning state

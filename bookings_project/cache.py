@@ -39,17 +39,37 @@ class RedisResting(ConnectionError):
     """Redis failed within the last REDIS_RETRY_SECONDS in this process: not asked again yet."""
 
 
-_resting_until = 0.0  # time.monotonic() until which this process does not call Redis
+class Rest:
+    """A dependency this process leaves alone for a while after it failed, and why: each try
+    while it is down would wait out its timeout again (Redis, the documents database, the mail
+    server). `seconds`: how long, or a callable read when a rest starts (a setting)."""
+
+    def __init__(self, seconds):
+        self._seconds = seconds
+        self._until, self._reason = 0.0, ""  # (time.monotonic())
+
+    def start(self, reason: str = "unreachable") -> None:
+        seconds = self._seconds() if callable(self._seconds) else self._seconds
+        self._until, self._reason = time.monotonic() + seconds, reason
+
+    def end(self) -> None:
+        self._until = 0.0
+
+    def reason(self) -> str:
+        """Why it rests (the failure that started the rest), or "" when it does not."""
+        return self._reason if time.monotonic() < self._until else ""
+
+
+REDIS_REST = Rest(lambda: settings.REDIS_RETRY_SECONDS)
 
 
 def redis_resting() -> bool:
-    return time.monotonic() < _resting_until
+    return bool(REDIS_REST.reason())
 
 
 def redis_failed() -> None:
     """A call to Redis failed (refused, timed out): rest it for REDIS_RETRY_SECONDS."""
-    global _resting_until
-    _resting_until = time.monotonic() + settings.REDIS_RETRY_SECONDS
+    REDIS_REST.start()
 
 
 class _RestingRedis:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.utils import timezone
 
+from bookings_project.cache import Rest
 from bookings_project.db import DATABASE_UNAVAILABLE
 from bookings_project.text import error_line
 from catalog.cache import CACHE_BUMP_EVENT, catalog_version_bump
@@ -32,45 +33,18 @@ DOCUMENTS_RETRY = timedelta(seconds=30)
 # So does an email whose batch found the mail server failing (another email met it first).
 EMAIL_RETRY = timedelta(seconds=30)
 
-# Until when (time.monotonic()) this process leaves the documents database alone after a sync
-# found it unreachable: each try waits out the connection pool (DB_POOL_TIMEOUT, 10 s), and the
-# deferred syncs, due again every DOCUMENTS_RETRY and older than new emails, come first in the
-# claims — trying once per batch held every batch, and the emails in it, that long.
-_documents_resting_until = 0.0
-
-
-def documents_resting() -> bool:
-    return time.monotonic() < _documents_resting_until
-
-
-def _documents_unreachable() -> None:
-    global _documents_resting_until
-    _documents_resting_until = time.monotonic() + DOCUMENTS_RETRY.total_seconds()
-
-
+# How long this process leaves the documents database alone after a sync found it unreachable:
+# each try waits out the connection pool (DB_POOL_TIMEOUT, 10 s), and the deferred syncs, due
+# again every DOCUMENTS_RETRY and older than new emails, come first in the claims — trying once
+# per batch held every batch, and the emails in it, that long.
+DOCUMENTS_REST = Rest(DOCUMENTS_RETRY.total_seconds())
 # The same for the mail server: once an email found it failing as a whole (mail_server_failing),
 # this process defers emails without trying it for EMAIL_RETRY — every batch holding an email
 # paid EMAIL_TIMEOUT, and the deferred emails, due again every 30 s, come first in the claims:
 # document syncs and job runs waited behind them. Events still take turns trying (one per rest),
 # so each becomes DEAD after its own attempts against a server that stays dead; the revival probe
 # (ops.revival) always tries, and a delivered probe ends the rest.
-_mail_resting_until = 0.0
-_mail_resting_reason = ""
-
-
-def mail_resting() -> str:
-    """Why emails are deferred without trying (the failure that started the rest), or ""."""
-    return _mail_resting_reason if time.monotonic() < _mail_resting_until else ""
-
-
-def mail_failing(reason: str) -> None:
-    global _mail_resting_until, _mail_resting_reason
-    _mail_resting_until, _mail_resting_reason = time.monotonic() + EMAIL_RETRY.total_seconds(), reason
-
-
-def mail_delivering() -> None:
-    global _mail_resting_until
-    _mail_resting_until = 0.0
+MAIL_REST = Rest(EMAIL_RETRY.total_seconds())
 
 
 @dataclass
@@ -84,10 +58,10 @@ class BatchContext:
     # Set when a database a document sync needs could not be reached (by this batch, or by this
     # process within DOCUMENTS_RETRY): the syncs are deferred at once instead of each batch
     # waiting out the connection pool's timeout again.
-    documents_down: bool = field(default_factory=documents_resting)
+    documents_down: bool = field(default_factory=lambda: bool(DOCUMENTS_REST.reason()))
     # Why an email of this batch failed on the mail server as a whole (unreachable, timed out, a
     # 4xx): the batch's other emails are deferred at once instead of each waiting out EMAIL_TIMEOUT.
-    mail_down: str = field(default_factory=mail_resting)
+    mail_down: str = field(default_factory=MAIL_REST.reason)
     # Until when (time.monotonic()) a long job of this batch may run before it pauses (ops.jobs).
     job_deadline: float = field(default_factory=lambda: time.monotonic() + settings.JOB_SLICE_SECONDS)
 
@@ -161,7 +135,7 @@ def _deliver(event: OutboxEvent, ctx: BatchContext, *, recipient: str, context: 
         # per-connection limit): the next email tries a fresh one. A fresh one failing is the server.
         if mail_server_failing(exc) and not ctx.sent_on_connection:
             ctx.mail_down = f"{exc.__class__.__name__}: {error_line(exc)}"
-            mail_failing(ctx.mail_down)
+            MAIL_REST.start(ctx.mail_down)
         raise
     ctx.sent_on_connection += 1
 
@@ -178,7 +152,7 @@ def _sync_documents(event: OutboxEvent, ctx: BatchContext) -> None:
         _sync_event_documents(event, ctx)
     except DATABASE_UNAVAILABLE as exc:  # an outage, not the event's fault: no attempt used up
         ctx.documents_down = True
-        _documents_unreachable()
+        DOCUMENTS_REST.start()
         raise _defer_documents(error_line(exc)) from exc
 
 
@@ -217,7 +191,7 @@ def sync_batch_documents(events: list[OutboxEvent], ctx: BatchContext) -> None:
             logger.warning("batched sync of %s %s documents: database unavailable; deferring the batch's syncs",
                            len(ids), entity_type)
             ctx.documents_down = True
-            _documents_unreachable()
+            DOCUMENTS_REST.start()
             return
         except Exception:  # noqa: BLE001 - the per-event handlers retry and record it
             logger.warning("batched sync of %s %s documents failed; syncing one by one", len(ids), entity_type,
@@ -235,7 +209,7 @@ def _run_job(event: OutboxEvent, ctx: BatchContext) -> None:
     except JobFailed as failed:
         if failed.mail_server_failing:
             ctx.mail_down = str(failed)
-            mail_failing(ctx.mail_down)
+            MAIL_REST.start(ctx.mail_down)
         raise
 
 

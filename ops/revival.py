@@ -14,7 +14,7 @@ from bookings_project.text import error_line
 from .claims import fresh_attempts, record_failure, record_outcome, record_sent
 from .emails import EMAIL_EVENT_TYPES, delivery_failure_is_transient
 from .exceptions import EventDeferred
-from .handlers import BatchContext, handler_for, mail_delivering
+from .handlers import MAIL_REST, BatchContext, handler_for
 from .jobs import job_run, job_sends_email
 from .models import JobStatus, OutboxEvent, OutboxStatus
 from .outbox import JOB_RUN
@@ -51,7 +51,7 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
             break
     if not delivered:
         return 0
-    mail_delivering()  # the revived events go out now, not after this process's rest
+    MAIL_REST.end()  # the revived events go out now, not after this process's rest
     revived = waiting.update(**fresh_attempts(timezone.now()))
     logger.warning("mail server delivers again (event %s went out): %s DEAD events revived", probe.pk, revived)
     return revived + 1

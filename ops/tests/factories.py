@@ -19,4 +19,5 @@ def make_due():
     import ops.handlers
 
     OutboxEvent.objects.filter(status=OutboxStatus.PENDING).update(next_attempt_at=timezone.now())
-    ops.handlers._documents_resting_until = ops.handlers._mail_resting_until = 0.0
+    ops.handlers.DOCUMENTS_REST.end()
+    ops.handlers.MAIL_REST.end()

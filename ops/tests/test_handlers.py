@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from ops import handlers as ops_handlers
 from ops.dispatch import outbox_dispatch_batch
 from ops.models import OutboxEvent, OutboxStatus
 from ops.outbox import EventType, outbox_enqueue
@@ -77,7 +78,7 @@ def test_while_the_documents_database_is_down_later_batches_do_not_wait_for_it_a
     assert time.monotonic() - started < 1.0
     assert all(e.status == OutboxStatus.SENT for e in OutboxEvent.objects.filter(pk__in=[e.pk for e in emails]))
 
-    monkeypatch.setattr("ops.handlers._documents_resting_until", 0.0)  # DOCUMENTS_RETRY later: tried again
+    ops_handlers.DOCUMENTS_REST.end()  # DOCUMENTS_RETRY later: tried again
     outbox_enqueue_many([document_sync_event(("booking", 9))])
     outbox_dispatch_batch(batch_size=10)
     assert len(calls) == 2
