@@ -42,20 +42,22 @@ def user_find_for_login(*, identifier: str) -> User | None:
     # PostgreSQL's LOWER() does not match for a final sigma (SQLite's is Python's: bookings_project.sqlite3):
     # the identifier normalized the same way first (as a reset request is), then as typed (an
     # address stored otherwise, e.g. by Django's createsuperuser), then as a username.
-    lookups = [same_text("email", normalized_email(identifier))]
-    if not identifier.isascii():
-        lookups.append(same_text("email", identifier))
-    return _first_user(lookups + by_username)
+    return _first_user(_email_lookups(identifier) + by_username)
 
 
 def user_find_by_email(*, email: str, **filters) -> User | None:
     """The account using `email` as stored (normalized_email), else as typed — an address stored
     before emails were NFKC-normalized, as user_find_for_login finds it (a password reset
     request asks here)."""
+    return _first_user([lookup & Q(**filters) for lookup in _email_lookups(email)])
+
+
+def _email_lookups(email: str) -> list[Q]:
+    """`email` normalized as stored, then — when that can differ — as typed."""
     lookups = [same_text("email", normalized_email(email))]
     if not email.isascii():
         lookups.append(same_text("email", email))
-    return _first_user([lookup & Q(**filters) for lookup in lookups])
+    return lookups
 
 
 def _first_user(lookups: list[Q]) -> User | None:
