@@ -81,10 +81,10 @@ def _last_reconciliation() -> list[Family]:
 def metrics_collect(*, errors: dict[str, Exception | None] | None = None) -> list[Family]:
     """The families of GET /metrics. With the relational database down (or not answering within
     health.DEPENDENCY_WAIT_SECONDS) only the dependency checks are reported (up == 0 is what to alert on).
-    `errors`: the dependency checks' outcomes when the caller ran them (dependency_errors)."""
+    `errors`: the dependency checks' outcomes when the caller ran them (health.dependencies_check)."""
     started = time.perf_counter()
     if errors is None:
-        errors = dependency_errors()
+        errors = health.dependencies_check()
     families = [Family("dependency_up", "1 when the dependency answers (as /readyz checks it), else 0.",
                        [({"dependency": name}, 0 if exc else 1) for name, exc in errors.items()])]
     if errors["database"] is None:
@@ -92,11 +92,6 @@ def metrics_collect(*, errors: dict[str, Exception | None] | None = None) -> lis
     families.append(Family("metrics_collect_seconds", "Time taken to gather these metrics.",
                            [({}, time.perf_counter() - started)]))
     return families
-
-
-def dependency_errors(*, log: bool = True) -> dict[str, Exception | None]:
-    """The dependency checks as a scrape runs them (at most health.DEPENDENCY_WAIT_SECONDS)."""
-    return health.dependencies_check(log=log)
 
 
 def dependency_states(families: list[Family]) -> list[tuple[str, bool]]:

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 
 from bookings_project.text import error_line
 
-from .health import OUTBOX_STALLED_SECONDS
-from .metrics import (OPEN_JOB_STATUSES, RECONCILED_TYPES, Family, dependency_errors, dependency_states, metrics_collect,
-                      sample)
+from .health import OUTBOX_STALLED_SECONDS, dependencies_check
+from .metrics import OPEN_JOB_STATUSES, RECONCILED_TYPES, Family, dependency_states, metrics_collect, sample
 from .models import JobStatus, JobType, OutboxStatus
 
 RECONCILIATION_OVERDUE_SECONDS = 2 * 86400
@@ -104,6 +103,6 @@ def status_report(*, shell: bool = False) -> tuple[list[tuple[str, str]], list[P
     """status_rows and status_problems of the system now. `shell` (manage.py status): a dependency
     that is down is named with its error in the problem's text, and not logged (a shell's stderr
     got the check's traceback, the process log's record of an outage, for a broker that was down)."""
-    errors = dependency_errors(log=not shell)
+    errors = dependencies_check(log=not shell)
     families, now = metrics_collect(errors=errors), time.time()
     return status_rows(families, now=now), status_problems(families, now=now, causes=errors if shell else None)
