@@ -28,6 +28,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
+from django.utils.text import smart_split, unescape_string_literal
 
 from .db import distinct_values
 from .errors import ApplicationError
@@ -284,6 +285,17 @@ def indexed_values_filter(field: str, *, limit: int = 100):
                     for i, (value, _title) in enumerate(self.lookup_choices)}
 
     return IndexedValuesFilter
+
+
+def search_words(queryset, search_term: str, match):
+    """`queryset` filtered as Django's admin search does (each word, or "quoted phrase", must
+    match), each word's condition being `match(word)` (a Q): for searches whose fields Django's
+    OR over joined columns would make a whole-table scan."""
+    for term in smart_split(search_term):
+        if term.startswith(('"', "'")) and term[0] == term[-1]:
+            term = unescape_string_literal(term)
+        queryset = queryset.filter(match(term))
+    return queryset
 
 
 def user_as_text(field: str, description: str):

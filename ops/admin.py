@@ -7,10 +7,9 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.text import smart_split, unescape_string_literal
 
 from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, action_run_each, indexed_values_filter,
-                                    json_display, user_as_text)
+                                    json_display, search_words, user_as_text)
 
 from . import jobs, outbox
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
@@ -56,16 +55,14 @@ class SystemLogAdmin(ReadOnlyAdmin):
         copied from a log line or a response's X-Request-ID): comparing those four as substrings,
         each upper-cased and the address turned into text for every row, cost twice the scan of
         the messages alone (0.55 s against 0.2 s per query at 1,000,000 entries)."""
-        for term in smart_split(search_term):
-            if term.startswith(('"', "'")) and term[0] == term[-1]:
-                term = unescape_string_literal(term)
-            match = Q(message__icontains=term) | Q(user_id=term) | Q(request_id=term)
+        def match(term):
+            found = Q(message__icontains=term) | Q(user_id=term) | Q(request_id=term)
             try:
-                match |= Q(ip_address=str(ipaddress.ip_address(term)))
+                return found | Q(ip_address=str(ipaddress.ip_address(term)))
             except ValueError:
-                pass
-            queryset = queryset.filter(match)
-        return queryset, False
+                return found
+
+        return search_words(queryset, search_term, match), False
 
     @admin.display(description="reported by")
     def source(self, obj):

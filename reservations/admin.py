@@ -3,10 +3,9 @@ go through reservations.services (seat counters, outbox notifications, status ma
 
 from django.contrib import admin
 from django.db.models import Q
-from django.utils.text import smart_split, unescape_string_literal
 
 from accounts.models import User
-from bookings_project.admin import ReadOnlyAdmin, action_run_each
+from bookings_project.admin import ReadOnlyAdmin, action_run_each, search_words
 from bookings_project.db import pk_in_range
 from catalog.models import BookableItem
 
@@ -34,16 +33,15 @@ class BookingAdmin(ReadOnlyAdmin):
         and the item's fields matched in their own tables (`user_id IN (…)`) and an id as a number:
         OR-ing columns of three joined tables made PostgreSQL join every booking before filtering
         (1.7 s per page at 200,000 bookings)."""
-        for term in smart_split(search_term):
-            if term.startswith(('"', "'")) and term[0] == term[-1]:
-                term = unescape_string_literal(term)
+        def match(term):
             users = User.objects.filter(Q(username__icontains=term) | Q(email__icontains=term)).values("pk")
-            match = (Q(user__in=users) | Q(item__in=BookableItem.objects.filter(name__icontains=term).values("pk"))
+            found = (Q(user__in=users) | Q(item__in=BookableItem.objects.filter(name__icontains=term).values("pk"))
                      | Q(request_key__iexact=term))
             if term.isascii() and term.isdigit() and pk_in_range(Booking, int(term)):
-                match |= Q(pk=int(term))
-            queryset = queryset.filter(match)
-        return queryset, False
+                found |= Q(pk=int(term))
+            return found
+
+        return search_words(queryset, search_term, match), False
 
     def _apply(self, request, queryset, done: str, change) -> None:
         action_run_each(self, request, queryset.order_by("pk").values_list("pk", flat=True),
