@@ -129,6 +129,12 @@ def _serialized_origin(origin: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")
 
 
+def statement_timeout_ms() -> int:
+    """PostgreSQL's statement_timeout (DB_STATEMENT_TIMEOUT_MS; 0: none), which the client's
+    bound on a hung server follows too (settings.DB_HUNG_SERVER_SECONDS)."""
+    return env_int("DB_STATEMENT_TIMEOUT_MS", 30000, 0)
+
+
 def env_time_zone(name: str, default: str) -> str:
     """An IANA zone name. Django checks the name only against a system zoneinfo directory, and
     never an empty one: left unchecked, every request failed (answered as "Database temporarily
@@ -176,7 +182,7 @@ def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
         options = {
             # Bounded lock waits: a blocked booking fails fast instead of hanging a worker.
             "options": f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000, 0)}"
-            f" -c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000, 0)}",
+            f" -c statement_timeout={statement_timeout_ms()}",
             "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5, 0),
             # A network that stops passing bytes (no reset) must not hang a request forever:
             # data unacknowledged this long, or an idle connection whose keepalives go

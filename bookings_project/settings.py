@@ -12,7 +12,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from bookings_project.env import (database_from_url, env_bool, env_crontab, env_int, env_list, env_log_level, env_rate,
-                                  env_origins, env_redis_url, env_str, env_time_zone)
+                                  env_origins, env_redis_url, env_str, env_time_zone, statement_timeout_ms)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -121,8 +121,8 @@ DATABASE_ROUTERS = ["ops.routers.DocumentsRouter"]
 # PostgreSQL: a connection still waiting for its server this long after a statement, COMMIT or
 # pool check began is dropped (bookings_project.postgresql): a server that hangs with its
 # connections open never enforces its statement_timeout itself. 0 (statement_timeout off): no bound.
-_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 30000, 0)
-DB_HUNG_SERVER_SECONDS = _STATEMENT_TIMEOUT_MS / 1000 + 5 if _STATEMENT_TIMEOUT_MS else 0
+_statement_timeout_ms = statement_timeout_ms()
+DB_HUNG_SERVER_SECONDS = _statement_timeout_ms / 1000 + 5 if _statement_timeout_ms else 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------
