@@ -66,12 +66,17 @@ def booking_event_payload(booking: Booking) -> dict:
     }
 
 
+def _booking_email(booking: Booking, event_type: str, **extra) -> OutboxEvent:
+    """The (unsaved) outbox event of an email to the booking's owner about it."""
+    return outbox_event(event_type=event_type, recipient_email=booking.user.email,
+                        payload={**booking_event_payload(booking), **extra})
+
+
 def _announce(booking: Booking, event_type: str | None) -> list[OutboxEvent]:
     """The booking's email (if any) and document refresh, in one INSERT."""
     events = [document_sync_event(("booking", booking.pk), ("item", booking.item_id))]
     if event_type is not None:
-        events.insert(0, outbox_event(event_type=event_type, recipient_email=booking.user.email,
-                                      payload=booking_event_payload(booking)))
+        events.insert(0, _booking_email(booking, event_type))
     return outbox_enqueue_many(events)
 
 
@@ -348,8 +353,7 @@ def booking_cancel_for_item(*, item: BookableItem) -> int:
         Booking.objects.filter(pk__in=chunk).update(status=BookingStatus.CANCELLED, revision=F("revision") + 1,
                                                     updated_at=now)
         outbox_enqueue_many([
-            outbox_event(event_type=EventType.BOOKING_CANCELLED, recipient_email=booking.user.email,
-                         payload=booking_event_payload(booking))
+            _booking_email(booking, EventType.BOOKING_CANCELLED)
             for booking in Booking.objects.filter(pk__in=chunk).select_related("user", "item").order_by("pk")])
     if ids:
         item_seats_release_all(item_id=item.pk)
@@ -382,8 +386,6 @@ def booking_times_follow_item(*, item: BookableItem) -> int:
     # INSERTs of a bounded size however many bookings the item has.
     bookings = active.select_related("user", "item").order_by("pk").iterator(chunk_size=MOVE_NOTICE_CHUNK)
     while chunk := list(islice(bookings, MOVE_NOTICE_CHUNK)):
-        outbox_enqueue_many([
-            outbox_event(event_type=EventType.BOOKING_CONFIRMED, recipient_email=booking.user.email,
-                         payload={**booking_event_payload(booking), "rescheduled": True})
-            for booking in chunk])
+        outbox_enqueue_many([_booking_email(booking, EventType.BOOKING_CONFIRMED, rescheduled=True)
+                             for booking in chunk])
     return moved
