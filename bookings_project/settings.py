@@ -31,7 +31,7 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured(
         "DEBUG is off but SECRET_KEY is unset (or the development key): set SECRET_KEY to a secret value."
     )
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 CSRF_FAILURE_VIEW = "bookings_project.errors.csrf_failure"
 TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")

@@ -48,6 +48,15 @@ def test_production_starts_with_real_keys(tmp_path):
     assert result.stdout.strip() == "False"
 
 
+def test_default_hosts_are_the_loopback_names_only(tmp_path):
+    """Django's test client Host (`testserver`) is added by the test runner itself; a production
+    default that accepted it would answer any request that names it."""
+    result = import_settings(tmp_path, show="s.ALLOWED_HOSTS", DEBUG="0", SECRET_KEY=REAL_SECRET,
+                             JWT_SIGNING_KEY=REAL_JWT_KEY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"
+
+
 @pytest.mark.parametrize("debug", ["0", "1"])
 def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     result = import_settings(tmp_path, DEBUG=debug, SECRET_KEY=REAL_SECRET, JWT_SIGNING_KEY="x" * 31)
