@@ -81,6 +81,43 @@ _READINESS_OUTAGES = {name: OutageLog(logger, f"readiness check {name!r} failed:
                       for name in ("database", "documents", "broker")}
 
 
+class _Check:
+    """One run of one dependency's check, in a thread of its own; `outcome` is set when it ends."""
+
+    def __init__(self, name, check):
+        self.done = threading.Event()
+        self.outcome: Exception | None = None
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run, check),
+                                       name=f"dependency-check-{name}", daemon=True)
+
+    def _run(self, check):
+        try:
+            check()
+        except Exception as exc:  # any failure means "not ready"; the caller says which
+            self.outcome = exc
+        finally:
+            connections.close_all()  # this thread's own connections: back to the pool, or closed
+            self.done.set()
+
+
+# The check of each dependency still running in this process: a later probe waits for it
+# rather than starting another, so a database that hangs holds one thread per dependency
+# however often the load balancer asks (a new thread per probe piled up until the hung server's
+# bound, DB_STATEMENT_TIMEOUT_MS + 5 s, let each go).
+_RUNNING: dict[str, _Check] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def _check_started(name, check) -> _Check:
+    with _RUNNING_LOCK:
+        running = _RUNNING.get(name)
+        if running is not None and not running.done.is_set():
+            return running
+        _RUNNING[name] = running = _Check(name, check)
+    running.thread.start()
+    return running
+
+
 def dependencies_check(*, log: bool = True) -> dict[str, Exception | None]:
     """Each dependency the system cannot serve without (both databases, the broker): None when
     it answers, else the error. A failure is logged once per outage, with its traceback (not
@@ -89,33 +126,18 @@ def dependencies_check(*, log: bool = True) -> dict[str, Exception | None]:
     The checks run side by side, each in a thread of its own: a database that is down keeps its
     ping waiting for the pool (DB_POOL_TIMEOUT, 10 s), and one PostgreSQL server usually holds
     both databases. A check that has not answered after DEPENDENCY_WAIT_SECONDS counts as failed
-    (a TimeoutError); it finishes in the background."""
+    (a TimeoutError); it finishes in the background, and a probe meanwhile waits for that same
+    check instead of starting another."""
     checks = {"database": lambda: database_ping("default"),
               "documents": lambda: database_ping("documents"),
               "broker": _check_broker}
-    outcomes: dict[str, Exception | None] = {}
-
-    def run(name, check):
-        try:
-            check()
-        except Exception as exc:  # any failure means "not ready"; the caller says which
-            outcomes[name] = exc
-        else:
-            outcomes[name] = None
-        finally:
-            connections.close_all()  # this thread's own connections: back to the pool, or closed
-
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, name, check),
-                                name=f"dependency-check-{name}", daemon=True) for name, check in checks.items()]
-    for thread in threads:
-        thread.start()
+    running = {name: _check_started(name, check) for name, check in checks.items()}
     within = DEPENDENCY_WAIT_SECONDS
     deadline = time.monotonic() + within
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
     results = {}
-    for name in checks:
-        exc = outcomes[name] if name in outcomes else TimeoutError(f"no answer within {within:g} s")
+    for name, run in running.items():
+        answered = run.done.wait(max(0.0, deadline - time.monotonic()))
+        exc = run.outcome if answered else TimeoutError(f"no answer within {within:g} s")
         results[name] = exc
         if not log:
             continue

@@ -211,3 +211,34 @@ def test_probes_answer_whatever_host_the_prober_names(api_client, settings, path
     assert api_client.get(f"{path}/", HTTP_HOST="10.1.2.3:8000").status_code == 400  # only the probes
     assert api_client.get("/api/v1/items", HTTP_HOST="10.1.2.3:8000").status_code == 400
     assert api_client.get(path, HTTP_HOST="bookings.example.com").status_code == 200
+
+
+def test_probes_of_a_hung_database_share_one_check_thread(api_client, monkeypatch):
+    """Each probe of a hung database started a ping thread of its own, and each stayed until the
+    server's bound (DB_STATEMENT_TIMEOUT_MS + 5 s) let it go: a load balancer probing every few
+    seconds piled them up. A probe now waits for the check still running; once it ends, the next
+    probe checks afresh."""
+    import threading
+
+    real, released, pings = health.database_ping, threading.Event(), []
+
+    def hanging(alias):
+        if alias == "documents":
+            pings.append(alias)
+            released.wait(30)
+        real(alias)
+
+    monkeypatch.setattr(health, "database_ping", hanging)
+    monkeypatch.setattr(health, "DEPENDENCY_WAIT_SECONDS", 0.2)
+    try:
+        for _ in range(4):
+            response = api_client.get("/readyz")
+            assert response.status_code == 503 and response.json()["failed"] == ["documents"]
+        assert pings == ["documents"]
+        assert sum(t.name == "dependency-check-documents" for t in threading.enumerate()) == 1
+    finally:
+        released.set()
+    health._RUNNING["documents"].done.wait(5)
+    assert api_client.get("/readyz").status_code == 200
+    assert api_client.get("/readyz").status_code == 200
+    assert len(pings) == 3
