@@ -131,6 +131,10 @@ LOCAL_DATETIME_SCHEMA = {
 }
 
 
+# DRF's own "invalid" message (the format it names is the one it reads).
+LOCAL_FORMAT_HINT = "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]"
+
+
 @extend_schema_field(LOCAL_DATETIME_SCHEMA)
 class LocalDateTimeField(serializers.DateTimeField):
     """Booking API datetime. `seconds=True` for server-set timestamps (createdAt, bookingDate…):
@@ -144,6 +148,8 @@ class LocalDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         refuse_finer_than_microseconds(value)
         if isinstance(value, str):
+            if not value.isascii():  # Django's fallback parser reads "２０３１" (\d) as 2031; the core API's does not
+                self.fail("invalid", format=LOCAL_FORMAT_HINT)
             value = plus_restored(value.strip())
             if _BARE_DATE.match(value):
                 return self.day_bound(value)

@@ -181,11 +181,11 @@ def _describe(exc) -> _Described:
     if isinstance(exc, drf.ParseError):
         return _Described(400, f"Malformed request body: {exc.detail}", code="malformed_body")
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
-        message, code = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token", "invalid_token"
-        if isinstance(exc.detail, dict):
-            message = "Invalid or expired token"
-        elif str(message) == str(drf.NotAuthenticated.default_detail):
-            message, code = NOT_AUTHENTICATED_MESSAGE, "not_authenticated"
+        # No token sent (NotAuthenticated, whatever its message) vs. one sent but refused.
+        code = "not_authenticated" if isinstance(exc, drf.NotAuthenticated) else "invalid_token"
+        message = exc.detail if isinstance(exc.detail, str) else "Invalid or expired token"
+        if str(message) == str(drf.NotAuthenticated.default_detail):
+            message = NOT_AUTHENTICATED_MESSAGE
         return _Described(401, str(message), headers={"WWW-Authenticate": 'Bearer realm="api"'}, code=code)
     if isinstance(exc, drf.UnsupportedMediaType):
         return _Described(415, f"{str(exc.detail).rstrip('.')}: send the body as JSON (Content-Type: application/json)")

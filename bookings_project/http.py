@@ -96,3 +96,45 @@ def no_store_by_default(get_response):
         return response
 
     return middleware
+
+
+def _drf_methods(view_func) -> tuple[str, ...]:
+    """The HTTP methods a DRF view answers, in DRF's `Allow` order; () for any other view (it
+    answers a wrong method itself)."""
+    from rest_framework.views import APIView
+
+    cls = getattr(view_func, "cls", None)
+    if not (isinstance(cls, type) and issubclass(cls, APIView)):
+        return ()
+    names = getattr(view_func, "initkwargs", {}).get("http_method_names", cls.http_method_names)
+    actions = getattr(view_func, "actions", None)  # a viewset route: its method → action map
+    served = {name for name in names if (name in actions if actions is not None else hasattr(cls, name))}
+    served.add("options")  # (APIView.options: DRF's metadata)
+    if "get" in served:
+        served.add("head")  # as Django's View.setup and DRF's viewsets give every GET route
+    return tuple(name.upper() for name in names if name in served)
+
+
+class MethodBeforeAuthMiddleware:
+    """A method the route never takes is a 405 for every caller. DRF authenticates and checks
+    roles before it looks for the method's handler, so `PATCH /api/v1/items/1` was a 401
+    anonymously, a 403 "Requires the EVENT_ORGANIZER or ADMIN role" for a USER (as if an
+    organizer could PATCH it) and a 405 only for an organizer."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._methods: dict = {}  # view function → its methods (the URL conf's views: a fixed few)
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        methods = self._methods.get(view_func)
+        if methods is None:
+            methods = self._methods[view_func] = _drf_methods(view_func)
+        if not methods or request.method in methods:
+            return None
+        from .errors import json_error_response
+
+        return json_error_response(request, 405, f'Method "{request.method}" not allowed.',
+                                   {"Allow": ", ".join(methods)}, code="method_not_allowed")

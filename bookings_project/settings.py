@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A method the route never takes: 405 before DRF authenticates (else a 401/403 for some callers).
+    "bookings_project.http.MethodBeforeAuthMiddleware",
 ]
 
 ROOT_URLCONF = "bookings_project.urls"

@@ -84,6 +84,28 @@ def test_wrong_method_is_405_envelope(make_user, client_for):
     assert_error(client_for().get("/api/v1/auth/login"), 405, path="/api/v1/auth/login")
 
 
+@pytest.mark.parametrize("method, path, allow", [
+    ("patch", "/api/v1/items/1", "GET, PUT, DELETE, HEAD, OPTIONS"),
+    ("delete", "/api/v1/items", "GET, POST, HEAD, OPTIONS"),
+    ("patch", "/api/v1/bookings/1/status", "PUT, OPTIONS"),
+    ("delete", "/api/v1/bookings/items/1", "GET, POST, HEAD, OPTIONS"),
+    ("post", "/api/v1/reports/revenue", "GET, HEAD, OPTIONS"),
+    ("patch", "/api/v1/user/1", "GET, PUT, DELETE, HEAD, OPTIONS"),
+    ("delete", "/api/v1/bookings/me", "GET, HEAD, OPTIONS"),
+    ("get", "/notifications", "POST, OPTIONS"),
+    ("delete", "/jobs/1", "GET, HEAD, OPTIONS"),
+    ("post", "/metrics", "GET, HEAD, OPTIONS"),
+])
+@pytest.mark.parametrize("caller", [None, ["USER"], ["EVENT_ORGANIZER"], ["IT_OPERATOR"], ["ADMIN"]])
+def test_a_method_the_route_never_takes_is_405_for_every_caller(caller_client, caller, method, path, allow):
+    """DRF authenticates and checks roles before it looks for the method's handler: PATCH on an
+    item was a 401 anonymously, a 403 "Requires the EVENT_ORGANIZER or ADMIN role" for a USER (as
+    if an organizer could PATCH it) and a 405 only for an organizer."""
+    response = getattr(caller_client(caller), method)(path, {}, format="json")
+    assert_error(response, 405, path=path, code="method_not_allowed")
+    assert response["Allow"] == allow
+
+
 def test_non_json_body_is_415_envelope(api_client):
     response = api_client.post("/api/v1/auth/login", {"username": "a", "password": "b"})  # multipart
     assert_error(response, 415, path="/api/v1/auth/login")
@@ -390,9 +412,10 @@ def test_a_role_refusal_names_the_roles_that_would_do(make_user, client_for, met
 def test_a_missing_token_401_says_how_to_send_one(api_client):
     body = assert_error(api_client.get("/api/v1/bookings/me"), 401)
     assert "Authorization: Bearer <token>" in body["message"] and "/auth/login" in body["message"]
-    # A reason of its own is kept.
-    assert assert_error(api_client.get("/api/v1/items?onlyMyItems=true"), 401)["message"] == (
-        "onlyMyItems=true needs a token")
+    # A reason of its own is kept, and so is the code of a token not sent (it was "invalid_token",
+    # which tells a client to sign in again rather than to send the token it holds).
+    body = assert_error(api_client.get("/api/v1/items?onlyMyItems=true"), 401, code="not_authenticated")
+    assert body["message"] == "onlyMyItems=true needs a token"
 
 
 def test_a_415_says_which_content_type_to_send(api_client):

@@ -20,10 +20,19 @@ def _bounding_day(value, **day):
     return value
 
 
+class AsciiDateField(serializers.DateField):
+    """YYYY-MM-DD in ASCII digits: strptime's %Y reads fullwidth or Arabic-Indic digits too."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and not value.isascii():
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
+
+
 class RevenueQuerySerializer(serializers.Serializer):
-    startDate = serializers.DateField(source="start_date", required=False, input_formats=DATE_FORMATS,
+    startDate = AsciiDateField(source="start_date", required=False, input_formats=DATE_FORMATS,
                                       help_text="First booking day counted (YYYY-MM-DD, in TIME_ZONE), inclusive")
-    endDate = serializers.DateField(source="end_date", required=False, input_formats=DATE_FORMATS,
+    endDate = AsciiDateField(source="end_date", required=False, input_formats=DATE_FORMATS,
                                     help_text="Last booking day counted (YYYY-MM-DD, in TIME_ZONE), inclusive")
     itemId = serializers.IntegerField(source="item_id", required=False, min_value=1, max_value=2**63 - 1,
                                       help_text="Only this item (deleted items keep their revenue)")
