@@ -197,6 +197,12 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
                       capacity=merged["capacity"], tiers=effective)
         _check_booked_seats(item=item, capacity=merged["capacity"], current=current, wanted=wanted)
         times_changed = (merged["start_time"], merged["end_time"]) != (item.start_time, item.end_time)
+        if item.sold and merged["start_time"] <= timezone.now() < item.start_time:
+            # Its upcoming bookings would start in the past: no longer cancellable ("already
+            # started"), counted as revenue. Held seats first go (cancelled), or the item is
+            # deleted. (An item already started may have its times corrected: history.)
+            raise ValidationFailed("The update would move booked seats into the past", fields={
+                "startTime": [f"Cannot move the start into the past while {item.sold} seats are booked"]})
         if item.end_time <= timezone.now() < merged["end_time"]:  # an ended item comes back (now: after the locks)
             # (not locked before only if another update moved it into the past meanwhile: the
             # organizer's lock then comes after the item's, against the lock order; a revival

@@ -327,6 +327,25 @@ class TestUpdateAndDelete:
         assert grown.status_code == 200
         assert (grown.json()["availableCapacity"], grown.json()["currentPrice"]) == (3, 12.5)
 
+    def test_an_item_with_booked_seats_cannot_be_moved_into_the_past(self, make_user, client_for, organizer):
+        """Its bookings would start in the past: no longer cancellable by their owners ("already
+        started") and counted as revenue, by the organizer's edit alone."""
+        item = make_item(organizer, capacity=4)
+        booking = booking_create(user=make_user(), item_id=item.pk)
+        put = client_for(organizer).put
+        past = {"startTime": local_iso(timezone.now() - timedelta(days=2)),
+                "endTime": local_iso(timezone.now() - timedelta(days=2) + timedelta(hours=2))}
+        moved = put(f"/api/v1/items/{item.pk}", past, format="json")
+        assert moved.status_code == 400 and moved.json()["fields"] == {
+            "startTime": ["Cannot move the start into the past while 1 seats are booked"]}
+        booking.refresh_from_db()
+        assert booking.start_time == item.start_time
+        later = {"startTime": local_iso(item.start_time + timedelta(days=1)),
+                 "endTime": local_iso(item.end_time + timedelta(days=1))}
+        assert put(f"/api/v1/items/{item.pk}", later, format="json").status_code == 200
+        empty = make_item(organizer, capacity=4)  # no seats held: a historical record may be made of it
+        assert put(f"/api/v1/items/{empty.pk}", past, format="json").status_code == 200
+
     def test_capacity_may_be_cut_down_to_exactly_what_is_booked(self, make_user, client_for, organizer):
         item = make_item(organizer, capacity=4)
         for _ in range(3):
