@@ -545,3 +545,87 @@ def test_deactivation_racing_the_confirmation_of_its_pending_booking_leaves_noth
         assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
         _counters_match_bookings(item)
         assert _cancellation_emails([booking.pk]) == Counter({booking.pk: 1})
+
+
+# --- Audit: deactivation racing the move of an item in or out of the future -------------------
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one snapshot per transaction
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
+def _paused_after(monkeypatch, module, name, done):
+    """Replace module.name by a call of it that, once it returns, waits (inside its caller's
+    transaction) until `done` is set or another session waits for a lock; returns the event
+    set when the pause begins."""
+    from bookings_project.testing import wait_for
+
+    real, paused = getattr(module, name), threading.Event()
+
+    def pausing(*args, **kwargs):
+        result = real(*args, **kwargs)
+        paused.set()
+        assert wait_for(lambda: done.is_set() or _waiting_on_a_lock(), timeout=10, interval=0.02)
+        return result
+
+    monkeypatch.setattr(module, name, pausing)
+    return paused
+
+
+@pytest.mark.parametrize("first", ["deactivation", "revival"])
+def test_an_ended_item_moved_back_into_the_future_while_its_booker_is_deactivated_keeps_no_booking(
+        make_user, organizer, admin, monkeypatch, first):
+    """A deactivated account holds no future booking. Its deactivation cancels the bookings of
+    items that have not started; an ended item moved back into the future cancels the bookings
+    of accounts deactivated before. When both happen at once each looked at the other's state
+    before it committed — the deactivation saw the item still in the past, the move saw the
+    account still active — and the booking stayed CONFIRMED on a future item of a deactivated
+    account. Deterministic interleaving: `first` has read what it acts on but not committed
+    when the other runs."""
+    import accounts.services
+    import catalog.services
+    from django.utils import timezone
+
+    from accounts.services import user_deactivate
+    from catalog.services import item_update
+    from reservations.models import ACTIVE_STATUSES
+
+    user = make_user()
+    item = make_item(organizer, name="Reunion", capacity=3, start=timezone.now() + timedelta(days=5))
+    booking = booking_create(user=user, item_id=item.pk)
+    past = timezone.now() - timedelta(days=3)
+    BookableItem.objects.filter(pk=item.pk).update(start_time=past, end_time=past + timedelta(hours=2))
+    Booking.objects.filter(pk=booking.pk).update(start_time=past, end_time=past + timedelta(hours=2))
+    future = timezone.now() + timedelta(days=20)
+    second_done = threading.Event()
+    module, name = ((accounts.services, "booking_cancel_future_for_user") if first == "deactivation"
+                    else (catalog.services, "booking_times_follow_item"))
+    paused = _paused_after(monkeypatch, module, name, second_done)
+
+    def deactivate():
+        return user_deactivate(actor=admin, user=user)
+
+    def revive():
+        return item_update(actor=organizer, item_id=item.pk, start_time=future, end_time=future + timedelta(hours=2))
+
+    def second(call):
+        assert paused.wait(timeout=10)
+        try:
+            return call()
+        finally:
+            second_done.set()
+
+    calls = [deactivate, lambda: second(revive)] if first == "deactivation" else [revive, lambda: second(deactivate)]
+    results = race(calls)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    user.refresh_from_db()
+    assert not user.is_active
+    assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES, start_time__gt=timezone.now()).exists()
+    assert Booking.objects.get(pk=booking.pk).status == BookingStatus.CANCELLED
+    _counters_match_bookings(item)
+    assert _cancellation_emails([booking.pk]) == Counter({booking.pk: 1})
