@@ -629,3 +629,71 @@ def test_an_ended_item_moved_back_into_the_future_while_its_booker_is_deactivate
     assert Booking.objects.get(pk=booking.pk).status == BookingStatus.CANCELLED
     _counters_match_bookings(item)
     assert _cancellation_emails([booking.pk]) == Counter({booking.pk: 1})
+
+
+def test_one_users_parallel_bookings_never_pass_the_booking_cap(client_for, make_user, organizer, settings):
+    """The user holds cap - 1 upcoming bookings and asks for six more (separate, non-overlapping
+    items) at once through the API: the cap is counted under the user's lock, so exactly one is
+    a 201 and the rest are 409, never a 500 or a booking beyond the cap."""
+    from django.utils import timezone
+
+    from reservations.models import ACTIVE_STATUSES
+
+    settings.MAX_ACTIVE_BOOKINGS_PER_USER = 3
+    start = timezone.now() + timedelta(days=90)
+    for round_ in range(3):
+        items = [make_item(organizer, name=f"Cap {round_}-{n}", capacity=5, hours=1,
+                           start=start + timedelta(days=round_, hours=2 * n)) for n in range(8)]
+        user = make_user()
+        for item in items[:2]:
+            booking_create(user=user, item_id=item.pk)
+        client = client_for(user)
+
+        responses = race([lambda i=i: client.post(f"/api/v1/bookings/items/{i.pk}", {}, format="json")
+                          for i in items[2:]])
+
+        assert sorted(r.status_code for r in responses) == [201] + [409] * 5, [r.content for r in responses]
+        assert Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).count() == 3
+        for item in items:
+            _counters_match_bookings(item)
+
+
+def test_a_tier_repriced_between_a_bookings_read_and_its_claim_is_booked_at_the_new_price(
+        make_user, organizer, monkeypatch):
+    """Deterministic interleaving: the booking has read the item and chosen its tier when the
+    organizer reprices that tier (and commits). The booking's claim is refused (the item moved
+    on) and it starts over: it pays the new price, never the old one after the change."""
+    from catalog.services import item_update
+    from reservations import services
+
+    item = make_item(organizer, capacity=4, tiers=[("A", "10.00", 2), ("B", "20.00", 2)])
+    offered, repriced = threading.Event(), threading.Event()
+    real_offer, offers = services.item_tier_offer, []
+
+    def slow_offer(**kwargs):
+        tier = real_offer(**kwargs)
+        offers.append(tier.price)
+        if len(offers) == 1:
+            offered.set()
+            assert repriced.wait(timeout=10)
+        return tier
+
+    monkeypatch.setattr(services, "item_tier_offer", slow_offer)
+
+    def reprice():
+        assert offered.wait(timeout=10)
+        try:
+            return item_update(actor=organizer, item_id=item.pk, price_tiers=[
+                {"name": "A", "price": Decimal("15.00"), "max_capacity": 2},
+                {"name": "B", "price": Decimal("20.00"), "max_capacity": 2}])
+        finally:
+            repriced.set()
+
+    booked, updated = race([lambda: booking_create(user=make_user(), item_id=item.pk), reprice])
+
+    assert isinstance(updated, BookableItem), updated
+    assert isinstance(booked, Booking), booked
+    assert offers == [Decimal("10.00"), Decimal("15.00")]
+    booked.refresh_from_db()
+    assert (booked.tier_name, booked.price_paid) == ("A", Decimal("15.00"))
+    _counters_match_bookings(item)
