@@ -88,7 +88,11 @@ def test_logouts_and_a_refresh_of_one_token_at_once_are_never_a_500(make_user, s
     (("/auth/register", {"email": "Racer{n}@example.com"}), ("/auth/register", {"email": "racer{n}@EXAMPLE.com"})),
     (("/api/v1/user", {"username": "first{n}", "email": "racer{n}@example.com"}),
      ("/auth/register", {"email": "RACER{n}@example.com"})),
-], ids=["username-case", "email-case", "core-email-case", "booking-and-core-api"])
+    (("/api/v1/user", {"username": "ｒａｃｅｒ{n}", "email": "a{n}@example.com"}),
+     ("/api/v1/user", {"username": "Racer{n}", "email": "b{n}@example.com"})),
+    (("/api/v1/user", {"username": "first{n}", "email": "racer{n}@ｅｘａｍｐｌｅ.com"}),
+     ("/auth/register", {"email": "RACER{n}@example.com"})),
+], ids=["username-case", "email-case", "core-email-case", "booking-and-core-api", "username-nfkc", "email-nfkc"])
 def test_two_registrations_of_one_name_in_different_case_are_one_201_and_one_409(first, second, settings):
     """Both pass the uniqueness check before either commits; the case-insensitive unique
     indexes refuse the second INSERT, which must be a 409, never a 500 or a second account."""

@@ -697,3 +697,26 @@ def test_a_tier_repriced_between_a_bookings_read_and_its_claim_is_booked_at_the_
     booked.refresh_from_db()
     assert (booked.tier_name, booked.price_paid) == ("A", Decimal("15.00"))
     _counters_match_bookings(item)
+
+
+def test_a_booking_racing_its_owners_cancellation_of_the_overlapping_one_never_leaves_two(make_user, organizer):
+    """The user cancels their booking of X while booking Y, which overlaps X: the cancellation
+    always succeeds; the new booking is a 201 (it came after the cancellation committed) or a
+    409 (it saw X still confirmed), never a 500 and never two overlapping confirmed bookings."""
+    from reservations.services import booking_cancel
+
+    for round_ in range(6):
+        x = make_item(organizer, name=f"X{round_}", capacity=3)
+        y = make_item(organizer, name=f"Y{round_}", capacity=3, start=x.start_time + timedelta(hours=1))
+        user = make_user()
+        held = booking_create(user=user, item_id=x.pk)
+
+        cancelled, booked = race([lambda: booking_cancel(actor=user, booking_id=held.pk),
+                                  lambda: booking_create(user=user, item_id=y.pk)])
+
+        assert isinstance(cancelled, Booking) and cancelled.status == BookingStatus.CANCELLED, cancelled
+        assert isinstance(booked, (Booking, BookingTimeConflict)), booked
+        confirmed = Booking.objects.filter(user=user, status=BookingStatus.CONFIRMED)
+        assert list(confirmed) == ([booked] if isinstance(booked, Booking) else [])
+        for item in (x, y):
+            _counters_match_bookings(item)
