@@ -163,3 +163,42 @@ def test_an_operators_retry_racing_the_revival_after_a_mail_outage_neither_deadl
     assert len(retried) + revived - 1 == len(ids)  # each event revived once (the probe counted apart)
     assert set(OutboxEvent.objects.exclude(pk=probe_id).values_list("status", "retry_count", "transient_failure")) \
         == {(OutboxStatus.PENDING, 0, False)}
+
+
+def test_a_dispatcher_handing_back_its_batch_racing_an_operators_retry_neither_deadlocks(monkeypatch):
+    """A dispatcher whose database went away mid-batch hands back the events it did not record
+    (ops.dispatch._release_unrecorded) once the database answers again — by then their lease has
+    run out, so an operator may be retrying the same events. The hand-back's UPDATE locked the
+    rows in the order it scanned them and deadlocked with the retry's key-ordered locks."""
+    from ops.dispatch import _release_unrecorded
+
+    monkeypatch.setattr("ops.outbox.outbox_nudge", lambda: None)
+    lapsed = timezone.now() - timedelta(seconds=5)
+    ids = sorted(uuid.uuid4() for _ in range(40))
+    OutboxEvent.objects.bulk_create(OutboxEvent(id=pk, event_type=EventType.GENERIC, recipient_email="x@example.com",
+                                                status=OutboxStatus.PENDING, next_attempt_at=lapsed,
+                                                claimed_until=lapsed) for pk in reversed(ids))
+    batch = list(OutboxEvent.objects.filter(pk__in=ids))
+    started, pids = threading.Barrier(3), []
+
+    def with_scan(scan, call):
+        with connection.cursor() as cursor:
+            cursor.execute(SCANS[scan])
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+        started.wait(timeout=30)
+        return call()
+
+    def hold_the_middle_event():
+        with transaction.atomic():
+            OutboxEvent.objects.select_for_update().get(pk=ids[20])
+            started.wait(timeout=30)
+            assert wait_for(lambda: blocked(pids), timeout=30, interval=0.02), "a statement never waited"
+
+    retried, released, held = race([lambda: with_scan("pk order", lambda: outbox_retry(event_ids=ids[:30])),
+                                    lambda: with_scan("table order", lambda: _release_unrecorded(batch, why="test")),
+                                    hold_the_middle_event])
+
+    assert not [r for r in (retried, released, held) if isinstance(r, Exception)], (retried, released, held)
+    assert set(OutboxEvent.objects.values_list("status", "claimed_until")) == {(OutboxStatus.PENDING, None)}
+    assert len(retried) + released == len(ids)  # each event handed back or retried, none both
