@@ -198,11 +198,12 @@ def _user_with_three_future_bookings(make_user, organizer, name):
 def test_deactivation_racing_a_change_to_one_of_the_bookings_still_deactivates(make_user, organizer, admin, other):
     """The booking deactivation reaches last (lock order: item id) is cancelled (by its owner, or
     by the organizer through /status) or its item deleted at the same moment: deactivation skips
-    it instead of failing as a whole. (Completing cannot race it: deactivation cancels only
+    it instead of failing as a whole, and it is cancelled once. (Completing cannot race it: deactivation cancels only
     bookings of items that have not started, and only those of started items can be completed.)"""
     from accounts.services import user_deactivate
     from catalog.services import item_delete
     from ops.models import OutboxEvent
+    from reservations.exceptions import InvalidStatusTransition
     from reservations.models import ACTIVE_STATUSES
     from reservations.services import booking_cancel, booking_set_status
 
@@ -217,7 +218,11 @@ def test_deactivation_racing_a_change_to_one_of_the_bookings_still_deactivates(m
         deactivated, changed = race([lambda: user_deactivate(actor=admin, user=user), change])
 
         assert not isinstance(deactivated, Exception), deactivated
-        assert not isinstance(changed, Exception), changed
+        # The other cancellation comes first (200), or finds the booking cancelled by the
+        # deactivation, which locks the items of all the user's bookings before it reads them
+        # (409, as when two cancellations race); an item deletion always succeeds.
+        assert not isinstance(changed, Exception) or (
+            other != "item delete" and isinstance(changed, InvalidStatusTransition)), changed
         user.refresh_from_db()
         assert not user.is_active
         assert not Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).exists()
