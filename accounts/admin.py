@@ -50,6 +50,15 @@ class UserChangeForm(auth_forms.UserChangeForm):
 
     NORMALIZED = {"username": normalized_username, "email": normalized_email}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each field sends back the value the page showed (a hidden "initial-" input), so
+        # changed_data is what this admin changed, not whatever differs from the row by the time
+        # the form is saved (UserAdmin.save_model writes only that: a user's own change made
+        # while the page was open stays).
+        for field in self.fields.values():
+            field.show_hidden_initial = True
+
     def clean_username(self):
         return self._unique_whatever_case("username")
 
@@ -174,12 +183,16 @@ class UserAdmin(DjangoUserAdmin):
                 return HttpResponseRedirect(request.path)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    PROFILE_FIELDS = ("username", "email", "first_name", "last_name", "booking_reminders")
+
     def save_model(self, request, obj, form, change):
-        """Through the service (normalisation, uniqueness, logging, the row's lock)."""
+        """Through the service (normalisation, uniqueness, logging, the row's lock), and only the
+        fields this admin changed on the page (UserChangeForm): the form sends back every field,
+        and writing those the user changed meanwhile undid their change (an email back to the
+        old address, reminders back on)."""
+        changed = {name: getattr(obj, name) for name in self.PROFILE_FIELDS if name in form.changed_data}
         try:
-            services.user_update(actor=request.user, user=obj, username=obj.username, email=obj.email,
-                                 first_name=obj.first_name, last_name=obj.last_name,
-                                 booking_reminders=obj.booking_reminders, request=request)
+            services.user_update(actor=request.user, user=obj, **changed, request=request)
         except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
             self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
 

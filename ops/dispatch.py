@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from bookings_project.db import DATABASE_UNAVAILABLE
@@ -95,9 +96,14 @@ def _release_unrecorded(events: list[OutboxEvent], *, why: str) -> int:
     claimed one after the lease set its own). An email that went out but whose SENT write failed
     is sent again, with the same Message-ID (at least once, contract §6)."""
     leases = {event.claimed_until for event in events}
-    released = OutboxEvent.objects.filter(
-        pk__in=[event.pk for event in events], status=OutboxStatus.PENDING, claimed_until__in=leases,
-    ).update(claimed_until=None, next_attempt_at=timezone.now())
+    with transaction.atomic():
+        # Rows locked in primary-key order first, as an operator's retry of the same events
+        # (ops.outbox.outbox_retry) locks them: their lease has run out by now, so one may be
+        # under way, and an UPDATE alone locks in scan order (the two deadlocked).
+        ids = list(OutboxEvent.objects.select_for_update().filter(
+            pk__in=[event.pk for event in events], status=OutboxStatus.PENDING, claimed_until__in=leases,
+        ).order_by("pk").values_list("pk", flat=True))
+        released = OutboxEvent.objects.filter(pk__in=ids).update(claimed_until=None, next_attempt_at=timezone.now())
     logger.warning("outbox batch interrupted by %s: %s of its %s events released for the next dispatcher", why,
                    released, len(events))
     return released

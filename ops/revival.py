@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from bookings_project.text import error_line
@@ -17,7 +18,7 @@ from .exceptions import EventDeferred
 from .handlers import MAIL_REST, BatchContext, handler_for
 from .jobs import job_run, job_sends_email
 from .models import JobStatus, OutboxEvent, OutboxStatus
-from .outbox import JOB_RUN
+from .outbox import JOB_RUN, RETRY_CHUNK
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,26 @@ def outbox_revive_after_outage(*, probe_every: int = 30) -> int:
     if not delivered:
         return 0
     MAIL_REST.end()  # the revived events go out now, not after this process's rest
-    revived = waiting.update(**fresh_attempts(timezone.now()))
+    revived = _revive(waiting)
     logger.warning("mail server delivers again (event %s went out): %s DEAD events revived", probe.pk, revived)
     return revived + 1
+
+
+def _revive(waiting) -> int:
+    """Give the waiting events a fresh set of attempts, RETRY_CHUNK per transaction, each
+    chunk's rows locked in primary-key order first, as an operator's retry (ops.outbox.outbox_retry)
+    locks them: one UPDATE locked them in the order it scanned them, and deadlocked with a retry
+    of the same events (PostgreSQL aborted one: the admin's action or this run). Keyset paging:
+    one that fails again meanwhile is not revived twice in this run."""
+    now, revived, last = timezone.now(), 0, None
+    while True:
+        chunk = waiting if last is None else waiting.filter(pk__gt=last)
+        with transaction.atomic():
+            ids = list(chunk.select_for_update().order_by("pk").values_list("pk", flat=True)[:RETRY_CHUNK])
+            if not ids:
+                return revived
+            revived += OutboxEvent.objects.filter(pk__in=ids).update(**fresh_attempts(now))
+        last = ids[-1]
 
 
 def _probe_claim(waiting) -> OutboxEvent | None:

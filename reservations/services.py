@@ -331,7 +331,17 @@ def _cancel_all(bookings: QuerySet[Booking]) -> int:
 
 def booking_cancel_future_for_user(*, user) -> int:
     """A deactivated user's bookings of items that have not started are cancelled (with
-    notifications); past bookings stay as history. (Who deactivated them is in the system log.)"""
+    notifications); past bookings stay as history. (Who deactivated them is in the system log.)
+
+    The caller holds the user's lock. The items of all the user's active bookings are locked
+    next (lock order user → item, in key order) before "not started" is read: a move of one of
+    those items (item_update holds its lock) in or out of the future is then seen at its new
+    times, and a move after this commits sees the account deactivated (booking_times_follow_item
+    cancels then). Reading first let an ended item moved back into the future at that moment
+    keep a deactivated account's booking."""
+    held = Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).values("item_id")
+    list(BookableItem.objects.select_for_update(no_key=True).filter(pk__in=held).order_by("pk")
+         .values_list("pk", flat=True))
     return _cancel_all(booking_upcoming(user=user))
 
 

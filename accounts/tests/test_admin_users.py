@@ -90,6 +90,32 @@ def test_change_form_saves_username_and_email_through_the_service(admin_client, 
     assert user.roles == ["USER"]  # roles are not part of the form
 
 
+def test_a_change_form_saved_after_the_user_changed_their_profile_writes_only_what_the_admin_changed(
+        admin_client, make_user):
+    """The admin opens a user's page; meanwhile the user changes their email and turns
+    reminders off (the API); the admin then corrects the last name and saves. The form sends
+    back every field as the page showed it: saving all that differed from the row undid the
+    user's changes (the old email back — where password resets then went — and reminders on
+    again). Only the fields this admin changed are written."""
+    import re
+
+    from accounts.services import user_update
+
+    user = make_user(username="ann", email="ann@example.com", first_name="Ann", last_name="Leee")
+    page = admin_client.get(f"{USERS_URL}{user.pk}/change/").content.decode()
+    shown = dict(re.findall(r'name="(initial-[^"]+)" value="([^"]*)"', page))
+    assert {"initial-email", "initial-booking_reminders", "initial-last_name"} <= set(shown), shown
+    user_update(actor=user, user=user, email="ann.new@example.com", booking_reminders=False)
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {
+        **shown, "username": "ann", "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
+        "booking_reminders": "on"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user.refresh_from_db()
+    assert (user.email, user.booking_reminders, user.last_name) == ("ann.new@example.com", False, "Lee")
+
+
 def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_nothing(admin_client, make_user):
     from accounts.services import user_deactivate
 

@@ -88,7 +88,11 @@ def test_logouts_and_a_refresh_of_one_token_at_once_are_never_a_500(make_user, s
     (("/auth/register", {"email": "Racer{n}@example.com"}), ("/auth/register", {"email": "racer{n}@EXAMPLE.com"})),
     (("/api/v1/user", {"username": "first{n}", "email": "racer{n}@example.com"}),
      ("/auth/register", {"email": "RACER{n}@example.com"})),
-], ids=["username-case", "email-case", "core-email-case", "booking-and-core-api"])
+    (("/api/v1/user", {"username": "ｒａｃｅｒ{n}", "email": "a{n}@example.com"}),
+     ("/api/v1/user", {"username": "Racer{n}", "email": "b{n}@example.com"})),
+    (("/api/v1/user", {"username": "first{n}", "email": "racer{n}@ｅｘａｍｐｌｅ.com"}),
+     ("/auth/register", {"email": "RACER{n}@example.com"})),
+], ids=["username-case", "email-case", "core-email-case", "booking-and-core-api", "username-nfkc", "email-nfkc"])
 def test_two_registrations_of_one_name_in_different_case_are_one_201_and_one_409(first, second, settings):
     """Both pass the uniqueness check before either commits; the case-insensitive unique
     indexes refuse the second INSERT, which must be a 409, never a 500 or a second account."""
@@ -149,3 +153,32 @@ def test_a_grant_racing_a_revoke_of_one_role_leaves_roles_and_group_in_agreement
         operator = "IT_OPERATOR" in user.roles
         assert user.is_staff == operator
         assert user.groups.filter(name=IT_OPERATORS_GROUP).exists() == operator
+
+
+def test_a_refresh_racing_a_password_change_leaves_no_working_token_from_before(make_user, settings):
+    """The owner changes the password (every token issued before must die) while a refresh
+    token from before is rotated. Whatever the order, the old refresh token is refused
+    afterwards, and a pair the refresh may have got carries the old password's fingerprint, so
+    neither of its tokens works either."""
+    from accounts.tests.factories import DEFAULT_PASSWORD
+    from accounts.tokens import token_pair_for_user
+
+    settings.RATE_LIMIT_REFRESH = "1000/m"
+    for n in range(6):
+        user = make_user()
+        _, refresh = token_pair_for_user(user)
+
+        refreshed, changed = race([
+            lambda: _client().post("/api/v1/auth/refresh", {"refreshToken": refresh}, format="json"),
+            lambda: user_update(actor=user, user=user, password=f"N3w-{n}-Passw0rd!", current_password=DEFAULT_PASSWORD)])
+
+        assert isinstance(changed, User), changed
+        assert refreshed.status_code in (200, 401), refreshed.content
+        assert _client().post("/api/v1/auth/refresh", {"refreshToken": refresh}, format="json").status_code == 401
+        if refreshed.status_code == 200:
+            pair = refreshed.json()
+            me = _client()
+            me.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['token']}")
+            assert me.get("/api/v1/user/me").status_code == 401
+            assert _client().post("/api/v1/auth/refresh", {"refreshToken": pair["refreshToken"]},
+                                  format="json").status_code == 401

@@ -185,3 +185,61 @@ def test_ended_items_moved_back_into_the_future_at_once_never_pass_the_organizer
         assert sum(isinstance(r, BookableItem) for r in results) == 1, results
         assert all(isinstance(r, (BookableItem, ItemLimitReached)) for r in results), results
         assert _upcoming(organizer) == 3
+
+
+def test_two_items_moved_onto_one_time_that_their_two_common_bookers_hold_deadlock_into_a_503(make_user, organizer):
+    """U and V both booked X and Y; X and Y are moved at once to the same new time. Neither
+    move's clash check sees the other (uncommitted), so both UPDATE their bookings and the
+    exclusion constraint makes each wait for the other's uncommitted booking — X holds U's and
+    waits on V's, Y the reverse (a third session holds the second booking of each until both are under
+    way, each having moved its first booking): PostgreSQL breaks the deadlock, and the aborted move is a 503 (ItemBusy, retry) —
+    never a 500 — while the other one takes effect. The bookers never hold two overlapping
+    confirmed bookings."""
+    from catalog.services import item_update
+    from reservations.models import Booking, BookingStatus
+    from reservations.services import booking_create
+
+    start = timezone.now() + timedelta(days=40)
+    x = make_item(organizer, name="X", start=start)
+    y = make_item(organizer, name="Y", start=start + timedelta(days=1))
+    u, v = make_user(), make_user()
+    booking_create(user=u, item_id=x.pk)
+    v_on_x = booking_create(user=v, item_id=x.pk)  # X's UPDATE reaches U's booking first, then V's
+    booking_create(user=v, item_id=y.pk)
+    u_on_y = booking_create(user=u, item_id=y.pk)  # Y's UPDATE: V's first, then U's
+    new_start = start + timedelta(days=5)
+    started, pids = threading.Barrier(3), []
+
+    def move(item):
+        from django.db import connections
+
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SET enable_indexscan = off; SET enable_bitmapscan = off")  # (rows in the order written)
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+        started.wait(timeout=30)
+        return item_update(actor=organizer, item_id=item.pk, start_time=new_start,
+                           end_time=new_start + timedelta(hours=2))
+
+    def hold_the_second_bookings():
+        with transaction.atomic():
+            list(Booking.objects.select_for_update().filter(pk__in=[v_on_x.pk, u_on_y.pk]))
+            started.wait(timeout=30)
+            assert wait_for(lambda: _all_blocked(pids), timeout=30, interval=0.02), "a move never waited"
+
+    moved_x, moved_y, held = race([lambda: move(x), lambda: move(y), hold_the_second_bookings])
+
+    assert not isinstance(held, Exception), held
+    assert sorted(type(r).__name__ for r in (moved_x, moved_y)) == ["BookableItem", "ItemBusy"], (moved_x, moved_y)
+    for booker in (u, v):
+        confirmed = list(Booking.objects.filter(user=booker, status=BookingStatus.CONFIRMED).order_by("start_time"))
+        assert all(a.end_time <= b.start_time for a, b in zip(confirmed, confirmed[1:]))
+
+
+def _all_blocked(pids) -> bool:
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM unnest(%s::int[]) AS pid WHERE cardinality(pg_blocking_pids(pid)) > 0",
+                       [pids])
+        return cursor.fetchone()[0] == len(pids)

@@ -5,9 +5,11 @@ of overlapping outbox events neither deadlock nor revive an event twice."""
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from bookings_project.testing import race, wait_for
 from ops.dispatch import outbox_dispatch_until_empty
@@ -117,3 +119,86 @@ def test_two_retries_over_overlapping_dead_events_neither_deadlock_nor_revive_on
     assert sorted(revived_first + revived_second) == ids  # each event once: none twice, none left
     assert set(OutboxEvent.objects.values_list("status", "retry_count", "error_message")) == {
         (OutboxStatus.PENDING, 0, "")}
+
+
+def test_an_operators_retry_racing_the_revival_after_a_mail_outage_neither_deadlocks(monkeypatch):
+    """The mail server is back: a dispatcher's probe got through and it revives every event
+    that died of the outage, while an operator retries the same DEAD events from the admin.
+    Their statements read the rows in opposite orders (as in the test above, a third session
+    holds an event in the middle until both wait): the revival's UPDATE locked rows as it
+    scanned them and deadlocked with the retry's key-ordered locks, and PostgreSQL aborted one
+    of them — the operator's action (a 500) or the dispatcher's run."""
+    from ops import revival
+
+    monkeypatch.setattr("ops.outbox.outbox_nudge", lambda: None)
+    monkeypatch.setattr(revival, "_probe_delivers", lambda probe: True)  # (the server took the probe)
+    ids = sorted(uuid.uuid4() for _ in range(41))
+    probe_id, ids = ids[0], ids[1:]  # the probe is the longest waiting: the earliest next_attempt_at
+    OutboxEvent.objects.bulk_create(
+        OutboxEvent(id=pk, event_type=EventType.GENERIC, recipient_email="x@example.com", status=OutboxStatus.DEAD,
+                    retry_count=5, error_message="SMTP down", transient_failure=True,
+                    next_attempt_at=timezone.now() - timedelta(minutes=1 if pk == probe_id else 0))
+        for pk in reversed([probe_id, *ids]))
+    started, pids = threading.Barrier(3), []
+
+    def with_scan(scan, call):
+        with connection.cursor() as cursor:
+            cursor.execute(SCANS[scan])
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+        started.wait(timeout=30)
+        return call()
+
+    def hold_the_middle_event():
+        with transaction.atomic():
+            OutboxEvent.objects.select_for_update().get(pk=ids[20])
+            started.wait(timeout=30)
+            assert wait_for(lambda: blocked(pids), timeout=30, interval=0.02), "a revival never waited"
+
+    retried, revived, held = race([lambda: with_scan("pk order", lambda: outbox_retry(event_ids=ids[:30])),
+                                   lambda: with_scan("table order", revival.outbox_revive_after_outage),
+                                   hold_the_middle_event])
+
+    assert not [r for r in (retried, revived, held) if isinstance(r, Exception)], (retried, revived, held)
+    assert len(retried) + revived - 1 == len(ids)  # each event revived once (the probe counted apart)
+    assert set(OutboxEvent.objects.exclude(pk=probe_id).values_list("status", "retry_count", "transient_failure")) \
+        == {(OutboxStatus.PENDING, 0, False)}
+
+
+def test_a_dispatcher_handing_back_its_batch_racing_an_operators_retry_neither_deadlocks(monkeypatch):
+    """A dispatcher whose database went away mid-batch hands back the events it did not record
+    (ops.dispatch._release_unrecorded) once the database answers again — by then their lease has
+    run out, so an operator may be retrying the same events. The hand-back's UPDATE locked the
+    rows in the order it scanned them and deadlocked with the retry's key-ordered locks."""
+    from ops.dispatch import _release_unrecorded
+
+    monkeypatch.setattr("ops.outbox.outbox_nudge", lambda: None)
+    lapsed = timezone.now() - timedelta(seconds=5)
+    ids = sorted(uuid.uuid4() for _ in range(40))
+    OutboxEvent.objects.bulk_create(OutboxEvent(id=pk, event_type=EventType.GENERIC, recipient_email="x@example.com",
+                                                status=OutboxStatus.PENDING, next_attempt_at=lapsed,
+                                                claimed_until=lapsed) for pk in reversed(ids))
+    batch = list(OutboxEvent.objects.filter(pk__in=ids))
+    started, pids = threading.Barrier(3), []
+
+    def with_scan(scan, call):
+        with connection.cursor() as cursor:
+            cursor.execute(SCANS[scan])
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+        started.wait(timeout=30)
+        return call()
+
+    def hold_the_middle_event():
+        with transaction.atomic():
+            OutboxEvent.objects.select_for_update().get(pk=ids[20])
+            started.wait(timeout=30)
+            assert wait_for(lambda: blocked(pids), timeout=30, interval=0.02), "a statement never waited"
+
+    retried, released, held = race([lambda: with_scan("pk order", lambda: outbox_retry(event_ids=ids[:30])),
+                                    lambda: with_scan("table order", lambda: _release_unrecorded(batch, why="test")),
+                                    hold_the_middle_event])
+
+    assert not [r for r in (retried, released, held) if isinstance(r, Exception)], (retried, released, held)
+    assert set(OutboxEvent.objects.values_list("status", "claimed_until")) == {(OutboxStatus.PENDING, None)}
+    assert len(retried) + released == len(ids)  # each event handed back or retried, none both
