@@ -64,6 +64,14 @@ class UserChangeForm(auth_forms.UserChangeForm):
         return value
 
 
+class _SaveRefused(Exception):
+    """UserAdmin.save_model's service refused the change (UserAdmin.changeform_view answers it)."""
+
+    def __init__(self, *, username: str, message: str):
+        super().__init__(message)
+        self.username, self.message = username, message
+
+
 class ServicePasswordChangeForm(AdminPasswordChangeForm):
     """Django's form, but the current password is checked by the service (limited per account
     and every wrong guess logged, as in the API), not by the form."""
@@ -174,14 +182,23 @@ class UserAdmin(DjangoUserAdmin):
                 return HttpResponseRedirect(request.path)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _SaveRefused as refused:  # (raised in Django's transaction: its history entry is not written)
+            self.message_user(request, f"{refused.username}: {refused.message}; nothing was changed.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
     def save_model(self, request, obj, form, change):
-        """Through the service (normalisation, uniqueness, logging, the row's lock)."""
+        """Through the service (normalisation, uniqueness, logging, the row's lock). A refusal
+        (deactivated, or the signed-in ADMIN demoted, meanwhile) is one error message and the
+        change page again: no "changed successfully", no history entry of a change not made."""
         try:
             services.user_update(actor=request.user, user=obj, username=obj.username, email=obj.email,
                                  first_name=obj.first_name, last_name=obj.last_name,
                                  booking_reminders=obj.booking_reminders, request=request)
-        except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
-            self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
+        except ApplicationError as exc:
+            raise _SaveRefused(username=form.initial.get("username", obj.username), message=exc.message) from exc
 
     def _apply(self, request, queryset, done: str, change, unchanged: str) -> None:
         action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,

@@ -108,6 +108,31 @@ def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_n
     assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
 
 
+@pytest.mark.parametrize("refusal", ["deactivated", "actor demoted"])
+def test_a_save_the_service_refuses_says_so_once_and_leaves_no_history(admin_client, make_user, monkeypatch, refusal):
+    """The account deactivated, or the signed-in ADMIN demoted, between the form's checks and
+    the service's lock: one error, the change page again — no "changed successfully" beside it
+    and no history entry of a change that was not made."""
+    from accounts import services
+    from bookings_project.errors import Forbidden, NotFound
+
+    user = make_user(username="mine", email="mine@example.com")
+    error = NotFound("User not found") if refusal == "deactivated" else Forbidden()
+
+    def refused(**kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "user_update", refused)
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {
+        "username": "renamed", "email": "mine@example.com", "booking_reminders": "on"}, follow=True)
+
+    assert response.redirect_chain == [(f"{USERS_URL}{user.pk}/change/", 302)]
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [f"mine: {error.message}; nothing was changed."]
+    assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
+    user.refresh_from_db()
+    assert user.username == "mine"
+
+
 @pytest.mark.parametrize("field, taken, message", [
     ("email", "Taken@Example.com", "A user with this email already exists"),
     ("username", "TAKEN", "A user with this username already exists"),
