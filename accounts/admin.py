@@ -20,7 +20,7 @@ from bookings_project.errors import ApplicationError
 from reservations.selectors import booking_upcoming_active_counts
 
 from . import password_reset, services
-from .models import Role, User
+from .models import STAFF_ROLES, Role, User
 from .selectors import normalized_email, normalized_username, user_name_taken
 
 
@@ -107,6 +107,9 @@ class AdminLoginForm(AdminAuthenticationForm):
     def confirm_login_allowed(self, user):
         try:
             super().confirm_login_allowed(user)
+            if not user.has_role(*STAFF_ROLES):  # (a stale is_staff: BookingsAdminSite.has_permission)
+                raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login",
+                                            params={"username": self.username_field.verbose_name})
         except forms.ValidationError:
             services.auth_login_failed(user=user, reason="Not allowed in the admin", request=self.request,
                                        via="admin")

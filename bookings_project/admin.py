@@ -109,6 +109,16 @@ class BookingsAdminSite(admin.AdminSite):
             response["Retry-After"] = str(retry_after)
         return response
 
+    def has_permission(self, request):
+        """Staff access follows the roles (contract §3), checked here rather than through the
+        `is_staff` column that User.save() derives from them: a row written around save() — a
+        fixture loaded (loaddata writes raw), a bulk or SQL update of the roles — keeps a stale
+        `is_staff`, which must not open the admin to an account holding neither staff role."""
+        from accounts.models import STAFF_ROLES
+
+        user = request.user
+        return user.is_active and user.is_staff and user.has_role(*STAFF_ROLES)
+
     def index(self, request, extra_context=None):
         """The index, with the system's state on top for those who operate it (ops.status)."""
         from accounts.models import Role
