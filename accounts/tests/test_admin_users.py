@@ -227,6 +227,32 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
     assert len(history(customer)) == 1
 
 
+def test_a_database_error_on_one_user_leaves_the_others_changed_with_their_history(admin_client, make_user,
+                                                                                   monkeypatch):
+    """A lock wait timed out (another admin deactivating the same user, a long booking) on the
+    second user: the first stays deactivated with its history, the page says which one failed —
+    not "The selection was not valid; nothing was changed" after a customer was emailed."""
+    from django.db import OperationalError
+
+    from accounts import services
+
+    first, second = make_user(username="first"), make_user(username="second")
+    real = services.user_deactivate
+
+    def deactivate(*, user, **kwargs):
+        if user.pk == second.pk:
+            raise OperationalError("canceling statement due to lock timeout")
+        return real(user=user, **kwargs)
+
+    monkeypatch.setattr(services, "user_deactivate", deactivate)
+    messages = run_action(admin_client, "deactivate", [first, second], post="yes")
+
+    assert messages == ["1 user(s) not changed: the database did not answer in time or failed; run the action again "
+                        "(second)", "1 user(s) deactivated."]
+    assert [u.is_active for u in User.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")] == [False, True]
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(first.pk)]
+
+
 def test_group_follows_role_changes_through_the_api(make_user, client_for):
     admin_user = make_user(roles=["ADMIN"])
     user = make_user()
