@@ -20,7 +20,7 @@ from bookings_project.errors import ApplicationError
 from reservations.selectors import booking_upcoming_active_counts
 
 from . import password_reset, services
-from .models import Role, User
+from .models import STAFF_ROLES, Role, User
 from .selectors import normalized_email, normalized_username, user_name_taken
 
 
@@ -73,6 +73,14 @@ class UserChangeForm(auth_forms.UserChangeForm):
         return value
 
 
+class _SaveRefused(Exception):
+    """UserAdmin.save_model's service refused the change (UserAdmin.changeform_view answers it)."""
+
+    def __init__(self, *, username: str, message: str):
+        super().__init__(message)
+        self.username, self.message = username, message
+
+
 class ServicePasswordChangeForm(AdminPasswordChangeForm):
     """Django's form, but the current password is checked by the service (limited per account
     and every wrong guess logged, as in the API), not by the form."""
@@ -108,6 +116,9 @@ class AdminLoginForm(AdminAuthenticationForm):
     def confirm_login_allowed(self, user):
         try:
             super().confirm_login_allowed(user)
+            if not user.has_role(*STAFF_ROLES):  # (a stale is_staff: BookingsAdminSite.has_permission)
+                raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login",
+                                            params={"username": self.username_field.verbose_name})
         except forms.ValidationError:
             services.auth_login_failed(user=user, reason="Not allowed in the admin", request=self.request,
                                        via="admin")
@@ -185,16 +196,25 @@ class UserAdmin(DjangoUserAdmin):
 
     PROFILE_FIELDS = ("username", "email", "first_name", "last_name", "booking_reminders")
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _SaveRefused as refused:  # (raised in Django's transaction: its history entry is not written)
+            self.message_user(request, f"{refused.username}: {refused.message}; nothing was changed.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
     def save_model(self, request, obj, form, change):
         """Through the service (normalisation, uniqueness, logging, the row's lock), and only the
         fields this admin changed on the page (UserChangeForm): the form sends back every field,
         and writing those the user changed meanwhile undid their change (an email back to the
-        old address, reminders back on)."""
+        old address, reminders back on). A refusal (deactivated, or the signed-in ADMIN demoted,
+        meanwhile) is one error message and the change page again: no "changed successfully",
+        no history entry of a change not made."""
         changed = {name: getattr(obj, name) for name in self.PROFILE_FIELDS if name in form.changed_data}
         try:
             services.user_update(actor=request.user, user=obj, **changed, request=request)
-        except ApplicationError as exc:  # e.g. deactivated meanwhile: say so, change nothing
-            self.message_user(request, f"{obj.username}: {exc.message}; nothing was changed.", messages.ERROR)
+        except ApplicationError as exc:
+            raise _SaveRefused(username=form.initial.get("username", obj.username), message=exc.message) from exc
 
     def _apply(self, request, queryset, done: str, change, unchanged: str) -> None:
         action_run_each(self, request, queryset.order_by("pk"), noun="user(s)", done=done, change=change,

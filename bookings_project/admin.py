@@ -109,6 +109,16 @@ class BookingsAdminSite(admin.AdminSite):
             response["Retry-After"] = str(retry_after)
         return response
 
+    def has_permission(self, request):
+        """Staff access follows the roles (contract §3), checked here rather than through the
+        `is_staff` column that User.save() derives from them: a row written around save() — a
+        fixture loaded (loaddata writes raw), a bulk or SQL update of the roles — keeps a stale
+        `is_staff`, which must not open the admin to an account holding neither staff role."""
+        from accounts.models import STAFF_ROLES
+
+        user = request.user
+        return user.is_active and user.is_staff and user.has_role(*STAFF_ROLES)
+
     def index(self, request, extra_context=None):
         """The index, with the system's state on top for those who operate it (ops.status)."""
         from accounts.models import Role
@@ -186,7 +196,7 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
     what `change` returned if that is a model instance, else `obj`). `None` means nothing needed
     changing: no entry, not counted as done, and one message saying so (`unchanged`: why).
     ApplicationErrors are refusals: one error message per distinct reason, with a count and the
-    first few labels, and no history. The changes get one summary message,
+    first few labels, and no history; so is a database error of one call (a lock wait timed out). The changes get one summary message,
     `f"{count} {noun} {done}."`, unless `done` is None.
 
     No object is started after `deadline` (time.monotonic(); default JOB_EXECUTE_SECONDS from
@@ -206,6 +216,15 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
             result = change(obj)
         except ApplicationError as exc:
             refused[exc.message].append(label(obj))
+            continue
+        except DatabaseError as exc:
+            # A lock wait or a statement that timed out, a deadlock (another page or request
+            # holding the row), or the database failing: this object is not changed, and those
+            # changed before it keep their history and count — not the page's "the selection was
+            # not valid; nothing was changed" (HardenedAdminMixin.response_action), which the
+            # error would otherwise reach.
+            logger.warning("admin action on %s: %s failed: %s", model_admin.opts.label, label(obj), exc)
+            refused[f"the database did not answer in time or failed; {again}"].append(label(obj))
             continue
         results.append(result)
         if result is None:

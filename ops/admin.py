@@ -1,9 +1,11 @@
 import ipaddress
 import json
+import logging
 import time
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import DatabaseError
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -13,6 +15,8 @@ from bookings_project.admin import (ReadOnlyAdmin, action_log, action_report, ac
 
 from . import jobs, outbox
 from .models import Job, JobStatus, OutboxEvent, ReconciliationChange, SystemLog
+
+logger = logging.getLogger(__name__)
 
 
 class SourceListFilter(admin.SimpleListFilter):
@@ -94,12 +98,25 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     def retry_events(self, request, queryset):
         # In bulk (a retry of every DEAD event after a long outage is thousands of rows); the
         # history names exactly the events revived, written with each chunk revived.
+        # A chunk that fails (a lock wait timed out, the database went away) leaves the chunks
+        # before it revived and recorded: the page counts them and names the rest, rather than
+        # the error reaching "The selection was not valid; nothing was changed" (HardenedAdminMixin).
         selected = {event.pk: event for event in queryset.order_by("pk")}
-        revived = set(outbox.outbox_retry(
-            event_ids=list(selected), on_revived=lambda ids: action_log(self, request, [selected[pk] for pk in ids])))
+        revived = set()
+
+        def on_revived(ids):
+            action_log(self, request, [selected[pk] for pk in ids])
+            revived.update(ids)  # (the chunk's last step: its transaction commits next)
+
+        reason = "already sent or queued, or being delivered right now"
+        try:
+            revived = set(outbox.outbox_retry(event_ids=list(selected), on_revived=on_revived))
+        except DatabaseError as exc:
+            logger.warning("outbox retry failed midway: %s", exc)
+            reason = "the database failed midway (or these were already sent or queued); run the action again"
         left = [str(pk) for pk in selected if pk not in revived]
         action_report(self, request, noun="event(s)", done="queued for delivery", changed=len(revived),
-                      refused={"already sent or queued, or being delivered right now": left} if left else {})
+                      refused={reason: left} if left else {})
 
 
 @admin.register(ReconciliationChange)

@@ -35,7 +35,9 @@ def operator_client(client, make_user):
 OPERATORS = [("IT_OPERATOR",), ("USER", "IT_OPERATOR"), ("EVENT_ORGANIZER", "IT_OPERATOR")]
 NOT_STAFF = ["anonymous", "USER", "EVENT_ORGANIZER", "USER+EVENT_ORGANIZER", "operator deactivated",
              "operator with a new password", "operator whose IT_OPERATOR was revoked",
-             "ADMIN whose ADMIN was revoked"]
+             "ADMIN whose ADMIN was revoked",
+             # is_staff set around User.save() (a fixture loaded raw, an SQL update): roles decide
+             "USER with a stale is_staff", "operator whose IT_OPERATOR was taken by an SQL update"]
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ def sign_in(client, make_user, who):
             user = user_revoke_role(actor=admin, user=user, role="USER")
         assert user.roles == sorted(roles) and user.is_staff
     else:
-        user = make_user(roles=["ADMIN"] if who.startswith("ADMIN") else who.split("+"), username="signed_in")
+        user = make_user(roles=["ADMIN"] if who.startswith("ADMIN") else who.split(" ")[0].split("+"), username="signed_in")
     client.force_login(user)
     user = User.objects.get(pk=user.pk)
     if who == "operator deactivated":
@@ -98,6 +100,10 @@ def sign_in(client, make_user, who):
         user_revoke_role(actor=admin, user=user, role="IT_OPERATOR")
     elif who == "ADMIN whose ADMIN was revoked":
         user_update(actor=admin, user=user, roles=["USER"])
+    elif who == "USER with a stale is_staff":
+        User.objects.filter(pk=user.pk).update(is_staff=True)
+    elif who == "operator whose IT_OPERATOR was taken by an SQL update":
+        User.objects.filter(pk=user.pk).update(roles=["USER"])  # (is_staff and the group stay)
     return user
 
 

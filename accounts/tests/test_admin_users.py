@@ -134,6 +134,31 @@ def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_n
     assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
 
 
+@pytest.mark.parametrize("refusal", ["deactivated", "actor demoted"])
+def test_a_save_the_service_refuses_says_so_once_and_leaves_no_history(admin_client, make_user, monkeypatch, refusal):
+    """The account deactivated, or the signed-in ADMIN demoted, between the form's checks and
+    the service's lock: one error, the change page again — no "changed successfully" beside it
+    and no history entry of a change that was not made."""
+    from accounts import services
+    from bookings_project.errors import Forbidden, NotFound
+
+    user = make_user(username="mine", email="mine@example.com")
+    error = NotFound("User not found") if refusal == "deactivated" else Forbidden()
+
+    def refused(**kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "user_update", refused)
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {
+        "username": "renamed", "email": "mine@example.com", "booking_reminders": "on"}, follow=True)
+
+    assert response.redirect_chain == [(f"{USERS_URL}{user.pk}/change/", 302)]
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [f"mine: {error.message}; nothing was changed."]
+    assert not LogEntry.objects.filter(object_id=str(user.pk)).exists()
+    user.refresh_from_db()
+    assert user.username == "mine"
+
+
 @pytest.mark.parametrize("field, taken, message", [
     ("email", "Taken@Example.com", "A user with this email already exists"),
     ("username", "TAKEN", "A user with this username already exists"),
@@ -226,6 +251,32 @@ def test_deactivate_action_cancels_future_bookings_and_reports_refusals(admin_cl
     again = run_action(admin_client, "deactivate", [customer], post="yes")  # a second time: nothing to do, and said so
     assert again == ["1 user(s) left as they were: deactivated already (leaving)"]
     assert len(history(customer)) == 1
+
+
+def test_a_database_error_on_one_user_leaves_the_others_changed_with_their_history(admin_client, make_user,
+                                                                                   monkeypatch):
+    """A lock wait timed out (another admin deactivating the same user, a long booking) on the
+    second user: the first stays deactivated with its history, the page says which one failed —
+    not "The selection was not valid; nothing was changed" after a customer was emailed."""
+    from django.db import OperationalError
+
+    from accounts import services
+
+    first, second = make_user(username="first"), make_user(username="second")
+    real = services.user_deactivate
+
+    def deactivate(*, user, **kwargs):
+        if user.pk == second.pk:
+            raise OperationalError("canceling statement due to lock timeout")
+        return real(user=user, **kwargs)
+
+    monkeypatch.setattr(services, "user_deactivate", deactivate)
+    messages = run_action(admin_client, "deactivate", [first, second], post="yes")
+
+    assert messages == ["1 user(s) not changed: the database did not answer in time or failed; run the action again "
+                        "(second)", "1 user(s) deactivated."]
+    assert [u.is_active for u in User.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")] == [False, True]
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(first.pk)]
 
 
 def test_group_follows_role_changes_through_the_api(make_user, client_for):

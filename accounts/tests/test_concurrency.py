@@ -182,3 +182,49 @@ def test_a_refresh_racing_a_password_change_leaves_no_working_token_from_before(
             assert me.get("/api/v1/user/me").status_code == 401
             assert _client().post("/api/v1/auth/refresh", {"refreshToken": pair["refreshToken"]},
                                   format="json").status_code == 401
+
+
+def test_an_admin_action_whose_lock_wait_times_out_on_one_user_keeps_what_it_did(client, make_user):
+    """Deactivating two users while another transaction holds the second's row (another admin's
+    deactivation cancelling many bookings): the first is deactivated with its history, the
+    second refused by name — the lock timeout reached the page as "The selection was not valid;
+    nothing was changed" after the first user's customers had been emailed."""
+    import threading
+
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.messages import get_messages
+    from django.db import connection, transaction
+
+    boss = make_user(roles=["ADMIN"])
+    first, second = make_user(), make_user()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_second_row():
+        try:
+            with transaction.atomic():
+                list(User.objects.select_for_update().filter(pk=second.pk))
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_second_row)
+    holder.start()
+    client.force_login(boss)
+    try:
+        assert locked.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        response = client.post("/admin/accounts/user/", {"action": "deactivate", "post": "yes",
+                                                         "_selected_action": [first.pk, second.pk]}, follow=True)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"1 user(s) not changed: the database did not answer in time or failed; run the action again ({second.username})",
+        "1 user(s) deactivated."]
+    assert [u.is_active for u in User.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")] == [False, True]
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(first.pk)]

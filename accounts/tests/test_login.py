@@ -174,6 +174,21 @@ def test_failed_admin_logins_are_logged_like_the_apis(client, make_user):
     assert entries.count() == 4
 
 
+def test_an_is_staff_left_over_without_a_staff_role_does_not_sign_in_to_the_admin(client, make_user):
+    """is_staff written around User.save() (a fixture loaded raw, an SQL update of the roles):
+    the roles decide, as on every admin page (BookingsAdminSite.has_permission)."""
+    from accounts.models import User
+
+    carol = make_user(username="carol")
+    User.objects.filter(pk=carol.pk).update(is_staff=True)
+
+    page = client.post("/admin/login/", {"username": "carol", "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.1.2.3")
+
+    assert page.status_code == 200 and "_auth_user_id" not in client.session
+    entry = SystemLog.objects.get(event_type="AUTH", message="Failed login attempt")
+    assert (entry.user_id, entry.additional_data) == (str(carol.pk), {"reason": "Not allowed in the admin", "via": "admin"})
+
+
 @pytest.mark.parametrize("identifier", ["Someone@Example.COM", "SomeOne"])
 def test_the_login_lookup_uses_the_case_insensitive_unique_index(make_user, identifier):
     """Every login (and registration check, and reset request) looks an account up by username or

@@ -211,13 +211,17 @@ def test_retry_action_failing_midway_keeps_the_history_of_the_chunks_it_revived(
     monkeypatch.setattr(outbox, "fresh_attempts", failing_on_the_second_chunk)
     admin_client.raise_request_exception = False
 
-    admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events", "select_across": "1", "index": "0",
-                                                  "_selected_action": [0]})
+    response = admin_client.post("/admin/ops/outboxevent/", {"action": "retry_events", "select_across": "1",
+                                                             "index": "0", "_selected_action": [0]}, follow=True)
 
     first_chunk = list(OutboxEvent.objects.order_by("pk").values_list("pk", flat=True)[:3])
     assert list(OutboxEvent.objects.filter(status=OutboxStatus.PENDING).order_by("pk").values_list("pk", flat=True)) \
         == first_chunk
     assert sorted(LogEntry.objects.values_list("object_id", flat=True)) == sorted(str(pk) for pk in first_chunk)
+    # The page says what happened (not "The selection was not valid; nothing was changed").
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert len(shown) == 2 and shown[1] == "3 event(s) queued for delivery.", shown
+    assert shown[0].startswith("4 event(s) not changed: the database failed midway"), shown
 
 
 def test_execute_action_starts_no_job_once_its_time_budget_is_used_up(admin_client, settings, smtp_server):
