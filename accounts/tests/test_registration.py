@@ -375,3 +375,37 @@ def test_a_core_registered_account_with_a_long_email_can_send_its_profile_back(a
     assert response.status_code == 200, response.content
     assert_error(client.put(f"/api/v1/user/{user.pk}", {"username": "u" * 255}, format="json"), 400,
                  fields=["username"])
+
+
+def test_names_stored_before_nfkc_are_normalized_so_nobody_can_take_their_normalized_form(api_client, make_user,
+                                                                                          capsys):
+    """accounts migration 0005. The uniqueness checks compare the normalized name with LOWER(stored):
+    an account kept as "ａｄａ" did not make "ada" taken, a newcomer registered "ada", and the old
+    account's login as typed ("ａｄａ", normalized to "ada") then found the newcomer: it could no
+    longer log in by its name. Stored names and addresses are normalized; a pair of accounts
+    already registered as both forms is left as it is and named."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("accounts.migrations.0005_nfkc_normalize_stored_names")
+    legacy = make_user(username="legacy", email="legacy@example.com")
+    legacy.set_password("Legacy-pass!word9")
+    legacy.save()
+    User.objects.filter(pk=legacy.pk).update(username="ａｄａ", email="Ada@ＥＸＡＭＰＬＥ.com")
+    make_user(username="bob", email="bob@example.com")
+    twin = make_user(username="twin", email="twin@example.com")
+    User.objects.filter(pk=twin.pk).update(username="ｂｏｂ", email="Tw@ｅｘａｍｐｌｅ.com")
+
+    migration.normalize(apps, None)
+
+    legacy.refresh_from_db()
+    twin.refresh_from_db()
+    assert (legacy.username, legacy.email) == ("ada", "ada@example.com")
+    assert (twin.username, twin.email) == ("ｂｏｂ", "tw@example.com")  # "bob" is taken: left and named
+    assert f"user {twin.pk}: username 'bob' is another account's" in capsys.readouterr().out
+    body = assert_error(register_booking(api_client, username="ada", email="new@example.com"), 409)
+    assert body["fields"] == {"username": ["This username is already taken"]}
+    assert_error(register_core(api_client, email="ada@example.com"), 409)
+    login = api_client.post("/api/v1/auth/login", {"username": "ａｄａ", "password": "Legacy-pass!word9"}, format="json")
+    assert login.status_code == 200, login.content
