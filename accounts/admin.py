@@ -66,8 +66,11 @@ class UserChangeForm(auth_forms.UserChangeForm):
         return self._unique_whatever_case("email")
 
     def _unique_whatever_case(self, field: str) -> str:
-        value = self.cleaned_data[field]
-        value = self.NORMALIZED[field](value) if value else value
+        value, normalized = self.cleaned_data[field], self.NORMALIZED[field]
+        stored = getattr(self.instance, field, None)
+        if value and stored and normalized(value) == normalized(stored):
+            return stored  # (unchanged: one stored before NFKC normalization keeps its form; the service agrees)
+        value = normalized(value) if value else value
         if value and user_name_taken(field=field, value=value, exclude_pk=self.instance.pk):
             raise forms.ValidationError(f"A user with this {field} already exists")  # (the service's words)
         return value

@@ -307,11 +307,13 @@ def _apply_profile_changes(*, actor: User, user: User, username, email, names, r
     changed = [name for name, value in names.items() if value is not None and value != getattr(user, name)]
     for name in changed:
         setattr(user, name, names[name])
-    if username is not None and (username := normalized_username(username)) != user.username:
+    # A name or an address equal to the stored one once both are normalized is no change: the
+    # admin's form and a PUT sending the profile back as read send them as stored, and one stored
+    # before they were NFKC-normalized or checked as stored (email_to_store) — "ａｄａ" beside
+    # another account's "ada" — must not make every other change of the account fail.
+    if username is not None and (username := normalized_username(username)) != normalized_username(user.username):
         user.username, changed = username, changed + ["username"]
-    # (checked only when it changes: the admin's form sends every field back, and an address
-    # stored before email_to_store must not make the rest of the page unsavable)
-    if email is not None and normalized_email(email) != user.email:
+    if email is not None and normalized_email(email) != normalized_email(user.email):
         user.email, changed = email_to_store(email), changed + ["email"]
     if callable(roles):
         roles = roles(user.role_set)

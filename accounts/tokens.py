@@ -24,18 +24,23 @@ PASSWORD_CLAIM = "pwd"
 # fails its blacklist lookup.
 MALFORMED_CLAIMS = (OverflowError, ValueError, TypeError, KeyError)
 _LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+# What the blacklist's jti column holds: PostgreSQL refuses a longer one, and NUL in any text (a
+# DataError, not a lookup that finds nothing). We issue 32 hex digits.
+_JTI_MAX_LENGTH = OutstandingToken._meta.get_field("jti").max_length
 
 
 def token_claims_valid(payload: Mapping) -> bool:
     """The claims the project reads have the shapes it issues: a user id a primary key can hold
-    (simplejwt writes it as text: "42"), a non-empty `jti`, a numeric `exp` a datetime can hold.
+    (simplejwt writes it as text: "42"), a non-empty `jti` the blacklist can store (printable, at
+    most 255 characters), a numeric `exp` a datetime can hold.
     Only a holder of the signing key can sign anything else (a leaked key, another service
     sharing it by mistake), and then the answer is still a 401, not a 500."""
     user_id, jti, exp = (payload.get(jwt_settings.USER_ID_CLAIM), payload.get(jwt_settings.JTI_CLAIM),
                          payload.get("exp"))
     if type(user_id) is str and 0 < len(user_id) <= 19 and user_id.isascii() and user_id.isdigit():
         user_id = int(user_id)
-    return (type(user_id) is int and 0 < user_id < 2**63 and isinstance(jti, str) and bool(jti)
+    return (type(user_id) is int and 0 < user_id < 2**63 and isinstance(jti, str)
+            and 0 < len(jti) <= _JTI_MAX_LENGTH and jti.isprintable()
             and type(exp) in (int, float) and 0 < exp <= _LAST_EPOCH)
 
 
@@ -54,11 +59,12 @@ def token_pair_for_user(user: User) -> tuple[str, str]:
 def token_pair_rotate(*, refresh_token: str) -> tuple[str, str]:
     """Blacklist the presented refresh token and issue a new pair; any reuse is refused."""
     try:
+        # (the claims checked before RefreshToken looks its jti up in the blacklist)
+        if not token_claims_valid(token_backend.decode(refresh_token, verify=True)):
+            raise InvalidToken()
         old = RefreshToken(refresh_token)
-    except (TokenError, *MALFORMED_CLAIMS) as exc:
+    except (TokenError, TokenBackendError, *MALFORMED_CLAIMS) as exc:
         raise InvalidToken() from exc
-    if not token_claims_valid(old.payload):
-        raise InvalidToken()
     user = User.objects.filter(pk=old.get(jwt_settings.USER_ID_CLAIM), is_active=True).first()
     if user is None or old.get(PASSWORD_CLAIM) != password_fingerprint(user):
         raise InvalidToken()

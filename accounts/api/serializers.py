@@ -6,19 +6,22 @@ from bookings_project.validation import ChoiceField, StrictBooleanField, StrictC
 from ops.api.serializers import LogSerializer
 from reservations.api.serializers import BookingResponseSerializer
 
-from ..models import CORE_ROLE_NAMES, Role
+from ..models import CORE_ROLE_NAMES, Role, User
 from ..selectors import normalized_username
 
 ROLE_CHOICES = Role.values
+USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
 CORE_ROLE_CHOICES = list(CORE_ROLE_NAMES.values())
 
 
 class UsernameField(StrictCharField):
     """NFKC-normalized before its checks, as Django's forms.UsernameField: the length and the
-    characters are those of the name stored (accounts.selectors.normalized_username)."""
+    characters are those of the name stored (accounts.selectors.normalized_username). As long as
+    the column (254): a core-API account's username is its email, which may be that long."""
 
     def __init__(self, **kwargs):
-        super().__init__(max_length=150, min_length=1, validators=[UnicodeUsernameValidator()], **kwargs)
+        super().__init__(max_length=USERNAME_MAX_LENGTH, min_length=1, validators=[UnicodeUsernameValidator()],
+                         **kwargs)
 
     def to_internal_value(self, data):
         return normalized_username(super().to_internal_value(data))

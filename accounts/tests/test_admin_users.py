@@ -350,3 +350,21 @@ def test_revoke_actions_take_a_role_away_through_the_service(admin_client, make_
     boss = admin_client.admin_user
     refused = run_action(admin_client, "revoke_admin", [boss])
     assert refused == [f"1 user(s) not changed: You cannot remove your own ADMIN role ({boss.username})"]
+
+
+def test_an_address_stored_before_nfkc_saves_the_accounts_other_fields_in_the_admin(admin_client, make_user):
+    """The form sends the email back as stored: an account whose address was stored before emails
+    were NFKC-normalized ("x@ｅｘａｍｐｌｅ.com", beside another account's x@example.com, as both
+    databases allowed then) got "A user with this email already exists" and could not be saved
+    at all. (A username stored so is normalized by Django's own model validation, as ever.)"""
+    make_user(username="ada", email="x@example.com")
+    legacy = make_user(username="legacy", email="y@example.com")
+    User.objects.filter(pk=legacy.pk).update(email="x@ｅｘａｍｐｌｅ.com")
+
+    response = admin_client.post(f"{USERS_URL}{legacy.pk}/change/", {
+        "username": "legacy", "email": "x@ｅｘａｍｐｌｅ.com", "first_name": "Ada", "last_name": "L"}, follow=True)
+
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f'The user “<a href="{USERS_URL}{legacy.pk}/change/">legacy</a>” was changed successfully.']
+    legacy.refresh_from_db()
+    assert (legacy.email, legacy.first_name) == ("x@ｅｘａｍｐｌｅ.com", "Ada")

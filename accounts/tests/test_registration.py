@@ -330,3 +330,82 @@ def test_an_address_stored_before_it_was_checked_as_stored_does_not_block_other_
     user_update(actor=me, user=me, email=stored, booking_reminders=False)
     me.refresh_from_db()
     assert (me.email, me.booking_reminders) == (stored, False)
+
+
+def test_a_profile_sent_back_as_read_keeps_a_name_and_address_stored_before_nfkc(client_for, make_user):
+    """An account stored before usernames and emails were NFKC-normalized keeps its "ａｄａ" and
+    "x@ｅｘａｍｐｌｅ.com" — beside another account's "ada" and x@example.com, as both databases
+    allowed then. A PUT sending the profile back as read (the seed's UserUpdateRequest holds
+    `username` and `email`) changed neither: it was a 409 (the normalized forms are taken), so
+    such an account could change nothing else, and without the other account it rewrote both
+    and mailed an "email changed" notice nobody asked for."""
+    make_user(username="ada", email="x@example.com")
+    make_user(username="bob", email="z@example.com")
+    legacy = make_user(username="other", email="y@example.com")
+    User.objects.filter(pk=legacy.pk).update(username="ａｄａ", email="x@ｅｘａｍｐｌｅ.com")
+    client = client_for(legacy)
+    me = client.get("/api/v1/user/me").json()
+
+    response = client.put(f"/api/v1/user/{legacy.pk}", {"username": me["username"], "email": me["email"],
+                                                          "bookingReminders": False}, format="json")
+
+    assert response.status_code == 200, response.content
+    legacy.refresh_from_db()
+    assert (legacy.username, legacy.email, legacy.booking_reminders) == ("ａｄａ", "x@ｅｘａｍｐｌｅ.com", False)
+    assert not OutboxEvent.objects.filter(event_type="EMAIL_CHANGED").exists()
+    # A real change is still normalized and checked.
+    assert_error(client.put(f"/api/v1/user/{legacy.pk}", {"email": "Z@ｅｘａｍｐｌｅ.com"}, format="json"), 409)
+    assert_error(client.put(f"/api/v1/user/{legacy.pk}", {"username": "ＢＯＢ"}, format="json"), 409)
+
+
+def test_a_core_registered_account_with_a_long_email_can_send_its_profile_back(api_client, client_for):
+    """The core API's username is the email (up to 254 characters, as the column holds), which
+    the booking API's username field refused past 150: PUT /api/v1/user/{id} sending the
+    profile back as read was a 400, as for an address with an apostrophe before."""
+    email = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + ".com"  # 196 characters, a valid address
+    assert register_core(api_client, email=email).status_code == 201
+    user = User.objects.get(email=email)
+    client = client_for(user)
+    me = client.get("/api/v1/user/me").json()
+    assert len(me["username"]) == 196
+
+    response = client.put(f"/api/v1/user/{user.pk}", {"username": me["username"], "email": me["email"]},
+                          format="json")
+
+    assert response.status_code == 200, response.content
+    assert_error(client.put(f"/api/v1/user/{user.pk}", {"username": "u" * 255}, format="json"), 400,
+                 fields=["username"])
+
+
+def test_names_stored_before_nfkc_are_normalized_so_nobody_can_take_their_normalized_form(api_client, make_user,
+                                                                                          capsys):
+    """accounts migration 0005. The uniqueness checks compare the normalized name with LOWER(stored):
+    an account kept as "ａｄａ" did not make "ada" taken, a newcomer registered "ada", and the old
+    account's login as typed ("ａｄａ", normalized to "ada") then found the newcomer: it could no
+    longer log in by its name. Stored names and addresses are normalized; a pair of accounts
+    already registered as both forms is left as it is and named."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("accounts.migrations.0005_nfkc_normalize_stored_names")
+    legacy = make_user(username="legacy", email="legacy@example.com")
+    legacy.set_password("Legacy-pass!word9")
+    legacy.save()
+    User.objects.filter(pk=legacy.pk).update(username="ａｄａ", email="Ada@ＥＸＡＭＰＬＥ.com")
+    make_user(username="bob", email="bob@example.com")
+    twin = make_user(username="twin", email="twin@example.com")
+    User.objects.filter(pk=twin.pk).update(username="ｂｏｂ", email="Tw@ｅｘａｍｐｌｅ.com")
+
+    migration.normalize(apps, None)
+
+    legacy.refresh_from_db()
+    twin.refresh_from_db()
+    assert (legacy.username, legacy.email) == ("ada", "ada@example.com")
+    assert (twin.username, twin.email) == ("ｂｏｂ", "tw@example.com")  # "bob" is taken: left and named
+    assert f"user {twin.pk}: username 'bob' is another account's" in capsys.readouterr().out
+    body = assert_error(register_booking(api_client, username="ada", email="new@example.com"), 409)
+    assert body["fields"] == {"username": ["This username is already taken"]}
+    assert_error(register_core(api_client, email="ada@example.com"), 409)
+    login = api_client.post("/api/v1/auth/login", {"username": "ａｄａ", "password": "Legacy-pass!word9"}, format="json")
+    assert login.status_code == 200, login.content

@@ -261,7 +261,10 @@ class TestLogout:
     {"user_id": "abc"}, {"user_id": [1]}, {"user_id": 10**30}, {"user_id": "9" * 30}, {"user_id": "１"},
     {"user_id": None}, {"user_id": True},
     {"exp": 1e30}, {"exp": "tomorrow"}, {"iat": 1e30}, {"jti": None}, {"jti": ["x"]}, {"token_type": 5},
-], ids=lambda change: repr(change))
+    # a jti the blacklist's column cannot hold: PostgreSQL refuses NUL (a DataError, on SQLite a
+    # match), and its varchar(255) a longer one (SQLite stored it and rotated the token)
+    {"jti": "a\x00b"}, {"jti": "x" * 256},
+], ids=lambda change: repr(change)[:40])
 @pytest.mark.parametrize("route", [ME, REFRESH, "/api/v1/auth/logout"])
 def test_a_validly_signed_token_with_malformed_claims_is_401_not_500(api_client, user, token_for, change, route):
     """Only a holder of the signing key can make one (a leaked key, a bug in another service
