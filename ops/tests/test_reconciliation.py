@@ -685,6 +685,20 @@ class TestWhatSQLiteKeepsThatIsNotText:
         assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
         assert reconciliation_run(job=None, entity_type="item")["summary"]["unchanged"] == 1
 
+    @pytest.mark.timeout(60)
+    def test_a_run_in_slices_goes_past_ids_that_are_not_text(self, synced_item, sqlite_documents):
+        """A slice that ends on such ids (gone by then) hands the next one the last text id."""
+        sqlite_documents("INSERT INTO documents (entity_type, entity_id, body) VALUES ('item', X'31', '{}'), "
+                         "('item', CAST(X'FF' AS TEXT), '{}'), ('item', 'zz', '[]'), ('item', '', '{}')")
+        progress = None
+        for _ in range(20):
+            result = reconciliation_run(job=None, entity_type="item", batch_size=1, deadline=0, resume=progress)
+            if "cursor" not in result:
+                break
+            progress = result
+        assert result["summary"] == {"checked": 5, "created": 0, "updated": 0, "deleted": 4, "unchanged": 1}
+        assert list(Document.objects.using("documents").values_list("entity_id", flat=True)) == [str(synced_item.pk)]
+
     @pytest.mark.parametrize("stored", ["CAST(%s AS TEXT)", "CAST(%s AS BLOB)"], ids=["text", "blob"])
     @pytest.mark.parametrize("how", ["one", "whole", "sync"])
     def test_a_body_that_is_not_utf8_is_replaced(self, synced_item, sqlite_documents, api_body, stored, how):
