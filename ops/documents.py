@@ -92,12 +92,41 @@ def relational_batches(entity_type: str, *, batch_size: int, after: int = 0, **f
 
 
 def documents_get(entity_type: str, entity_ids: Iterable[str]) -> dict[str, Document]:
-    found = Document.objects.using(DOCUMENTS_DB).filter(entity_type=entity_type, entity_id__in=list(entity_ids))
+    # (keys and bodies only: nothing reads the rest, which SQLite keeps as the customer side
+    # wrote it — an updated_at of "2024-13-45 10:00" failed every read of the document)
+    found = Document.objects.using(DOCUMENTS_DB).filter(
+        entity_type=entity_type, entity_id__in=list(entity_ids)).defer("version", "updated_at")
     return {doc.entity_id: doc for doc in found}
 
 
-def document_batches(entity_type: str, *, batch_size: int, after: str | None = None) -> Iterator[list[str]]:
+@dataclass(frozen=True)
+class UnreadableId:
+    """A document id SQLite holds that is not UTF-8 text (a BLOB, or bytes that are not UTF-8):
+    it names no row, and Python can neither read it as text nor bind it back as one."""
+
+    raw: bytes
+    storage: str  # SQLite's typeof(): "text" or "blob"
+
+    def __str__(self) -> str:
+        """As a change records it: a BLOB as its SQL literal (x'31', not the id 1), text with U+FFFD."""
+        return f"x'{self.raw.hex()}'" if self.storage == "blob" else self.raw.decode("utf-8", "replace")
+
+    def sql(self) -> str:
+        """The SQL of this exact value, with `raw` as its parameter."""
+        return "%s" if self.storage == "blob" else "CAST(%s AS TEXT)"
+
+
+@dataclass
+class DocumentBatch:
+    ids: list[str]
+    unreadable: list[UnreadableId]
+
+
+def document_batches(entity_type: str, *, batch_size: int, after: str | None = None) -> Iterator[DocumentBatch]:
     """Every document id of a type (after `after`), in key order, one batch at a time (keyset paging)."""
+    if connections[DOCUMENTS_DB].vendor == "sqlite":
+        yield from _sqlite_document_batches(entity_type, batch_size=batch_size, after=after)
+        return
     last = after
     while True:
         qs = Document.objects.using(DOCUMENTS_DB).filter(entity_type=entity_type)
@@ -107,7 +136,36 @@ def document_batches(entity_type: str, *, batch_size: int, after: str | None = N
         if not ids:
             return
         last = ids[-1]
-        yield ids
+        yield DocumentBatch(ids, [])
+
+
+def _sqlite_document_batches(entity_type: str, *, batch_size: int, after: str | None) -> Iterator[DocumentBatch]:
+    """document_batches on SQLite, whose TEXT column keeps what the customer side stores: each id
+    is read as its bytes, and the keyset compares with the exact value last read, in the key's
+    own order (text by its bytes, then BLOBs by theirs). Read as text, an id that is not UTF-8
+    failed the run; a BLOB id, bound back by Django as the text "b'…'", kept the pass on the same
+    batch for ever. Such ids are returned apart (`unreadable`)."""
+    last = None if after is None else UnreadableId(after.encode("utf-8", "surrogatepass"), "text")
+    while True:
+        where, params = "", [entity_type]
+        if last is not None:
+            where, params = f" AND entity_id > {last.sql()}", [entity_type, last.raw]
+        with connections[DOCUMENTS_DB].cursor() as cursor:
+            cursor.execute("SELECT CAST(entity_id AS BLOB), typeof(entity_id) FROM documents"
+                           f" WHERE entity_type = %s{where} ORDER BY entity_id LIMIT %s", [*params, batch_size])
+            rows = [UnreadableId(bytes(raw), storage) for raw, storage in cursor.fetchall()]
+        if not rows:
+            return
+        last = rows[-1]
+        batch = DocumentBatch([], [])
+        for row in rows:
+            try:
+                if row.storage != "text":
+                    raise UnicodeDecodeError("utf-8", row.raw, 0, 0, "not text")
+                batch.ids.append(row.raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                batch.unreadable.append(row)
+        yield batch
 
 
 def document_write(entity_type: str, entity_id: str, body: dict, existing: Document | None) -> None:
@@ -184,6 +242,25 @@ def document_repair_many(entity_type: str, entity_ids: Iterable) -> dict[str, Re
                 document_write(entity_type, key, body, document)
                 repairs[key] = Repair("created" if document is None else "updated", document, body)
         return repairs
+
+
+def documents_delete_unreadable(entity_type: str, ids: list[UnreadableId]) -> dict[UnreadableId, Repair]:
+    """Delete documents whose ids are not text: they name no row (orphans). What was deleted,
+    as repairs. No lock: no writer of the system ever writes such an id."""
+    body = Document._meta.get_field("body")
+    connection = connections[DOCUMENTS_DB]
+    repairs = {}
+    with transaction.atomic(using=DOCUMENTS_DB), connection.cursor() as cursor:
+        for entity_id in ids:
+            where, params = f"WHERE entity_type = %s AND entity_id = {entity_id.sql()}", [entity_type, entity_id.raw]
+            cursor.execute(f"SELECT CAST(body AS BLOB) FROM documents {where}", params)
+            found = cursor.fetchone()
+            if found is not None:
+                cursor.execute(f"DELETE FROM documents {where}", params)
+                before = Document(entity_type=entity_type, entity_id=str(entity_id),
+                                  body=body.from_db_value(found[0], None, connection))
+                repairs[entity_id] = Repair("deleted", before, None)
+    return repairs
 
 
 def differing(entity_type: str, bodies: dict[str, dict]) -> list[str]:

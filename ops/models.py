@@ -60,6 +60,26 @@ class DocumentBodyDecoder(json.JSONDecoder):
             return s
 
 
+class DocumentBodyField(models.JSONField):
+    """A document's body, read as bytes on SQLite and decoded there, invalid UTF-8 as U+FFFD.
+    SQLite keeps whatever the customer side stores in the column: a BLOB, or text that is not
+    UTF-8, which Python's sqlite3 refuses to read (an OperationalError failing every read of
+    that document: its syncs, its reconciliation, every whole-type run). Such a body differs
+    from any the system writes, so it is replaced like any other. (PostgreSQL's jsonb holds
+    UTF-8 text only.)"""
+
+    def select_format(self, compiler, sql, params):
+        sql, params = super().select_format(compiler, sql, params)
+        if compiler.connection.vendor == "sqlite":
+            return f"CAST({sql} AS BLOB)", params
+        return sql, params
+
+    def from_db_value(self, value, expression, connection):
+        if isinstance(value, (bytes, memoryview)):
+            value = bytes(value).decode("utf-8", "replace")
+        return super().from_db_value(value, expression, connection)
+
+
 class Document(models.Model):
     """The customer-facing document store (contract §7). Lives on the `documents` database;
     its table is a public interface, so its name and columns are fixed: exactly entity_type,
@@ -68,7 +88,7 @@ class Document(models.Model):
     pk = models.CompositePrimaryKey("entity_type", "entity_id")
     entity_type = models.TextField()
     entity_id = models.TextField()
-    body = models.JSONField(decoder=DocumentBodyDecoder)
+    body = DocumentBodyField(decoder=DocumentBodyDecoder)
     # Database defaults too: the customer side may INSERT only entity_type, entity_id and body.
     version = models.IntegerField(default=1, db_default=1)
     updated_at = models.DateTimeField(db_default=Now())

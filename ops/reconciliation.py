@@ -28,6 +28,7 @@ from bookings_project.text import loggable
 from .documents import (
     entity_sources,
     document_batches,
+    documents_delete_unreadable,
     Repair,
     differing,
     document_repair_many,
@@ -258,14 +259,19 @@ def _documents_pass(rec: Recorder, *, batch_size: int, after: str | None,
                     batch_done: Callable[[int], bool]) -> str | None:
     """Documents → rows (orphans deleted), in batches of documents after the id `after`; the
     last document id done if the run pauses, else None."""
-    for ids in document_batches(rec.entity_type, batch_size=batch_size, after=after):
+    for batch in document_batches(rec.entity_type, batch_size=batch_size, after=after):
+        ids = batch.ids
         # Only candidates: a row created (and its document synced) since `_live_ids` read must
         # keep its document, so the repair reads rows and documents again under their locks.
         candidates = sorted(set(ids) - _live_ids(rec.entity_type, ids))
         for key, repair in document_repair_many(rec.entity_type, candidates).items():
             _record_repair(rec, key, repair)  # a row that appeared is checked here, once
-        if batch_done(0):
-            return ids[-1]
+        for key, repair in documents_delete_unreadable(rec.entity_type, batch.unreadable).items():
+            _record_repair(rec, str(key), repair)
+        if ids:
+            after = ids[-1]  # (an id that is not text is gone: a resumed run starts before it)
+        if batch_done(0) and after is not None:  # (None would read as "done": go on to the next batch)
+            return after
     return None
 
 

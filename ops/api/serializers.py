@@ -18,6 +18,7 @@ class LogCreateSerializer(serializers.Serializer):
     severity = ChoiceField(choices=Severity.choices)
     message = StrictCharField(max_length=10_000)
     userId = StrictRegexField(r"^[A-Za-z0-9_.@+:\-]{0,64}$", max_length=64, required=False, allow_blank=True,
+                              allow_null=True,
                               help_text="The user the event concerns (the entry also records who "
                                         "sent it: reportedBy)")
     ipAddress = serializers.IPAddressField(required=False, allow_null=True)

@@ -61,6 +61,18 @@ def test_minimal_event_has_null_optionals(make_user, client_for):
     assert body["userId"] is None and body["ipAddress"] is None and body["additionalData"] == {}
 
 
+def test_an_entry_sent_back_as_read_is_taken(make_user, client_for):
+    """GET /logs shows an entry without a subject user as `"userId": null` (and `ipAddress`):
+    sending that same shape back, as a client forwarding entries would, was a 400 for userId."""
+    client = client_for(make_user())
+    entry = {"eventType": "APP", "severity": "info", "message": "m", "userId": None, "ipAddress": None}
+
+    response = client.post("/logs", entry, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["userId"] is None and SystemLog.objects.get(pk=response.json()["id"]).user_id == ""
+
+
 @pytest.mark.parametrize("change, field", [
     ({"severity": "fatal"}, "severity"),
     ({"severity": "ERROR"}, "severity"),

@@ -645,6 +645,89 @@ class TestWhatTheCustomerSideMayWrite:
         assert bulk.endswith("and 180 more (at least)") and len(bulk) < 1000
 
 
+@pytest.fixture
+def sqlite_documents():
+    """A raw statement on the documents database, which must be SQLite: it keeps whatever bytes and
+    storage class the customer side writes into a column (PostgreSQL refuses what is not UTF-8 text)."""
+    from django.db import connections
+
+    if connections["documents"].vendor != "sqlite":
+        pytest.skip("PostgreSQL refuses such values itself")
+
+    def execute(sql, params=()):
+        with connections["documents"].cursor() as cursor:
+            cursor.execute(sql, params)
+
+    return execute
+
+
+class TestWhatSQLiteKeepsThatIsNotText:
+    """The embedded mode's documents database is SQLite, which stores any bytes in a TEXT column:
+    a BLOB, or text that is not UTF-8. Python cannot read the latter as text, and Django binds a
+    BLOB id back as another value ("b'1'")."""
+
+    @pytest.mark.timeout(60)
+    def test_ids_that_are_not_utf8_text_are_orphans_deleted_once(self, synced_item, sqlite_documents, api_body):
+        """A BLOB id kept the orphan pass on the same batch for ever (its keyset never moved past
+        it); an id that is not UTF-8 failed every whole-type run."""
+        key = str(synced_item.pk).encode()
+        sqlite_documents("INSERT INTO documents (entity_type, entity_id, body) VALUES "
+                         "('item', %s, '{}'), ('item', %s, '{}'), ('item', CAST(%s AS TEXT), '{}'), "
+                         "('item', 'zz', '{}')", [key, b"99", b"\xffbad"])
+        job = Job.objects.create(type="RECONCILIATION", params={"entityType": "item"})
+
+        result = reconciliation_run(job=job, entity_type="item", batch_size=1)
+
+        assert result["summary"] == {"checked": 5, "created": 0, "updated": 0, "deleted": 4, "unchanged": 1}
+        assert set(ReconciliationChange.objects.filter(job=job).values_list("entity_id", "action")) == {
+            (f"x'{key.hex()}'", "deleted"), ("x'3939'", "deleted"), ("\ufffdbad", "deleted"), ("zz", "deleted")}
+        assert list(Document.objects.using("documents").values_list("entity_id", flat=True)) == [str(synced_item.pk)]
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+        assert reconciliation_run(job=None, entity_type="item")["summary"]["unchanged"] == 1
+
+    @pytest.mark.timeout(60)
+    def test_a_run_in_slices_goes_past_ids_that_are_not_text(self, synced_item, sqlite_documents):
+        """A slice that ends on such ids (gone by then) hands the next one the last text id."""
+        sqlite_documents("INSERT INTO documents (entity_type, entity_id, body) VALUES ('item', X'31', '{}'), "
+                         "('item', CAST(X'FF' AS TEXT), '{}'), ('item', 'zz', '[]'), ('item', '', '{}')")
+        progress = None
+        for _ in range(20):
+            result = reconciliation_run(job=None, entity_type="item", batch_size=1, deadline=0, resume=progress)
+            if "cursor" not in result:
+                break
+            progress = result
+        assert result["summary"] == {"checked": 5, "created": 0, "updated": 0, "deleted": 4, "unchanged": 1}
+        assert list(Document.objects.using("documents").values_list("entity_id", flat=True)) == [str(synced_item.pk)]
+
+    @pytest.mark.parametrize("stored", ["CAST(%s AS TEXT)", "CAST(%s AS BLOB)"], ids=["text", "blob"])
+    @pytest.mark.parametrize("how", ["one", "whole", "sync"])
+    def test_a_body_that_is_not_utf8_is_replaced(self, synced_item, sqlite_documents, api_body, stored, how):
+        """Reading such a body failed every read of the document: its syncs, its reconciliation,
+        every whole-type run."""
+        from ops.documents import document_sync
+
+        sqlite_documents(f"UPDATE documents SET body = {stored} WHERE entity_id = %s",
+                         [b'{"name": "\xff"}', str(synced_item.pk)])
+        if how == "sync":
+            assert document_sync(entity_type="item", entity_id=synced_item.pk) == "updated"
+        else:
+            kwargs = {"entity_id": synced_item.pk} if how == "one" else {}
+            result = reconciliation_run(job=None, entity_type="item", **kwargs)
+            assert result["summary"]["updated"] == 1
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+        assert reconciliation_run(job=None, entity_type="item")["summary"]["updated"] == 0
+
+    @pytest.mark.parametrize("updated_at", ["'2024-13-45 10:00:00'", "'yesterday'", "12345", "X'00'"])
+    def test_an_updated_at_that_is_not_a_time_does_not_block_the_document(
+            self, synced_item, sqlite_documents, api_body, updated_at):
+        sqlite_documents(f"UPDATE documents SET updated_at = {updated_at}, version = 'v', "
+                         "body = json_set(body, '$.name', 'Wrong') WHERE entity_id = %s", [str(synced_item.pk)])
+        assert reconciliation_run(job=None, entity_type="item")["summary"]["updated"] == 1
+        assert reconciliation_run(job=None, entity_type="item", entity_id=synced_item.pk)["changesLog"] == \
+            "No changes"
+        assert doc("item", synced_item.pk).body == api_body("item", synced_item.pk)
+
+
 def test_a_time_zone_change_is_a_real_difference_repaired_once(organizer, make_user, settings, api_body):
     """A document is the booking API's JSON, whose times are local in TIME_ZONE without offset:
     after TIME_ZONE changes every document's times differ from what the API now writes, so the
