@@ -137,6 +137,7 @@ AUTH_PASSWORD_VALIDATORS = [
      "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.validators.RepetitivePasswordValidator"},
 ]
 PASSWORD_HASHERS = env_list(
     "PASSWORD_HASHERS",

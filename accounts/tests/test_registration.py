@@ -238,7 +238,8 @@ def test_a_username_taken_between_the_check_and_the_insert_still_registers_the_e
 # --- validation -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password", ["short1!", "password123", "12345678901234", "newuser-example"])
+@pytest.mark.parametrize("password", ["short1!", "password123", "12345678901234", "newuser-example",
+                                      " " * 12, "zzzzzzzzzzzz", "ab ab ab ab ab ab", "\u3000" * 8 + "x"])
 def test_weak_password_is_400_with_fields(api_client, password):
     assert_error(register_booking(api_client, password=password), 400, fields=["password"])
     assert_error(register_core(api_client, password=password), 400, fields=["password"])
