@@ -40,6 +40,22 @@ def check_database(alias: str) -> None:
         raise CommandError(f"Database {alias!r} ({config['NAME']}) unavailable: {error_line(exc)}{hint}") from exc
 
 
+def _die_with_parent(parent: int):
+    """A `preexec_fn`: the child gets SIGTERM when `parent` dies (Linux; elsewhere nothing)."""
+
+    def arrange() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
+
+
 # Worker and beat are restarted when they exit (at most RESTART_LIMIT times in RESTART_WINDOW
 # seconds); the web server exiting stops everything.
 RESTARTABLE = ("worker", "beat")
@@ -151,7 +167,13 @@ class Command(BaseCommand):
         return {name: self.start(name) for name in self.launch}
 
     def start(self, name: str) -> subprocess.Popen:
-        process = subprocess.Popen(self.launch[name], cwd=settings.BASE_DIR)
+        # Each process in a process group of its own: a signal to make's group (Ctrl-C, `kill --
+        # -PGID`, `timeout`, a closed terminal's SIGHUP) reaches this command alone, which stops
+        # them in order. Sent to every process, SIGTERM also hit the Celery worker's pool processes,
+        # and the worker then hung in its warm shutdown until killed 15 s later. Each dies with this
+        # command even if it is killed (SIGKILL) and cannot stop them.
+        process = subprocess.Popen(self.launch[name], cwd=settings.BASE_DIR, process_group=0,
+                                   preexec_fn=_die_with_parent(os.getpid()))
         self.stdout.write(f"started {name} (pid {process.pid}): {' '.join(self.launch[name][1:])}")
         return process
 
@@ -161,16 +183,20 @@ class Command(BaseCommand):
         def on_signal(signum, frame):
             stopping["signal"] = signum
 
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        restarts = Restarts()
-        exit_code = 0
-        while stopping["signal"] is None:  # Ctrl-C is seen within half a second, even mid-backoff
-            if not self.keep_up(processes, restarts):
-                exit_code = 1
-                break
-            time.sleep(0.5)
-        self.stop(processes)
+        # SIGHUP too: a dropped SSH session's hangup killed this command alone, leaving the rest.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            restarts = Restarts()
+            exit_code = 0
+            while stopping["signal"] is None:  # Ctrl-C is seen within half a second, even mid-backoff
+                if not self.keep_up(processes, restarts):
+                    exit_code = 1
+                    break
+                time.sleep(0.5)
+            self.stop(processes)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return exit_code
 
     def keep_up(self, processes: dict[str, subprocess.Popen], restarts: Restarts,
