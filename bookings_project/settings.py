@@ -344,7 +344,7 @@ EMAIL_BACKEND = env_str(
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Bookings <no-reply@bookings.local>")
 # Where users reach this server: links in emails (a password reset) are built on it, never on a
 # request's Host header (which a caller chooses: a reset link pointing at their own server).
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "") or f"http://{env_str('HOST', '127.0.0.1')}:{env_str('PORT', '8000')}"
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "") or f"http://{env_str('HOST', '') or '127.0.0.1'}:{env_str('PORT', '') or '8000'}"
 if not PUBLIC_BASE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"PUBLIC_BASE_URL must start with http:// or https://, got {PUBLIC_BASE_URL!r}")
 # Seconds a password reset link stays valid (it also stops working once used).

@@ -297,3 +297,36 @@ def test_sighup_stops_every_process_as_sigterm_does():
         signal.signal(signal.SIGHUP, previous)
         processes["web"].kill()
         processes["web"].wait(10)
+
+
+def test_a_port_already_taken_stops_the_start_before_anything_is_migrated_or_started(monkeypatch):
+    """A second `make run` on the same port migrated, started worker and beat (which delivered
+    for a moment) and only then stopped them when the web server found the port taken."""
+    import socket
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from ops.management.commands import runstack
+
+    monkeypatch.setattr(runstack.Command, "prepare", lambda self: pytest.fail("migrated"))
+    monkeypatch.setattr(runstack.Command, "spawn", lambda self, **kw: pytest.fail("started"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("HOST", "127.0.0.1")
+        monkeypatch.setenv("PORT", str(port))
+        with pytest.raises(CommandError, match=f"Cannot serve on 127.0.0.1:{port} \\(HOST, PORT\\): Address already in use"):
+            call_command("runstack")
+    monkeypatch.setenv("HOST", "no-such-host.invalid")
+    with pytest.raises(CommandError, match=f"Cannot serve on no-such-host.invalid:{port}"):
+        call_command("runstack")
+
+
+def test_an_empty_host_means_the_default_as_an_empty_number_does(monkeypatch):
+    """HOST= (compose passes unset variables as "") made `runserver :8000`, which refused to start
+    after worker and beat had."""
+    from ops.management.commands import runstack
+
+    monkeypatch.setenv("HOST", "")
+    monkeypatch.setenv("PORT", "8123")
+    assert runstack.Command().env.host == "127.0.0.1"

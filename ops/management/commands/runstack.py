@@ -7,6 +7,7 @@ the others are stopped too and the command exits non-zero, so a supervisor sees 
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,6 +88,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.env  # noqa: B018 - read now: a mistake in PORT & co. stops us before anything is migrated or started
+        if not options["prepare_only"]:
+            self.check_address()
         self.prepare()
         if options["prepare_only"]:
             return
@@ -103,13 +106,24 @@ class Command(BaseCommand):
         made the worker crash-loop, and `DEMO_DATA=false` loaded demo data (only `0` was off).
         Read on first use by any entry point (handle, or prepare/commands as `make bench` calls them)."""
         return _Environment(
-            host=env_str("HOST", "127.0.0.1"),
+            host=env_str("HOST", "") or "127.0.0.1",  # (empty, as compose passes an unset one: the default)
             port=env_int("PORT", 8000, 1, 65535),
             # Embedded mode keeps one web process (rate-limit counters are in-process then).
             web_concurrency=env_int("WEB_CONCURRENCY", 4 if settings.REDIS_URL else 1, 1),
             celery_concurrency=env_int("CELERY_CONCURRENCY", 2, 1),
             demo_data=env_bool("DEMO_DATA", True),
         )
+
+    def check_address(self) -> None:
+        """The web server's address can be listened on, before anything is migrated or started: a
+        port already taken (another `make run`) or a HOST that is no address of this machine
+        started worker and beat, which delivered for a moment, until the web server failed."""
+        host, port = self.env.host, self.env.port
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            socket.create_server((host, port), family=family).close()
+        except OSError as exc:
+            raise CommandError(f"Cannot serve on {host}:{port} (HOST, PORT): {exc.strerror or exc}") from exc
 
     def prepare(self):
         for alias in ("default", "documents"):
