@@ -109,10 +109,9 @@ TEMPLATES = [
 
 # --- Databases ------------------------------------------------------------------------------
 
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'bookings.sqlite3'}")
-DOCUMENTS_DATABASE_URL = env_str(
-    "DOCUMENTS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'documents.sqlite3'}"
-)
+# (empty, as compose passes an unset variable, is the default, as for every other variable)
+DATABASE_URL = env_str("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'bookings.sqlite3'}"
+DOCUMENTS_DATABASE_URL = env_str("DOCUMENTS_DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'documents.sqlite3'}"
 DATABASES = {
     "default": database_from_url(DATABASE_URL),
     "documents": database_from_url(DOCUMENTS_DATABASE_URL, "DOCUMENTS_DATABASE_URL"),
