@@ -12,6 +12,9 @@ def main():
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:  # a configuration mistake is one line, not a traceback
         sys.exit(f"Configuration error: {exc}")
+    except KeyboardInterrupt as exc:  # Ctrl-C (or a signal a command turns into it) that no command handled
+        sys.stderr.write(f"Interrupted{f' ({exc})' if str(exc) else ''}.\n")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import argparse
 import math
+import signal
 from contextlib import contextmanager
 
 from django.core.management.base import CommandError
@@ -57,3 +58,25 @@ def database_errors_as_command_error():
         if isinstance(exc, DATABASE_UNAVAILABLE):
             raise CommandError(f"Database unavailable: {error_line(exc)}") from exc
         raise
+
+
+class interrupt_on:
+    """Turn these signals into KeyboardInterrupt (as Ctrl-C) until restore(), so a command's own
+    Ctrl-C handling covers a SIGTERM (systemd, docker, a supervisor stopping it) and the SIGHUP of
+    a dropped SSH session too: unhandled, they killed the process where it stood."""
+
+    def __init__(self, *signals):
+        self.previous = {}
+        for sig in signals:
+            try:
+                self.previous[sig] = signal.signal(sig, self._raise)
+            except ValueError:  # not the main thread (call_command from a worker thread): leave it
+                pass
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

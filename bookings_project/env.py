@@ -162,6 +162,10 @@ def env_crontab(name: str, default: str):
                                    f"day-of-month month day-of-week), got {expression!r}") from exc
 
 
+SUPPORTED_ENGINES = {"django.db.backends.sqlite3", "django.db.backends.postgresql",
+                     "django.db.backends.postgresql_psycopg2"}
+
+
 def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
     try:
         config = dj_database_url.parse(url)
@@ -169,6 +173,11 @@ def database_from_url(url: str, name: str = "DATABASE_URL") -> dict:
         raise ImproperlyConfigured(f"{name} is not a database URL (sqlite:///path or postgres://…): "
                                    f"{exc.__class__.__name__} {exc}") from exc
     engine = config["ENGINE"]
+    scheme = url.partition(":")[0]  # (never the URL itself: it may hold a password)
+    if engine not in SUPPORTED_ENGINES:
+        raise ImproperlyConfigured(f"{name} must be a sqlite:/// or postgres:// URL, got {scheme}://…")
+    if not config.get("NAME") or config["NAME"] == ":memory:":
+        raise ImproperlyConfigured(f"{name} names no database (sqlite:///path/file.sqlite3, postgres://host/dbname)")
     if engine == "django.db.backends.sqlite3":
         # WAL + busy timeout + IMMEDIATE transactions: web, worker and beat share the file.
         config["OPTIONS"] = {

@@ -9,7 +9,7 @@ from gunicorn.glogging import Logger
 from bookings_project.env import env_int, env_str
 from bookings_project.http import redact_log_record, redact_reset_tokens
 
-bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, 1, 65535)}"
+bind = f"{env_str('HOST', '') or '127.0.0.1'}:{env_int('PORT', 8000, 1, 65535)}"
 workers = env_int("WEB_CONCURRENCY", 4, 1)
 threads = env_int("WEB_THREADS", 8, 1)
 # PUT /jobs/{id}/execute answers within JOB_EXECUTE_SECONDS (20): well inside this.

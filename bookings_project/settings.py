@@ -111,10 +111,9 @@ TEMPLATES = [
 
 # --- Databases ------------------------------------------------------------------------------
 
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'bookings.sqlite3'}")
-DOCUMENTS_DATABASE_URL = env_str(
-    "DOCUMENTS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'documents.sqlite3'}"
-)
+# (empty, as compose passes an unset variable, is the default, as for every other variable)
+DATABASE_URL = env_str("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'bookings.sqlite3'}"
+DOCUMENTS_DATABASE_URL = env_str("DOCUMENTS_DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'documents.sqlite3'}"
 DATABASES = {
     "default": database_from_url(DATABASE_URL),
     "documents": database_from_url(DOCUMENTS_DATABASE_URL, "DOCUMENTS_DATABASE_URL"),
@@ -347,7 +346,7 @@ EMAIL_BACKEND = env_str(
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Bookings <no-reply@bookings.local>")
 # Where users reach this server: links in emails (a password reset) are built on it, never on a
 # request's Host header (which a caller chooses: a reset link pointing at their own server).
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "") or f"http://{env_str('HOST', '127.0.0.1')}:{env_str('PORT', '8000')}"
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "") or f"http://{env_str('HOST', '') or '127.0.0.1'}:{env_str('PORT', '') or '8000'}"
 if not PUBLIC_BASE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"PUBLIC_BASE_URL must start with http:// or https://, got {PUBLIC_BASE_URL!r}")
 # Seconds a password reset link stays valid (it also stops working once used).

@@ -71,6 +71,9 @@ def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     ("VAR_DIR", "/proc/no-such-dir/var"),
     ("DATABASE_URL", "garbage"),
     ("DOCUMENTS_DATABASE_URL", "mysqlx://db/x"),
+    ("DATABASE_URL", "postgres://"),                 # was Django's "settings.DATABASES is improperly configured"
+    ("DOCUMENTS_DATABASE_URL", "mysql://db/x"),      # was "Error loading MySQLdb module", naming no variable
+    ("DATABASE_URL", "sqlite://"),                   # an in-memory DB: each process its own, empty one
     ("OUTBOX_MAX_RETRIES", "five"),
     ("RECONCILE_CRON", "every night"),
     ("RETENTION_CRON", "99 3 * * *"),
@@ -128,6 +131,12 @@ def test_the_metrics_token_from_a_file_is_read_without_its_line_break(tmp_path):
     """(It was kept: the scraper's token, compared trimmed, never matched — every scrape a 401.)"""
     result = import_settings(tmp_path, show="repr(s.METRICS_TOKEN)", METRICS_TOKEN="f00d" * 16 + "\n")
     assert result.returncode == 0 and result.stdout.strip() == repr("f00d" * 16), result.stderr
+
+
+def test_an_empty_database_url_is_the_default_as_an_empty_number_is(tmp_path):
+    """(It was "UnknownSchemeError Scheme '://' is unknown …", naming every scheme dj-database-url knows.)"""
+    result = import_settings(tmp_path, show="s.DATABASES['default']['NAME']", DATABASE_URL="", DOCUMENTS_DATABASE_URL="")
+    assert result.returncode == 0 and result.stdout.strip() == str(tmp_path / "bookings.sqlite3"), result.stderr
 
 
 def test_development_defaults_import(tmp_path):

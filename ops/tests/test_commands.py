@@ -414,3 +414,66 @@ def test_ctrl_c_in_dispatch_outbox_hands_the_batch_back_at_once(smtp_server, mon
             row = rows[event.pk]
             assert (row.status, row.retry_count, row.claimed_until) == (OutboxStatus.PENDING, 0, None)
             assert row.next_attempt_at <= timezone.now()
+
+
+class _Unhandled(BaseException):
+    """Raised by the test's own handler when the command left a signal to its default action
+    (which would have killed the process — here, pytest — on the spot)."""
+
+
+@pytest.fixture
+def signal_guard():
+    import signal
+
+    def unhandled(signum, frame):
+        raise _Unhandled(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, unhandled) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.django_db(databases=["default", "documents"])
+@pytest.mark.parametrize("signame, args", [("SIGTERM", ["--loop"]), ("SIGHUP", ["--loop"]), ("SIGTERM", [])])
+def test_sigterm_or_sighup_in_dispatch_outbox_hands_the_batch_back_as_ctrl_c_does(
+        smtp_server, monkeypatch, settings, signal_guard, signame, args):
+    """systemd or docker stopping `dispatch_outbox --loop` (SIGTERM), or the SSH session it ran
+    in dropping (SIGHUP), killed it mid-batch: the batch's events stayed claimed, hidden from
+    every dispatcher, for the whole lease (10 minutes by default). One batch interrupted says so
+    in one line (exit 1)."""
+    import signal
+
+    from django.utils import timezone
+
+    from ops import handlers
+    from ops.models import OutboxEvent, OutboxStatus
+    from ops.outbox import EventType, outbox_enqueue
+
+    settings.OUTBOX_LEASE_SECONDS = 600
+    events = [outbox_enqueue(event_type=EventType.GENERIC, recipient_email=f"s{n}@example.com",
+                             payload={"subject": "s", "message": "m"}) for n in range(3)]
+    real, sent = handlers._send_email, []
+
+    def signalled_at_the_second(event, ctx):
+        if sent:
+            os.kill(os.getpid(), getattr(signal, signame))
+        real(event, ctx)
+        sent.append(event.pk)
+
+    monkeypatch.setitem(handlers.__dict__, "_send_email", signalled_at_the_second)
+    if args:
+        call_command("dispatch_outbox", *args)
+    else:
+        with pytest.raises(CommandError, match=f"Dispatch interrupted \\(stopped by {signame}\\)"):
+            call_command("dispatch_outbox")
+
+    rows = {row.pk: row for row in OutboxEvent.objects.all()}
+    assert rows[sent[0]].status == OutboxStatus.SENT
+    for event in events:
+        if event.pk != sent[0]:
+            row = rows[event.pk]
+            assert (row.status, row.retry_count, row.claimed_until) == (OutboxStatus.PENDING, 0, None)
+            assert row.next_attempt_at <= timezone.now()
+    # The command put the handlers back as it found them.
+    assert signal.getsignal(signal.SIGTERM).__qualname__.endswith("unhandled")

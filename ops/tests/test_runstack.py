@@ -223,3 +223,110 @@ def test_prepare_and_commands_work_on_a_fresh_command_as_make_bench_calls_them(m
     monkeypatch.setenv("PORT", "-1")
     with pytest.raises(ImproperlyConfigured, match="PORT"):
         runstack.Command().commands(with_worker=False)
+
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def test_each_process_runs_in_its_own_process_group_so_a_signal_to_makes_group_reaches_runstack_alone():
+    """`kill -TERM -- -PGID` (or `timeout make run`) sent SIGTERM to every process at once; the
+    Celery worker's pool processes died of it and the worker then hung in its warm shutdown until
+    runstack killed it 15 s later."""
+    from ops.management.commands import runstack
+
+    command = runstack.Command()
+    command.launch = {"web": SLEEPER}
+    process = command.start("web")
+    try:
+        assert os.getpgid(process.pid) == process.pid != os.getpgid(0)
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_processes_die_with_runstack_even_when_it_is_killed(tmp_path):
+    """A runstack killed with SIGKILL (the OOM killer, `kill -9`) cannot stop what it started:
+    each process is asked to stop by the kernel instead of serving on, orphaned."""
+    script = ("import os, sys, time, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bookings_project.settings');"
+              "django.setup(); from ops.management.commands import runstack; c = runstack.Command();"
+              f"c.launch = {{'web': {SLEEPER!r}}}; print('pid', c.start('web').pid, flush=True); time.sleep(60)")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DOCUMENTS_DATABASE_URL"}}
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=settings.BASE_DIR, stdout=subprocess.PIPE,
+                              text=True, env={**env, "VAR_DIR": str(tmp_path)})
+    child = int(next(line for line in parent.stdout if line.startswith("pid ")).split()[1])
+    try:
+        parent.kill()
+        parent.wait(10)
+
+        def gone():
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return True
+            with open(f"/proc/{child}/stat") as stat:  # a zombie waiting for init to reap it is gone too
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+        assert wait_for(gone, timeout=10, interval=0.1, ignore=(FileNotFoundError,))
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_sighup_stops_every_process_as_sigterm_does():
+    """A dropped SSH session's SIGHUP killed runstack alone and left web, worker and beat running."""
+    import threading
+
+    from ops.management.commands import runstack
+
+    def unhandled(signum, frame):  # what the default action would have done: leave supervise at once
+        raise SystemExit(f"{signal.Signals(signum).name} not handled")
+
+    previous = signal.signal(signal.SIGHUP, unhandled)
+    command = runstack.Command()
+    command.launch = {"web": SLEEPER}
+    processes = {"web": command.start("web")}
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGHUP)).start()
+        assert command.supervise(processes) == 0
+        assert processes["web"].returncode == -signal.SIGTERM
+        assert signal.getsignal(signal.SIGHUP) is unhandled  # put back as it found it
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        processes["web"].kill()
+        processes["web"].wait(10)
+
+
+def test_a_port_already_taken_stops_the_start_before_anything_is_migrated_or_started(monkeypatch):
+    """A second `make run` on the same port migrated, started worker and beat (which delivered
+    for a moment) and only then stopped them when the web server found the port taken."""
+    import socket
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from ops.management.commands import runstack
+
+    monkeypatch.setattr(runstack.Command, "prepare", lambda self: pytest.fail("migrated"))
+    monkeypatch.setattr(runstack.Command, "spawn", lambda self, **kw: pytest.fail("started"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("HOST", "127.0.0.1")
+        monkeypatch.setenv("PORT", str(port))
+        with pytest.raises(CommandError, match=f"Cannot serve on 127.0.0.1:{port} \\(HOST, PORT\\): Address already in use"):
+            call_command("runstack")
+    monkeypatch.setenv("HOST", "no-such-host.invalid")
+    with pytest.raises(CommandError, match=f"Cannot serve on no-such-host.invalid:{port}"):
+        call_command("runstack")
+
+
+def test_an_empty_host_means_the_default_as_an_empty_number_does(monkeypatch):
+    """HOST= (compose passes unset variables as "") made `runserver :8000`, which refused to start
+    after worker and beat had."""
+    from ops.management.commands import runstack
+
+    monkeypatch.setenv("HOST", "")
+    monkeypatch.setenv("PORT", "8123")
+    assert runstack.Command().env.host == "127.0.0.1"

@@ -1,11 +1,12 @@
+import signal
 from contextlib import suppress
 from time import sleep
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import Error, connections
 
-from bookings_project.commands import bounded, database_errors_as_command_error
+from bookings_project.commands import bounded, database_errors_as_command_error, interrupt_on
 from bookings_project.db import DATABASE_UNAVAILABLE
 from bookings_project.text import error_line
 from ops.dispatch import outbox_dispatch_run
@@ -27,14 +28,23 @@ class Command(BaseCommand):
                             help="Seconds to sleep when idle (--loop), 0-3600.")
 
     def handle(self, *args, loop=False, batch_size=None, interval=2.0, **options):
-        if not loop:
-            with database_errors_as_command_error():
-                self._report(outbox_dispatch_run(max_seconds=0, batch_size=batch_size, nudge=False))
-            return
+        # SIGTERM (systemd, docker, a supervisor) and a dropped SSH session's SIGHUP stop it as
+        # Ctrl-C does: the batch out is handed back (ops.dispatch). Unhandled, they killed the
+        # process mid-batch and its events stayed hidden for the whole lease (OUTBOX_LEASE_SECONDS).
+        interrupted = interrupt_on(signal.SIGTERM, signal.SIGHUP)
         try:
+            if not loop:
+                with database_errors_as_command_error():
+                    self._report(outbox_dispatch_run(max_seconds=0, batch_size=batch_size, nudge=False))
+                return
             self._loop(batch_size=batch_size, interval=interval)
-        except KeyboardInterrupt:
-            return  # (the interrupted batch's unrecorded events were made due again: ops.dispatch)
+        except KeyboardInterrupt as exc:
+            # (the interrupted batch's unrecorded events were made due again: ops.dispatch)
+            if not loop:  # one batch that did not finish: say so (exit 1), without a traceback
+                raise CommandError(f"Dispatch interrupted ({exc or 'Ctrl-C'}): the batch's undelivered "
+                                   "events are due again") from exc
+        finally:
+            interrupted.restore()
 
     def _loop(self, *, batch_size, interval):
         delay = 0

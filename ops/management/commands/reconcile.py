@@ -4,7 +4,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from bookings_project.commands import bounded, database_errors_as_command_error
+from bookings_project.commands import bounded, database_errors_as_command_error, interrupt_on
 from ops import jobs
 from ops.models import JobStatus
 from ops.reconciliation import BATCH_SIZE, reconciliation_steps
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         # SIGTERM and a dropped SSH session's SIGHUP end the run as Ctrl-C does: the job is
         # finished `failed`, not left `running` (SIGKILL cannot be caught: such a job is
         # executed again once stale, see OPERATIONS.md).
-        interrupted = _interrupt_on(signal.SIGTERM, signal.SIGHUP)
+        interrupted = interrupt_on(signal.SIGTERM, signal.SIGHUP)
         try:
             total = reconciliation_steps(entity_type=jobs.ENTITY_TYPES[entity_type], entity_id=entity_id,
                                          batch_size=batch_size)
@@ -65,23 +65,3 @@ def entity_id(text: str) -> str:
     if len(value) > 64:
         raise argparse.ArgumentTypeError(f"must be at most 64 characters, got {len(value)}")
     return value
-
-
-class _interrupt_on:
-    """Turn these signals into KeyboardInterrupt (as Ctrl-C) until restore()."""
-
-    def __init__(self, *signals):
-        self.previous = {}
-        for sig in signals:
-            try:
-                self.previous[sig] = signal.signal(sig, self._raise)
-            except ValueError:  # not the main thread (call_command from a worker thread): leave it
-                pass
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-    def restore(self):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

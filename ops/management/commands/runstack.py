@@ -7,6 +7,7 @@ the others are stopped too and the command exits non-zero, so a supervisor sees 
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,22 @@ def check_database(alias: str) -> None:
         raise CommandError(f"Database {alias!r} ({config['NAME']}) unavailable: {error_line(exc)}{hint}") from exc
 
 
+def _die_with_parent(parent: int):
+    """A `preexec_fn`: the child gets SIGTERM when `parent` dies (Linux; elsewhere nothing)."""
+
+    def arrange() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
+
+
 # Worker and beat are restarted when they exit (at most RESTART_LIMIT times in RESTART_WINDOW
 # seconds); the web server exiting stops everything.
 RESTARTABLE = ("worker", "beat")
@@ -71,6 +88,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.env  # noqa: B018 - read now: a mistake in PORT & co. stops us before anything is migrated or started
+        if not options["prepare_only"]:
+            self.check_address()
         self.prepare()
         if options["prepare_only"]:
             return
@@ -87,13 +106,24 @@ class Command(BaseCommand):
         made the worker crash-loop, and `DEMO_DATA=false` loaded demo data (only `0` was off).
         Read on first use by any entry point (handle, or prepare/commands as `make bench` calls them)."""
         return _Environment(
-            host=env_str("HOST", "127.0.0.1"),
+            host=env_str("HOST", "") or "127.0.0.1",  # (empty, as compose passes an unset one: the default)
             port=env_int("PORT", 8000, 1, 65535),
             # Embedded mode keeps one web process (rate-limit counters are in-process then).
             web_concurrency=env_int("WEB_CONCURRENCY", 4 if settings.REDIS_URL else 1, 1),
             celery_concurrency=env_int("CELERY_CONCURRENCY", 2, 1),
             demo_data=env_bool("DEMO_DATA", True),
         )
+
+    def check_address(self) -> None:
+        """The web server's address can be listened on, before anything is migrated or started: a
+        port already taken (another `make run`) or a HOST that is no address of this machine
+        started worker and beat, which delivered for a moment, until the web server failed."""
+        host, port = self.env.host, self.env.port
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            socket.create_server((host, port), family=family).close()
+        except OSError as exc:
+            raise CommandError(f"Cannot serve on {host}:{port} (HOST, PORT): {exc.strerror or exc}") from exc
 
     def prepare(self):
         for alias in ("default", "documents"):
@@ -151,7 +181,13 @@ class Command(BaseCommand):
         return {name: self.start(name) for name in self.launch}
 
     def start(self, name: str) -> subprocess.Popen:
-        process = subprocess.Popen(self.launch[name], cwd=settings.BASE_DIR)
+        # Each process in a process group of its own: a signal to make's group (Ctrl-C, `kill --
+        # -PGID`, `timeout`, a closed terminal's SIGHUP) reaches this command alone, which stops
+        # them in order. Sent to every process, SIGTERM also hit the Celery worker's pool processes,
+        # and the worker then hung in its warm shutdown until killed 15 s later. Each dies with this
+        # command even if it is killed (SIGKILL) and cannot stop them.
+        process = subprocess.Popen(self.launch[name], cwd=settings.BASE_DIR, process_group=0,
+                                   preexec_fn=_die_with_parent(os.getpid()))
         self.stdout.write(f"started {name} (pid {process.pid}): {' '.join(self.launch[name][1:])}")
         return process
 
@@ -161,16 +197,20 @@ class Command(BaseCommand):
         def on_signal(signum, frame):
             stopping["signal"] = signum
 
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        restarts = Restarts()
-        exit_code = 0
-        while stopping["signal"] is None:  # Ctrl-C is seen within half a second, even mid-backoff
-            if not self.keep_up(processes, restarts):
-                exit_code = 1
-                break
-            time.sleep(0.5)
-        self.stop(processes)
+        # SIGHUP too: a dropped SSH session's hangup killed this command alone, leaving the rest.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            restarts = Restarts()
+            exit_code = 0
+            while stopping["signal"] is None:  # Ctrl-C is seen within half a second, even mid-backoff
+                if not self.keep_up(processes, restarts):
+                    exit_code = 1
+                    break
+                time.sleep(0.5)
+            self.stop(processes)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return exit_code
 
     def keep_up(self, processes: dict[str, subprocess.Popen], restarts: Restarts,
