@@ -10,11 +10,13 @@ import smtplib
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import parseaddr
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.encoding import punycode
 
 from bookings_project.datetimes import parse_api_datetime
 from bookings_project.errors import exception_chain
@@ -78,6 +80,53 @@ def ics_datetime(value) -> datetime | None:
         return None
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _local_day(moment: datetime) -> str:
+    return f"{_DAYS[moment.weekday()]} {moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def _zone_abbreviation(moment: datetime) -> str:
+    name = moment.tzname() or ""
+    return f"UTC{name}" if name[:1] in "+-" else name  # zones without an abbreviation: "+03"
+
+
+def local_time_span(start, end) -> str:
+    """A booking's times as its email shows them: in TIME_ZONE (the booking API's zone, the
+    one its organizer wrote), each side with the abbreviation in force then (a span across a
+    DST change shows both) and the zone's name once: "Sun 26 Oct 2031, 01:30 CEST – 04:30 CET
+    (Europe/Berlin)". Times read as the .ics reads them (ics_datetime); either not a time (a
+    /notifications request's free-form data): both shown as written."""
+    start_utc, end_utc = ics_datetime(start), ics_datetime(end)
+    if start_utc is None or end_utc is None:
+        return f"{start} – {end}"
+    zone = timezone.get_default_timezone()
+    first, last = timezone.localtime(start_utc, zone), timezone.localtime(end_utc, zone)
+    first_zone, last_zone = _zone_abbreviation(first), _zone_abbreviation(last)
+    if first.date() == last.date() and first_zone == last_zone:
+        span = f"{_local_day(first)}, {first:%H:%M}–{last:%H:%M} {last_zone}"
+    else:
+        until = f"{last:%H:%M}" if first.date() == last.date() else f"{_local_day(last)}, {last:%H:%M}"
+        span = (f"{_local_day(first)}, {first:%H:%M} {first_zone} – {until} {last_zone}" if first_zone != last_zone
+                else f"{_local_day(first)}, {first:%H:%M} – {until} {last_zone}")
+    name = getattr(zone, "key", str(zone))
+    return span if name in {first_zone, last_zone} else f"{span} ({name})"
+
+
+_MAILTO_SAFE = "!$'()*+;="  # RFC 6068 some-delims a local part may hold as they are (not "," or ":")
+
+
+def mailto(address: str) -> str:
+    """An email address as an RFC 6068 mailto URI that names exactly it: a character a URI
+    cannot hold, or that means something in one ("?" headers, "#" a fragment, "%" an escape,
+    "," a second address, a quoted local part's quotes and spaces), percent-encoded; an
+    internationalized domain as its ASCII (IDNA) form, as Django sends it."""
+    local, _, domain = address.rpartition("@")
+    return f"mailto:{quote(local, safe=_MAILTO_SAFE)}@{punycode(domain) if domain else ''}"
+
+
 def _ics_sequence(payload: dict, *, cancelled: bool) -> int:
     """RFC 5545 SEQUENCE: the booking's revision (0 at the confirmation, one more for each move
     and for the cancellation), so each update outranks the one before it, and a redelivered
@@ -115,10 +164,10 @@ def booking_ics(payload: dict, *, cancelled: bool, recipient: str, stable_id: st
     event.add("dtend", end)
     if payload.get("location"):
         event.add("location", one_line(str(payload["location"])))
-    organizer = vCalAddress(f"mailto:{_sender() or 'bookings@' + _domain()}")
+    organizer = vCalAddress(mailto(_sender() or f"bookings@{_domain()}"))
     organizer.params["cn"] = "Booking platform"
     event.add("organizer", organizer)
-    attendee = vCalAddress(f"mailto:{recipient}")
+    attendee = vCalAddress(mailto(recipient))
     attendee.params.update({"role": "REQ-PARTICIPANT", "rsvp": "FALSE",
                             "partstat": "DECLINED" if cancelled else "ACCEPTED"})
     event.add("attendee", attendee)

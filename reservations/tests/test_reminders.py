@@ -9,6 +9,7 @@ from bookings_project.testing import race
 from catalog.services import item_update
 from catalog.tests.factories import make_item
 from ops.dispatch import outbox_dispatch_until_empty
+from ops.emails import local_time_span
 from ops.models import OutboxEvent, OutboxStatus
 from ops.outbox import EventType
 from reservations.models import Booking, BookingStatus
@@ -100,7 +101,7 @@ def test_the_reminder_email_carries_the_booking(organizer, make_user, smtp_serve
     assert message["Message-ID"].startswith(f"<{reminders()[0].pk}@")
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "Hello carol" in text and "Room 4" in text and "Early Bird" in text and "49.99" in text
-    assert f"#{booking.pk}" in text and timezone.localtime(item.start_time).isoformat() in text
+    assert f"#{booking.pk}" in text and local_time_span(item.start_time.isoformat(), item.end_time.isoformat()) in text
     assert "Tech Workshop" in message.get_body(preferencelist=("html",)).get_content()
     assert not list(message.iter_attachments())  # the confirmation carried the calendar entry
 
