@@ -86,3 +86,10 @@ def test_attendee_addresses_are_mailto_uris_of_exactly_the_recipient(recipient, 
     [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
     [event] = Calendar.from_ical(part.get_payload(decode=True)).walk("VEVENT")
     assert str(event["attendee"]) == uri
+
+
+def test_a_time_that_is_not_one_is_escaped_in_the_html_part():
+    message = email_build(template="BOOKING_CONFIRMED", recipient="a@example.com", stable_id="job-1",
+                          context={"startTime": "<img src=https://evil.example/x>", "endTime": None}).message()
+    [html] = [p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/html"]
+    assert "<img" not in html and "&lt;img src=https://evil.example/x&gt; – None" in html
