@@ -19,7 +19,7 @@ from bookings_project.errors import Forbidden, ValidationFailed
 from ops.models import Severity
 from ops.outbox import ITEM_BOOKINGS, outbox_enqueue_document_sync
 from ops.services import system_log_create
-from reservations.services import booking_cancel_for_item, booking_times_follow_item
+from reservations.services import booking_cancel_for_item, bookings_follow_item
 
 from .cache import catalog_changed
 from .exceptions import ItemLimitReached, ItemNotFound
@@ -209,6 +209,8 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
             # racing it may deadlock, which PostgreSQL breaks and contention_guard answers 503)
             _check_item_limit(item.organizer, lock=not organizer_locked)
         renamed = merged["name"] != item.name
+        # A new place is news to the bookers as new times are: their calendars hold the old one.
+        moved_place = (merged["location"] or "").strip() != (item.location or "").strip()
         for field, value in merged.items():
             setattr(item, field, value)
         item.category = item.category or None
@@ -216,8 +218,8 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
         item.save()
         if wanted is not None:
             _replace_tiers(item=item, current=current, wanted=wanted)
-        if times_changed:
-            booking_times_follow_item(item=item)
+        if times_changed or moved_place:
+            bookings_follow_item(item=item, times=times_changed, place=moved_place)
         # Booking documents carry the item's name and times: re-project them when those change.
         _announce_item_change(item, with_bookings=renamed or times_changed)
     return item

@@ -336,7 +336,7 @@ def booking_cancel_future_for_user(*, user) -> int:
     The caller holds the user's lock. The items of all the user's active bookings are locked
     next (lock order user → item, in key order) before "not started" is read: a move of one of
     those items (item_update holds its lock) in or out of the future is then seen at its new
-    times, and a move after this commits sees the account deactivated (booking_times_follow_item
+    times, and a move after this commits sees the account deactivated (bookings_follow_item
     cancels then). Reading first let an ended item moved back into the future at that moment
     keep a deactivated account's booking."""
     held = Booking.objects.filter(user=user, status__in=ACTIVE_STATUSES).values("item_id")
@@ -371,31 +371,35 @@ def booking_cancel_for_item(*, item: BookableItem) -> int:
     return len(ids)
 
 
-def booking_times_follow_item(*, item: BookableItem) -> int:
-    """Item moved: its active bookings take the new times, unless that would make one of its
-    bookers hold two overlapping confirmed bookings (409), and every booker gets an email with
-    the new times. A started item moved back into the future first cancels (with an email) the
-    bookings of accounts deactivated since: a deactivation left them as history, and a
-    deactivated account holds no future booking."""
-    if item.start_time > timezone.now():
-        _cancel_all(Booking.objects.filter(item=item, user__is_active=False))
+def bookings_follow_item(*, item: BookableItem, times: bool, place: bool) -> int:
+    """Item moved — to new times, a new place, or both —: every booker gets an email saying what
+    changed, with an updated calendar invitation (same UID, the booking's revision one higher).
+    New times are the active bookings' own, unless that would make one of its bookers hold two
+    overlapping confirmed bookings (409). A started item moved back into the future first
+    cancels (with an email) the bookings of accounts deactivated since: a deactivation left
+    them as history, and a deactivated account holds no future booking."""
     active = Booking.objects.filter(item=item, status__in=ACTIVE_STATUSES)
-    bookers = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED).values("user_id")
-    clash = Booking.objects.filter(overlapping(item.start_time, item.end_time), user_id__in=bookers,
-                                   status=BookingStatus.CONFIRMED).exclude(item=item)
-    if clash.exists():
-        raise BookingTimeConflict("The new times overlap other confirmed bookings of this item's bookers")
-    try:
-        with transaction.atomic():
-            # (a reminder queued for the old times is dropped, and the new times get their own)
-            moved = active.update(start_time=item.start_time, end_time=item.end_time, revision=F("revision") + 1,
-                                  reminded_at=None)
-    except IntegrityError as exc:
-        _raise_overlap_as_conflict(exc)
-    # Each booker is told, with an updated calendar invitation (same UID, higher SEQUENCE), in
-    # INSERTs of a bounded size however many bookings the item has.
+    if times:
+        if item.start_time > timezone.now():
+            _cancel_all(Booking.objects.filter(item=item, user__is_active=False))
+        bookers = Booking.objects.filter(item=item, status=BookingStatus.CONFIRMED).values("user_id")
+        clash = Booking.objects.filter(overlapping(item.start_time, item.end_time), user_id__in=bookers,
+                                       status=BookingStatus.CONFIRMED).exclude(item=item)
+        if clash.exists():
+            raise BookingTimeConflict("The new times overlap other confirmed bookings of this item's bookers")
+        try:
+            with transaction.atomic():
+                # (a reminder queued for the old times is dropped, and the new times get their own)
+                moved = active.update(start_time=item.start_time, end_time=item.end_time,
+                                      revision=F("revision") + 1, reminded_at=None)
+        except IntegrityError as exc:
+            _raise_overlap_as_conflict(exc)
+    else:
+        moved = active.update(revision=F("revision") + 1)
+    # In INSERTs of a bounded size however many bookings the item has.
+    changed = [name for name, did in (("times", times), ("place", place)) if did]
     bookings = active.select_related("user", "item").order_by("pk").iterator(chunk_size=MOVE_NOTICE_CHUNK)
     while chunk := list(islice(bookings, MOVE_NOTICE_CHUNK)):
-        outbox_enqueue_many([_booking_email(booking, EventType.BOOKING_CONFIRMED, rescheduled=True)
+        outbox_enqueue_many([_booking_email(booking, EventType.BOOKING_CONFIRMED, rescheduled=True, changed=changed)
                              for booking in chunk])
     return moved

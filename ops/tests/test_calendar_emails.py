@@ -67,6 +67,32 @@ def test_invitation_times_are_utc_across_a_dst_change_with_organizer_attendee_an
     assert content_type.count("charset") == 1 and 'method="REQUEST"' in content_type
 
 
+def test_a_new_place_is_news_to_every_booker_as_new_times_are(client_for, make_user, smtp_server):
+    """Only new times told the bookers: a venue moved to another building left every attendee's
+    calendar (and the confirmation they kept) at the old address. A new place now sends the
+    updated invitation with what changed; other edits (a description) send nothing."""
+    organizer = make_user(roles=["EVENT_ORGANIZER"])
+    customer = make_user(email="c@example.com")
+    item = make_item(organizer, name="Workshop", capacity=5, location="Hall A")
+    client_for(customer).post(f"/api/v1/bookings/items/{item.pk}", {}, format="json")
+    outbox_dispatch_until_empty()
+
+    item_update(actor=organizer, item_id=item.pk, description="Bring a laptop.")
+    item_update(actor=organizer, item_id=item.pk, location="Hall B, 2nd floor")
+    later = item.start_time + timedelta(days=1)
+    item_update(actor=organizer, item_id=item.pk, location="Hall C", start_time=later, end_time=later + timedelta(hours=2))
+    outbox_dispatch_until_empty()
+
+    _, place, both = mails(smtp_server, "BOOKING_CONFIRMED")
+    texts = [m.get_body(preferencelist=("plain",)).get_content() for m in (place, both)]
+    assert "moved your booking to a new place." in texts[0] and "Where:   Hall B, 2nd floor" in texts[0]
+    assert "moved your booking to new times and a new place." in texts[1]
+    assert "Your booking has a new place" in place.get_body(preferencelist=("html",)).get_content()
+    assert [str(vevent(m)[1]["location"]) for m in (place, both)] == ["Hall B, 2nd floor", "Hall C"]
+    assert [vevent(m)[1]["sequence"] for m in (place, both)] == [1, 2]
+    assert vevent(place)[1].decoded("dtstart") == item.start_time
+
+
 def test_a_moved_item_sends_each_booker_an_updated_invitation_and_a_later_cancel_outranks_it(
         client_for, make_user, smtp_server, monkeypatch):
     organizer = make_user(roles=["EVENT_ORGANIZER"])

@@ -608,7 +608,7 @@ def test_an_ended_item_moved_back_into_the_future_while_its_booker_is_deactivate
     future = timezone.now() + timedelta(days=20)
     second_done = threading.Event()
     module, name = ((accounts.services, "booking_cancel_future_for_user") if first == "deactivation"
-                    else (catalog.services, "booking_times_follow_item"))
+                    else (catalog.services, "bookings_follow_item"))
     paused = _paused_after(monkeypatch, module, name, second_done)
 
     def deactivate():
