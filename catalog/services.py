@@ -209,8 +209,10 @@ def item_update(*, actor, item_id, price_tiers=None, **changes) -> BookableItem:
             # racing it may deadlock, which PostgreSQL breaks and contention_guard answers 503)
             _check_item_limit(item.organizer, lock=not organizer_locked)
         renamed = merged["name"] != item.name
-        # A new place is news to the bookers as new times are: their calendars hold the old one.
-        moved_place = (merged["location"] or "").strip() != (item.location or "").strip()
+        # A new place is news to the bookers as new times are: their calendars hold the old one
+        # (not once the item has ended: a record corrected).
+        moved_place = ((merged["location"] or "").strip() != (item.location or "").strip()
+                       and merged["end_time"] > timezone.now())
         for field, value in merged.items():
             setattr(item, field, value)
         item.category = item.category or None
