@@ -126,6 +126,7 @@ class ReconciliationChangeAdmin(ReadOnlyAdmin):
     # The entity types through the (entity_type, entity_id) index: Django's filter on a column
     # without choices reads `SELECT DISTINCT` of every change row for each page.
     list_filter = ("action", indexed_values_filter("entity_type"))
+    show_full_result_count = False  # (a second COUNT over every change row on each searched/filtered page)
     search_fields = ("entity_id", "job__id")
     list_select_related = ("job",)
     ordering = ("-id",)
