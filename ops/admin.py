@@ -2,6 +2,7 @@ import ipaddress
 import json
 import logging
 import time
+import uuid
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -122,7 +123,10 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 @admin.register(ReconciliationChange)
 class ReconciliationChangeAdmin(ReadOnlyAdmin):
     list_display = ("job", "entity_type", "entity_id", "action", "field")
-    list_filter = ("action", "entity_type")
+    # The entity types through the (entity_type, entity_id) index: Django's filter on a column
+    # without choices reads `SELECT DISTINCT` of every change row for each page.
+    list_filter = ("action", indexed_values_filter("entity_type"))
+    show_full_result_count = False  # (a second COUNT over every change row on each searched/filtered page)
     search_fields = ("entity_id", "job__id")
     list_select_related = ("job",)
     ordering = ("-id",)
@@ -130,6 +134,22 @@ class ReconciliationChangeAdmin(ReadOnlyAdmin):
               "relational_value_pretty")
     readonly_fields = fields
     list_per_page = 50
+
+    def get_search_results(self, request, queryset, search_term):
+        """A *whole* job id (as copied from GET /jobs) or entity id, each through its index: a
+        substring of either (`UPPER(job_id::text) LIKE …`) scanned every change row twice, the
+        page and its count (1 s at 210,000 rows; a whole-type run records one per field)."""
+        types = sorted(set(jobs.ENTITY_TYPES.values()))  # as recorded: "launch" is stored as "item"
+
+        def match(term):
+            found = Q(entity_type__in=types, entity_id=term)
+            try:
+                found |= Q(job_id=uuid.UUID(term))
+            except ValueError:
+                pass
+            return found
+
+        return search_words(queryset, search_term, match), False
 
     document_value_pretty = json_display("document_value", "document value")
     relational_value_pretty = json_display("relational_value", "relational value")

@@ -368,3 +368,24 @@ def test_an_address_stored_before_nfkc_saves_the_accounts_other_fields_in_the_ad
         f'The user “<a href="{USERS_URL}{legacy.pk}/change/">legacy</a>” was changed successfully.']
     legacy.refresh_from_db()
     assert (legacy.email, legacy.first_name) == ("x@ｅｘａｍｐｌｅ.com", "Ada")
+
+
+def test_deactivate_refuses_a_selection_larger_than_one_confirmation_page(admin_client, make_user, monkeypatch,
+                                                                            settings):
+    """"Select all" over 11,000 accounts built a 2 s, 1.7 MB page whose confirming POST (every id a
+    field) Django refused anyway; beyond DEACTIVATE_MAX it says so and changes nothing."""
+    from accounts.admin import UserAdmin
+
+    assert UserAdmin.DEACTIVATE_MAX + 10 < settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    monkeypatch.setattr(UserAdmin, "DEACTIVATE_MAX", 2)
+    users = [make_user(username=f"many{i}") for i in range(3)]
+
+    response = admin_client.post(f"{USERS_URL}?q=many", {"action": "deactivate", "select_across": "1", "index": "0",
+                                                          "_selected_action": [users[0].pk]}, follow=True)
+    assert "cannot be undone" not in response.content.decode()
+    assert ["3 users selected; deactivate at most 2 at a time (narrow the list with a search or a filter). "
+            "Nothing was changed."] == [str(m) for m in get_messages(response.wsgi_request)]
+    assert all(User.objects.get(pk=user.pk).is_active for user in users)
+
+    asked = admin_client.post(USERS_URL, {"action": "deactivate", "_selected_action": [u.pk for u in users[:2]]})
+    assert asked.status_code == 200 and "cannot be undone" in asked.content.decode()

@@ -150,3 +150,36 @@ def test_a_searched_list_takes_its_date_links_from_the_list_unsearched(admin_cli
     response, queries = _page(admin_client, f"{url}?q=nothing-matches-this&{field}__year=2024")
     assert ">March 2024</a>" in response.content.decode()
     assert not [q for q in queries if "MIN(" in q.upper() and "LIKE" in q.upper()], queries
+
+
+def test_the_reconciliation_change_list_reads_its_filter_and_search_through_indexes(admin_client, make_user):
+    """Its entity-type filter's choices through the (entity_type, entity_id) index, not a
+    `SELECT DISTINCT` of every change row; a search matches a whole job id or entity id (by
+    equality, through their indexes), not a substring of the job id turned into text, which
+    scanned every row twice (~1 s per page at 210,000 rows)."""
+    user = make_user()
+    item_job = job_create_reconciliation(entity_type="item", entity_id=12, actor=user)
+    booking_job = job_create_reconciliation(entity_type="booking", entity_id=7, actor=user)
+    for job, entity_type, entity_id in ((item_job, "item", "12"), (booking_job, "booking", "7"),
+                                        (booking_job, "booking", "123")):
+        ReconciliationChange.objects.create(job=job, entity_type=entity_type, entity_id=entity_id, action="updated",
+                                            field="name", document_value="a", relational_value="b")
+
+    response, queries = _page(admin_client, "/admin/ops/reconciliationchange/")
+    cl = response.context["cl"]
+    [spec] = [spec for spec in cl.filter_specs if spec.title == "entity type"]
+    assert [choice["display"] for choice in spec.choices(cl)] == ["All", "booking", "item"]
+    assert not [q for q in queries if "DISTINCT" in q.upper()], queries
+    filtered = admin_client.get("/admin/ops/reconciliationchange/?entity_type__exact=item").context["cl"].result_list
+    assert [change.entity_id for change in filtered] == ["12"]
+
+    def found(term):
+        response, queries = _page(admin_client, f"/admin/ops/reconciliationchange/?q={term}")
+        assert not [q for q in queries if "LIKE" in q.upper()], queries
+        assert not [q for q in queries if q.endswith('FROM "ops_reconciliationchange"')], queries  # no full count
+        return sorted(change.entity_id for change in response.context["cl"].result_list)
+
+    assert found(str(booking_job.pk)) == ["123", "7"]
+    assert found(str(booking_job.pk).upper()) == ["123", "7"]
+    assert found("12") == ["12"]  # a whole id: not "123"
+    assert found("nothing") == []

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings_project.tests.helpers import list_cost
@@ -143,6 +144,19 @@ class TestQueryCounts:
         assert list_cost(me, "/api/v1/bookings/me") == (one_me[0], 30)
         assert list_cost(client_for(organizer), item_path) == (one_item[0], 21)
         assert one_me[0] <= 2
+
+    def test_booking_lists_read_only_the_columns_they_show(self, client_for, customer, organizer):
+        """Not every column of each row's user and item (a password hash, the item's
+        description repeated on each of an item's 3,000 bookings: 650 → 285 ms to read them)."""
+        item = make_item(organizer, description="A long description " * 50)
+        booking_create(user=customer, item_id=item.pk)
+        for client, path in ((client_for(customer), "/api/v1/bookings/me"),
+                             (client_for(organizer), f"/api/v1/bookings/items/{item.pk}")):
+            with CaptureQueriesContext(connection) as captured:
+                body = client.get(path).json()
+            assert body[0]["username"] == customer.username and body[0]["itemName"] == item.name
+            [listed] = [q["sql"] for q in captured.captured_queries if 'FROM "reservations_booking"' in q["sql"]]
+            assert '"description"' not in listed and '"password"' not in listed and '"tags"' not in listed, listed
 
 
 @pytest.mark.parametrize("raw", [b"[]", b"false", b"0", b'""', b"null", b"[1]", b'"x"'])
