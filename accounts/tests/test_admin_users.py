@@ -279,6 +279,37 @@ def test_a_database_error_on_one_user_leaves_the_others_changed_with_their_histo
     assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(first.pk)]
 
 
+def test_a_database_gone_midway_still_reports_the_users_changed_before_it(admin_client, make_user, monkeypatch):
+    """The database going away on the second user (its connection closed: every later query of
+    the page fails, the history write included): the first user stays deactivated, and the page
+    says so and that its history could not be written — not "The selection was not valid;
+    nothing was changed" (HardenedAdminMixin), which the history write's error reached."""
+    from django.contrib.admin.models import LogEntryManager
+    from django.db import InterfaceError, OperationalError
+
+    from accounts import services
+
+    first, second = make_user(username="first"), make_user(username="second")
+    real = services.user_deactivate
+
+    def deactivate(*, user, **kwargs):
+        if user.pk == second.pk:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(user=user, **kwargs)
+
+    def log_actions(*args, **kwargs):
+        raise InterfaceError("connection already closed")
+
+    monkeypatch.setattr(services, "user_deactivate", deactivate)
+    monkeypatch.setattr(LogEntryManager, "log_actions", log_actions)
+    messages = run_action(admin_client, "deactivate", [first, second], post="yes")
+
+    assert messages == ["1 user(s) not changed: the database did not answer in time or failed; run the action again "
+                        "(second)", "1 user(s) deactivated.",
+                        "The admin history of the 1 user(s) changed could not be written (the database failed): first"]
+    assert [u.is_active for u in User.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")] == [False, True]
+
+
 def test_group_follows_role_changes_through_the_api(make_user, client_for):
     admin_user = make_user(roles=["ADMIN"])
     user = make_user()
