@@ -116,6 +116,31 @@ def test_a_change_form_saved_after_the_user_changed_their_profile_writes_only_wh
     assert (user.email, user.booking_reminders, user.last_name) == ("ann.new@example.com", False, "Lee")
 
 
+def test_a_name_the_admin_left_as_shown_is_not_checked_again_when_the_user_renamed_meanwhile(admin_client, make_user):
+    """The user renames themselves while the admin's page is open, and a newcomer takes their old
+    email and name; the admin corrects the last name. The page sends the old name and address
+    back unchanged (not written: only what this admin changed is): they were still checked as
+    if the admin had chosen them — "A user with this username already exists" on fields the
+    admin never touched, and the page could not be saved until reloaded."""
+    import re
+
+    from accounts.services import user_update
+
+    user = make_user(username="ann", email="ann@example.com", last_name="Leee")
+    page = admin_client.get(f"{USERS_URL}{user.pk}/change/").content.decode()
+    shown = dict(re.findall(r'name="(initial-[^"]+)" value="([^"]*)"', page))
+    user_update(actor=user, user=user, username="ann2", email="ann2@example.com")
+    make_user(username="ann", email="ann@example.com")
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {
+        **shown, "username": "ann", "email": "ann@example.com", "first_name": "", "last_name": "Lee",
+        "booking_reminders": "on"})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert (user.username, user.email, user.last_name) == ("ann2", "ann2@example.com", "Lee")
+
+
 def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_nothing(admin_client, make_user):
     from accounts.services import user_deactivate
 
