@@ -59,6 +59,12 @@ class UserChangeForm(auth_forms.UserChangeForm):
         for field in self.fields.values():
             field.show_hidden_initial = True
 
+    def _get_validation_exclusions(self):
+        # A field sent back as the page showed it is not written (UserAdmin.save_model): the
+        # model's unique checks skip it too, as the clean_ methods do. The user may have renamed
+        # themselves meanwhile, and a newcomer taken the old name: that is no error of this page.
+        return super()._get_validation_exclusions() | {name for name in self.NORMALIZED if name not in self.changed_data}
+
     def clean_username(self):
         return self._unique_whatever_case("username")
 
@@ -67,6 +73,8 @@ class UserChangeForm(auth_forms.UserChangeForm):
 
     def _unique_whatever_case(self, field: str) -> str:
         value, normalized = self.cleaned_data[field], self.NORMALIZED[field]
+        if field not in self.changed_data:  # (as the page showed it: not written, so not checked again)
+            return value
         stored = getattr(self.instance, field, None)
         if value and stored and normalized(value) == normalized(stored):
             return stored  # (unchanged: one stored before NFKC normalization keeps its form; the service agrees)

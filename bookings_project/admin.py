@@ -23,7 +23,7 @@ from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, models
+from django.db import DatabaseError, InterfaceError, models
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -207,7 +207,7 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
     if deadline is None:
         deadline = time.monotonic() + settings.JOB_EXECUTE_SECONDS
     out_of_time = f"not run: this page's {settings.JOB_EXECUTE_SECONDS} s were used up; {again}"
-    results, changed, refused, same = [], [], defaultdict(list), []
+    results, changed, changed_labels, refused, same = [], [], [], defaultdict(list), []
     for obj in objects:
         if time.monotonic() >= deadline:
             refused[out_of_time].append(label(obj))
@@ -217,7 +217,7 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
         except ApplicationError as exc:
             refused[exc.message].append(label(obj))
             continue
-        except DatabaseError as exc:
+        except (DatabaseError, InterfaceError) as exc:
             # A lock wait or a statement that timed out, a deadlock (another page or request
             # holding the row), or the database failing: this object is not changed, and those
             # changed before it keep their history and count — not the page's "the selection was
@@ -231,8 +231,21 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
             same.append(label(obj))
         else:
             changed.append(result if isinstance(result, models.Model) else obj)
-    action_log(model_admin, request, changed)
+            changed_labels.append(label(obj))
+    try:
+        action_log(model_admin, request, changed)
+        unrecorded = []
+    except (DatabaseError, InterfaceError) as exc:
+        # The database gone meanwhile (its connection closed: every later query fails): what was
+        # changed stays changed and is reported — not "nothing was changed" (HardenedAdminMixin).
+        logger.warning("admin action on %s: history of %s object(s) not written: %s", model_admin.opts.label,
+                       len(changed), exc)
+        unrecorded = changed_labels
     action_report(model_admin, request, noun=noun, done=done, changed=len(changed), refused=refused)
+    if unrecorded:
+        model_admin.message_user(request, f"The admin history of the {len(unrecorded)} {noun} changed could not be "
+                                          f"written (the database failed): {_labels(unrecorded)}",
+                                 messages.ERROR)
     if same:
         model_admin.message_user(request, f"{len(same)} {noun} left as they were: {unchanged} ({_labels(same)})",
                                  messages.INFO)

@@ -87,7 +87,11 @@ def env_rate(name: str, default: str) -> str:
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+    """Comma-separated values; none at all (unset, empty, only commas and spaces) is the default,
+    as an empty number is: `ALLOWED_HOSTS=` read as no host made production answer every request
+    with a 400, and `PASSWORD_HASHERS=` as no hasher failed every login."""
+    parts = [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+    return parts or [part.strip() for part in default.split(",") if part.strip()]
 
 
 def env_origins(name: str) -> list[str]:

@@ -42,11 +42,16 @@ def normalize(apps, schema_editor):
     for pk, username, email in list(rows):  # (few: the names and addresses that are not plain ASCII)
         changes = {}
         name = unicodedata.normalize("NFKC", username)
-        if name != username and _valid(name, UnicodeUsernameValidator()):
-            changes["username"] = name
         address = BaseUserManager.normalize_email(unicodedata.normalize("NFKC", email)).lower() if email else email
-        if address != email and _valid(address, EmailValidator()):
-            changes["email"] = address
+        for field, stored, value, validator, what in (
+                ("username", username, name, UnicodeUsernameValidator(), "username"),
+                ("email", email, address, EmailValidator(), "email address")):
+            if value == stored:
+                continue
+            if _valid(value, validator):
+                changes[field] = value
+            else:  # (named, as a pair is: left as it is, its normalized form stays free)
+                left.append(f"user {pk}: {field} {value!r} is not a valid {what}")
         for field, value in list(changes.items()):
             others = User.objects.exclude(pk=pk).annotate(key=Lower(field)).filter(key=Lower(Value(value)))
             if others.exists():
@@ -55,7 +60,7 @@ def normalize(apps, schema_editor):
         if changes:
             User.objects.filter(pk=pk).update(**changes)
     if left:
-        print("\n  accounts.0005: left as stored (rename one of each pair, then migrate again):\n  " + "\n  ".join(left))
+        print("\n  accounts.0005: left as stored (rename one of each pair, or the account, then migrate again):\n  " + "\n  ".join(left))
 
 
 class Migration(migrations.Migration):

@@ -116,6 +116,31 @@ def test_a_change_form_saved_after_the_user_changed_their_profile_writes_only_wh
     assert (user.email, user.booking_reminders, user.last_name) == ("ann.new@example.com", False, "Lee")
 
 
+def test_a_name_the_admin_left_as_shown_is_not_checked_again_when_the_user_renamed_meanwhile(admin_client, make_user):
+    """The user renames themselves while the admin's page is open, and a newcomer takes their old
+    email and name; the admin corrects the last name. The page sends the old name and address
+    back unchanged (not written: only what this admin changed is): they were still checked as
+    if the admin had chosen them — "A user with this username already exists" on fields the
+    admin never touched, and the page could not be saved until reloaded."""
+    import re
+
+    from accounts.services import user_update
+
+    user = make_user(username="ann", email="ann@example.com", last_name="Leee")
+    page = admin_client.get(f"{USERS_URL}{user.pk}/change/").content.decode()
+    shown = dict(re.findall(r'name="(initial-[^"]+)" value="([^"]*)"', page))
+    user_update(actor=user, user=user, username="ann2", email="ann2@example.com")
+    make_user(username="ann", email="ann@example.com")
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", {
+        **shown, "username": "ann", "email": "ann@example.com", "first_name": "", "last_name": "Lee",
+        "booking_reminders": "on"})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert (user.username, user.email, user.last_name) == ("ann2", "ann2@example.com", "Lee")
+
+
 def test_a_deactivated_user_is_read_only_in_the_admin_and_a_stale_form_changes_nothing(admin_client, make_user):
     from accounts.services import user_deactivate
 
@@ -277,6 +302,37 @@ def test_a_database_error_on_one_user_leaves_the_others_changed_with_their_histo
                         "(second)", "1 user(s) deactivated."]
     assert [u.is_active for u in User.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")] == [False, True]
     assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(first.pk)]
+
+
+def test_a_database_gone_midway_still_reports_the_users_changed_before_it(admin_client, make_user, monkeypatch):
+    """The database going away on the second user (its connection closed: every later query of
+    the page fails, the history write included): the first user stays deactivated, and the page
+    says so and that its history could not be written — not "The selection was not valid;
+    nothing was changed" (HardenedAdminMixin), which the history write's error reached."""
+    from django.contrib.admin.models import LogEntryManager
+    from django.db import InterfaceError, OperationalError
+
+    from accounts import services
+
+    first, second = make_user(username="first"), make_user(username="second")
+    real = services.user_deactivate
+
+    def deactivate(*, user, **kwargs):
+        if user.pk == second.pk:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(user=user, **kwargs)
+
+    def log_actions(*args, **kwargs):
+        raise InterfaceError("connection already closed")
+
+    monkeypatch.setattr(services, "user_deactivate", deactivate)
+    monkeypatch.setattr(LogEntryManager, "log_actions", log_actions)
+    messages = run_action(admin_client, "deactivate", [first, second], post="yes")
+
+    assert messages == ["1 user(s) not changed: the database did not answer in time or failed; run the action again "
+                        "(second)", "1 user(s) deactivated.",
+                        "The admin history of the 1 user(s) changed could not be written (the database failed): first"]
+    assert [u.is_active for u in User.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")] == [False, True]
 
 
 def test_group_follows_role_changes_through_the_api(make_user, client_for):

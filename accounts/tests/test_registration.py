@@ -410,3 +410,23 @@ def test_names_stored_before_nfkc_are_normalized_so_nobody_can_take_their_normal
     assert_error(register_core(api_client, email="ada@example.com"), 409)
     login = api_client.post("/api/v1/auth/login", {"username": "ａｄａ", "password": "Legacy-pass!word9"}, format="json")
     assert login.status_code == 200, login.content
+
+
+def test_a_stored_name_whose_normalized_form_the_rules_refuse_is_left_and_named(make_user, capsys):
+    """accounts migration 0005 leaves a name whose normalized form is no valid username ("ａｄａ　x":
+    NFKC makes the ideographic space a space) as it is, as its docstring says, and names it in
+    its output, as it names a pair: the operator must rename it by hand, else "ada x"-like forms
+    stay free for a newcomer. It was left without a word."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("accounts.migrations.0005_nfkc_normalize_stored_names")
+    odd = make_user(username="odd", email="odd@example.com")
+    User.objects.filter(pk=odd.pk).update(username="ａｄａ\u3000x")
+
+    migration.normalize(apps, None)
+
+    odd.refresh_from_db()
+    assert odd.username == "ａｄａ\u3000x"
+    assert f"user {odd.pk}: username 'ada x' is not a valid username" in capsys.readouterr().out

@@ -57,6 +57,17 @@ def test_default_hosts_are_the_loopback_names_only(tmp_path):
     assert result.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"
 
 
+@pytest.mark.parametrize("value", ["", " ", ","])
+def test_an_empty_allowed_hosts_is_the_default(tmp_path, value):
+    """`ALLOWED_HOSTS=` (an env file's empty line, compose passing an unset variable) is the
+    default, as an empty DATABASE_URL, HOST or PORT is: read as no host at all, production
+    answered every request but the probes with a 400 (DisallowedHost)."""
+    result = import_settings(tmp_path, show="s.ALLOWED_HOSTS", DEBUG="0", SECRET_KEY=REAL_SECRET,
+                             JWT_SIGNING_KEY=REAL_JWT_KEY, ALLOWED_HOSTS=value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"
+
+
 @pytest.mark.parametrize("debug", ["0", "1"])
 def test_short_jwt_signing_key_is_refused(tmp_path, debug):
     result = import_settings(tmp_path, DEBUG=debug, SECRET_KEY=REAL_SECRET, JWT_SIGNING_KEY="x" * 31)
