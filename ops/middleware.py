@@ -13,7 +13,9 @@ from bookings_project.http import redact_log_record
 from .checks import CONSOLE_EMAIL_BACKEND
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# fullmatch, not match with `$`: `$` also matches before a trailing newline, and "abc\n" kept as
+# the response's X-Request-ID made Django refuse the header (a 500) and split the log line.
+_VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def current_request_id() -> str:
@@ -28,7 +30,7 @@ class RequestIDMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get(self.header, "")
-        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = request_id_var.set(request_id)
         try:
@@ -46,7 +48,7 @@ def _request_id_of(request) -> str | None:
         return request_id
     headers = getattr(request, "headers", None)
     incoming = headers.get(RequestIDMiddleware.header, "") if headers is not None else ""
-    return incoming if _VALID_ID.match(incoming) else None
+    return incoming if _VALID_ID.fullmatch(incoming) else None
 
 
 class RequestIDLogFilter(logging.Filter):

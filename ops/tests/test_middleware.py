@@ -39,6 +39,17 @@ def test_django_request_log_line_carries_the_generated_id_when_none_was_sent(api
     assert f"[{response['X-Request-ID']}] django.request:" in line and "[-]" not in line
 
 
+@pytest.mark.parametrize("sent", ["trace-1\n", "trace-1\r\n", "\n"])
+def test_a_request_id_ending_in_a_newline_is_replaced_not_echoed_into_a_500(api_client, request_log, sent):
+    """`$` matched before a trailing newline: the id was kept, and Django refused it as a header."""
+    response = api_client.get("/no-such-route", HTTP_X_REQUEST_ID=sent)
+
+    assert response.status_code == 404
+    assert response["X-Request-ID"] != sent and "\n" not in response["X-Request-ID"]
+    [line] = request_log()
+    assert f"[{response['X-Request-ID']}] django.request:" in line
+
+
 def test_log_lines_are_dated_in_utc_so_the_hour_a_dst_change_repeats_reads_twice_apart(settings):
     """The console handler's lines (web, worker and beat) carry UTC with Z, as the core API's
     times: in the local wall clock, New York's 01:30 EDT and 01:30 EST printed the same."""
