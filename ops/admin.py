@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import DatabaseError
+from django.db import Error
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -111,8 +111,8 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
         reason = "already sent or queued, or being delivered right now"
         try:
-            revived = set(outbox.outbox_retry(event_ids=list(selected), on_revived=on_revived))
-        except DatabaseError as exc:
+            outbox.outbox_retry(event_ids=list(selected), on_revived=on_revived)
+        except Error as exc:  # (a DatabaseError, or an InterfaceError: the connection closed)
             logger.warning("outbox retry failed midway: %s", exc)
             reason = "the database failed midway (or these were already sent or queued); run the action again"
         left = [str(pk) for pk in selected if pk not in revived]
