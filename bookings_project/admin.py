@@ -23,7 +23,7 @@ from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, InterfaceError, models
+from django.db import DatabaseError, Error, models
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -217,7 +217,7 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
         except ApplicationError as exc:
             refused[exc.message].append(label(obj))
             continue
-        except (DatabaseError, InterfaceError) as exc:
+        except Error as exc:  # (a DatabaseError, or an InterfaceError: the connection closed)
             # A lock wait or a statement that timed out, a deadlock (another page or request
             # holding the row), or the database failing: this object is not changed, and those
             # changed before it keep their history and count — not the page's "the selection was
@@ -235,7 +235,7 @@ def action_run_each(model_admin, request, objects, *, noun: str, done: str | Non
     try:
         action_log(model_admin, request, changed)
         unrecorded = []
-    except (DatabaseError, InterfaceError) as exc:
+    except Error as exc:
         # The database gone meanwhile (its connection closed: every later query fails): what was
         # changed stays changed and is reported — not "nothing was changed" (HardenedAdminMixin).
         logger.warning("admin action on %s: history of %s object(s) not written: %s", model_admin.opts.label,
